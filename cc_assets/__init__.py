@@ -1,0 +1,1 @@
+"""Command Center's Dagster assets; `cc_assets.definitions` holds the only `Definitions`."""

@@ -1,0 +1,31 @@
+"""The one `Definitions` of Command Center: assets, checks, jobs, schedules, sensors, resources."""
+
+import warnings
+
+from dagster import BetaWarning, Definitions, PreviewWarning
+
+warnings.filterwarnings("ignore", category=BetaWarning)
+warnings.filterwarnings("ignore", category=PreviewWarning)
+
+from cc_assets.dbt import build_dbt_assets  # noqa: E402
+from cc_assets.normalized import normalized_events  # noqa: E402
+from cc_assets.raw import raw_assets  # noqa: E402
+from resources.dbt import dbt_resource, ensure_manifest  # noqa: E402
+from resources.platform import PlatformResource  # noqa: E402
+from resources.settings import Settings  # noqa: E402
+from sensors.jobs import ingest_job, transform_job  # noqa: E402
+from sensors.schedules import sources_schedule, transform_after_ingest_sensor  # noqa: E402
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    dbt_models = build_dbt_assets(ensure_manifest(settings))
+    return Definitions(
+        assets=[*raw_assets, normalized_events, dbt_models],
+        jobs=[ingest_job, transform_job],
+        schedules=[sources_schedule],
+        sensors=[transform_after_ingest_sensor],
+        resources={"platform": PlatformResource(), "dbt": dbt_resource()},
+    )
+
+
+defs = build_definitions(Settings.from_env())

@@ -1,0 +1,238 @@
+"""Raw assets: one daily-partitioned asset per source entity, landed as Parquet in the lake.
+
+Each run pages its source once for the whole partition window, buckets records by their day,
+and replaces every partition of the window. Records that break the schema and pages that cannot
+be read go to the dead-letter store with the reason; the rest lands. A source that stays down
+fails its own asset with the client's message, and the other sources land regardless.
+"""
+
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from cc_assets.partitions import daily_partitions, single_run_backfill
+from cc_events.model import InvalidRecord
+from cc_events.raw_tables import RAW_TABLES, RawTable
+from resources.http import MalformedPage, SourceUnavailable, dumps
+from resources.lake import DeadLetter, Lake, raw_schema
+from resources.platform import PlatformResource
+from resources.sources import Item
+
+# A fetched record, what the fetch knew about it (repo, PR number), and its day when the
+# day comes from the fetch (a review lands in its PR's partition) rather than from the record.
+Fetch = tuple[Item, dict, date | None]
+
+
+@dataclass(frozen=True)
+class Window:
+    days: list[date]
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.days[0], datetime.min.time())
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.days[-1] + timedelta(days=1), datetime.min.time())
+
+
+def _pull_requests_in(lake: Lake, window: Window) -> Iterator[tuple[str, int, date]]:
+    for day in window.days:
+        table = lake.read(("raw", "github", "pull_requests"), day)
+        if table is not None:
+            for row in table.select(["repo", "number"]).to_pylist():
+                yield row["repo"], row["number"], day
+
+
+def _instances_in(lake: Lake, window: Window) -> list[str]:
+    table = lake.read(("raw", "charlie", "instances"), window.days[-1])
+    return sorted({r for r in table.column("id").to_pylist()}) if table is not None else []
+
+
+def fetch_github_pull_requests(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    github = platform.github()
+    for repo in github.repos():
+        for item in github.pull_requests(repo, window.start, window.end):
+            yield item, {"repo": repo}, None
+
+
+def fetch_github_issues(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    github = platform.github()
+    for repo in github.repos():
+        for item in github.issues(repo, window.start, window.end):
+            yield item, {"repo": repo}, None
+
+
+def fetch_github_reviews(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    github = platform.github()
+    for repo, number, day in _pull_requests_in(platform.lake(), window):
+        for item in github.reviews(repo, number):
+            yield item, {"repo": repo, "pull_number": number}, day
+
+
+def fetch_github_commits(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    github = platform.github()
+    for repo in github.repos():
+        for item in github.commits(repo, window.start, window.end):
+            yield item, {"repo": repo}, None
+    # Branch commits are only tied to their PR by this listing; it is what correlates them.
+    for repo, number, day in _pull_requests_in(platform.lake(), window):
+        for item in github.pull_commits(repo, number):
+            yield item, {"repo": repo, "pull_number": number}, day
+
+
+def fetch_linear_issues(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    for item in platform.linear().issues(window.start, window.end):
+        yield item, {}, None
+
+
+def _snapshot(items: Iterable[Item], window: Window) -> Iterator[Fetch]:
+    for item in items:
+        for day in window.days:
+            yield item, {}, day
+
+
+def fetch_linear_teams(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    yield from _snapshot(list(platform.linear().teams()), window)
+
+
+def fetch_linear_users(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    yield from _snapshot(list(platform.linear().users()), window)
+
+
+def fetch_charlie_instances(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    yield from _snapshot(list(platform.charlie().instances()), window)
+
+
+def fetch_charlie_health(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    charlie = platform.charlie()
+    yield from _snapshot([charlie.health(i) for i in _instances_in(platform.lake(), window)], window)
+
+
+def fetch_charlie_activity(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    charlie = platform.charlie()
+    for instance in _instances_in(platform.lake(), window):
+        for item in charlie.activity(instance, window.start, window.end):
+            yield item, {}, None
+
+
+@dataclass(frozen=True)
+class RawSpec:
+    table: RawTable
+    fetch: Callable[[PlatformResource, Window], Iterator[Fetch]]
+    day_column: str | None  # the record's time that picks its partition; None: the fetch decides
+    deps: tuple[tuple[str, str], ...] = ()
+
+
+RAW_SPECS = [
+    RawSpec(RAW_TABLES["github", "pull_requests"], fetch_github_pull_requests, "updated_at"),
+    RawSpec(RAW_TABLES["github", "issues"], fetch_github_issues, "updated_at"),
+    RawSpec(RAW_TABLES["github", "reviews"], fetch_github_reviews, None, (("github", "pull_requests"),)),
+    RawSpec(RAW_TABLES["github", "commits"], fetch_github_commits, "authored_at", (("github", "pull_requests"),)),
+    RawSpec(RAW_TABLES["linear", "issues"], fetch_linear_issues, "updated_at"),
+    RawSpec(RAW_TABLES["linear", "teams"], fetch_linear_teams, None),
+    RawSpec(RAW_TABLES["linear", "users"], fetch_linear_users, None),
+    RawSpec(RAW_TABLES["charlie", "instances"], fetch_charlie_instances, None),
+    RawSpec(RAW_TABLES["charlie", "health"], fetch_charlie_health, None, (("charlie", "instances"),)),
+    RawSpec(RAW_TABLES["charlie", "activity"], fetch_charlie_activity, "occurred_at", (("charlie", "instances"),)),
+]
+
+
+@dataclass
+class Landing:
+    rows_by_day: dict[date, list[dict]]
+    dead_letters: list[DeadLetter]
+
+
+def collect(spec: RawSpec, fetched: Iterable[Fetch], window: Window) -> Landing:
+    """Flatten fetched records into per-day rows; what cannot be used becomes a dead letter."""
+    table = spec.table
+    in_window = set(window.days)
+    rows_by_day: dict[date, list[dict]] = defaultdict(list)
+    dead: list[DeadLetter] = []
+    for item, extra, fixed_day in fetched:
+        if isinstance(item, MalformedPage):
+            dead.append(DeadLetter(table.source, table.entity, f"{item.reason} (page {item.url})", item.body))
+            continue
+        try:
+            row = table.flatten(item, extra)
+        except InvalidRecord as exc:
+            dead.append(DeadLetter(table.source, table.entity, str(exc), dumps({"record": item, "context": extra})))
+            continue
+        row["_raw"] = dumps(item)
+        day = fixed_day if fixed_day is not None else row[spec.day_column].date()
+        if day in in_window:
+            rows_by_day[day].append(row)
+    return Landing(rows_by_day, dead)
+
+
+def build_raw_asset(spec: RawSpec):
+    table = spec.table
+    key = AssetKey(["raw", table.source, table.entity])
+
+    @asset(
+        key=key,
+        description=table.description,
+        group_name=f"raw_{table.source}",
+        partitions_def=daily_partitions,
+        backfill_policy=single_run_backfill,
+        deps=[AssetKey(["raw", *dep]) for dep in spec.deps],
+        kinds={"parquet", table.source},
+        check_specs=[AssetCheckSpec("no_dead_letters", asset=key,
+                                    description="Every fetched record and page of the run was usable.")],
+        metadata={"lake_path": f"lake/raw/{table.source}/{table.entity}/date=YYYY-MM-DD/part-0.parquet"},
+    )
+    def raw_asset(context: AssetExecutionContext, platform: PlatformResource) -> MaterializeResult:
+        window = Window([date.fromisoformat(k) for k in context.partition_keys])
+        ingested_at = datetime.utcnow().replace(microsecond=0)
+        try:
+            landing = collect(spec, spec.fetch(platform, window), window)
+        except SourceUnavailable as exc:
+            raise Failure(description=f"{table.source} is unavailable, nothing landed for "
+                                      f"{table.source}/{table.entity}: {exc}") from exc
+        schema = raw_schema(table)
+        per_day = {}
+        total_bytes = 0
+        for day in window.days:
+            written = platform.land(("raw", table.source, table.entity), day,
+                                    landing.rows_by_day.get(day, []), schema, ingested_at)
+            per_day[day.isoformat()] = written.rows
+            total_bytes += written.bytes
+        if landing.dead_letters:
+            platform.lake().write_dead_letters(table.source, table.entity, window.days[-1],
+                                               landing.dead_letters, ingested_at)
+            context.log.warning("%d dead letter(s) for %s/%s, first: %s", len(landing.dead_letters),
+                                table.source, table.entity, landing.dead_letters[0].reason)
+        return MaterializeResult(
+            metadata={
+                "rows": sum(per_day.values()),
+                "rows_per_day": MetadataValue.json(per_day),
+                "bytes": total_bytes,
+                "dead_letters": len(landing.dead_letters),
+            },
+            check_results=[AssetCheckResult(
+                check_name="no_dead_letters", passed=not landing.dead_letters,
+                severity=AssetCheckSeverity.WARN,
+                metadata={"dead_letters": len(landing.dead_letters),
+                          "first_reason": landing.dead_letters[0].reason if landing.dead_letters else ""},
+            )],
+        )
+
+    return raw_asset
+
+
+raw_assets = [build_raw_asset(spec) for spec in RAW_SPECS]

@@ -1,0 +1,290 @@
+"""Source record → normalized events, one function per source entity (docs/contract.md §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cc_events.keys import CorrelationKey, KeyExtractor, unique
+from cc_events.model import Actor, InvalidRecord, NormalizedEvent, Target
+
+LINEAR_PRIORITY = {0: "none", 1: "urgent", 2: "high", 3: "medium", 4: "low"}
+
+
+@dataclass(frozen=True)
+class NormalizeContext:
+    """What the normalizer must know beyond one record: the org's teams and its Charlie bots."""
+
+    linear_team_keys: frozenset[str] = frozenset()
+    # Charlie identities on other systems, mapped to the instance id.
+    charlie_github_logins: Mapping[str, str] = field(default_factory=dict)
+    charlie_linear_users: Mapping[str, str] = field(default_factory=dict)
+    charlie_names: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def extractor(self) -> KeyExtractor:
+        return KeyExtractor(self.linear_team_keys)
+
+    @classmethod
+    def build(cls, teams: Iterable[Mapping[str, Any]], instances: Iterable[Mapping[str, Any]]) -> NormalizeContext:
+        instances = list(instances)
+        return cls(
+            linear_team_keys=frozenset(str(t["key"]).upper() for t in teams if t.get("key")),
+            charlie_github_logins={i["github_login"].lower(): i["id"] for i in instances if i.get("github_login")},
+            charlie_linear_users={i["linear_user_id"]: i["id"] for i in instances if i.get("linear_user_id")},
+            charlie_names={i["id"]: i.get("name") or i["id"] for i in instances},
+        )
+
+
+def parse_time(value: Any, field_name: str) -> datetime:
+    """ISO 8601 (with `Z` or an offset) → naive UTC, the lake's time convention."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidRecord(f"{field_name}: not an ISO 8601 time: {value!r}") from exc
+    else:
+        raise InvalidRecord(f"{field_name}: missing")
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def optional_time(value: Any, field_name: str) -> datetime | None:
+    return None if value in (None, "") else parse_time(value, field_name)
+
+
+def require(record: Mapping[str, Any], *names: str) -> None:
+    missing = [n for n in names if record.get(n) in (None, "")]
+    if missing:
+        raise InvalidRecord(f"missing required field(s): {', '.join(missing)}")
+
+
+# --- actors --------------------------------------------------------------------------------------
+
+
+def github_actor(user: Mapping[str, Any] | None, ctx: NormalizeContext) -> Actor:
+    if not user or not user.get("login"):
+        return Actor(id="github:ghost", name="ghost", type="human")
+    login = str(user["login"])
+    instance = ctx.charlie_github_logins.get(login.lower())
+    if instance:
+        return Actor(id=f"charlie:{instance}", name=ctx.charlie_names.get(instance, instance), type="charlie",
+                     instance=instance)
+    is_bot = user.get("type") == "Bot" or login.endswith("[bot]")
+    return Actor(id=f"github:{login}", name=login, type="bot" if is_bot else "human")
+
+
+def linear_actor(user: Mapping[str, Any] | None, ctx: NormalizeContext) -> Actor:
+    if not user or not user.get("id"):
+        return Actor(id="linear:system", name="Linear", type="bot")
+    instance = ctx.charlie_linear_users.get(user["id"])
+    if instance:
+        return Actor(id=f"charlie:{instance}", name=ctx.charlie_names.get(instance, instance), type="charlie",
+                     instance=instance)
+    return Actor(id=f"linear:{user['id']}", name=str(user.get("name") or user["id"]), type="human")
+
+
+def charlie_actor(instance_id: str, ctx: NormalizeContext) -> Actor:
+    return Actor(id=f"charlie:{instance_id}", name=ctx.charlie_names.get(instance_id, instance_id),
+                 type="charlie", instance=instance_id)
+
+
+# --- GitHub --------------------------------------------------------------------------------------
+
+
+def _repo_of(record: Mapping[str, Any], extra: Mapping[str, Any]) -> str:
+    repo = extra.get("repo") or ((record.get("base") or {}).get("repo") or {}).get("full_name")
+    if not repo:
+        raise InvalidRecord("repository unknown (no base.repo.full_name and none given)")
+    return str(repo).lower()
+
+
+def github_pull_request(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
+    require(record, "number", "created_at", "html_url")
+    repo = _repo_of(record, extra)
+    number = int(record["number"])
+    own = CorrelationKey.github(repo, number)
+    branch = (record.get("head") or {}).get("ref")
+    keys = unique([own, *ctx.extractor.all_keys(branch, record.get("title"), record.get("body"), repo=repo)])
+    target = Target("pr", f"{repo}#{number}", str(record.get("title") or ""), str(record["html_url"]))
+    payload = {"repo": repo, "number": number, "state": record.get("state"), "branch": branch,
+               "draft": bool(record.get("draft")), "merged": record.get("merged_at") is not None}
+    opened_id = f"github:pr:{repo}#{number}:opened"
+    tags = (repo,)
+    events = [NormalizedEvent(opened_id, parse_time(record["created_at"], "created_at"), "github",
+                              "github.pr.opened", github_actor(record.get("user"), ctx), target, payload,
+                              keys, tags=tags)]
+    merged_at = optional_time(record.get("merged_at"), "merged_at")
+    closed_at = optional_time(record.get("closed_at"), "closed_at")
+    if merged_at is not None:
+        merger = record.get("merged_by") or record.get("user")
+        events.append(NormalizedEvent(f"github:pr:{repo}#{number}:merged", merged_at, "github",
+                                      "github.pr.merged", github_actor(merger, ctx), target, payload, keys,
+                                      parent_event_id=opened_id, tags=tags))
+    elif closed_at is not None:
+        events.append(NormalizedEvent(f"github:pr:{repo}#{number}:closed", closed_at, "github",
+                                      "github.pr.closed", github_actor(record.get("user"), ctx), target,
+                                      payload, keys, parent_event_id=opened_id, tags=tags))
+    return events
+
+
+def github_issue(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
+    require(record, "number", "created_at", "html_url")
+    repo = _repo_of(record, extra)
+    number = int(record["number"])
+    # An issue names only itself: text in an issue mentioning other work is not a link.
+    keys = (CorrelationKey.github(repo, number),)
+    target = Target("issue", f"{repo}#{number}", str(record.get("title") or ""), str(record["html_url"]))
+    payload = {"repo": repo, "number": number, "state": record.get("state"),
+               "labels": [label.get("name") for label in record.get("labels") or [] if isinstance(label, dict)]}
+    opened_id = f"github:issue:{repo}#{number}:opened"
+    events = [NormalizedEvent(opened_id, parse_time(record["created_at"], "created_at"), "github",
+                              "github.issue.opened", github_actor(record.get("user"), ctx), target, payload,
+                              keys, tags=(repo,))]
+    closed_at = optional_time(record.get("closed_at"), "closed_at")
+    if closed_at is not None:
+        closer = record.get("closed_by") or record.get("user")
+        events.append(NormalizedEvent(f"github:issue:{repo}#{number}:closed", closed_at, "github",
+                                      "github.issue.closed", github_actor(closer, ctx), target, payload, keys,
+                                      parent_event_id=opened_id, tags=(repo,)))
+    return events
+
+
+def github_review(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
+    require(record, "id", "submitted_at")
+    repo = _repo_of(record, extra)
+    number = extra.get("pull_number")
+    if number is None:
+        raise InvalidRecord("review without its pull request number")
+    number = int(number)
+    url = str(record.get("html_url") or f"https://github.com/{repo}/pull/{number}")
+    event = NormalizedEvent(
+        f"github:review:{record['id']}", parse_time(record["submitted_at"], "submitted_at"), "github",
+        "github.review.submitted", github_actor(record.get("user"), ctx),
+        Target("review", str(record["id"]), f"Review on {repo}#{number}", url),
+        {"repo": repo, "pull_number": number, "state": record.get("state")},
+        (CorrelationKey.github(repo, number),), parent_event_id=f"github:pr:{repo}#{number}:opened",
+        tags=(repo, str(record.get("state") or "").lower()))
+    return [event]
+
+
+def github_commit(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
+    require(record, "sha")
+    commit = record.get("commit") or {}
+    author = commit.get("author") or {}
+    repo = _repo_of(record, extra)
+    message = str(commit.get("message") or "")
+    keys = list(ctx.extractor.all_keys(message, repo=repo))
+    pull_number = extra.get("pull_number")
+    if pull_number is not None:
+        keys.append(CorrelationKey.github(repo, int(pull_number)))
+    sha = str(record["sha"])
+    title = message.splitlines()[0] if message else sha[:7]
+    actor = github_actor(record.get("author") or {"login": author.get("name")}, ctx)
+    event = NormalizedEvent(
+        f"github:commit:{sha}", parse_time(author.get("date"), "commit.author.date"), "github",
+        "github.commit.pushed", actor,
+        Target("commit", sha, title, str(record.get("html_url") or f"https://github.com/{repo}/commit/{sha}")),
+        {"repo": repo, "sha": sha, "pull_number": pull_number}, unique(keys), tags=(repo,))
+    return [event]
+
+
+# --- Linear --------------------------------------------------------------------------------------
+
+
+def linear_issue(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
+    require(record, "id", "identifier", "createdAt")
+    identifier = str(record["identifier"]).upper()
+    keys = (CorrelationKey.linear(identifier),)
+    state = record.get("state") or {}
+    team = (record.get("team") or {}).get("key")
+    target = Target("issue", identifier, str(record.get("title") or ""), str(record.get("url") or ""))
+    priority = LINEAR_PRIORITY.get(int(record.get("priority") or 0), "none")
+    tags = tuple(t for t in (team, priority) if t)
+    created_id = f"linear:issue:{record['id']}:created"
+    payload = {"identifier": identifier, "state": state.get("name"), "state_type": state.get("type"),
+               "priority": priority, "assignee_id": (record.get("assignee") or {}).get("id")}
+    events = [NormalizedEvent(created_id, parse_time(record["createdAt"], "createdAt"), "linear",
+                              "linear.issue.created", linear_actor(record.get("creator"), ctx), target, payload,
+                              keys, tags=tags)]
+    for entry in ((record.get("history") or {}).get("nodes") or []):
+        if not entry.get("toState"):
+            continue  # history rows that do not move the state are not workflow events
+        require(entry, "id", "createdAt")
+        events.append(NormalizedEvent(
+            f"linear:history:{entry['id']}", parse_time(entry["createdAt"], "history.createdAt"), "linear",
+            "linear.issue.state_changed", linear_actor(entry.get("actor"), ctx), target,
+            {"identifier": identifier, "from": (entry.get("fromState") or {}).get("name"),
+             "to": entry["toState"].get("name"), "to_type": entry["toState"].get("type")},
+            keys, parent_event_id=created_id, tags=tags))
+    return events
+
+
+# --- Charlie -------------------------------------------------------------------------------------
+
+
+def charlie_activity(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
+    require(record, "id", "instance_id", "type", "timestamp")
+    instance = str(record["instance_id"])
+    keys: list[CorrelationKey] = []
+    if record.get("issue_key"):
+        keys.extend(ctx.extractor.linear_keys(str(record["issue_key"])))
+    repo = record.get("repo")
+    if repo and record.get("pr_number") is not None:
+        keys.append(CorrelationKey.github(str(repo), int(record["pr_number"])))
+    if record.get("correlation_id"):
+        keys.append(CorrelationKey.corr(str(record["correlation_id"])))
+    message = record.get("message")
+    keys.extend(ctx.extractor.all_keys(message, repo=str(repo).lower() if repo else None))
+    kind = str(record["type"])
+    event = NormalizedEvent(
+        f"charlie:activity:{record['id']}", parse_time(record["timestamp"], "timestamp"), "charlie",
+        f"charlie.{kind}", charlie_actor(instance, ctx),
+        Target("task", str(record.get("correlation_id") or record.get("issue_key") or record["id"]),
+               str(message or kind), ""),
+        {k: record.get(k) for k in ("type", "issue_key", "repo", "pr_number", "message")},
+        unique(keys), correlation_id=record.get("correlation_id"), tags=(instance, kind))
+    return [event]
+
+
+Normalizer = Callable[[Mapping[str, Any], NormalizeContext, Mapping[str, Any]], list[NormalizedEvent]]
+
+NORMALIZERS: dict[tuple[str, str], Normalizer] = {
+    ("github", "pull_requests"): github_pull_request,
+    ("github", "issues"): github_issue,
+    ("github", "reviews"): github_review,
+    ("github", "commits"): github_commit,
+    ("linear", "issues"): linear_issue,
+    ("charlie", "activity"): charlie_activity,
+}
+
+
+def normalize(
+    source: str,
+    entity: str,
+    record: Mapping[str, Any],
+    ctx: NormalizeContext,
+    extra: Mapping[str, Any] | None = None,
+) -> list[NormalizedEvent]:
+    """Normalize one source record; `InvalidRecord` says why a record cannot be used."""
+    try:
+        normalizer = NORMALIZERS[(source, entity)]
+    except KeyError:
+        raise InvalidRecord(f"no normalizer for {source}/{entity}") from None
+    if not isinstance(record, Mapping):
+        raise InvalidRecord(f"record is a {type(record).__name__}, not an object")
+    try:
+        return normalizer(record, ctx, extra or {})
+    except InvalidRecord:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise InvalidRecord(f"{type(exc).__name__}: {exc}") from exc
+
+
+def has_events(source: str, entity: str) -> bool:
+    return (source, entity) in NORMALIZERS

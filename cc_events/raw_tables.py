@@ -1,0 +1,146 @@
+"""The raw lake tables: which flattened columns each source entity carries (docs/contract.md §4).
+
+A record is flattened here once, so the lake, Postgres' `raw` schema and dbt's staging models all
+see the same columns; a record that cannot be flattened is schema-invalid (`InvalidRecord`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from cc_events.model import InvalidRecord
+from cc_events.normalize import optional_time
+
+ColumnType = Literal["str", "int", "time"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    path: tuple[str, ...]  # where in the record; () means "from the fetch context" (extra)
+    required: bool = False
+
+
+def col(name: str, type_: ColumnType, path: str | None = None, required: bool = False) -> Column:
+    return Column(name, type_, tuple((path or name).split(".")) if path != "" else (), required)
+
+
+def ctx_col(name: str, type_: ColumnType, required: bool = False) -> Column:
+    return Column(name, type_, (), required)
+
+
+@dataclass(frozen=True)
+class RawTable:
+    source: str
+    entity: str
+    columns: tuple[Column, ...]
+    description: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}__{self.entity}"
+
+    def flatten(self, record: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        if not isinstance(record, Mapping):
+            raise InvalidRecord(f"record is a {type(record).__name__}, not an object")
+        extra = extra or {}
+        row: dict[str, Any] = {}
+        for column in self.columns:
+            value: Any = extra.get(column.name) if not column.path else _dig(record, column.path)
+            if value in (None, ""):
+                if column.required:
+                    raise InvalidRecord(f"missing required field {'.'.join(column.path) or column.name}")
+                row[column.name] = None
+                continue
+            row[column.name] = _convert(value, column)
+        return row
+
+
+def _dig(record: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = record
+    for part in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+_CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
+    "str": lambda v, _: v if isinstance(v, str) else str(v),
+    "int": lambda v, _: int(v),
+    "time": lambda v, name: optional_time(v, name),
+}
+
+
+def _convert(value: Any, column: Column) -> Any:
+    try:
+        return _CONVERTERS[column.type](value, column.name)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRecord(f"{column.name}: cannot read {value!r} as {column.type}") from exc
+
+
+RAW_TABLES: dict[tuple[str, str], RawTable] = {
+    (t.source, t.entity): t
+    for t in (
+        RawTable("github", "pull_requests", (
+            col("id", "int", required=True), ctx_col("repo", "str", required=True),
+            col("number", "int", required=True), col("title", "str"), col("state", "str"),
+            col("user_login", "str", "user.login"), col("user_type", "str", "user.type"),
+            col("head_ref", "str", "head.ref"), col("created_at", "time", required=True),
+            col("updated_at", "time", required=True), col("closed_at", "time"), col("merged_at", "time"),
+            col("html_url", "str"),
+        ), "GitHub pull requests, one snapshot per day they were updated."),
+        RawTable("github", "issues", (
+            col("id", "int", required=True), ctx_col("repo", "str", required=True),
+            col("number", "int", required=True), col("title", "str"), col("state", "str"),
+            col("user_login", "str", "user.login"), col("created_at", "time", required=True),
+            col("updated_at", "time", required=True), col("closed_at", "time"), col("html_url", "str"),
+        ), "GitHub issues (pull requests excluded), one snapshot per day they were updated."),
+        RawTable("github", "commits", (
+            col("sha", "str", required=True), ctx_col("repo", "str", required=True),
+            ctx_col("pull_number", "int"), col("message", "str", "commit.message"),
+            col("author_login", "str", "author.login"),
+            col("authored_at", "time", "commit.author.date", required=True), col("html_url", "str"),
+        ), "GitHub commits: the default branch by author date, and each updated pull request's commits."),
+        RawTable("github", "reviews", (
+            col("id", "int", required=True), ctx_col("repo", "str", required=True),
+            ctx_col("pull_number", "int", required=True), col("user_login", "str", "user.login"),
+            col("state", "str"), col("submitted_at", "time", required=True), col("html_url", "str"),
+        ), "GitHub pull request reviews, fetched with their pull request."),
+        RawTable("linear", "issues", (
+            col("id", "str", required=True), col("identifier", "str", required=True),
+            col("team_key", "str", "team.key"), col("title", "str"), col("priority", "int"),
+            col("state_name", "str", "state.name"), col("state_type", "str", "state.type"),
+            col("assignee_id", "str", "assignee.id"), col("assignee_name", "str", "assignee.name"),
+            col("creator_id", "str", "creator.id"), col("created_at", "time", "createdAt", required=True),
+            col("updated_at", "time", "updatedAt", required=True), col("started_at", "time", "startedAt"),
+            col("completed_at", "time", "completedAt"), col("canceled_at", "time", "canceledAt"),
+            col("url", "str"),
+        ), "Linear issues with their state history, one snapshot per day they were updated."),
+        RawTable("linear", "teams", (
+            col("id", "str", required=True), col("key", "str", required=True), col("name", "str"),
+        ), "Linear teams (their keys are what makes TEAM-123 a correlation key), daily snapshot."),
+        RawTable("linear", "users", (
+            col("id", "str", required=True), col("name", "str"), col("email", "str"),
+        ), "Linear users, daily snapshot."),
+        RawTable("charlie", "instances", (
+            col("id", "str", required=True), col("name", "str"), col("instance_type", "str", "type"),
+            col("status", "str"), col("github_login", "str"), col("linear_user_id", "str"),
+            col("version", "str"), col("created_at", "time"),
+        ), "Registered Charlie bot instances, daily snapshot."),
+        RawTable("charlie", "health", (
+            col("instance_id", "str", required=True), col("status", "str", required=True),
+            col("checked_at", "time", required=True), col("uptime_seconds", "int"),
+            col("queue_depth", "int"), col("version", "str"),
+        ), "Charlie instance health checks."),
+        RawTable("charlie", "activity", (
+            col("id", "str", required=True), col("instance_id", "str", required=True),
+            col("activity_type", "str", "type", required=True), col("occurred_at", "time", "timestamp", required=True),
+            col("issue_key", "str"), col("repo", "str"), col("pr_number", "int"),
+            col("correlation_id", "str"), col("message", "str"),
+        ), "Charlie activity events (tasks, PRs, comments, heartbeats)."),
+    )
+}

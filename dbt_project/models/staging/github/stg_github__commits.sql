@@ -1,0 +1,47 @@
+with
+
+source as (
+
+    select * from {{ source('github', 'commits') }}
+
+),
+
+listings_ranked as (
+
+    -- A commit is listed by the default branch and by each pull request it belongs to;
+    -- the pull request listing says more (which PR), so it wins, then the latest copy.
+    select
+        *,
+        row_number() over (
+            partition by sha
+            order by
+                case when pull_number is null then 1 else 0 end,
+                _ingested_at desc,
+                pull_number desc
+        ) as listing_rank
+    from source
+
+),
+
+final as (
+
+    select
+        sha as commit_sha,
+        repo,
+        pull_number as pr_number,
+        case
+            when pull_number is not null
+                then 'github:' || lower(repo) || '#' || cast(pull_number as {{ dbt.type_string() }})
+        end as pr_correlation_key,
+        message as commit_message,
+        author_login,
+        html_url,
+        authored_at,
+        _ingested_at as ingested_at
+
+    from listings_ranked
+    where listing_rank = 1
+
+)
+
+select * from final

@@ -1,0 +1,1 @@
+"""Configuration, API clients and storage for Command Center (no Dagster definitions here)."""

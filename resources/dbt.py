@@ -1,0 +1,51 @@
+"""The dbt project as Dagster sees it, and its manifest, parsed only when the project changed."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from resources.settings import PROJECT_ROOT, Settings
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+_INPUTS = ("models", "macros", "tests", "seeds", "snapshots", "dbt_project.yml", "profiles.yml")
+
+
+@lru_cache(maxsize=1)
+def dbt_project() -> DbtProject:
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def _newest_input(project_dir: Path) -> float:
+    newest = 0.0
+    for name in _INPUTS:
+        path = project_dir / name
+        files = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
+        for file in files:
+            newest = max(newest, file.stat().st_mtime)
+    return newest
+
+
+def ensure_manifest(settings: Settings) -> Path:
+    """Parse the project in process (~1 s, no CLI start-up) if the manifest is missing or stale."""
+    project = dbt_project()
+    manifest = project.manifest_path
+    if manifest.exists() and manifest.stat().st_mtime >= _newest_input(project.project_dir):
+        return manifest
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(settings.dbt_env())
+    result = dbtRunner().invoke(
+        ["parse", "--quiet", "--project-dir", str(project.project_dir), "--profiles-dir",
+         str(project.profiles_dir), "--target-path", str(project.target_path)]
+    )
+    if not result.success or not manifest.exists():
+        raise RuntimeError(f"dbt parse failed for {project.project_dir}: {result.exception}")
+    return manifest
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=dbt_project(), profiles_dir=str(DBT_PROJECT_DIR))

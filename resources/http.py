@@ -1,0 +1,178 @@
+"""One HTTP mechanism for every source client: session reuse, retries and rate limits.
+
+Retries use exponential backoff with jitter, but a server's own word wins: `Retry-After`
+(seconds or an HTTP date) and, when a rate limit is spent, `X-RateLimit-Reset` (GitHub) or
+`X-RateLimit-Requests-Reset` (Linear, epoch ms). A page whose body is not JSON is not retried
+(the server answered), it is handed back as a `MalformedPage` for the dead-letter store.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class SourceUnavailable(RuntimeError):
+    """A source kept failing after every retry; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class MalformedPage:
+    """A 200 response whose body could not be parsed; kept whole for the dead-letter store."""
+
+    url: str
+    reason: str
+    body: str
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Page:
+    url: str
+    status: int
+    data: Any
+    headers: Mapping[str, str]
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def _retry_after_seconds(value: str | None, now: float) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - now) if parsed else None
+
+
+def rate_limit_wait(response: requests.Response, now: float | None = None) -> float | None:
+    """Seconds the server asks us to wait before the next call, or None if it did not say."""
+    now = time.time() if now is None else now
+    headers = response.headers
+    retry_after = _retry_after_seconds(headers.get("Retry-After"), now)
+    if retry_after is not None:
+        return retry_after
+    if headers.get("X-RateLimit-Remaining") == "0" and headers.get("X-RateLimit-Reset"):
+        return max(0.0, float(headers["X-RateLimit-Reset"]) - now) + 1.0
+    if headers.get("X-RateLimit-Requests-Remaining") == "0" and headers.get("X-RateLimit-Requests-Reset"):
+        return max(0.0, float(headers["X-RateLimit-Requests-Reset"]) / 1000.0 - now) + 1.0
+    return None
+
+
+def _is_rate_limited(response: requests.Response) -> bool:
+    if response.status_code == 429:
+        return True
+    # GitHub answers 403 both for "forbidden" and for spent primary/secondary limits.
+    return response.status_code == 403 and (
+        response.headers.get("X-RateLimit-Remaining") == "0" or "Retry-After" in response.headers
+    )
+
+
+class HttpClient:
+    """A `requests.Session` with the platform's retry policy, shared by a client's calls."""
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 30.0,
+        max_retries: int = 5,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.source = source
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._sleep = sleep
+        self._random = random.Random()
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": "command-center/0.1", "Accept": "application/json"})
+        self.session.headers.update(headers or {})
+        self.requests_made = 0
+        self.retries = 0
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.max_backoff_s, self.backoff_s * (2**attempt)) * (0.5 + self._random.random() / 2)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page | MalformedPage:
+        last_problem = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            wait: float | None = None
+            try:
+                self.requests_made += 1
+                response = self.session.request(
+                    method, url, params=params, json=json_body, headers=headers, timeout=self.timeout_s
+                )
+            except requests.RequestException as exc:
+                last_problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code == 304:
+                    return Page(response.url, 304, None, response.headers)
+                if response.ok:
+                    try:
+                        data = response.json()
+                    except ValueError as exc:
+                        return MalformedPage(response.url, f"invalid JSON: {exc}", response.text, response.headers)
+                    return Page(response.url, response.status_code, data, response.headers)
+                last_problem = f"HTTP {response.status_code}: {response.text[:200]}"
+                if _is_rate_limited(response):
+                    wait = rate_limit_wait(response)
+                elif response.status_code not in RETRYABLE_STATUS:
+                    raise SourceUnavailable(f"{self.source}: {method} {_safe(url)} failed: {last_problem}")
+                else:
+                    wait = rate_limit_wait(response)
+            if attempt == self.max_retries:
+                break
+            delay = self._backoff(attempt) if wait is None else min(wait, self.max_backoff_s)
+            self.retries += 1
+            log.warning("%s: %s %s: %s; retry %d in %.1fs", self.source, method, _safe(url), last_problem,
+                        attempt + 1, delay)
+            self._sleep(delay)
+        raise SourceUnavailable(
+            f"{self.source}: {method} {_safe(url)} failed after {self.max_retries + 1} attempts: {last_problem}"
+        )
+
+    def get(self, url: str, **kwargs: Any) -> Page | MalformedPage:
+        return self.request("GET", url, **kwargs)
+
+    def post_json(self, url: str, body: Any, **kwargs: Any) -> Page | MalformedPage:
+        return self.request("POST", url, json_body=body, **kwargs)
+
+
+def _safe(url: str) -> str:
+    """The URL without its query string, which may carry tokens on some APIs."""
+    return url.split("?", 1)[0]
+
+
+def dumps(record: Any) -> str:
+    return json.dumps(record, separators=(",", ":"), sort_keys=True, default=str)

@@ -1,0 +1,153 @@
+"""The Parquet lake: one zstd file per (layer, source, entity, day), replaced atomically.
+
+Layout (docs/contract.md §4): `<root>/<table path>/date=YYYY-MM-DD/part-0.parquet`, e.g.
+`raw/github/pull_requests` or `normalized/events`.
+A partition is written to a temporary file beside its target and moved over it with
+`os.replace`, so a reader sees the old partition or the new one, never half of either, and a
+re-run replaces rows instead of adding them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cc_events.raw_tables import RawTable
+
+PART_FILE = "part-0.parquet"
+
+# A lake table's folder parts: ("raw", "github", "pull_requests"), ("normalized", "events").
+TablePath = tuple[str, ...]
+
+ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "time": pa.timestamp("us"), "date": pa.date32()}
+
+LINEAGE_FIELDS = [pa.field("_partition_date", pa.date32()), pa.field("_ingested_at", pa.timestamp("us"))]
+
+EVENTS_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("event_at", pa.timestamp("us"), nullable=False),
+        *[pa.field(name, pa.string()) for name in (
+            "source", "event_type", "actor_id", "actor_name", "actor_type", "actor_instance", "target_type",
+            "target_id", "target_title", "target_url", "correlation_id", "parent_event_id", "tags", "payload",
+        )],
+        *LINEAGE_FIELDS,
+    ]
+)
+
+EVENT_KEYS_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("correlation_key", pa.string(), nullable=False),
+        pa.field("key_type", pa.string()),
+        pa.field("key_priority", pa.int64()),
+        *LINEAGE_FIELDS,
+    ]
+)
+
+DEAD_LETTER_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string()),
+        pa.field("entity", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("raw", pa.string()),
+        pa.field("failed_at", pa.timestamp("us")),
+        *LINEAGE_FIELDS,
+    ]
+)
+
+
+def raw_schema(table: RawTable) -> pa.Schema:
+    return pa.schema(
+        [pa.field(c.name, ARROW_TYPES[c.type]) for c in table.columns]
+        + [pa.field("_raw", pa.string())]
+        + LINEAGE_FIELDS
+    )
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record or page that could not be used, kept whole with the reason."""
+
+    source: str
+    entity: str
+    reason: str
+    raw: str
+
+
+@dataclass(frozen=True)
+class WrittenPartition:
+    path: Path
+    rows: int
+    bytes: int
+
+
+class Lake:
+    """Reads and writes the lake's partitions under `root` (normally `$CC_DATA_DIR/lake`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def table_dir(self, table: TablePath) -> Path:
+        return self.root.joinpath(*table)
+
+    def partition_dir(self, table: TablePath, day: date) -> Path:
+        return self.table_dir(table) / f"date={day.isoformat()}"
+
+    def write(
+        self,
+        table: TablePath,
+        day: date,
+        rows: Sequence[Mapping[str, Any]],
+        schema: pa.Schema,
+        ingested_at: datetime,
+    ) -> WrittenPartition:
+        lineage = {"_partition_date": day, "_ingested_at": ingested_at}
+        data = pa.Table.from_pylist([{**row, **lineage} for row in rows], schema=schema)
+        target_dir = self.partition_dir(table, day)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        tmp = target_dir / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
+        try:
+            pq.write_table(data, tmp, compression="zstd")
+            os.replace(tmp, target_dir / PART_FILE)
+        finally:
+            tmp.unlink(missing_ok=True)
+        target = target_dir / PART_FILE
+        return WrittenPartition(target, data.num_rows, target.stat().st_size)
+
+    def write_dead_letters(
+        self, source: str, entity: str, day: date, letters: Iterable[DeadLetter], failed_at: datetime
+    ) -> WrittenPartition:
+        rows = [
+            {"source": d.source, "entity": d.entity, "reason": d.reason, "raw": d.raw, "failed_at": failed_at}
+            for d in letters
+        ]
+        return self.write(("dead_letter", source, entity), day, rows, DEAD_LETTER_SCHEMA, failed_at)
+
+    def read(self, table: TablePath, day: date) -> pa.Table | None:
+        path = self.partition_dir(table, day) / PART_FILE
+        return pq.read_table(path) if path.exists() else None
+
+    def read_all(self, table: TablePath) -> pa.Table | None:
+        """Every partition of a table (small dimension tables such as teams or instances)."""
+        files = sorted(self.table_dir(table).glob(f"date=*/{PART_FILE}"))
+        if not files:
+            return None
+        return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+
+    def glob(self, table: TablePath) -> str:
+        return str(self.table_dir(table) / "date=*" / "*.parquet")
+
+
+def warehouse_table_name(table: TablePath) -> str:
+    """`raw/github/pull_requests` → `github__pull_requests`; `normalized/events` → `normalized__events`."""
+    parts = table[1:] if table[0] == "raw" else table
+    return "__".join(parts)

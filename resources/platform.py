@@ -1,0 +1,67 @@
+"""The Dagster-facing resource: settings, lake, warehouse loaders and source clients in one place."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+
+import pyarrow as pa
+from dagster import ConfigurableResource
+
+from resources.lake import Lake, TablePath, WrittenPartition, warehouse_table_name
+from resources.postgres import PostgresWarehouse
+from resources.settings import Settings
+from resources.sources import CharlieClient, GitHubClient, LinearClient
+
+
+class PlatformResource(ConfigurableResource):
+    """Command Center's configuration (from `CC_*` variables) and the things built from it.
+
+    Fields left unset take the environment's value; tests set them to point a run at a
+    temporary data folder or a sandbox on another port.
+    """
+
+    data_dir: str | None = None
+    sandbox_url: str | None = None
+    warehouse: str | None = None
+    pg_url: str | None = None
+
+    def settings(self) -> Settings:
+        overrides = {
+            "CC_DATA_DIR": self.data_dir,
+            "CC_SANDBOX_URL": self.sandbox_url,
+            "CC_WAREHOUSE": self.warehouse,
+            "CC_PG_URL": self.pg_url,
+        }
+        env = {**os.environ, **{k: v for k, v in overrides.items() if v}}
+        return Settings.from_env(env)
+
+    def lake(self) -> Lake:
+        return Lake(self.settings().lake_dir)
+
+    def github(self) -> GitHubClient:
+        return GitHubClient.from_settings(self.settings())
+
+    def linear(self) -> LinearClient:
+        return LinearClient.from_settings(self.settings())
+
+    def charlie(self) -> CharlieClient:
+        return CharlieClient.from_settings(self.settings())
+
+    def postgres(self) -> PostgresWarehouse | None:
+        """The Postgres warehouse when it is the target, else None (embedded DuckDB)."""
+        settings = self.settings()
+        return PostgresWarehouse(settings.pg_url) if settings.warehouse == "postgres" else None
+
+    def land(
+        self, table: TablePath, day: date, rows: list[dict], schema: pa.Schema, ingested_at: datetime
+    ) -> WrittenPartition:
+        """Write one lake partition and, with the Postgres target, load the same rows there."""
+        lake = self.lake()
+        written = lake.write(table, day, rows, schema, ingested_at)
+        warehouse = self.postgres()
+        if warehouse is not None:
+            data = lake.read(table, day)
+            assert data is not None
+            warehouse.load_partition(warehouse_table_name(table), day, data)
+        return written

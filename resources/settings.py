@@ -1,0 +1,159 @@
+"""Every `CC_*` environment variable the platform reads, in one place.
+
+Nothing else in the project reads the environment: modules take a `Settings` (or a value from
+it), so tests build one explicitly instead of unloading modules. Defaults make the embedded
+setup (DuckDB, local Parquet lake, sandbox sources on loopback) work with no variables at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+GITHUB_API_URL = "https://api.github.com"
+LINEAR_API_URL = "https://api.linear.app/graphql"
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class PostgresParams:
+    """Connection parts of a `postgresql://` URL, as dbt's profile wants them."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresParams:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("postgres", "postgresql"):
+            raise ValueError(f"not a postgresql:// URL: {parsed.scheme}://...")
+        return cls(
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 5432,
+            user=unquote(parsed.username or "postgres"),
+            password=unquote(parsed.password or ""),
+            dbname=(parsed.path or "/postgres").lstrip("/") or "postgres",
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The platform's configuration; build it with `Settings.from_env()`."""
+
+    data_dir: Path = PROJECT_ROOT / "data"
+    # Where sources live. The sandbox URL is the default for every API without a token.
+    sandbox_url: str = "http://127.0.0.1:8765"
+    github_token: str | None = field(default=None, repr=False)
+    github_api_url: str | None = None
+    github_org: str = "acme"
+    github_repos: tuple[str, ...] = ()
+    linear_api_key: str | None = field(default=None, repr=False)
+    linear_api_url: str | None = None
+    linear_teams: tuple[str, ...] = ()
+    charlie_api_url: str | None = None
+    charlie_api_token: str | None = field(default=None, repr=False)
+    # Warehouse: "duckdb" (embedded default) or "postgres" (also loads raw partitions there).
+    warehouse: str = "duckdb"
+    pg_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    pg_schema: str = "analytics"
+    dagster_pg_url: str | None = field(default=None, repr=False)
+    dagster_home: Path = PROJECT_ROOT / ".dagster_home"
+    partitions_start: str = "2026-01-01"
+    http_timeout_s: float = 30.0
+    http_max_retries: int = 5
+    http_backoff_s: float = 0.5
+    http_max_backoff_s: float = 60.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(f"CC_{name}")
+            return value if value not in (None, "") else None
+
+        base = cls()
+        data_dir = Path(get("DATA_DIR") or base.data_dir)
+        if not data_dir.is_absolute():
+            data_dir = (PROJECT_ROOT / data_dir).resolve()
+        warehouse = (get("WAREHOUSE") or base.warehouse).lower()
+        if warehouse not in ("duckdb", "postgres"):
+            raise ValueError(f"CC_WAREHOUSE must be duckdb or postgres, not {warehouse!r}")
+        return replace(
+            base,
+            data_dir=data_dir,
+            sandbox_url=(get("SANDBOX_URL") or base.sandbox_url).rstrip("/"),
+            github_token=get("GITHUB_TOKEN"),
+            github_api_url=get("GITHUB_API_URL"),
+            github_org=get("GITHUB_ORG") or base.github_org,
+            github_repos=_split(get("GITHUB_REPOS") or ""),
+            linear_api_key=get("LINEAR_API_KEY"),
+            linear_api_url=get("LINEAR_API_URL"),
+            linear_teams=_split(get("LINEAR_TEAMS") or ""),
+            charlie_api_url=get("CHARLIE_API_URL"),
+            charlie_api_token=get("CHARLIE_API_TOKEN"),
+            warehouse=warehouse,
+            pg_url=get("PG_URL") or base.pg_url,
+            pg_schema=get("PG_SCHEMA") or base.pg_schema,
+            dagster_pg_url=get("DAGSTER_PG_URL"),
+            dagster_home=Path(get("DAGSTER_HOME_DIR") or base.dagster_home),
+            partitions_start=get("PARTITIONS_START") or base.partitions_start,
+            http_timeout_s=float(get("HTTP_TIMEOUT_S") or base.http_timeout_s),
+            http_max_retries=int(get("HTTP_MAX_RETRIES") or base.http_max_retries),
+            http_backoff_s=float(get("HTTP_BACKOFF_S") or base.http_backoff_s),
+            http_max_backoff_s=float(get("HTTP_MAX_BACKOFF_S") or base.http_max_backoff_s),
+        )
+
+    # Source endpoints: the real API once a token is set, the sandbox otherwise.
+    @property
+    def github_base_url(self) -> str:
+        if self.github_api_url:
+            return self.github_api_url.rstrip("/")
+        return GITHUB_API_URL if self.github_token else f"{self.sandbox_url}/github"
+
+    @property
+    def linear_graphql_url(self) -> str:
+        if self.linear_api_url:
+            return self.linear_api_url
+        return LINEAR_API_URL if self.linear_api_key else f"{self.sandbox_url}/linear/graphql"
+
+    @property
+    def charlie_base_url(self) -> str:
+        return (self.charlie_api_url or f"{self.sandbox_url}/charlie").rstrip("/")
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def pg(self) -> PostgresParams:
+        return PostgresParams.from_url(self.pg_url)
+
+    def dbt_env(self) -> dict[str, str]:
+        """Variables the dbt profile reads (dbt runs in its own process or runner)."""
+        pg = self.pg
+        return {
+            "CC_DATA_DIR": str(self.data_dir),
+            "CC_DBT_PG_HOST": pg.host,
+            "CC_DBT_PG_PORT": str(pg.port),
+            "CC_DBT_PG_USER": pg.user,
+            "CC_DBT_PG_PASSWORD": pg.password,
+            "CC_DBT_PG_DBNAME": pg.dbname,
+            "CC_DBT_PG_SCHEMA": self.pg_schema,
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }

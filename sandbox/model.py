@@ -1,0 +1,297 @@
+"""The records of the sandbox world: slotted dataclasses, times as epoch seconds (UTC).
+
+Text fields are written as `str.format` templates over a record's `refs` while the world is
+generated, and rendered once numbers are assigned (see `generator._render`): the refs are the
+linkage the generator intended, so the ground truth never has to re-read the text.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+def iso(ts: int | None) -> str | None:
+    """`2026-11-20T12:00:00Z`, GitHub and Charlie style."""
+    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def iso_ms(ts: int | None) -> str | None:
+    """`2026-11-20T12:00:00.000Z`, Linear style."""
+    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
+
+
+@dataclass(slots=True)
+class GhUser:
+    login: str
+    id: int
+    type: str  # User | Bot
+    name: str
+    email: str
+
+
+@dataclass(slots=True)
+class LinearUser:
+    id: str
+    name: str
+    display_name: str
+    email: str
+    created_at: int
+    active: bool = True
+
+
+@dataclass(slots=True)
+class Human:
+    """A person with an account on both sides."""
+
+    github: GhUser
+    linear: LinearUser
+    handle: str  # Linear's branch prefix: `alice/eng-12-...`
+
+
+@dataclass(slots=True)
+class State:
+    id: str
+    name: str
+    type: str  # backlog | unstarted | started | completed | canceled
+    color: str
+    position: float
+    team: Team | None = None
+
+
+@dataclass(slots=True)
+class Team:
+    id: str
+    key: str
+    name: str
+    created_at: int
+    states: dict[str, State] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Label:
+    id: str
+    name: str
+    color: str
+
+
+@dataclass(slots=True)
+class Instance:
+    id: str
+    name: str
+    type: str  # production | staging | development
+    status: str  # active | idle | offline
+    github: GhUser
+    linear: LinearUser
+    version: str
+    created_at: int
+    started_at: int
+    queue_depth: int
+    health: str  # healthy | degraded | offline
+
+
+@dataclass(slots=True)
+class Repo:
+    id: int
+    owner: str
+    name: str
+    team_key: str
+    description: str
+    language: str
+    created_at: int
+    default_branch: str = "main"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+@dataclass(slots=True)
+class LinearIssue:
+    id: str
+    team: Team
+    title: str
+    description: str
+    priority: int
+    estimate: int | None
+    labels: tuple[Label, ...]
+    creator: LinearUser
+    assignee: LinearUser | None
+    created_at: int
+    state: State
+    refs: tuple = ()
+    history: list[History] = field(default_factory=list)
+    updated_at: int = 0
+    started_at: int | None = None
+    completed_at: int | None = None
+    canceled_at: int | None = None
+    number: int = 0
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.team.key}-{self.number}"
+
+    @property
+    def slug(self) -> str:
+        return self.identifier.lower()
+
+    @property
+    def key(self) -> str:
+        return f"linear:{self.identifier}"
+
+    @property
+    def url(self) -> str:
+        return f"https://linear.app/acme/issue/{self.identifier}"
+
+
+@dataclass(slots=True)
+class History:
+    id: str
+    created_at: int
+    actor: LinearUser | None  # None: a transition made by the GitHub integration
+    from_state: State
+    to_state: State
+
+
+@dataclass(slots=True)
+class Pull:
+    repo: Repo
+    user: GhUser
+    title: str
+    body: str
+    head_ref: str
+    created_at: int
+    refs: tuple = ()
+    labels: tuple[str, ...] = ()
+    draft: bool = False
+    updated_at: int = 0
+    closed_at: int | None = None
+    merged_at: int | None = None
+    merged_by: GhUser | None = None
+    head_sha: str = ""
+    merge_sha: str | None = None
+    commits: list[Commit] = field(default_factory=list)
+    reviews: list[Review] = field(default_factory=list)
+    number: int = 0
+    id: int = 0
+    issue_id: int = 0
+
+    @property
+    def state(self) -> str:
+        return "open" if self.closed_at is None else "closed"
+
+    @property
+    def key(self) -> str:
+        return f"github:{self.repo.full_name}#{self.number}"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repo.full_name}#{self.number}"
+
+    @property
+    def html_url(self) -> str:
+        return f"https://github.com/{self.repo.full_name}/pull/{self.number}"
+
+
+@dataclass(slots=True)
+class GhIssue:
+    repo: Repo
+    user: GhUser
+    title: str
+    body: str
+    created_at: int
+    refs: tuple = ()  # rendering only: an issue names nothing but itself
+    labels: tuple[str, ...] = ()
+    comments: int = 0
+    updated_at: int = 0
+    closed_at: int | None = None
+    state_reason: str | None = None
+    closed_by: Pull | None = None
+    number: int = 0
+    id: int = 0
+
+    @property
+    def state(self) -> str:
+        return "open" if self.closed_at is None else "closed"
+
+    @property
+    def key(self) -> str:
+        return f"github:{self.repo.full_name}#{self.number}"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repo.full_name}#{self.number}"
+
+    @property
+    def html_url(self) -> str:
+        return f"https://github.com/{self.repo.full_name}/issues/{self.number}"
+
+
+@dataclass(slots=True)
+class Review:
+    pull: Pull
+    user: GhUser
+    state: str  # APPROVED | CHANGES_REQUESTED | COMMENTED
+    body: str
+    submitted_at: int
+    commit_id: str
+    id: int = 0
+
+
+@dataclass(slots=True)
+class Commit:
+    repo: Repo
+    sha: str
+    message: str
+    author: GhUser | None  # None: the author's email is linked to no GitHub account
+    author_name: str
+    author_email: str
+    date: int
+    pull: Pull | None = None  # listed by /pulls/{n}/commits (a branch commit) or squashed from it
+    on_default_branch: bool = False
+    refs: tuple = ()
+
+
+@dataclass(slots=True)
+class Activity:
+    instance: Instance
+    type: str
+    timestamp: int
+    message: str
+    issue: LinearIssue | None = None
+    pull: Pull | None = None
+    correlation_id: str | None = None
+    refs: tuple = ()
+    id: str = ""
+
+
+@dataclass(slots=True)
+class Org:
+    """Everything the generator made, plus the arguments that made it."""
+
+    login: str
+    seed: int
+    events_target: int
+    days: int
+    start: int
+    end: int
+    repos: list[Repo]
+    teams: list[Team]
+    labels: list[Label]
+    humans: list[Human]
+    bots: list[GhUser]
+    instances: list[Instance]
+    linear_issues: list[LinearIssue]
+    pulls: list[Pull]
+    gh_issues: list[GhIssue]
+    commits: list[Commit]  # default-branch commits; branch commits hang off their Pull
+    activities: list[Activity]
+    event_count: int = 0
+
+    @property
+    def linear_users(self) -> list[LinearUser]:
+        return [h.linear for h in self.humans] + [i.linear for i in self.instances]
+
+    @property
+    def gh_users(self) -> list[GhUser]:
+        return [h.github for h in self.humans] + self.bots + [i.github for i in self.instances]

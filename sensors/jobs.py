@@ -1,0 +1,20 @@
+"""Jobs: `ingest_job` lands sources into the lake; `transform_job` builds the dbt project."""
+
+from dagster import AssetSelection, define_asset_job
+
+from cc_assets.partitions import daily_partitions
+
+INGEST_SELECTION = AssetSelection.key_prefixes(["raw"], ["normalized"])
+
+ingest_job = define_asset_job(
+    "ingest_job",
+    selection=INGEST_SELECTION,
+    partitions_def=daily_partitions,
+    description="Land every polled source for a day (or a range, as one run) and normalize its events.",
+)
+
+transform_job = define_asset_job(
+    "transform_job",
+    selection=AssetSelection.all() - INGEST_SELECTION,
+    description="Build and test the dbt project: staging, correlation, workflow facts, dashboard marts.",
+)
