@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,4 +49,7 @@ def ensure_manifest(settings: Settings) -> Path:
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project(), profiles_dir=str(DBT_PROJECT_DIR))
+    # The dbt beside this interpreter: `make` never puts .venv/bin on PATH.
+    dbt = Path(sys.executable).parent / "dbt"
+    return DbtCliResource(project_dir=dbt_project(), profiles_dir=str(DBT_PROJECT_DIR),
+                          dbt_executable=str(dbt) if dbt.exists() else "dbt")

@@ -36,8 +36,11 @@ def _time_or_none(record: Mapping[str, Any], name: str) -> datetime | None:
 class GitHubClient:
     """GitHub REST v3: `Link` pagination, conditional requests with `ETag`, rate limits."""
 
-    def __init__(self, http: HttpClient, base_url: str, org: str, repos: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, http: HttpClient, base_url: str, org: str, repos: tuple[str, ...] = (), page_size: int = 100
+    ) -> None:
         self.http = http
+        self.page_size = page_size
         self.base_url = base_url.rstrip("/")
         self.org = org
         self._repos = repos
@@ -55,7 +58,7 @@ class GitHubClient:
 
     def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[Page | MalformedPage]:
         url: str | None = f"{self.base_url}{path}"
-        query: Mapping[str, Any] | None = {"per_page": 100, **params}
+        query: Mapping[str, Any] | None = {"per_page": self.page_size, **params}
         while url:
             cache_key = url if query is None else f"{url}?{sorted(query.items())}"
             cached = self._etags.get(cache_key)
@@ -70,7 +73,7 @@ class GitHubClient:
             match = _NEXT_LINK.search(page.headers.get("Link", ""))
             url, query = (match.group(1), None) if match else (None, None)
 
-    def _items(self, path: str, params: Mapping[str, Any]) -> Iterator[Item]:
+    def items(self, path: str, params: Mapping[str, Any]) -> Iterator[Item]:
         for page in self._pages(path, params):
             if isinstance(page, MalformedPage):
                 yield page
@@ -83,7 +86,7 @@ class GitHubClient:
         if self._repos:
             return list(self._repos)
         found = []
-        for item in self._items(f"/orgs/{self.org}/repos", {"type": "all"}):
+        for item in self.items(f"/orgs/{self.org}/repos", {"type": "all"}):
             if isinstance(item, MalformedPage):
                 raise SourceUnavailable(f"github: cannot list the repos of {self.org}: {item.reason}")
             found.append(item["full_name"])
@@ -92,7 +95,7 @@ class GitHubClient:
     def pull_requests(self, repo: str, start: datetime, end: datetime) -> Iterator[Item]:
         """PRs updated in [start, end): newest first, so paging stops at the first older one."""
         params = {"state": "all", "sort": "updated", "direction": "desc"}
-        for item in self._items(f"/repos/{repo}/pulls", params):
+        for item in self.items(f"/repos/{repo}/pulls", params):
             updated = _time_or_none(item, "updated_at") if isinstance(item, dict) else None
             if updated is None:
                 yield item  # unreadable: the caller dead-letters it
@@ -104,7 +107,7 @@ class GitHubClient:
     def issues(self, repo: str, start: datetime, end: datetime) -> Iterator[Item]:
         """Issues (not PRs) updated in [start, end), oldest update first from `since`."""
         params = {"state": "all", "since": _iso(start), "sort": "updated", "direction": "asc"}
-        for item in self._items(f"/repos/{repo}/issues", params):
+        for item in self.items(f"/repos/{repo}/issues", params):
             if isinstance(item, dict) and "pull_request" in item:
                 continue
             updated = _time_or_none(item, "updated_at") if isinstance(item, dict) else None
@@ -116,14 +119,14 @@ class GitHubClient:
                 yield item
 
     def reviews(self, repo: str, number: int) -> Iterator[Item]:
-        yield from self._items(f"/repos/{repo}/pulls/{number}/reviews", {})
+        yield from self.items(f"/repos/{repo}/pulls/{number}/reviews", {})
 
     def pull_commits(self, repo: str, number: int) -> Iterator[Item]:
-        yield from self._items(f"/repos/{repo}/pulls/{number}/commits", {})
+        yield from self.items(f"/repos/{repo}/pulls/{number}/commits", {})
 
     def commits(self, repo: str, start: datetime, end: datetime) -> Iterator[Item]:
         """Default-branch commits authored in [start, end)."""
-        yield from self._items(f"/repos/{repo}/commits", {"since": _iso(start), "until": _iso(end)})
+        yield from self.items(f"/repos/{repo}/commits", {"since": _iso(start), "until": _iso(end)})
 
 
 LINEAR_ISSUE_FIELDS = """

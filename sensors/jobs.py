@@ -2,14 +2,11 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from cc_assets.partitions import daily_partitions
-
 INGEST_SELECTION = AssetSelection.key_prefixes(["raw"], ["normalized"])
 
 ingest_job = define_asset_job(
     "ingest_job",
     selection=INGEST_SELECTION,
-    partitions_def=daily_partitions,
     description="Land every polled source for a day (or a range, as one run) and normalize its events.",
 )
 

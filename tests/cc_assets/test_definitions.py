@@ -1,0 +1,42 @@
+"""The one Definitions object loads, and every job, schedule, sensor and resource resolves."""
+
+from dagster import AssetKey, Definitions
+
+from cc_assets.definitions import defs
+from cc_events.raw_tables import RAW_TABLES
+
+
+def test_definitions_load_and_every_job_resolves():
+    Definitions.validate_loadable(defs)
+    repo = defs.get_repository_def()
+    assert {j.name for j in repo.get_all_jobs()} >= {"ingest_job", "transform_job"}
+    assert [s.name for s in repo.schedule_defs] == ["sources_schedule"]
+    assert [s.name for s in repo.sensor_defs] == ["transform_after_ingest_sensor"]
+    assert set(repo.get_top_level_resources()) >= {"platform", "dbt"}
+
+
+def test_raw_assets_are_daily_partitioned_and_feed_the_dbt_models():
+    graph = defs.resolve_asset_graph()
+    for source, entity in RAW_TABLES:
+        key = AssetKey(["raw", source, entity])
+        node = graph.get(key)
+        assert node.partitions_def is not None and node.description
+    upstream = graph.get(AssetKey("fct_workflows")).parent_keys
+    assert upstream  # dbt models are wired to their refs
+    lineage = set()
+    frontier = [AssetKey("fct_workflow_events")]
+    while frontier:
+        key = frontier.pop()
+        for parent in graph.get(key).parent_keys:
+            if parent not in lineage:
+                lineage.add(parent)
+                frontier.append(parent)
+    assert AssetKey(["raw", "github", "pull_requests"]) in lineage
+    assert AssetKey(["normalized", "event_keys"]) in lineage
+
+
+def test_every_asset_has_a_description():
+    graph = defs.resolve_asset_graph()
+    missing = [k.to_user_string() for k in graph.get_all_asset_keys()
+               if graph.get(k).is_materializable and not graph.get(k).description]
+    assert missing == []
