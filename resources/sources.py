@@ -44,8 +44,9 @@ class GitHubClient:
         self.base_url = base_url.rstrip("/")
         self.org = org
         self._repos = repos
-        # url -> (etag, data): a 304 costs no rate limit and gives back the cached page.
-        self._etags: dict[str, tuple[str, Any]] = {}
+        # url -> (etag, data, link): a 304 costs no rate limit and gives back the cached page,
+        # including where the next page is (a 304 need not repeat the Link header).
+        self._etags: dict[str, tuple[str, Any, str]] = {}
         self.not_modified = 0
 
     @classmethod
@@ -66,9 +67,9 @@ class GitHubClient:
             if isinstance(page, Page):
                 if page.not_modified and cached:
                     self.not_modified += 1
-                    page = Page(page.url, 200, cached[1], page.headers)
+                    page = Page(page.url, 200, cached[1], {**page.headers, "Link": cached[2]})
                 elif page.headers.get("ETag"):
-                    self._etags[cache_key] = (page.headers["ETag"], page.data)
+                    self._etags[cache_key] = (page.headers["ETag"], page.data, page.headers.get("Link", ""))
             yield page
             match = _NEXT_LINK.search(page.headers.get("Link", ""))
             url, query = (match.group(1), None) if match else (None, None)

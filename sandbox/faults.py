@@ -1,0 +1,112 @@
+"""Injected failures, matched by the prefix of the request target (path and query).
+
+    {"match": "/github/repos/acme/api/pulls", "status": 429, "times": 2, "retry_after": 1}
+    {"match": "/github", "status": 403, "rate_limit": true, "retry_after": 30}
+    {"match": "/linear", "kind": "malformed_json", "times": 1}
+    {"match": "/charlie", "kind": "bad_record"}
+    {"match": "/github", "kind": "down"}          # 503 until cleared
+    {"match": "/github", "kind": "disconnect"}    # the connection closes without a response
+
+`times` omitted means until cleared. The first live fault that matches wins.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+STATUSES = (403, 429, 500, 502, 503)
+EARLY_KINDS = ("down", "disconnect")  # answer instead of the API
+LATE_KINDS = ("malformed_json", "bad_record")  # spoil a 200 the API gave
+# Removed from the spoiled record: whichever of these it has (a PR loses number and created_at).
+REQUIRED_FIELDS = ("number", "created_at", "identifier", "sha", "submitted_at", "timestamp")
+
+
+@dataclass(slots=True)
+class Fault:
+    match: str
+    status: int | None = None
+    kind: str | None = None
+    times: int | None = None
+    retry_after: int | None = None
+    rate_limit: bool = False
+    used: int = 0
+
+    @classmethod
+    def parse(cls, spec: Any) -> Fault:
+        if not isinstance(spec, dict) or not isinstance(spec.get("match"), str):
+            raise ValueError("a fault is an object with a `match` path prefix")
+        unknown = set(spec) - {"match", "status", "kind", "times", "retry_after", "rate_limit"}
+        if unknown:
+            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        fault = cls(**spec)
+        if (fault.status is None) == (fault.kind is None):
+            raise ValueError("a fault has either a `status` or a `kind`")
+        if fault.status is not None and fault.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}")
+        if fault.kind is not None and fault.kind not in EARLY_KINDS + LATE_KINDS:
+            raise ValueError(f"kind must be one of {EARLY_KINDS + LATE_KINDS}")
+        if fault.times is not None and (not isinstance(fault.times, int) or fault.times < 1):
+            raise ValueError("times must be a positive integer")
+        return fault
+
+    @property
+    def live(self) -> bool:
+        return self.times is None or self.used < self.times
+
+
+class Faults:
+    """The active faults; thread-safe, as the server answers requests on many threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def set(self, specs: Any) -> list[dict]:
+        faults = [Fault.parse(s) for s in (specs if isinstance(specs, list) else [specs])]
+        with self._lock:
+            self._faults = faults
+        return self.describe()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults = []
+
+    def describe(self) -> list[dict]:
+        with self._lock:
+            return [asdict(f) for f in self._faults]
+
+    def take(self, target: str, late: bool, kind: str | None = None) -> Fault | None:
+        """The first live fault matching `target` (early: statuses and outages; late: `kind`), used once."""
+        with self._lock:
+            for fault in self._faults:
+                if not fault.live or not target.startswith(fault.match):
+                    continue
+                if (late and fault.kind == kind) or (not late and fault.kind not in LATE_KINDS):
+                    fault.used += 1
+                    return fault
+        return None
+
+
+def records(payload: Any) -> list | None:
+    """The list of records in a response: a GitHub page, Charlie `events`/`instances`, Linear `nodes`."""
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict):
+        for key in ("events", "instances"):
+            if isinstance(payload.get(key), list):
+                return payload[key]
+        for value in (payload.get("data") or {}).values():
+            if isinstance(value, dict) and isinstance(value.get("nodes"), list):
+                return value["nodes"]
+    return None
+
+
+def spoil(items: list) -> None:
+    """Make the middle record of a page schema-invalid, leaving the others intact."""
+    record = items[len(items) // 2]
+    if isinstance(record, dict):
+        dropped = [f for f in REQUIRED_FIELDS if f in record]
+        for name in dropped or ["id"]:
+            record.pop(name, None)

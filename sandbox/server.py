@@ -1,0 +1,341 @@
+"""One HTTP server for the whole sandbox: GitHub under `/github`, Linear at `/linear/graphql`,
+Charlie under `/charlie`, and the admin routes under `/_sandbox` (info, truth, faults).
+
+HTTP/1.1 with keep-alive and a Content-Length on every response, so real clients pool connections
+as they would against the real services.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlsplit
+
+from sandbox import truth as truth_mod
+from sandbox.charlie import CharlieApi
+from sandbox.faults import Faults, records, spoil
+from sandbox.generator import generate
+from sandbox.github import GitHubApi
+from sandbox.linear import LinearApi
+from sandbox.model import Org, iso, paused_gc
+
+JSON = "application/json; charset=utf-8"
+LINEAR_REQUESTS, LINEAR_COMPLEXITY = 5000, 3_000_000
+_FAULT_MESSAGES = {
+    403: "You have exceeded a secondary rate limit. Please wait a few minutes and try again.",
+    429: "Too many requests", 500: "Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+}
+
+
+class Response(NamedTuple):
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _json(status: int, payload: Any, headers: list[tuple[str, str]] | None = None) -> Response:
+    return Response(status, [("Content-Type", JSON), *(headers or [])], _dumps(payload))
+
+
+class Windows:
+    """Per-token usage in fixed hourly windows, like GitHub's primary rate limit."""
+
+    def __init__(self, limit: int, period: int = 3600) -> None:
+        self.limit, self.period = limit, period
+        self._lock = threading.Lock()
+        self._used: dict[str, list[int]] = {}  # token -> [window reset epoch, used]
+
+    def state(self, token: str, spend: int = 0) -> tuple[int, int]:
+        """(used, reset) after spending `spend`."""
+        now = int(time.time())
+        with self._lock:
+            window = self._used.get(token)
+            if window is None or now >= window[0]:
+                window = self._used[token] = [now + self.period, 0]
+            window[1] += spend
+            return window[1], window[0]
+
+
+class SandboxApp:
+    """Routes a request to an API; applies faults, rate limits and conditional requests."""
+
+    def __init__(
+        self, org: Org, truth: truth_mod.Truth, truth_path: Path | None, rate_limit: int = 5000
+    ) -> None:
+        self.org, self.truth, self.truth_path = org, truth, truth_path
+        self.github, self.linear, self.charlie = GitHubApi(org), LinearApi(org), CharlieApi(org)
+        self.faults = Faults()
+        self.github_limits = Windows(rate_limit)
+        self.linear_requests, self.linear_complexity = Windows(LINEAR_REQUESTS), Windows(LINEAR_COMPLEXITY)
+
+    def handle(self, method: str, target: str, headers: Any, body: bytes) -> Response | None:
+        """The response, or None to drop the connection unanswered."""
+        url = urlsplit(target)
+        path, query = url.path, dict(parse_qsl(url.query, keep_blank_values=True))
+        try:
+            if path.startswith("/_sandbox/"):
+                return self._admin(method, path, body)
+            source = path.split("/", 2)[1]
+            if source not in ("github", "linear", "charlie"):
+                return _json(404, {"message": "Not Found"})
+            if fault := self.faults.take(target, late=False):
+                return None if fault.kind == "disconnect" else self._fault(source, fault)
+            if source == "github":
+                return self._github(method, path[len("/github") :], query, headers, target)
+            if source == "linear":
+                return self._linear(method, path, headers, body, target)
+            return self._charlie(method, path[len("/charlie") :], query, target)
+        except Exception as exc:  # a bug in the sandbox must not look like a hang to the client
+            return _json(500, {"message": f"sandbox error: {type(exc).__name__}: {exc}"})
+
+    # ---- sources -------------------------------------------------------------------------------------
+    def _finish(self, target: str, status: int, payload: Any) -> bytes:
+        """The body, spoiled by a late fault (bad record, malformed JSON) when one matches."""
+        if status == 200 and (found := records(payload)) and self.faults.take(target, True, "bad_record"):
+            spoil(found)
+        body = _dumps(payload)
+        if status == 200 and self.faults.take(target, True, "malformed_json"):
+            body = body[: max(1, len(body) // 2)]
+        return body
+
+    def _github(self, method: str, path: str, query: dict, headers: Any, target: str) -> Response:
+        token = headers.get("Authorization") or "anonymous"
+        used, reset = self.github_limits.state(token)
+        limit = self.github_limits.limit
+        if used >= limit:
+            return _json(
+                403,
+                {
+                    "message": "API rate limit exceeded for this token. (But here's the good news: "
+                    "authenticated requests get a higher rate limit.)",
+                    "documentation_url": "https://docs.github.com/rest/rate-limit",
+                },
+                _rate_headers(limit, used, reset),
+            )
+        if method != "GET":
+            status, payload, extra = 404, {"message": "Not Found"}, {}
+        else:
+            host = headers.get("Host") or "127.0.0.1"
+            status, payload, extra = self.github.handle(path, query, f"http://{host}/github")
+        body = self._finish(target, status, payload)
+        etag = f'"{hashlib.md5(body).hexdigest()}"'
+        out = [("Content-Type", JSON), *extra.items()]
+        if status == 200:
+            out.append(("ETag", etag))
+            wanted = {t.strip().removeprefix("W/") for t in (headers.get("If-None-Match") or "").split(",")}
+            if etag in wanted or "*" in wanted:  # a 304 costs no rate limit, as on GitHub
+                return Response(304, [("ETag", etag), *_rate_headers(limit, used, reset)], b"")
+        used, reset = self.github_limits.state(token, spend=1)
+        return Response(status, out + _rate_headers(limit, used, reset), body)
+
+    def _linear(self, method: str, path: str, headers: Any, body: bytes, target: str) -> Response:
+        if path.rstrip("/") != "/linear/graphql":
+            return _json(404, {"errors": [{"message": "Not Found"}]})
+        if method != "POST":
+            return _json(405, {"errors": [{"message": "Use POST with a JSON body"}]})
+        status, payload, cost = self.linear.handle(body)
+        token = headers.get("Authorization") or "anonymous"
+        used, reset = self.linear_requests.state(token, spend=1)
+        spent, creset = self.linear_complexity.state(token, spend=cost)
+        return Response(
+            status,
+            [
+                ("Content-Type", JSON),
+                ("X-Complexity", str(cost)),
+                ("X-RateLimit-Requests-Limit", str(LINEAR_REQUESTS)),
+                ("X-RateLimit-Requests-Remaining", str(max(0, LINEAR_REQUESTS - used))),
+                ("X-RateLimit-Requests-Reset", str(reset * 1000)),
+                ("X-RateLimit-Complexity-Limit", str(LINEAR_COMPLEXITY)),
+                ("X-RateLimit-Complexity-Remaining", str(max(0, LINEAR_COMPLEXITY - spent))),
+                ("X-RateLimit-Complexity-Reset", str(creset * 1000)),
+            ],
+            self._finish(target, status, payload),
+        )
+
+    def _charlie(self, method: str, path: str, query: dict, target: str) -> Response:
+        if method != "GET":
+            return _json(404, {"error": "not_found"})
+        status, payload = self.charlie.handle(path, query)
+        return Response(status, [("Content-Type", JSON)], self._finish(target, status, payload))
+
+    def _fault(self, source: str, fault: Any) -> Response:
+        status = fault.status or 503
+        headers: list[tuple[str, str]] = []
+        if fault.rate_limit and status in (403, 429):
+            limit = self.github_limits.limit
+            headers += _rate_headers(limit, limit, int(time.time()) + (fault.retry_after or 60))
+            message = "API rate limit exceeded for this token."
+        else:
+            retry = fault.retry_after
+            if retry is None and status in (403, 429):
+                retry = 1  # secondary rate limits always say when to come back
+            if retry is not None:
+                headers.append(("Retry-After", str(retry)))
+            message = _FAULT_MESSAGES[status]
+        payload: Any = {"message": message}
+        if source == "linear":
+            code = "RATELIMITED" if status in (403, 429) else "INTERNAL_SERVER_ERROR"
+            payload = {"errors": [{"message": message, "extensions": {"code": code}}]}
+        elif source == "charlie":
+            payload = {"error": "unavailable" if status >= 500 else "rate_limited", "message": message}
+        return _json(status, payload, headers)
+
+    # ---- admin ---------------------------------------------------------------------------------------
+    def _admin(self, method: str, path: str, body: bytes) -> Response:
+        route = path[len("/_sandbox/") :].rstrip("/")
+        if route == "info" and method == "GET":
+            return _json(200, self.info())
+        if route == "truth" and method == "GET":
+            return _json(200, [{**row, "event_at": iso(row["event_at"])} for row in self.truth.rows()])
+        if route == "faults":
+            if method == "GET":
+                return _json(200, self.faults.describe())
+            if method == "DELETE":
+                self.faults.clear()
+                return _json(200, [])
+            if method == "POST":
+                try:
+                    return _json(200, self.faults.set(json.loads(body or b"[]")))
+                except ValueError as exc:
+                    return _json(400, {"message": str(exc)})
+        return _json(404, {"message": "Not Found"})
+
+    def info(self) -> dict:
+        org = self.org
+        return {
+            "seed": org.seed,
+            "events": org.events_target,
+            "events_generated": len(self.truth.event_id),
+            "days": org.days,
+            "start": iso(org.start),
+            "end": iso(org.end),
+            "truth_path": str(self.truth_path) if self.truth_path else None,
+            "rate_limit": self.github_limits.limit,
+            "org": org.login,
+            "repos": [r.full_name for r in org.repos],
+            "teams": [t.key for t in org.teams],
+            "instances": [i.id for i in org.instances],
+            "counts": {
+                "linear_issues": len(org.linear_issues),
+                "linear_history": sum(len(i.history) for i in org.linear_issues),
+                "pulls": len(org.pulls),
+                "gh_issues": len(org.gh_issues),
+                "reviews": sum(len(p.reviews) for p in org.pulls),
+                "commits": len(org.commits) + sum(len(p.commits) for p in org.pulls),
+                "activities": len(org.activities),
+                "workflows": len({w for w in self.truth.workflow_id if w}),
+                "by_event_type": dict(sorted(Counter(self.truth.event_type).items())),
+            },
+        }
+
+
+def _rate_headers(limit: int, used: int, reset: int) -> list[tuple[str, str]]:
+    return [
+        ("X-RateLimit-Limit", str(limit)),
+        ("X-RateLimit-Remaining", str(max(0, limit - used))),
+        ("X-RateLimit-Reset", str(reset)),
+        ("X-RateLimit-Used", str(min(used, limit))),
+        ("X-RateLimit-Resource", "core"),
+    ]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "CommandCenterSandbox/1.0"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        response = self.server.app.handle(self.command, self.path, self.headers, body)  # type: ignore[attr-defined]
+        if response is None:
+            self.close_connection = True
+            return
+        self.send_response(response.status)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        if response.status != 304:  # a 304 has no body, so no length either
+            self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if response.status != 304:
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+        pass
+
+
+class SandboxServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], app: SandboxApp) -> None:
+        super().__init__(address, _Handler)
+        self.app = app
+
+
+def build_app(out_dir: Path, seed: int, events: int, days: int, end: Any, rate_limit: int) -> SandboxApp:
+    """Generate the world, write `truth.parquet` into `out_dir`, and index the world for serving."""
+    with paused_gc():
+        org = generate(seed, events, days, end)
+        truth = truth_mod.build(org)
+        path = truth_mod.write_parquet(truth, Path(out_dir) / "truth.parquet")
+        app = SandboxApp(org, truth, path, rate_limit)
+    gc.freeze()  # the world lives as long as the process: keep later collections from walking it
+    return app
+
+
+def serve(
+    out_dir: Path,
+    *,
+    seed: int = 7,
+    events: int = 5000,
+    days: int = 7,
+    end: Any = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    rate_limit: int = 5000,
+    ready_file: Path | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT; the ready file appears once the socket accepts connections."""
+    started = time.monotonic()
+    app = build_app(out_dir, seed, events, days, end, rate_limit)
+    server = SandboxServer((host, port), app)
+    url = f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{server.server_address[1]}"
+    if ready_file:
+        ready_file = Path(ready_file)
+        tmp = ready_file.with_name(ready_file.name + ".tmp")
+        tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "truth_path": str(app.truth_path)}))
+        tmp.replace(ready_file)  # atomic: a reader never sees half a file
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    print(
+        f"sandbox at {url}: {len(app.truth.event_id)} events, ready in {time.monotonic() - started:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )
+    print(url, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

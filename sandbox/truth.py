@@ -1,0 +1,154 @@
+"""Ground truth: every event the world holds, with the workflow the contract's rule gives it.
+
+Keys come from the linkage the generator recorded (`refs`, `pull`, `issue`, `correlation_id`), never
+from reading the text. A workflow is a connected component of the event-key graph, named by its
+root key: lowest priority number (linear 1, github 2, corr 3), ties by the smallest md5 hex.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.model import Commit, Org, paused_gc
+
+PRIORITY = {"linear": 1, "github": 2, "corr": 3}
+
+# event_id, event_type, source, event_at (epoch s), keys
+Event = tuple[str, str, str, int, tuple[str, ...]]
+
+
+def events(org: Org) -> Iterator[Event]:
+    """The events of contract section 2, one per record (two for a closed PR or issue)."""
+    for issue in org.linear_issues:
+        own = (issue.key,)
+        yield f"linear:issue:{issue.id}:created", "linear.issue.created", "linear", issue.created_at, own
+        for h in issue.history:
+            yield f"linear:history:{h.id}", "linear.issue.state_changed", "linear", h.created_at, own
+    for pull in org.pulls:
+        own = pull.key
+        keys = (own, *(r.key for r in pull.refs))
+        base = f"github:pr:{pull.repo.full_name}#{pull.number}"
+        yield f"{base}:opened", "github.pr.opened", "github", pull.created_at, keys
+        if pull.merged_at is not None:
+            yield f"{base}:merged", "github.pr.merged", "github", pull.merged_at, keys
+        elif pull.closed_at is not None:
+            yield f"{base}:closed", "github.pr.closed", "github", pull.closed_at, keys
+        for review in pull.reviews:
+            yield (
+                f"github:review:{review.id}",
+                "github.review.submitted",
+                "github",
+                review.submitted_at,
+                (own,),
+            )
+        for commit in pull.commits:
+            yield _commit(commit, own)
+    for issue in org.gh_issues:
+        own = (issue.key,)
+        base = f"github:issue:{issue.repo.full_name}#{issue.number}"
+        yield f"{base}:opened", "github.issue.opened", "github", issue.created_at, own
+        if issue.closed_at is not None:
+            yield f"{base}:closed", "github.issue.closed", "github", issue.closed_at, own
+    for commit in org.commits:
+        yield _commit(commit)
+    for act in org.activities:
+        keys = [r.key for r in act.refs]
+        if act.issue:
+            keys.append(act.issue.key)
+        if act.pull:
+            keys.append(act.pull.key)
+        if act.correlation_id:
+            keys.append(f"corr:{act.correlation_id}")
+        yield f"charlie:activity:{act.id}", f"charlie.{act.type}", "charlie", act.timestamp, tuple(keys)
+
+
+def _commit(commit: Commit, pull_key: str | None = None) -> Event:
+    keys = [r.key for r in commit.refs]
+    if commit.pull:
+        keys.append(pull_key or commit.pull.key)
+    return f"github:commit:{commit.sha}", "github.commit.pushed", "github", commit.date, tuple(keys)
+
+
+def root_order(key: str) -> tuple[int, str]:
+    return PRIORITY[key.split(":", 1)[0]], hashlib.md5(key.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class Truth:
+    """Columns of the truth table, sorted by event_at."""
+
+    event_id: list[str]
+    workflow_id: list[str | None]
+    event_type: list[str]
+    source: list[str]
+    event_at: list[int]
+
+    def rows(self) -> Iterator[dict]:
+        names = ("event_id", "workflow_id", "event_type", "source", "event_at")
+        columns = (self.event_id, self.workflow_id, self.event_type, self.source, self.event_at)
+        for values in zip(*columns, strict=True):
+            yield dict(zip(names, values, strict=True))
+
+
+def build(org: Org) -> Truth:
+    """Union the keys each event names, then name every component by its root key."""
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        root = key
+        while (up := parent[root]) != root:
+            root = up
+        while (up := parent[key]) != root:  # path compression keeps 1M-event worlds fast
+            parent[key], key = root, up
+        return root
+
+    ids, kinds, sources, ats, firsts = [], [], [], [], []
+    with paused_gc():
+        for event_id, kind, source, at, keys in events(org):
+            first = None
+            for key in keys:
+                parent.setdefault(key, key)
+                if first is None:
+                    first = find(key)
+                elif (other := find(key)) != first:
+                    parent[other] = first
+            ids.append(event_id)
+            kinds.append(kind)
+            sources.append(source)
+            ats.append(at)
+            firsts.append(keys[0] if keys else None)
+        best: dict[str, tuple[tuple[int, str], str]] = {}
+        for key in parent:
+            root, order = find(key), root_order(key)
+            if root not in best or order < best[root][0]:
+                best[root] = (order, key)
+        if len(set(ids)) != len(ids):
+            raise AssertionError("duplicate event ids in the generated world")
+        # Stable on time alone: generation order breaks ties, deterministically.
+        order = sorted(range(len(ids)), key=ats.__getitem__)
+        workflows = [best[find(firsts[i])][1] if firsts[i] else None for i in order]
+        return Truth([ids[i] for i in order], workflows, [kinds[i] for i in order],
+                     [sources[i] for i in order], [ats[i] for i in order])
+
+
+def write_parquet(truth: Truth, path: Path) -> Path:
+    """`truth.parquet`: event_id, workflow_id, event_type, source, event_at (UTC)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    seconds = pa.array(truth.event_at, pa.int64()).cast(pa.timestamp("s", "UTC"))
+    table = pa.table({
+        "event_id": pa.array(truth.event_id, pa.string()),
+        "workflow_id": pa.array(truth.workflow_id, pa.string()),
+        "event_type": pa.array(truth.event_type, pa.string()),
+        "source": pa.array(truth.source, pa.string()),
+        "event_at": seconds.cast(pa.timestamp("us", "UTC")),
+    })
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)
+    return path
