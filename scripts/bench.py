@@ -44,12 +44,11 @@ def main() -> None:
     parser.add_argument("--pg-url", default=None)
     args = parser.parse_args()
 
-    from sandbox.process import run_sandbox
-
     from cc_assets.definitions import defs
     from resources.platform import PlatformResource
     from resources.settings import Settings
     from resources.warehouse import mart_counts
+    from sandbox.process import run_sandbox
 
     admin_url = args.pg_url or Settings.from_env().pg_url
     end = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)

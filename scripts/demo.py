@@ -19,10 +19,10 @@ DEMO_DAYS = int(os.environ.get("CC_DEMO_DAYS", "7"))
 def main() -> int:
     started = time.perf_counter()
     from dagster import DagsterInstance
-    from sandbox.process import run_sandbox
 
     from resources.settings import Settings
     from resources.warehouse import compare_with_truth, mart_counts
+    from sandbox.process import run_sandbox
 
     settings = Settings.from_env()
     now = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)

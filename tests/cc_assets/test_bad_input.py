@@ -5,10 +5,10 @@ from datetime import datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, DagsterInstance
-from sandbox.process import run_sandbox
 
 from cc_assets.definitions import defs
 from resources.platform import PlatformResource
+from sandbox.process import run_sandbox
 
 END = datetime(2026, 11, 20, 15, 30)
 DAY = END.date().isoformat()

@@ -15,12 +15,12 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance
-from sandbox.process import run_sandbox
 
 from cc_assets.definitions import defs
 from cc_events.raw_tables import RAW_TABLES
 from resources.platform import PlatformResource
 from resources.warehouse import MARTS, compare_with_truth
+from sandbox.process import run_sandbox
 
 END = datetime(2026, 11, 20, 15, 30)
 DAYS = 4

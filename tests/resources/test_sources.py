@@ -3,10 +3,10 @@
 from datetime import datetime, timedelta
 
 import pytest
-from sandbox.process import run_sandbox
 
 from resources.http import HttpClient, MalformedPage, SourceUnavailable
 from resources.sources import CharlieClient, GitHubClient, LinearClient
+from sandbox.process import run_sandbox
 
 END = datetime(2026, 11, 20, 15, 30)
 START = END - timedelta(days=3)

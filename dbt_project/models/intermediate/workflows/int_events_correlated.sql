@@ -32,11 +32,7 @@ event_workflows as (
         event_keys.event_id,
         min(keys_linked.workflow_id) as workflow_id,
         count(*) as correlation_key_count,
-        {{ dbt.listagg(
-            measure='event_keys.correlation_key',
-            delimiter_text="', '",
-            order_by_clause='order by ' ~ bytewise('event_keys.correlation_key')
-        ) }} as correlation_keys
+        {{ sorted_string_agg('event_keys.correlation_key') }} as correlation_keys
     from event_keys
     inner join keys_linked
         on event_keys.correlation_key = keys_linked.correlation_key
