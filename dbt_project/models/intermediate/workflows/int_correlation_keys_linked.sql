@@ -92,6 +92,22 @@ key_links as (
 
 ),
 
+ranked_key_links as materialized (
+
+    -- The target's rank rides on the link, so each step of the walk below is one equi-join
+    -- (a second join to the keys lets Postgres' planner, which has no statistics for CTEs,
+    -- pick a nested loop that compares every key with every candidate).
+    select
+        key_links.from_key,
+        key_links.to_key,
+        correlation_keys.key_priority as to_priority,
+        correlation_keys.key_md5 as to_md5
+    from key_links
+    inner join correlation_keys
+        on key_links.to_key = correlation_keys.correlation_key
+
+),
+
 candidate_roots as (
 
     select
@@ -104,20 +120,18 @@ candidate_roots as (
     union
 
     select
-        key_links.to_key as correlation_key,
+        ranked_key_links.to_key as correlation_key,
         candidate_roots.root_key,
         candidate_roots.root_priority,
         candidate_roots.root_md5
     from candidate_roots
-    inner join key_links
-        on candidate_roots.correlation_key = key_links.from_key
-    inner join correlation_keys as neighbours
-        on key_links.to_key = neighbours.correlation_key
+    inner join ranked_key_links
+        on candidate_roots.correlation_key = ranked_key_links.from_key
     where
-        neighbours.key_priority > candidate_roots.root_priority
+        ranked_key_links.to_priority > candidate_roots.root_priority
         or (
-            neighbours.key_priority = candidate_roots.root_priority
-            and {{ bytewise('neighbours.key_md5') }} > {{ bytewise('candidate_roots.root_md5') }}
+            ranked_key_links.to_priority = candidate_roots.root_priority
+            and {{ bytewise('ranked_key_links.to_md5') }} > {{ bytewise('candidate_roots.root_md5') }}
         )
 
 ),
