@@ -35,8 +35,11 @@ def main() -> int:
         from cc_assets.definitions import defs
 
         instance = DagsterInstance.get()
+        # Dagster's per-step debug lines are for the UI; the demo's terminal gets warnings only.
+        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         t0 = time.perf_counter()
         ingest = defs.resolve_job_def("ingest_job").execute_in_process(
+            run_config=quiet,
             instance=instance,
             tags={"dagster/asset_partition_range_start": days[0].isoformat(),
                   "dagster/asset_partition_range_end": days[-1].isoformat()},
@@ -48,8 +51,8 @@ def main() -> int:
             print(f"ingest failed in step(s) {', '.join(failed)}; see the run in `make ui`", file=sys.stderr)
             return 1
         t0 = time.perf_counter()
-        transform = defs.resolve_job_def("transform_job").execute_in_process(instance=instance,
-                                                                             raise_on_error=False)
+        transform = defs.resolve_job_def("transform_job").execute_in_process(
+            run_config=quiet, instance=instance, raise_on_error=False)
         transform_s = time.perf_counter() - t0
         truth_path = sandbox.truth_path
     if not transform.success:
