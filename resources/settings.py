@@ -69,7 +69,6 @@ class Settings:
     pg_schema: str = "analytics"
     dagster_pg_url: str | None = field(default=None, repr=False)
     dagster_home: Path = PROJECT_ROOT / ".dagster_home"
-    partitions_start: str = "2026-01-01"
     http_timeout_s: float = 30.0
     http_max_retries: int = 5
     http_backoff_s: float = 0.5
@@ -108,7 +107,6 @@ class Settings:
             pg_schema=get("PG_SCHEMA") or base.pg_schema,
             dagster_pg_url=get("DAGSTER_PG_URL"),
             dagster_home=Path(get("DAGSTER_HOME_DIR") or base.dagster_home),
-            partitions_start=get("PARTITIONS_START") or base.partitions_start,
             http_timeout_s=float(get("HTTP_TIMEOUT_S") or base.http_timeout_s),
             http_max_retries=int(get("HTTP_MAX_RETRIES") or base.http_max_retries),
             http_backoff_s=float(get("HTTP_BACKOFF_S") or base.http_backoff_s),

@@ -155,17 +155,18 @@ USERS_QUERY = (
 class LinearClient:
     """Linear GraphQL: Relay cursor pagination and an `updatedAt` window filter."""
 
-    def __init__(self, http: HttpClient, url: str, page_size: int = 50) -> None:
+    def __init__(self, http: HttpClient, url: str, page_size: int = 50, teams: tuple[str, ...] = ()) -> None:
         self.http = http
         self.url = url
         self.page_size = page_size
+        self.team_keys = teams  # team keys to follow; empty: every team the key can see
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LinearClient:
         headers = {"Content-Type": "application/json"}
         if settings.linear_api_key:
             headers["Authorization"] = settings.linear_api_key
-        return cls(_http("linear", settings, headers), settings.linear_graphql_url)
+        return cls(_http("linear", settings, headers), settings.linear_graphql_url, teams=settings.linear_teams)
 
     def _connection(self, query: str, field: str, variables: Mapping[str, Any]) -> Iterator[Item]:
         after: str | None = None
@@ -193,14 +194,18 @@ class LinearClient:
             after = info.get("endCursor")
 
     def teams(self) -> Iterator[Item]:
-        yield from self._connection(TEAMS_QUERY, "teams", {})
+        for team in self._connection(TEAMS_QUERY, "teams", {}):
+            if not self.team_keys or not isinstance(team, dict) or team.get("key") in self.team_keys:
+                yield team
 
     def users(self) -> Iterator[Item]:
         yield from self._connection(USERS_QUERY, "users", {})
 
     def issues(self, start: datetime, end: datetime) -> Iterator[Item]:
-        window = {"updatedAt": {"gte": _iso(start), "lt": _iso(end)}}
-        yield from self._connection(ISSUES_QUERY, "issues", {"filter": window})
+        issue_filter: dict[str, Any] = {"updatedAt": {"gte": _iso(start), "lt": _iso(end)}}
+        if self.team_keys:
+            issue_filter["team"] = {"key": {"in": list(self.team_keys)}}
+        yield from self._connection(ISSUES_QUERY, "issues", {"filter": issue_filter})
 
 
 class CharlieClient:

@@ -103,6 +103,13 @@ def test_linear_cursor_pagination_and_updated_window(sandbox):
     assert len({i["id"] for i in issues}) == len(issues)
 
 
+def test_linear_follows_only_the_configured_teams(sandbox):
+    client = LinearClient(HttpClient("linear", sleep=Sleeps()), sandbox.linear_url, teams=("OPS",))
+    assert [t["key"] for t in client.teams()] == ["OPS"]
+    issues = list(client.issues(START, END))
+    assert issues and {i["team"]["key"] for i in issues} == {"OPS"}
+
+
 def test_charlie_instances_health_and_activity(sandbox):
     client = CharlieClient(HttpClient("charlie", sleep=Sleeps()), sandbox.charlie_url, page_size=25)
     instances = list(client.instances())
