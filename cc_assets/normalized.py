@@ -95,8 +95,9 @@ def normalized_events(context: AssetExecutionContext, platform: PlatformResource
         key_count += len(key_rows)
     if dead_total:
         context.log.warning("%d record(s) could not be normalized; see lake/dead_letter/normalized/", dead_total)
+    # A range run records these on every partition it wrote: they describe the run.
     yield MaterializeResult(asset_key=EVENTS_KEY, metadata={
-        "events": sum(counts.values()), "events_per_day": MetadataValue.json(counts),
-        "dead_letters": dead_total, "linear_teams_known": len(ctx.linear_team_keys),
+        "events_in_run": sum(counts.values()), "events_per_day": MetadataValue.json(counts),
+        "dead_letters_in_run": dead_total, "linear_teams_known": len(ctx.linear_team_keys),
     })
-    yield MaterializeResult(asset_key=EVENT_KEYS_KEY, metadata={"keys": key_count})
+    yield MaterializeResult(asset_key=EVENT_KEYS_KEY, metadata={"keys_in_run": key_count})

@@ -217,12 +217,13 @@ def build_raw_asset(spec: RawSpec):
                                                landing.dead_letters, ingested_at)
             context.log.warning("%d dead letter(s) for %s/%s, first: %s", len(landing.dead_letters),
                                 table.source, table.entity, landing.dead_letters[0].reason)
+        # A range run records these on every partition it wrote: they describe the run.
         return MaterializeResult(
             metadata={
-                "rows": sum(per_day.values()),
+                "rows_in_run": sum(per_day.values()),
                 "rows_per_day": MetadataValue.json(per_day),
-                "bytes": total_bytes,
-                "dead_letters": len(landing.dead_letters),
+                "bytes_in_run": total_bytes,
+                "dead_letters_in_run": len(landing.dead_letters),
             },
             check_results=[AssetCheckResult(
                 check_name="no_dead_letters", passed=not landing.dead_letters,

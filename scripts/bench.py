@@ -32,8 +32,9 @@ def _run(defs, platform, days):
             instance=instance, resources={"platform": platform}, raise_on_error=True)
         t2 = time.perf_counter()
     # A range run records one materialization per partition, each with the run's totals.
-    events = next(m.metadata["events"].value for m in ingest.asset_materializations_for_node("normalized_events")
-                  if "events" in m.metadata)
+    events = next(m.metadata["events_in_run"].value
+                  for m in ingest.asset_materializations_for_node("normalized_events")
+                  if "events_in_run" in m.metadata)
     return t1 - t0, t2 - t1, events
 
 
