@@ -31,7 +31,7 @@ test: install
 
 ui: install
 	@$(BIN)/python -m resources.dagster_home >/dev/null
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/python -m scripts.ui
 
 bench: install
 	$(BIN)/python -m scripts.bench $(BENCH_ARGS)
