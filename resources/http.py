@@ -19,6 +19,9 @@ from typing import Any
 
 import requests
 
+from resources.circuit import CircuitBreaker
+from resources.settings import Settings
+
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -26,6 +29,10 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 class SourceUnavailable(RuntimeError):
     """A source kept failing after every retry; the message says which and why."""
+
+
+class CircuitOpen(SourceUnavailable):
+    """The source's circuit breaker is open: no request was sent."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ class HttpClient:
         backoff_s: float = 0.5,
         max_backoff_s: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.source = source
         self.timeout_s = timeout_s
@@ -103,12 +111,21 @@ class HttpClient:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self._sleep = sleep
+        self.breaker = breaker
         self._random = random.Random()
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": "command-center/0.1", "Accept": "application/json"})
         self.session.headers.update(headers or {})
         self.requests_made = 0
         self.retries = 0
+
+    @classmethod
+    def from_settings(cls, source: str, settings: Settings, headers: Mapping[str, str] | None = None) -> HttpClient:
+        """The platform's policy for `source`: retries, timeouts and the shared circuit breaker."""
+        breaker = CircuitBreaker(source, settings.state_dir / "circuits", settings.circuit_failures,
+                                 settings.circuit_open_s)
+        return cls(source, headers=headers, timeout_s=settings.http_timeout_s, max_retries=settings.http_max_retries,
+                   backoff_s=settings.http_backoff_s, max_backoff_s=settings.http_max_backoff_s, breaker=breaker)
 
     def close(self) -> None:
         self.session.close()
@@ -128,6 +145,9 @@ class HttpClient:
         last_problem = "no attempt made"
         for attempt in range(self.max_retries + 1):
             wait: float | None = None
+            refusal = self.breaker.refusal() if self.breaker else None
+            if refusal:
+                raise CircuitOpen(f"{self.source}: {method} {_safe(url)} not sent: {refusal}")
             try:
                 self.requests_made += 1
                 response = self.session.request(
@@ -135,7 +155,13 @@ class HttpClient:
                 )
             except requests.RequestException as exc:
                 last_problem = f"{type(exc).__name__}: {exc}"
+                self._health(ok=False, problem=last_problem)
             else:
+                # Rate limits are the source asking us to wait, not the source failing.
+                if response.status_code < 500:
+                    self._health(ok=True)
+                else:
+                    self._health(ok=False, problem=f"HTTP {response.status_code}")
                 if response.status_code == 304:
                     return Page(response.url, 304, None, response.headers)
                 if response.ok:
@@ -161,6 +187,14 @@ class HttpClient:
         raise SourceUnavailable(
             f"{self.source}: {method} {_safe(url)} failed after {self.max_retries + 1} attempts: {last_problem}"
         )
+
+    def _health(self, ok: bool, problem: str = "") -> None:
+        if self.breaker is None:
+            return
+        if ok:
+            self.breaker.record_success()
+        else:
+            self.breaker.record_failure(problem)
 
     def get(self, url: str, **kwargs: Any) -> Page | MalformedPage:
         return self.request("GET", url, **kwargs)

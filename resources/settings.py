@@ -73,6 +73,8 @@ class Settings:
     http_max_retries: int = 5
     http_backoff_s: float = 0.5
     http_max_backoff_s: float = 60.0
+    circuit_failures: int = 5
+    circuit_open_s: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +113,8 @@ class Settings:
             http_max_retries=int(get("HTTP_MAX_RETRIES") or base.http_max_retries),
             http_backoff_s=float(get("HTTP_BACKOFF_S") or base.http_backoff_s),
             http_max_backoff_s=float(get("HTTP_MAX_BACKOFF_S") or base.http_max_backoff_s),
+            circuit_failures=int(get("CIRCUIT_FAILURES") or base.circuit_failures),
+            circuit_open_s=float(get("CIRCUIT_OPEN_S") or base.circuit_open_s),
         )
 
     # Source endpoints: the real API once a token is set, the sandbox otherwise.
@@ -133,6 +137,11 @@ class Settings:
     @property
     def lake_dir(self) -> Path:
         return self.data_dir / "lake"
+
+    @property
+    def state_dir(self) -> Path:
+        """Cursors and circuit states: small files a restarted process must find again."""
+        return self.data_dir / "state"
 
     @property
     def duckdb_path(self) -> Path:
