@@ -1,0 +1,31 @@
+import subprocess
+import sys
+from datetime import datetime
+
+from resources.landing import LandingLog
+from resources.metrics_agent import STREAM, sample
+
+
+def test_append_is_durable_per_day_and_a_torn_line_is_kept_as_text(tmp_path):
+    log = LandingLog(tmp_path)
+    day = datetime(2026, 11, 20, 10)
+    assert log.append("s", [{"id": 1}, {"id": 2}], day) == 2
+    with log.path("s", day.date()).open("a") as handle:
+        handle.write('{"id": 3, "trunc')  # a writer died mid-line
+    log.append("s", [{"id": 4}], day)
+    records = list(log.read("s", day.date()))
+    assert [r["id"] for r in records if isinstance(r, dict)] == [1, 2]
+    assert any(isinstance(r, str) and r.startswith('{"id": 3') for r in records)
+
+
+def test_metrics_agent_samples_the_real_machine(tmp_path):
+    reading = sample("host-a")
+    assert reading["host"] == "host-a"
+    assert 0 <= reading["cpu_percent"] <= 100 * reading["cpu_count"]
+    assert 0 < reading["memory_used_bytes"] <= reading["memory_total_bytes"]
+    out = subprocess.run([sys.executable, "-m", "resources.metrics_agent", "--once"],
+                         env={"CC_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    [path] = (tmp_path / "landing" / STREAM).glob("date=*.jsonl")
+    [record] = LandingLog(tmp_path / "landing").read(STREAM, datetime.fromisoformat(path.stem[5:]).date())
+    assert record["disk_total_bytes"] > 0
