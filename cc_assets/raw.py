@@ -130,6 +130,22 @@ def fetch_charlie_activity(platform: PlatformResource, window: Window) -> Iterat
             yield item, {}, None
 
 
+def fetch_openclaw_sessions(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    for item in platform.openclaw().sessions(window.start, window.end):
+        yield item, {}, None
+
+
+def fetch_cron_events(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    # The runner's log is ordered by sequence, not time: read it all, the window keeps its days.
+    for item in platform.cron().events(after_seq=0):
+        yield item, {}, None
+
+
+def fetch_weather_opportunities(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    for item in platform.weather().opportunities(window.start, window.end):
+        yield item, {}, None
+
+
 @dataclass(frozen=True)
 class RawSpec:
     table: RawTable
@@ -149,6 +165,9 @@ RAW_SPECS = [
     RawSpec(RAW_TABLES["charlie", "instances"], fetch_charlie_instances, None),
     RawSpec(RAW_TABLES["charlie", "health"], fetch_charlie_health, None, (("charlie", "instances"),)),
     RawSpec(RAW_TABLES["charlie", "activity"], fetch_charlie_activity, "occurred_at", (("charlie", "instances"),)),
+    RawSpec(RAW_TABLES["openclaw", "sessions"], fetch_openclaw_sessions, "updated_at"),
+    RawSpec(RAW_TABLES["cron", "events"], fetch_cron_events, "occurred_at"),
+    RawSpec(RAW_TABLES["weather", "opportunities"], fetch_weather_opportunities, "updated_at"),
 ]
 
 

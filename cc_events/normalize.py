@@ -252,6 +252,94 @@ def charlie_activity(record: Mapping[str, Any], ctx: NormalizeContext, extra: Ma
     return [event]
 
 
+# --- OpenClaw, cron, weather (docs/contract_sources.md) ------------------------------------------
+
+SESSION_STATUSES = ("running", "completed", "failed", "cancelled")
+CRON_EVENTS = ("started", "succeeded", "failed")
+
+
+def agent_actor(agent: str, instance_id: str | None, ctx: NormalizeContext) -> Actor:
+    """A Charlie instance when the agent (or the instance it names) is one the registry knows, else a bot."""
+    for candidate in (instance_id, agent):
+        if candidate and candidate in ctx.charlie_names:
+            return charlie_actor(candidate, ctx)
+    instance = ctx.charlie_github_logins.get(agent.lower())
+    if instance:
+        return charlie_actor(instance, ctx)
+    return Actor(id=f"openclaw:{agent}", name=agent, type="bot")
+
+
+def _number(record: Mapping[str, Any], name: str, kind: type[int] | type[float]) -> int | float | None:
+    value = record.get(name)
+    return None if value in (None, "") else kind(value)
+
+
+def openclaw_session(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
+    require(record, "id", "agent", "status", "started_at")
+    status = str(record["status"])
+    if status not in SESSION_STATUSES:
+        raise InvalidRecord(f"status: not one of {', '.join(SESSION_STATUSES)}: {status!r}")
+    ended_at = optional_time(record.get("ended_at"), "ended_at")
+    if (ended_at is None) != (status == "running"):
+        raise InvalidRecord(f"a {status} session {'without' if ended_at is None else 'with'} ended_at")
+    sid, agent = str(record["id"]), str(record["agent"])
+    repo = str(record["repo"]).lower() if record.get("repo") else None
+    keys: list[CorrelationKey] = []
+    if record.get("issue_key"):
+        keys.extend(ctx.extractor.linear_keys(str(record["issue_key"])))
+    if repo and record.get("pr_number") is not None:
+        keys.append(CorrelationKey.github(repo, int(record["pr_number"])))
+    title = str(record.get("title") or "")
+    keys.extend(ctx.extractor.all_keys(title, repo=repo))
+    actor = agent_actor(agent, record.get("instance_id"), ctx)
+    target = Target("session", sid, title or sid, "")
+    payload = {"tokens_input": _number(record, "tokens_input", int),
+               "tokens_output": _number(record, "tokens_output", int),
+               "cost_usd": _number(record, "cost_usd", float), "model": record.get("model"),
+               "status": status, "agent": agent}
+    tags = tuple(str(t) for t in (agent, record.get("model")) if t)
+    started_id = f"openclaw:session:{sid}:started"
+    events = [NormalizedEvent(started_id, parse_time(record["started_at"], "started_at"), "openclaw",
+                              "openclaw.session.started", actor, target, payload, unique(keys), tags=tags)]
+    if ended_at is not None:
+        events.append(NormalizedEvent(f"openclaw:session:{sid}:ended", ended_at, "openclaw",
+                                      f"openclaw.session.{status}", actor, target, payload, unique(keys),
+                                      parent_event_id=started_id, tags=tags))
+    return events
+
+
+def cron_event(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
+    require(record, "id", "job", "event", "run_id", "at")
+    kind, run_id, job = str(record["event"]), str(record["run_id"]), str(record["job"])
+    if kind not in CRON_EVENTS:
+        raise InvalidRecord(f"event: not one of {', '.join(CRON_EVENTS)}: {kind!r}")
+    host = str(record.get("host") or "")
+    payload = {k: record.get(k) for k in ("seq", "job", "host", "run_id", "duration_ms", "exit_code", "message")}
+    started_id = f"cron:run:{run_id}:started"
+    event = NormalizedEvent(
+        f"cron:run:{run_id}:{kind}", parse_time(record["at"], "at"), "cron", f"cron.job.{kind}",
+        Actor(id=f"cron:{job}", name=job, type="bot"), Target("job", run_id, job, ""), payload,
+        parent_event_id=None if kind == "started" else started_id, tags=tuple(t for t in (job, host) if t))
+    return [event]
+
+
+WEATHER_FIELDS = ("market", "city", "contract", "forecast_high_f", "market_implied_high_f", "edge_pct",
+                  "confidence", "suggested_stake_usd", "status")
+
+
+def weather_opportunity(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
+    require(record, "id", "detected_at")
+    oid = str(record["id"])
+    payload = {k: record.get(k) for k in WEATHER_FIELDS}
+    title = " ".join(str(record[k]) for k in ("city", "contract") if record.get(k)) or oid
+    event = NormalizedEvent(
+        f"weather:opportunity:{oid}", parse_time(record["detected_at"], "detected_at"), "weather",
+        "weather.opportunity.detected", Actor(id="weather:scanner", name="weather arbitrage scanner", type="bot"),
+        Target("opportunity", oid, title, ""), payload,
+        tags=tuple(str(record[k]) for k in ("market", "city") if record.get(k)))
+    return [event]
+
+
 Normalizer = Callable[[Mapping[str, Any], NormalizeContext, Mapping[str, Any]], list[NormalizedEvent]]
 
 NORMALIZERS: dict[tuple[str, str], Normalizer] = {
@@ -261,6 +349,9 @@ NORMALIZERS: dict[tuple[str, str], Normalizer] = {
     ("github", "commits"): github_commit,
     ("linear", "issues"): linear_issue,
     ("charlie", "activity"): charlie_activity,
+    ("openclaw", "sessions"): openclaw_session,
+    ("cron", "events"): cron_event,
+    ("weather", "opportunities"): weather_opportunity,
 }
 
 

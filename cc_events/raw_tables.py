@@ -13,7 +13,7 @@ from typing import Any, Literal
 from cc_events.model import InvalidRecord
 from cc_events.normalize import optional_time
 
-ColumnType = Literal["str", "int", "time"]
+ColumnType = Literal["str", "int", "float", "time"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ def _dig(record: Mapping[str, Any], path: tuple[str, ...]) -> Any:
 _CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
     "str": lambda v, _: v if isinstance(v, str) else str(v),
     "int": lambda v, _: int(v),
+    "float": lambda v, _: float(v),
     "time": lambda v, name: optional_time(v, name),
 }
 
@@ -142,5 +143,25 @@ RAW_TABLES: dict[tuple[str, str], RawTable] = {
             col("issue_key", "str"), col("repo", "str"), col("pr_number", "int"),
             col("correlation_id", "str"), col("message", "str"),
         ), "Charlie activity events (tasks, PRs, comments, heartbeats)."),
+        RawTable("openclaw", "sessions", (
+            col("id", "str", required=True), col("agent", "str", required=True), col("instance_id", "str"),
+            col("status", "str", required=True), col("model", "str"),
+            col("started_at", "time", required=True), col("ended_at", "time"),
+            col("updated_at", "time", required=True), col("tokens_input", "int"), col("tokens_output", "int"),
+            col("cost_usd", "float"), col("issue_key", "str"), col("repo", "str"), col("pr_number", "int"),
+            col("title", "str"),
+        ), "OpenClaw agent sessions with tokens and cost, one snapshot per day they were updated."),
+        RawTable("cron", "events", (
+            col("seq", "int", required=True), col("id", "str", required=True), col("job", "str", required=True),
+            col("host", "str"), col("run_event", "str", "event", required=True),
+            col("run_id", "str", required=True), col("occurred_at", "time", "at", required=True),
+            col("duration_ms", "int"), col("exit_code", "int"), col("message", "str"),
+        ), "Cron job run events (started, succeeded, failed) in the order the runner logged them."),
+        RawTable("weather", "opportunities", (
+            col("id", "str", required=True), col("market", "str"), col("city", "str"), col("contract", "str"),
+            col("forecast_high_f", "float"), col("market_implied_high_f", "float"), col("edge_pct", "float"),
+            col("confidence", "float"), col("suggested_stake_usd", "float"), col("status", "str"),
+            col("detected_at", "time", required=True), col("updated_at", "time", required=True),
+        ), "Weather-market arbitrage opportunities, one snapshot per day they were updated."),
     )
 }

@@ -27,7 +27,9 @@ PART_FILE = "part-0.parquet"
 # A lake table's folder parts: ("raw", "github", "pull_requests"), ("normalized", "events").
 TablePath = tuple[str, ...]
 
-ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "time": pa.timestamp("us"), "date": pa.date32()}
+ARROW_TYPES = {
+    "str": pa.string(), "int": pa.int64(), "float": pa.float64(), "time": pa.timestamp("us"), "date": pa.date32(),
+}
 
 LINEAGE_FIELDS = [pa.field("_partition_date", pa.date32()), pa.field("_ingested_at", pa.timestamp("us"))]
 

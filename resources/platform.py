@@ -11,7 +11,14 @@ from dagster import ConfigurableResource
 from resources.lake import Lake, TablePath, WrittenPartition, warehouse_table_name
 from resources.postgres import PostgresWarehouse
 from resources.settings import Settings
-from resources.sources import CharlieClient, GitHubClient, LinearClient
+from resources.sources import (
+    CharlieClient,
+    CronClient,
+    GitHubClient,
+    LinearClient,
+    OpenClawClient,
+    WeatherClient,
+)
 
 
 class PlatformResource(ConfigurableResource):
@@ -47,6 +54,15 @@ class PlatformResource(ConfigurableResource):
 
     def charlie(self) -> CharlieClient:
         return CharlieClient.from_settings(self.settings())
+
+    def openclaw(self) -> OpenClawClient:
+        return OpenClawClient.from_settings(self.settings())
+
+    def cron(self) -> CronClient:
+        return CronClient.from_settings(self.settings())
+
+    def weather(self) -> WeatherClient:
+        return WeatherClient.from_settings(self.settings())
 
     def postgres(self) -> PostgresWarehouse | None:
         """The Postgres warehouse when it is the target, else None (embedded DuckDB)."""

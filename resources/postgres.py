@@ -20,6 +20,7 @@ RAW_SCHEMA = "raw"
 _PG_TYPES = {
     pa.string(): "text",
     pa.int64(): "bigint",
+    pa.float64(): "double precision",
     pa.timestamp("us"): "timestamp",
     pa.date32(): "date",
 }

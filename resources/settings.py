@@ -63,6 +63,12 @@ class Settings:
     linear_teams: tuple[str, ...] = ()
     charlie_api_url: str | None = None
     charlie_api_token: str | None = field(default=None, repr=False)
+    openclaw_api_url: str | None = None
+    openclaw_api_token: str | None = field(default=None, repr=False)
+    cron_api_url: str | None = None
+    cron_api_token: str | None = field(default=None, repr=False)
+    weather_api_url: str | None = None
+    weather_api_token: str | None = field(default=None, repr=False)
     # Warehouse: "duckdb" (embedded default) or "postgres" (also loads raw partitions there).
     warehouse: str = "duckdb"
     pg_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -104,6 +110,12 @@ class Settings:
             linear_teams=_split(get("LINEAR_TEAMS") or ""),
             charlie_api_url=get("CHARLIE_API_URL"),
             charlie_api_token=get("CHARLIE_API_TOKEN"),
+            openclaw_api_url=get("OPENCLAW_API_URL"),
+            openclaw_api_token=get("OPENCLAW_API_TOKEN"),
+            cron_api_url=get("CRON_API_URL"),
+            cron_api_token=get("CRON_API_TOKEN"),
+            weather_api_url=get("WEATHER_API_URL"),
+            weather_api_token=get("WEATHER_API_TOKEN"),
             warehouse=warehouse,
             pg_url=get("PG_URL") or base.pg_url,
             pg_schema=get("PG_SCHEMA") or base.pg_schema,
@@ -133,6 +145,18 @@ class Settings:
     @property
     def charlie_base_url(self) -> str:
         return (self.charlie_api_url or f"{self.sandbox_url}/charlie").rstrip("/")
+
+    @property
+    def openclaw_base_url(self) -> str:
+        return (self.openclaw_api_url or f"{self.sandbox_url}/openclaw").rstrip("/")
+
+    @property
+    def cron_base_url(self) -> str:
+        return (self.cron_api_url or f"{self.sandbox_url}/cron").rstrip("/")
+
+    @property
+    def weather_base_url(self) -> str:
+        return (self.weather_api_url or f"{self.sandbox_url}/weather").rstrip("/")
 
     @property
     def lake_dir(self) -> Path:

@@ -1,4 +1,5 @@
-"""Clients for the polled sources: GitHub REST, Linear GraphQL and the Charlie instance API.
+"""Clients for the sources: GitHub REST, Linear GraphQL, the Charlie instance API, and the agent-side
+sources (OpenClaw sessions, cron events polled or streamed as Server-Sent Events, weather arbitrage).
 
 Each yields the source's records as dicts, or a `MalformedPage` where a page could not be read,
 so the caller lands what is good and dead-letters the rest. They speak the real protocols, and
@@ -7,15 +8,32 @@ point at the sandbox unless `CC_GITHUB_TOKEN` / `CC_LINEAR_API_KEY` are set (see
 
 from __future__ import annotations
 
+import codecs
+import json
+import logging
 import re
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import requests
+import urllib3
+
 from cc_events.model import InvalidRecord
 from cc_events.normalize import parse_time
-from resources.http import HttpClient, MalformedPage, Page, SourceUnavailable
+from resources.http import (
+    RETRYABLE_STATUS,
+    HttpClient,
+    MalformedPage,
+    Page,
+    SourceUnavailable,
+    rate_limit_wait,
+)
 from resources.settings import Settings
+
+log = logging.getLogger(__name__)
 
 Item = dict[str, Any] | MalformedPage
 
@@ -251,12 +269,305 @@ class CharlieClient:
                 return
 
 
-def _http(source: str, settings: Settings, headers: Mapping[str, str]) -> HttpClient:
-    return HttpClient(
-        source,
-        headers=headers,
-        timeout_s=settings.http_timeout_s,
-        max_retries=settings.http_max_retries,
-        backoff_s=settings.http_backoff_s,
-        max_backoff_s=settings.http_max_backoff_s,
-    )
+def _http(source: str, settings: Settings, headers: Mapping[str, str], token: str | None = None) -> HttpClient:
+    if token:
+        headers = {**headers, "Authorization": f"Bearer {token}"}
+    return HttpClient.from_settings(source, settings, headers)
+
+
+# --- the agent-side sources: OpenClaw sessions, cron events, weather arbitrage ---------------------
+# (docs/contract_sources.md). Base URLs come from the caller; no settings are read here.
+
+
+def _updated_window(items: Iterator[Item], until: datetime | None, field_name: str = "updated_at") -> Iterator[Item]:
+    """Items of an `updated_at`-ascending listing, up to (not including) `until`."""
+    for item in items:
+        if until is not None and isinstance(item, dict):
+            updated = _time_or_none(item, field_name)
+            if updated is not None and updated >= until:
+                return
+        yield item
+
+
+class OpenClawClient:
+    """OpenClaw agent sessions: `updated_since` and a keyset cursor, oldest update first."""
+
+    def __init__(self, http: HttpClient, base_url: str, page_size: int = 200) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.page_size = page_size
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenClawClient:
+        return cls(_http("openclaw", settings, {}, settings.openclaw_api_token), settings.openclaw_base_url)
+
+    def sessions(self, since: datetime, until: datetime | None = None) -> Iterator[Item]:
+        """Sessions updated at or after `since` (and before `until`, when given)."""
+        return _updated_window(self._sessions(since), until)
+
+    def _sessions(self, since: datetime) -> Iterator[Item]:
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"updated_since": _iso(since), "limit": self.page_size}
+            if cursor:
+                params["cursor"] = cursor
+            page = self.http.get(f"{self.base_url}/v1/sessions", params=params)
+            items = _listed(page, "sessions")
+            yield from items
+            if isinstance(page, MalformedPage) or _is_malformed(items):
+                return
+            cursor = page.data.get("next_cursor")
+            if not cursor:
+                return
+
+    def session(self, session_id: str) -> Item:
+        page = self.http.get(f"{self.base_url}/v1/sessions/{session_id}")
+        return page if isinstance(page, MalformedPage) else page.data
+
+
+class WeatherClient:
+    """Weather-market arbitrage opportunities: `since` on `updated_at`, numbered pages."""
+
+    def __init__(self, http: HttpClient, base_url: str, page_size: int = 100) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.page_size = page_size
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WeatherClient:
+        return cls(_http("weather", settings, {}, settings.weather_api_token), settings.weather_base_url)
+
+    def opportunities(self, since: datetime, until: datetime | None = None) -> Iterator[Item]:
+        """Opportunities updated at or after `since` (and before `until`, when given)."""
+        return _updated_window(self._opportunities(since), until)
+
+    def _opportunities(self, since: datetime) -> Iterator[Item]:
+        number: int | None = 1
+        while number:
+            params = {"since": _iso(since), "page": number, "per_page": self.page_size}
+            page = self.http.get(f"{self.base_url}/v1/opportunities", params=params)
+            items = _listed(page, "opportunities")
+            yield from items
+            if isinstance(page, MalformedPage) or _is_malformed(items):
+                return
+            following = page.data.get("next_page")
+            number = following if isinstance(following, int) and following > number else None
+
+
+def _listed(page: Page | MalformedPage, field_name: str) -> list[Item]:
+    """The records of a `{field_name: [...]}` page, or the page itself as one MalformedPage."""
+    if isinstance(page, MalformedPage):
+        return [page]
+    records = page.data.get(field_name) if isinstance(page.data, dict) else None
+    if not isinstance(records, list):
+        return [MalformedPage(page.url, f"no {field_name} list in the response", str(page.data)[:10000],
+                              page.headers)]
+    return records
+
+
+def _is_malformed(items: list[Item]) -> bool:
+    return len(items) == 1 and isinstance(items[0], MalformedPage)
+
+
+# --- Server-Sent Events ----------------------------------------------------------------------------
+
+_SSE_LINE = re.compile(r"\r\n|\r|\n")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    data: str
+    event: str = "message"
+    id: str = ""  # the stream's last event id once this event arrived (what to resume from)
+
+
+class SseParser:
+    """An incremental `text/event-stream` parser, as the WHATWG HTML standard (9.2.6) reads streams.
+
+    Lines end in CRLF, LF or CR (a CR at the end of a chunk waits for the next one); `data:` lines
+    join with newlines; comments (`:`) are counted and skipped; `id:` persists across events;
+    `retry:` takes digits only; an event without a final blank line is dropped.
+    """
+
+    def __init__(self, last_event_id: str = "") -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""
+        self._started = False
+        self._data: list[str] = []
+        self._event = ""
+        self.last_event_id = last_event_id
+        self.retry_ms: int | None = None
+        self.comments = 0
+
+    def feed(self, chunk: bytes) -> list[SseEvent]:
+        text = self._pending + self._decoder.decode(chunk)
+        if not self._started and text:
+            self._started = True
+            text = text.removeprefix("\ufeff")
+        out: list[SseEvent] = []
+        position = 0
+        for match in _SSE_LINE.finditer(text):
+            if match.group() == "\r" and match.end() == len(text):
+                break  # maybe the first half of a CRLF split across chunks
+            self._line(text[position : match.start()], out)
+            position = match.end()
+        self._pending = text[position:]
+        return out
+
+    def _line(self, line: str, out: list[SseEvent]) -> None:
+        if not line:
+            if self._data:
+                out.append(SseEvent("\n".join(self._data), self._event or "message", self.last_event_id))
+            self._data, self._event = [], ""
+            return
+        if line.startswith(":"):
+            self.comments += 1
+            return
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\0" not in value:
+                self.last_event_id = value
+        elif name == "retry" and _DIGITS.fullmatch(value):
+            self.retry_ms = int(value)
+
+
+def _body_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives: per HTTP chunk when chunked, else whatever one read returns."""
+    if getattr(response.raw, "chunked", False):
+        yield from response.iter_content(chunk_size=None)
+        return
+    while chunk := response.raw.read1(65536):
+        yield chunk
+
+
+class CronClient:
+    """Cron job events: polled by sequence number, or followed as Server-Sent Events."""
+
+    def __init__(self, http: HttpClient, base_url: str, page_size: int = 500,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.page_size = page_size
+        self._sleep = sleep  # between reconnects; tests pass a recorder
+        self.reconnects = 0
+        self.heartbeats = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CronClient:
+        return cls(_http("cron", settings, {}, settings.cron_api_token), settings.cron_base_url)
+
+    def jobs(self) -> Iterator[Item]:
+        yield from _listed(self.http.get(f"{self.base_url}/v1/jobs"), "jobs")
+
+    def events(self, after_seq: int = 0) -> Iterator[Item]:
+        """Every event with seq > after_seq, in order."""
+        after = after_seq
+        while True:
+            page = self.http.get(f"{self.base_url}/v1/events", params={"after": after, "limit": self.page_size})
+            items = _listed(page, "events")
+            yield from items
+            if isinstance(page, MalformedPage) or _is_malformed(items):
+                return
+            last = page.data.get("last_seq")
+            if not page.data.get("has_more") or not isinstance(last, int) or last <= after:
+                return
+            after = last
+
+    def stream(self, last_event_id: int | str | None = None, max_events: int | None = None,
+               timeout_s: float | None = None) -> Iterator[Item]:
+        """Events after `last_event_id` as they arrive; ends after `max_events` events or `timeout_s`
+        seconds, and with neither follows the stream for ever.
+
+        A dropped or closed connection is reopened with `Last-Event-ID` after the server's `retry:`
+        delay; connection failures back off as `HttpClient` does, and after its `max_retries` in a
+        row without an event the stream fails with `SourceUnavailable`.
+        """
+        url = f"{self.base_url}/v1/stream"
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        last_id = "" if last_event_id is None else str(last_event_id)
+        received, failures, retry_s = 0, 0, 1.0
+        while True:
+            params: dict[str, Any] = {}
+            if max_events is not None:
+                params["max_events"] = max_events - received
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                params["timeout"] = f"{left:.3f}"
+            headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+            if last_id:
+                headers["Last-Event-ID"] = last_id
+            failed, wait, problem = False, None, "the server closed the stream"
+            parser = SseParser(last_id)
+            try:
+                self.http.requests_made += 1
+                with self.http.session.get(url, params=params, headers=headers, stream=True,
+                                           timeout=self.http.timeout_s) as response:
+                    if response.status_code != 200:
+                        failed, problem = True, f"HTTP {response.status_code}: {response.text[:200]}"
+                        if response.status_code not in RETRYABLE_STATUS and not _rate_limited(response):
+                            raise SourceUnavailable(f"{self.http.source}: stream {_no_query(url)} failed: {problem}")
+                        wait = rate_limit_wait(response)
+                    elif not response.headers.get("Content-Type", "").startswith("text/event-stream"):
+                        raise SourceUnavailable(f"{self.http.source}: stream {_no_query(url)} is not "
+                                                f"text/event-stream: {response.headers.get('Content-Type')}")
+                    else:
+                        for chunk in _body_chunks(response):
+                            for event in parser.feed(chunk):
+                                last_id, failures = event.id, 0
+                                yield _event_record(event, response)
+                                received += 1
+                                if max_events is not None and received >= max_events:
+                                    return
+                            if parser.retry_ms is not None:
+                                retry_s = parser.retry_ms / 1000
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+                failed, problem = True, f"{type(exc).__name__}: {exc}"
+            finally:
+                self.heartbeats += parser.comments
+            last_id = parser.last_event_id  # an id may arrive without data, or reset to ""
+            if failed:
+                failures += 1
+                if failures > self.http.max_retries:
+                    raise SourceUnavailable(f"{self.http.source}: stream {_no_query(url)} failed after "
+                                            f"{failures} attempts: {problem}")
+                backoff = min(self.http.max_backoff_s, self.http.backoff_s * 2 ** (failures - 1))
+                delay = wait if wait is not None else max(retry_s, backoff)
+            else:
+                delay = retry_s
+            if deadline is not None and time.monotonic() + delay >= deadline:
+                return
+            log.info("%s: stream %s: %s; reconnecting in %.1fs from %s", self.http.source, _no_query(url), problem,
+                     delay, last_id or "the start")
+            self.reconnects += 1
+            self.http.retries += 1
+            self._sleep(delay)
+
+
+def _rate_limited(response: requests.Response) -> bool:
+    return response.status_code == 429 or (response.status_code == 403 and (
+        response.headers.get("X-RateLimit-Remaining") == "0" or "Retry-After" in response.headers))
+
+
+def _no_query(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def _event_record(event: SseEvent, response: requests.Response) -> Item:
+    try:
+        record = json.loads(event.data)
+    except ValueError as exc:
+        return MalformedPage(response.url, f"invalid JSON in event {event.id or '?'}: {exc}", event.data,
+                             response.headers)
+    if not isinstance(record, dict):
+        return MalformedPage(response.url, f"event {event.id or '?'} is not a JSON object", event.data,
+                             response.headers)
+    return record

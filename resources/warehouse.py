@@ -42,10 +42,10 @@ def mart_counts(path: Path) -> dict[str, int]:
         return {m: con.execute(f'select count(*) from "{m}"').fetchone()[0] for m in MARTS if m in tables}  # noqa: S608 - names from MARTS
 
 
-def compare_with_truth(path: Path, truth_parquet: Path) -> CorrelationReport:
+def compare_with_truth(path: Path, *truth_parquets: Path) -> CorrelationReport:
     """Every event's workflow in `fct_workflow_events` against the generator's ground truth."""
     truth = "with truth as (select event_id, workflow_id from read_parquet($truth)) "
-    params = {"truth": str(truth_parquet)}
+    params = {"truth": [str(p) for p in truth_parquets]}
     with connect_read_only(path) as con:
         row = con.execute(
             truth + """

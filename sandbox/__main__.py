@@ -21,13 +21,13 @@ def _world_args(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve GitHub, Linear and Charlie over HTTP")
+    serve = commands.add_parser("serve", help="serve GitHub, Linear, Charlie, OpenClaw, cron and weather over HTTP")
     _world_args(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
     serve.add_argument("--rate-limit", type=int, default=5000, help="GitHub requests per token per hour")
     serve.add_argument("--ready-file", type=Path, default=None, help="JSON {url, pid} written once serving")
-    truth = commands.add_parser("truth", help="generate the world and write truth.parquet only")
+    truth = commands.add_parser("truth", help="generate the world and write truth.parquet and truth_agents.parquet")
     _world_args(truth)
     args = parser.parse_args(argv)
 
@@ -47,12 +47,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     from sandbox import truth as truth_mod
+    from sandbox.agents import generate_agents
     from sandbox.generator import generate
 
     started = time.monotonic()
     org = generate(args.seed, args.events, args.days, args.end)
-    path = truth_mod.write_parquet(truth_mod.build(org), args.out / "truth.parquet")
-    print(f"{path}: {org.event_count} events in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    truth = truth_mod.build(org)
+    path = truth_mod.write_parquet(truth, args.out / "truth.parquet")
+    agents_truth = truth_mod.build_agents(generate_agents(org), truth)
+    agents_path = truth_mod.write_parquet(agents_truth, args.out / "truth_agents.parquet")
+    print(f"{path}: {org.event_count} events, {agents_path.name}: {len(agents_truth.event_id)} events "
+          f"in {time.monotonic() - started:.1f}s", file=sys.stderr)
     return 0
 
 

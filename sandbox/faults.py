@@ -6,6 +6,7 @@
     {"match": "/charlie", "kind": "bad_record"}
     {"match": "/github", "kind": "down"}          # 503 until cleared
     {"match": "/github", "kind": "disconnect"}    # the connection closes without a response
+    {"match": "/cron/v1/stream", "kind": "drop_stream", "after": 3, "times": 1}  # cut after 3 events
 
 `times` omitted means until cleared. The first live fault that matches wins.
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 STATUSES = (403, 429, 500, 502, 503)
 EARLY_KINDS = ("down", "disconnect")  # answer instead of the API
-LATE_KINDS = ("malformed_json", "bad_record")  # spoil a 200 the API gave
+LATE_KINDS = ("malformed_json", "bad_record", "drop_stream")  # spoil a 200 the API gave
 # Removed from the spoiled record: whichever of these it has (a PR loses number and created_at).
 REQUIRED_FIELDS = ("number", "created_at", "identifier", "sha", "submitted_at", "timestamp")
 
@@ -31,13 +32,14 @@ class Fault:
     times: int | None = None
     retry_after: int | None = None
     rate_limit: bool = False
+    after: int | None = None  # drop_stream: events sent before the connection is cut
     used: int = 0
 
     @classmethod
     def parse(cls, spec: Any) -> Fault:
         if not isinstance(spec, dict) or not isinstance(spec.get("match"), str):
             raise ValueError("a fault is an object with a `match` path prefix")
-        unknown = set(spec) - {"match", "status", "kind", "times", "retry_after", "rate_limit"}
+        unknown = set(spec) - {"match", "status", "kind", "times", "retry_after", "rate_limit", "after"}
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
         fault = cls(**spec)
@@ -49,6 +51,8 @@ class Fault:
             raise ValueError(f"kind must be one of {EARLY_KINDS + LATE_KINDS}")
         if fault.times is not None and (not isinstance(fault.times, int) or fault.times < 1):
             raise ValueError("times must be a positive integer")
+        if fault.after is not None and (not isinstance(fault.after, int) or fault.after < 0):
+            raise ValueError("after must be a non-negative integer")
         return fault
 
     @property
@@ -90,11 +94,12 @@ class Faults:
 
 
 def records(payload: Any) -> list | None:
-    """The list of records in a response: a GitHub page, Charlie `events`/`instances`, Linear `nodes`."""
+    """The list of records in a response: a GitHub page, Charlie `events`/`instances`, Linear `nodes`,
+    OpenClaw `sessions`, cron `events`, weather `opportunities`."""
     if isinstance(payload, list):
         return payload
     if isinstance(payload, dict):
-        for key in ("events", "instances"):
+        for key in ("events", "instances", "sessions", "opportunities"):
             if isinstance(payload.get(key), list):
                 return payload[key]
         for value in (payload.get("data") or {}).values():

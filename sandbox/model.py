@@ -8,10 +8,12 @@ linkage the generator intended, so the ground truth never has to re-read the tex
 from __future__ import annotations
 
 import gc
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 
 @contextmanager
@@ -29,6 +31,18 @@ def paused_gc() -> Iterator[None]:
 def iso(ts: int | None) -> str | None:
     """`2026-11-20T12:00:00Z`, GitHub and Charlie style."""
     return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def epoch(value: str) -> int:
+    """An ISO 8601 time (`Z` or an offset; naive is UTC) as epoch seconds, rounded up: records are
+    stamped to the second, so `>= epoch(since)` keeps exactly those at or after `since`."""
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"not an ISO 8601 time: {value}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return math.ceil(moment.timestamp())
 
 
 def iso_ms(ts: int | None) -> str | None:
@@ -309,3 +323,73 @@ class Org:
     @property
     def gh_users(self) -> list[GhUser]:
         return [h.github for h in self.humans] + self.bots + [i.github for i in self.instances]
+
+
+# ---- the agent-side sources: OpenClaw sessions, cron runs, weather arbitrage ------------------------
+
+
+@dataclass(slots=True)
+class Session:
+    """An OpenClaw agent session; `issue`/`pull` are what it worked on (one workflow at most)."""
+
+    id: str
+    agent: str
+    instance: Instance | None
+    status: str  # running | completed | failed | cancelled
+    model: str
+    started_at: int
+    ended_at: int | None
+    updated_at: int
+    tokens_input: int
+    tokens_output: int
+    cost_usd: float
+    title: str
+    issue: LinearIssue | None = None
+    pull: Pull | None = None
+
+
+@dataclass(slots=True)
+class CronJob:
+    name: str
+    schedule: str  # five-field cron expression, UTC
+    host: str
+    description: str
+
+
+@dataclass(slots=True)
+class CronEvent:
+    seq: int
+    id: str
+    job: CronJob
+    event: str  # started | succeeded | failed
+    run_id: str
+    at: int
+    duration_ms: int | None = None
+    exit_code: int | None = None
+    message: str | None = None
+
+
+@dataclass(slots=True)
+class Opportunity:
+    id: str
+    market: str  # kalshi | polymarket
+    city: str
+    contract: str
+    forecast_high_f: float
+    market_implied_high_f: float
+    edge_pct: float
+    confidence: float
+    suggested_stake_usd: float
+    status: str  # open | taken | expired
+    detected_at: int
+    updated_at: int
+
+
+@dataclass(slots=True)
+class AgentWorld:
+    """The agent-side sources, derived from an `Org` (same seed, same window)."""
+
+    sessions: list[Session]  # by (updated_at, id)
+    cron_jobs: list[CronJob]
+    cron_events: list[CronEvent]  # by seq, which follows `at`
+    opportunities: list[Opportunity]  # by (updated_at, id)

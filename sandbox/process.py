@@ -37,8 +37,25 @@ class SandboxHandle:
         return f"{self.url}/charlie"
 
     @property
+    def openclaw_url(self) -> str:
+        return f"{self.url}/openclaw"
+
+    @property
+    def cron_url(self) -> str:
+        return f"{self.url}/cron"
+
+    @property
+    def weather_url(self) -> str:
+        return f"{self.url}/weather"
+
+    @property
     def truth_path(self) -> Path:
         return self.out_dir / "truth.parquet"
+
+    @property
+    def agents_truth_path(self) -> Path:
+        """The agent-side sources' truth (OpenClaw, cron, weather), kept apart from `truth_path`."""
+        return self.out_dir / "truth_agents.parquet"
 
     def _call(self, method: str, route: str, payload: Any = None) -> Any:
         data = None if payload is None else json.dumps(payload).encode()

@@ -1,8 +1,10 @@
 """One HTTP server for the whole sandbox: GitHub under `/github`, Linear at `/linear/graphql`,
-Charlie under `/charlie`, and the admin routes under `/_sandbox` (info, truth, faults).
+Charlie under `/charlie`, the agent-side sources under `/openclaw`, `/cron` and `/weather`, and the
+admin routes under `/_sandbox` (info, truth, truth/agents, faults).
 
 HTTP/1.1 with keep-alive and a Content-Length on every response, so real clients pool connections
-as they would against the real services.
+as they would against the real services; the one stream (`/cron/v1/stream`, Server-Sent Events)
+is sent chunked.
 """
 
 from __future__ import annotations
@@ -16,21 +18,29 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 from sandbox import truth as truth_mod
+from sandbox.agents import generate_agents
 from sandbox.charlie import CharlieApi
+from sandbox.cron import CronApi
 from sandbox.faults import Faults, records, spoil
 from sandbox.generator import generate
 from sandbox.github import GitHubApi
 from sandbox.linear import LinearApi
-from sandbox.model import Org, iso, paused_gc
+from sandbox.model import AgentWorld, Org, iso, paused_gc
+from sandbox.openclaw import OpenClawApi
+from sandbox.weather import WeatherApi
 
 JSON = "application/json; charset=utf-8"
+SOURCES = ("github", "linear", "charlie", "openclaw", "cron", "weather")
+SIMPLE_JSON_SOURCES = ("charlie", "openclaw", "cron", "weather")  # `{"error", "message"}` on failure
 LINEAR_REQUESTS, LINEAR_COMPLEXITY = 5000, 3_000_000
+AGENTS_TRUTH = "truth_agents.parquet"  # kept apart from truth.parquet until the pipeline ingests these sources
 _FAULT_MESSAGES = {
     403: "You have exceeded a secondary rate limit. Please wait a few minutes and try again.",
     429: "Too many requests", 500: "Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
@@ -41,6 +51,14 @@ class Response(NamedTuple):
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+
+
+class Stream(NamedTuple):
+    """A chunked response written as it is produced; a None chunk drops the connection there."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    chunks: Iterator[bytes | None]
 
 
 def _dumps(payload: Any) -> bytes:
@@ -74,15 +92,20 @@ class SandboxApp:
     """Routes a request to an API; applies faults, rate limits and conditional requests."""
 
     def __init__(
-        self, org: Org, truth: truth_mod.Truth, truth_path: Path | None, rate_limit: int = 5000
+        self, org: Org, truth: truth_mod.Truth, truth_path: Path | None, rate_limit: int = 5000,
+        agents: AgentWorld | None = None, agents_truth: truth_mod.Truth | None = None,
     ) -> None:
         self.org, self.truth, self.truth_path = org, truth, truth_path
         self.github, self.linear, self.charlie = GitHubApi(org), LinearApi(org), CharlieApi(org)
+        self.agents = agents if agents is not None else generate_agents(org)
+        self.agents_truth = agents_truth if agents_truth is not None else truth_mod.build_agents(self.agents, truth)
+        self.openclaw, self.cron, self.weather = (
+            OpenClawApi(self.agents), CronApi(self.agents), WeatherApi(self.agents))
         self.faults = Faults()
         self.github_limits = Windows(rate_limit)
         self.linear_requests, self.linear_complexity = Windows(LINEAR_REQUESTS), Windows(LINEAR_COMPLEXITY)
 
-    def handle(self, method: str, target: str, headers: Any, body: bytes) -> Response | None:
+    def handle(self, method: str, target: str, headers: Any, body: bytes) -> Response | Stream | None:
         """The response, or None to drop the connection unanswered."""
         url = urlsplit(target)
         path, query = url.path, dict(parse_qsl(url.query, keep_blank_values=True))
@@ -90,7 +113,7 @@ class SandboxApp:
             if path.startswith("/_sandbox/"):
                 return self._admin(method, path, body)
             source = path.split("/", 2)[1]
-            if source not in ("github", "linear", "charlie"):
+            if source not in SOURCES:
                 return _json(404, {"message": "Not Found"})
             if fault := self.faults.take(target, late=False):
                 return None if fault.kind == "disconnect" else self._fault(source, fault)
@@ -98,7 +121,9 @@ class SandboxApp:
                 return self._github(method, path[len("/github") :], query, headers, target)
             if source == "linear":
                 return self._linear(method, path, headers, body, target)
-            return self._charlie(method, path[len("/charlie") :], query, target)
+            if source == "cron" and path.rstrip("/") == "/cron/v1/stream":
+                return self._cron_stream(method, query, headers, target)
+            return self._simple(source, method, path[len(source) + 1 :], query, target)
         except Exception as exc:  # a bug in the sandbox must not look like a hang to the client
             return _json(500, {"message": f"sandbox error: {type(exc).__name__}: {exc}"})
 
@@ -166,11 +191,24 @@ class SandboxApp:
             self._finish(target, status, payload),
         )
 
-    def _charlie(self, method: str, path: str, query: dict, target: str) -> Response:
+    def _simple(self, source: str, method: str, path: str, query: dict, target: str) -> Response:
+        """Charlie and the agent-side JSON APIs: GET only, no rate limit."""
         if method != "GET":
             return _json(404, {"error": "not_found"})
-        status, payload = self.charlie.handle(path, query)
+        api = {"charlie": self.charlie, "openclaw": self.openclaw, "cron": self.cron, "weather": self.weather}
+        status, payload = api[source].handle(path, query)
         return Response(status, [("Content-Type", JSON)], self._finish(target, status, payload))
+
+    def _cron_stream(self, method: str, query: dict, headers: Any, target: str) -> Response | Stream:
+        if method != "GET":
+            return _json(404, {"error": "not_found"})
+        cut = self.faults.take(target, True, "drop_stream")
+        status, error, chunks = self.cron.stream(query, headers.get("Last-Event-ID"),
+                                                 cut_after=(cut.after or 0) if cut else None)
+        if chunks is None:
+            return _json(status, error)
+        return Stream(200, [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-cache"),
+                            ("X-Accel-Buffering", "no")], chunks)
 
     def _fault(self, source: str, fault: Any) -> Response:
         status = fault.status or 503
@@ -190,7 +228,7 @@ class SandboxApp:
         if source == "linear":
             code = "RATELIMITED" if status in (403, 429) else "INTERNAL_SERVER_ERROR"
             payload = {"errors": [{"message": message, "extensions": {"code": code}}]}
-        elif source == "charlie":
+        elif source in SIMPLE_JSON_SOURCES:
             payload = {"error": "unavailable" if status >= 500 else "rate_limited", "message": message}
         return _json(status, payload, headers)
 
@@ -201,6 +239,8 @@ class SandboxApp:
             return _json(200, self.info())
         if route == "truth" and method == "GET":
             return _json(200, [{**row, "event_at": iso(row["event_at"])} for row in self.truth.rows()])
+        if route == "truth/agents" and method == "GET":
+            return _json(200, [{**row, "event_at": iso(row["event_at"])} for row in self.agents_truth.rows()])
         if route == "faults":
             if method == "GET":
                 return _json(200, self.faults.describe())
@@ -240,6 +280,15 @@ class SandboxApp:
                 "workflows": len({w for w in self.truth.workflow_id if w}),
                 "by_event_type": dict(sorted(Counter(self.truth.event_type).items())),
             },
+            "agents": {
+                "truth_path": str(self.truth_path.with_name(AGENTS_TRUTH)) if self.truth_path else None,
+                "sessions": len(self.agents.sessions),
+                "cron_jobs": [j.name for j in self.agents.cron_jobs],
+                "cron_events": len(self.agents.cron_events),
+                "opportunities": len(self.agents.opportunities),
+                "events_generated": len(self.agents_truth.event_id),
+                "by_event_type": dict(sorted(Counter(self.agents_truth.event_type).items())),
+            },
         }
 
 
@@ -265,6 +314,9 @@ class _Handler(BaseHTTPRequestHandler):
         if response is None:
             self.close_connection = True
             return
+        if isinstance(response, Stream):
+            self._stream(response)
+            return
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
@@ -273,6 +325,27 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if response.status != 304:
             self.wfile.write(response.body)
+
+    def _stream(self, response: Stream) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunks = response.chunks
+        try:
+            for chunk in chunks:
+                if chunk is None:  # a dropped connection: no last chunk, the client sees the stream break
+                    self.close_connection = True
+                    return
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client went away
+            self.close_connection = True
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
 
     do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
 
@@ -290,12 +363,16 @@ class SandboxServer(ThreadingHTTPServer):
 
 
 def build_app(out_dir: Path, seed: int, events: int, days: int, end: Any, rate_limit: int) -> SandboxApp:
-    """Generate the world, write `truth.parquet` into `out_dir`, and index the world for serving."""
+    """Generate the world, write `truth.parquet` and `truth_agents.parquet` into `out_dir`, and index
+    the world for serving."""
     with paused_gc():
         org = generate(seed, events, days, end)
         truth = truth_mod.build(org)
         path = truth_mod.write_parquet(truth, Path(out_dir) / "truth.parquet")
-        app = SandboxApp(org, truth, path, rate_limit)
+        agents = generate_agents(org)
+        agents_truth = truth_mod.build_agents(agents, truth)
+        truth_mod.write_parquet(agents_truth, Path(out_dir) / AGENTS_TRUTH)
+        app = SandboxApp(org, truth, path, rate_limit, agents, agents_truth)
     gc.freeze()  # the world lives as long as the process: keep later collections from walking it
     return app
 

@@ -279,3 +279,20 @@ PROGRESS = (
     "Waiting for CI",
     "Updating tests",
 )
+# Sessions people start with a coding agent that name no issue and no PR.
+AGENT_PROMPTS = (
+    "Explain the retry logic in the sync worker",
+    "Write a SQL query for weekly active users",
+    "Summarize yesterday's on-call notes",
+    "Generate test fixtures for the billing API",
+    "Refactor the config loader into smaller functions",
+    "Review the Terraform plan output for the staging cluster",
+    "Draft a postmortem for the UTF-8 decoding incident",
+    "Find where ISO-8601 durations are parsed",
+    "Compare SHA-256 and BLAKE3 for artifact checksums",
+    "Write a one-off script to backfill customer names",
+    "Explain why the CI cache misses on main",
+    "Sketch a migration plan for the Postgres 16 upgrade",
+    "Profile the slow dashboard query",
+    "Convert the deploy checklist into a runbook",
+)

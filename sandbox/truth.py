@@ -3,16 +3,20 @@
 Keys come from the linkage the generator recorded (`refs`, `pull`, `issue`, `correlation_id`), never
 from reading the text. A workflow is a connected component of the event-key graph, named by its
 root key: lowest priority number (linear 1, github 2, corr 3), ties by the smallest md5 hex.
+
+The agent-side sources (OpenClaw sessions, cron runs, weather opportunities) have their own truth
+(`truth_agents.parquet`): a session names keys of at most one workflow of the main truth, so it
+joins that workflow without merging any; cron and weather events name no key.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.model import Commit, Org, paused_gc
+from sandbox.model import AgentWorld, Commit, Org, Session, paused_gc
 
 PRIORITY = {"linear": 1, "github": 2, "corr": 3}
 
@@ -76,6 +80,24 @@ def root_order(key: str) -> tuple[int, str]:
     return PRIORITY[key.split(":", 1)[0]], hashlib.md5(key.encode()).hexdigest()
 
 
+def agent_events(agents: AgentWorld) -> Iterator[Event]:
+    """The agent-side sources' events (docs/contract_sources.md)."""
+    for s in agents.sessions:
+        keys = session_keys(s)
+        base = f"openclaw:session:{s.id}"
+        yield f"{base}:started", "openclaw.session.started", "openclaw", s.started_at, keys
+        if s.ended_at is not None:
+            yield f"{base}:ended", f"openclaw.session.{s.status}", "openclaw", s.ended_at, keys
+    for e in agents.cron_events:
+        yield f"cron:run:{e.run_id}:{e.event}", f"cron.job.{e.event}", "cron", e.at, ()
+    for o in agents.opportunities:
+        yield f"weather:opportunity:{o.id}", "weather.opportunity.detected", "weather", o.detected_at, ()
+
+
+def session_keys(session: Session) -> tuple[str, ...]:
+    return tuple(x.key for x in (session.issue, session.pull) if x is not None)
+
+
 @dataclass(slots=True)
 class Truth:
     """Columns of the truth table, sorted by event_at."""
@@ -85,6 +107,17 @@ class Truth:
     event_type: list[str]
     source: list[str]
     event_at: list[int]
+    # key -> union-find parent, and component root -> (order, root key): what `workflow_of` reads.
+    parent: dict[str, str] = field(default_factory=dict, repr=False)
+    best: dict[str, tuple[tuple[int, str], str]] = field(default_factory=dict, repr=False)
+
+    def workflow_of(self, key: str) -> str | None:
+        """The workflow a key belongs to, or None when no event names it."""
+        if key not in self.parent:
+            return None
+        while (up := self.parent[key]) != key:
+            key = up
+        return self.best[key][1]
 
     def rows(self) -> Iterator[dict]:
         names = ("event_id", "workflow_id", "event_type", "source", "event_at")
@@ -95,6 +128,11 @@ class Truth:
 
 def build(org: Org) -> Truth:
     """Union the keys each event names, then name every component by its root key."""
+    return build_from(events(org))
+
+
+def build_from(stream: Iterable[Event]) -> Truth:
+    """The truth of any event stream (the org's, or the org's and the agents' together in tests)."""
     parent: dict[str, str] = {}
 
     def find(key: str) -> str:
@@ -107,7 +145,7 @@ def build(org: Org) -> Truth:
 
     ids, kinds, sources, ats, firsts = [], [], [], [], []
     with paused_gc():
-        for event_id, kind, source, at, keys in events(org):
+        for event_id, kind, source, at, keys in stream:
             first = None
             for key in keys:
                 parent.setdefault(key, key)
@@ -131,11 +169,34 @@ def build(org: Org) -> Truth:
         order = sorted(range(len(ids)), key=ats.__getitem__)
         workflows = [best[find(firsts[i])][1] if firsts[i] else None for i in order]
         return Truth([ids[i] for i in order], workflows, [kinds[i] for i in order],
-                     [sources[i] for i in order], [ats[i] for i in order])
+                     [sources[i] for i in order], [ats[i] for i in order], parent, best)
+
+
+def build_agents(agents: AgentWorld, truth: Truth) -> Truth:
+    """The agent sources' truth against the main one: a session takes the workflow of the keys it names.
+
+    Raises when a session names a key no main event names, or keys of two workflows: either would
+    change the main truth, which the agent sources must leave alone.
+    """
+    ids, workflows, kinds, sources, ats = [], [], [], [], []
+    for event_id, kind, source, at, keys in agent_events(agents):
+        found = {truth.workflow_of(k) for k in keys}
+        if None in found or len(found) > 1:
+            raise AssertionError(f"{event_id} names {keys}: workflows {found}")
+        ids.append(event_id)
+        workflows.append(found.pop() if found else None)
+        kinds.append(kind)
+        sources.append(source)
+        ats.append(at)
+    if len(set(ids)) != len(ids):
+        raise AssertionError("duplicate event ids in the agent sources")
+    order = sorted(range(len(ids)), key=ats.__getitem__)
+    return Truth([ids[i] for i in order], [workflows[i] for i in order], [kinds[i] for i in order],
+                 [sources[i] for i in order], [ats[i] for i in order])
 
 
 def write_parquet(truth: Truth, path: Path) -> Path:
-    """`truth.parquet`: event_id, workflow_id, event_type, source, event_at (UTC)."""
+    """`truth.parquet` (or `truth_agents.parquet`): event_id, workflow_id, event_type, source, event_at (UTC)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

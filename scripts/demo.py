@@ -54,13 +54,13 @@ def main() -> int:
         transform = defs.resolve_job_def("transform_job").execute_in_process(
             run_config=quiet, instance=instance, raise_on_error=False)
         transform_s = time.perf_counter() - t0
-        truth_path = sandbox.truth_path
+        truth_paths = (sandbox.truth_path, sandbox.agents_truth_path)
     if not transform.success:
         print("dbt build failed; see dbt_project/target/ and the run in `make ui`", file=sys.stderr)
         return 1
 
     counts = mart_counts(settings.duckdb_path)
-    report = compare_with_truth(settings.duckdb_path, truth_path)
+    report = compare_with_truth(settings.duckdb_path, *truth_paths)
     print()
     print(f"Landed {days[0]} .. {days[-1]} in {ingest_s:.1f}s; dbt build + tests in {transform_s:.1f}s")
     print("Marts (DuckDB):")

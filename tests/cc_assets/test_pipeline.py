@@ -93,7 +93,7 @@ def test_marts_are_built_and_correlation_matches_ground_truth(duckdb_run, sandbo
         ).fetchone()[0]
     assert {"active", "completed"} <= statuses
     assert cross_source > 0, "no workflow joins a Linear issue with its PR"
-    report = compare_with_truth(warehouse, sandbox.truth_path)
+    report = compare_with_truth(warehouse, sandbox.truth_path, sandbox.agents_truth_path)
     assert report.mismatched_examples == []
     assert report.exact and report.events_in_truth > 0
 
@@ -105,7 +105,8 @@ def test_same_models_build_on_postgres_and_agree(sandbox, tmp_path, pg_database,
     with DagsterInstance.ephemeral() as instance:
         ingest, transform = run_pipeline(platform, instance)
     assert ingest.success and transform.success
-    truth = {r["event_id"]: r["workflow_id"] for r in pq.read_table(sandbox.truth_path).to_pylist()}
+    truth = {r["event_id"]: r["workflow_id"] for path in (sandbox.truth_path, sandbox.agents_truth_path)
+             for r in pq.read_table(path, columns=["event_id", "workflow_id"]).to_pylist()}
     with psycopg.connect(pg_database) as conn:
         raw_prs = conn.execute("select count(*) from raw.github__pull_requests").fetchone()[0]
         got = dict(conn.execute("select event_id, workflow_id from analytics.fct_workflow_events").fetchall())
