@@ -7,6 +7,8 @@ fails its own asset with the client's message, and the other sources land regard
 """
 
 
+import logging
+import shutil
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -27,10 +29,16 @@ from dagster import (
 from cc_assets.partitions import daily_partitions, single_run_backfill
 from cc_events.model import InvalidRecord
 from cc_events.raw_tables import RAW_TABLES, RawTable
+from resources.cdc import CdcReader
+from resources.cursors import CursorStore
 from resources.http import MalformedPage, SourceUnavailable, dumps
 from resources.lake import DeadLetter, Lake, raw_schema
+from resources.landing import LandingLog
+from resources.metrics_agent import STREAM as METRICS_STREAM
 from resources.platform import PlatformResource
 from resources.sources import Item
+
+CDC_STREAM = "postgres_cdc"
 
 # A fetched record, what the fetch knew about it (repo, PR number), and its day when the
 # day comes from the fetch (a review lands in its PR's partition) rather than from the record.
@@ -146,6 +154,59 @@ def fetch_weather_opportunities(platform: PlatformResource, window: Window) -> I
         yield item, {}, None
 
 
+def _from_landing(platform: PlatformResource, stream: str, days: Iterable[date],
+                  identity: Callable[[dict], object]) -> Iterator[Fetch]:
+    """A pushed stream's records for `days` from the landing log, each identity once."""
+    log = LandingLog(platform.settings().landing_dir)
+    seen: set[object] = set()
+    for day in days:
+        for record in log.read(stream, day):
+            if isinstance(record, str):
+                yield MalformedPage(str(log.path(stream, day)), "torn line in the landing log", record, {}), {}, None
+                continue
+            key = identity(record)
+            if key not in seen:
+                seen.add(key)
+                yield record, {}, None
+
+
+def fetch_system_metrics(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    yield from _from_landing(platform, METRICS_STREAM, window.days, lambda r: r.get("id"))
+
+
+def pull_postgres_cdc(platform: PlatformResource, log: logging.Logger) -> int:
+    """Move every change waiting in the replication slot into the landing log; returns how many.
+
+    A batch is confirmed to Postgres only after its lines are fsynced in the landing log, so a
+    crash anywhere replays it and the landing dedupes on (commit_lsn, seq)."""
+    settings = platform.settings()
+    if not settings.cdc_pg_url:
+        log.info("the CDC source is not configured (set CC_CDC_PG_URL to follow a Postgres database)")
+        return 0
+    landing = LandingLog(settings.landing_dir)
+    cursors = CursorStore(settings.state_dir / "cursors.json")
+    pulled = 0
+    with CdcReader(settings.cdc_pg_url, settings.cdc_slot, settings.cdc_publication, cursors,
+                   tables=settings.cdc_tables or None) as reader:
+        while True:
+            batch = reader.read_batch(max_changes=5000, timeout_s=1.0)
+            if batch.reset:
+                # A fresh snapshot replaces whatever this slot landed before.
+                shutil.rmtree(landing.root / CDC_STREAM, ignore_errors=True)
+            if batch.changes:
+                landing.append(CDC_STREAM, batch.changes, datetime.utcnow())
+                pulled += len(batch.changes)
+            reader.confirm(batch)
+            if not batch.changes:  # caught up (the rest arrives on the next run)
+                return pulled
+
+
+def fetch_postgres_cdc(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    # A change committed late on a day can land just after midnight: read one day more.
+    days = [*window.days, window.days[-1] + timedelta(days=1)]
+    yield from _from_landing(platform, CDC_STREAM, days, lambda r: (r.get("commit_lsn"), r.get("seq")))
+
+
 @dataclass(frozen=True)
 class RawSpec:
     table: RawTable
@@ -168,6 +229,8 @@ RAW_SPECS = [
     RawSpec(RAW_TABLES["openclaw", "sessions"], fetch_openclaw_sessions, "updated_at"),
     RawSpec(RAW_TABLES["cron", "events"], fetch_cron_events, "occurred_at"),
     RawSpec(RAW_TABLES["weather", "opportunities"], fetch_weather_opportunities, "updated_at"),
+    RawSpec(RAW_TABLES["system", "metrics"], fetch_system_metrics, "sampled_at"),
+    RawSpec(RAW_TABLES["postgres_cdc", "changes"], fetch_postgres_cdc, "committed_at"),
 ]
 
 
@@ -219,6 +282,9 @@ def build_raw_asset(spec: RawSpec):
         window = Window([date.fromisoformat(k) for k in context.partition_keys])
         ingested_at = datetime.utcnow().replace(microsecond=0)
         try:
+            if table.source == "postgres_cdc":
+                context.log.info("pulled %d change(s) from the replication slot",
+                                 pull_postgres_cdc(platform, context.log))
             landing = collect(spec, spec.fetch(platform, window), window)
         except SourceUnavailable as exc:
             raise Failure(description=f"{table.source} is unavailable, nothing landed for "

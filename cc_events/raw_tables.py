@@ -6,6 +6,7 @@ see the same columns; a record that cannot be flattened is schema-invalid (`Inva
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -13,7 +14,7 @@ from typing import Any, Literal
 from cc_events.model import InvalidRecord
 from cc_events.normalize import optional_time
 
-ColumnType = Literal["str", "int", "float", "time"]
+ColumnType = Literal["str", "int", "float", "time", "json"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ _CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
     "int": lambda v, _: int(v),
     "float": lambda v, _: float(v),
     "time": lambda v, name: optional_time(v, name),
+    # Nested values (a CDC row image) stay JSON text: the same on DuckDB, Postgres and Parquet.
+    "json": lambda v, _: json.dumps(v, sort_keys=True, separators=(",", ":"), default=str),
 }
 
 
@@ -163,5 +166,19 @@ RAW_TABLES: dict[tuple[str, str], RawTable] = {
             col("confidence", "float"), col("suggested_stake_usd", "float"), col("status", "str"),
             col("detected_at", "time", required=True), col("updated_at", "time", required=True),
         ), "Weather-market arbitrage opportunities, one snapshot per day they were updated."),
+        RawTable("system", "metrics", (
+            col("id", "str", required=True), col("host", "str", required=True),
+            col("sampled_at", "time", required=True), col("cpu_percent", "float"), col("cpu_count", "int"),
+            col("load_1m", "float"), col("load_5m", "float"), col("load_15m", "float"),
+            col("memory_total_bytes", "int"), col("memory_used_bytes", "int"), col("memory_percent", "float"),
+            col("disk_total_bytes", "int"), col("disk_used_bytes", "int"), col("disk_percent", "float"),
+            col("net_bytes_sent", "int"), col("net_bytes_recv", "int"), col("process_count", "int"),
+        ), "Host metrics from the metrics agent (psutil), one row per sample (every 30 s per host)."),
+        RawTable("postgres_cdc", "changes", (
+            col("commit_lsn", "str", required=True), col("seq", "int", required=True), col("lsn", "str"),
+            col("xid", "int"), col("committed_at", "time", required=True), col("schema_name", "str", "schema"),
+            col("table_name", "str", "table"), col("op", "str", required=True), col("before", "json"),
+            col("after", "json"), col("reason", "str"),
+        ), "Business database changes by logical replication, in commit order (before/after images)."),
     )
 }

@@ -29,6 +29,7 @@ TablePath = tuple[str, ...]
 
 ARROW_TYPES = {
     "str": pa.string(), "int": pa.int64(), "float": pa.float64(), "time": pa.timestamp("us"), "date": pa.date32(),
+    "json": pa.string(),
 }
 
 LINEAGE_FIELDS = [pa.field("_partition_date", pa.date32()), pa.field("_ingested_at", pa.timestamp("us"))]

@@ -69,6 +69,11 @@ class Settings:
     cron_api_token: str | None = field(default=None, repr=False)
     weather_api_url: str | None = None
     weather_api_token: str | None = field(default=None, repr=False)
+    # Business database followed by logical replication; unset: the CDC source is not configured.
+    cdc_pg_url: str | None = field(default=None, repr=False)
+    cdc_slot: str = "command_center"
+    cdc_publication: str = "command_center"
+    cdc_tables: tuple[str, ...] = ()
     # Warehouse: "duckdb" (embedded default) or "postgres" (also loads raw partitions there).
     warehouse: str = "duckdb"
     pg_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -116,6 +121,10 @@ class Settings:
             cron_api_token=get("CRON_API_TOKEN"),
             weather_api_url=get("WEATHER_API_URL"),
             weather_api_token=get("WEATHER_API_TOKEN"),
+            cdc_pg_url=get("CDC_PG_URL"),
+            cdc_slot=get("CDC_SLOT") or base.cdc_slot,
+            cdc_publication=get("CDC_PUBLICATION") or base.cdc_publication,
+            cdc_tables=_split(get("CDC_TABLES") or ""),
             warehouse=warehouse,
             pg_url=get("PG_URL") or base.pg_url,
             pg_schema=get("PG_SCHEMA") or base.pg_schema,
@@ -166,6 +175,10 @@ class Settings:
     def state_dir(self) -> Path:
         """Cursors and circuit states: small files a restarted process must find again."""
         return self.data_dir / "state"
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"
 
     @property
     def duckdb_path(self) -> Path:

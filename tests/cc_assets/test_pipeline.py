@@ -18,6 +18,9 @@ from dagster import DagsterInstance
 
 from cc_assets.definitions import defs
 from cc_events.raw_tables import RAW_TABLES
+from resources.landing import LandingLog
+from resources.metrics_agent import STREAM as METRICS_STREAM
+from resources.metrics_agent import sample
 from resources.platform import PlatformResource
 from resources.warehouse import MARTS, compare_with_truth
 from sandbox.process import run_sandbox
@@ -56,6 +59,8 @@ def lake_rows(data_dir: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def duckdb_run(sandbox, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("data")
+    reading = {**sample("host-a"), "sampled_at": (END - timedelta(hours=1)).isoformat()}
+    LandingLog(data_dir / "landing").append(METRICS_STREAM, [reading], END - timedelta(hours=1))
     platform = PlatformResource(data_dir=str(data_dir), sandbox_url=sandbox.url, warehouse="duckdb")
     with DagsterInstance.ephemeral() as instance:
         ingest, transform = run_pipeline(platform, instance)
@@ -72,7 +77,8 @@ def test_every_source_lands_in_the_lake_for_every_day(duckdb_run):
     for source, entity in RAW_TABLES:
         folder = data_dir / "lake" / "raw" / source / entity
         assert sorted(p.name for p in folder.iterdir()) == [f"date={d}" for d in PARTITIONS], folder
-        assert counts[f"raw/{source}/{entity}"] > 0, f"nothing landed for {source}/{entity}"
+        if source != "postgres_cdc":  # not configured here: tests/cc_assets/test_pushed_sources.py
+            assert counts[f"raw/{source}/{entity}"] > 0, f"nothing landed for {source}/{entity}"
     assert counts["normalized/events"] >= EVENTS * 0.5
 
 
