@@ -15,15 +15,16 @@ from resources.platform import PlatformResource  # noqa: E402
 from resources.settings import Settings  # noqa: E402
 from sensors.jobs import ingest_job, transform_job  # noqa: E402
 from sensors.schedules import sources_schedule, transform_after_ingest_sensor  # noqa: E402
+from sensors.sources import SOURCE_JOBS, SOURCE_SCHEDULES, SOURCE_SENSORS  # noqa: E402
 
 
 def build_definitions(settings: Settings) -> Definitions:
     dbt_models = build_dbt_assets(ensure_manifest(settings))
     return Definitions(
         assets=[*raw_assets, normalized_events, dbt_models],
-        jobs=[ingest_job, transform_job],
-        schedules=[sources_schedule],
-        sensors=[transform_after_ingest_sensor],
+        jobs=[ingest_job, transform_job, *SOURCE_JOBS],
+        schedules=[sources_schedule, *SOURCE_SCHEDULES],
+        sensors=[transform_after_ingest_sensor, *SOURCE_SENSORS],
         resources={"platform": PlatformResource(), "dbt": dbt_resource()},
     )
 

@@ -219,6 +219,17 @@ class LinearClient:
     def users(self) -> Iterator[Item]:
         yield from self._connection(USERS_QUERY, "users", {})
 
+    def newest_update(self) -> str | None:
+        """The most recent `updatedAt` of any followed issue: one tiny query, for change probes."""
+        query = ("query Newest($filter: IssueFilter) { issues(first: 1, orderBy: updatedAt, filter: $filter)"
+                 " { nodes { updatedAt } } }")
+        team_filter = {"team": {"key": {"in": list(self.team_keys)}}} if self.team_keys else {}
+        page = self.http.post_json(self.url, {"query": query, "variables": {"filter": team_filter}})
+        if isinstance(page, MalformedPage) or not isinstance(page.data, dict) or page.data.get("errors"):
+            raise SourceUnavailable(f"linear: the newest-update probe failed: {str(getattr(page, 'data', ''))[:200]}")
+        nodes = ((page.data.get("data") or {}).get("issues") or {}).get("nodes") or []
+        return nodes[0]["updatedAt"] if nodes else None
+
     def issues(self, start: datetime, end: datetime) -> Iterator[Item]:
         issue_filter: dict[str, Any] = {"updatedAt": {"gte": _iso(start), "lt": _iso(end)}}
         if self.team_keys:

@@ -9,9 +9,13 @@ from cc_events.raw_tables import RAW_TABLES
 def test_definitions_load_and_every_job_resolves():
     Definitions.validate_loadable(defs)
     repo = defs.get_repository_def()
-    assert {j.name for j in repo.get_all_jobs()} >= {"ingest_job", "transform_job"}
-    assert [s.name for s in repo.schedule_defs] == ["sources_schedule"]
-    assert [s.name for s in repo.sensor_defs] == ["transform_after_ingest_sensor"]
+    assert {j.name for j in repo.get_all_jobs()} >= {"ingest_job", "transform_job", "github_job", "linear_job"}
+    assert {s.name for s in repo.schedule_defs} == {"sources_schedule", "openclaw_schedule", "weather_schedule"}
+    # One trigger per source of the seeds' table (cadence in each description).
+    assert {s.name for s in repo.sensor_defs} >= {
+        "github_sensor", "linear_sensor", "charlie_health_sensor", "charlie_activity_sensor", "cron_events_sensor",
+        "system_metrics_sensor", "postgres_cdc_sensor", "transform_after_ingest_sensor"}
+    assert all(s.description for s in [*repo.sensor_defs, *repo.schedule_defs])
     assert set(repo.get_top_level_resources()) >= {"platform", "dbt"}
 
 
