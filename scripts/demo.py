@@ -7,6 +7,7 @@ dbt project on DuckDB, stops the sandbox and prints what was built and where.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -16,10 +17,41 @@ DEMO_EVENTS = int(os.environ.get("CC_DEMO_EVENTS", "5000"))
 DEMO_DAYS = int(os.environ.get("CC_DEMO_DAYS", "7"))
 
 
+def _cdc_source(stack: contextlib.ExitStack, settings) -> str:
+    """The business database to follow: CC_CDC_PG_URL, else a throwaway sandbox cluster."""
+    from sandbox.pg_cluster import PgClusterError, find_pg_bin, throwaway_cluster
+    from sandbox.source_db import ChangeGenerator, setup_source_db
+
+    if settings.cdc_pg_url:
+        return f"following {settings.cdc_pg_url.split('@')[-1]}"
+    if find_pg_bin() is None:
+        return "not configured (no CC_CDC_PG_URL and no PostgreSQL server binaries for a sandbox database)"
+    try:
+        dsn = stack.enter_context(throwaway_cluster())
+    except PgClusterError as exc:
+        return f"not configured (the sandbox database did not start: {exc})"
+    setup_source_db(dsn)
+    ChangeGenerator(dsn).run(200)  # trades, todos and signals moving after the snapshot
+    os.environ["CC_CDC_PG_URL"] = dsn
+    return "sandbox business database (throwaway wal_level=logical cluster)"
+
+
+def lake_rows(lake_dir) -> dict[str, int]:
+    import pyarrow.parquet as pq
+
+    return {
+        "/".join(folder.relative_to(lake_dir / "raw").parts): sum(
+            pq.read_metadata(f).num_rows for f in folder.glob("date=*/part-0.parquet"))
+        for folder in sorted((lake_dir / "raw").glob("*/*"))
+    }
+
+
 def main() -> int:
     started = time.perf_counter()
     from dagster import DagsterInstance
 
+    from resources.landing import LandingLog
+    from resources.metrics_agent import STREAM, sample
     from resources.settings import Settings
     from resources.warehouse import compare_with_truth, mart_counts
     from sandbox.process import run_sandbox
@@ -29,7 +61,15 @@ def main() -> int:
     days = [(now - timedelta(days=n)).date() for n in range(DEMO_DAYS, -1, -1)]
     print(f"Command Center demo: {DEMO_EVENTS:,} sandbox events over {DEMO_DAYS} days into {settings.data_dir}")
 
-    with run_sandbox(settings.data_dir / "sandbox", events=DEMO_EVENTS, days=DEMO_DAYS, end=now) as sandbox:
+    # This host's metrics, as the agent (`python -m resources.metrics_agent`) would send them.
+    reading = sample()
+    LandingLog(settings.landing_dir).append(STREAM, [reading], datetime.fromisoformat(reading["sampled_at"]))
+
+    with contextlib.ExitStack() as stack:
+        cdc = _cdc_source(stack, settings)
+        print(f"CDC source: {cdc}")
+        sandbox = stack.enter_context(run_sandbox(settings.data_dir / "sandbox", events=DEMO_EVENTS,
+                                                  days=DEMO_DAYS, end=now))
         # The sources' URL is configuration like any other: the definitions read it from here.
         os.environ["CC_SANDBOX_URL"] = sandbox.url
         from cc_assets.definitions import defs
@@ -59,6 +99,9 @@ def main() -> int:
         print("dbt build failed; see dbt_project/target/ and the run in `make ui`", file=sys.stderr)
         return 1
 
+    print("Landed rows per source:")
+    for table, rows in lake_rows(settings.lake_dir).items():
+        print(f"  raw/{table:<30} {rows:>10,}")
     counts = mart_counts(settings.duckdb_path)
     report = compare_with_truth(settings.duckdb_path, *truth_paths)
     print()
