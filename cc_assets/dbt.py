@@ -4,23 +4,16 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey
+from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from resources.dbt import dbt_project
 from resources.platform import PlatformResource
 
-RAW_SOURCES = frozenset({"github", "linear", "charlie"})
-
 
 class CommandCenterTranslator(DagsterDbtTranslator):
-    """Sources map onto the lake assets that feed them; models group by layer."""
-
-    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
-        if dbt_resource_props["resource_type"] == "source":
-            source, table = dbt_resource_props["source_name"], dbt_resource_props["name"]
-            return AssetKey(["raw", source, table] if source in RAW_SOURCES else [source, table])
-        return super().get_asset_key(dbt_resource_props)
+    """Models group by layer. Each source names the lake asset that feeds it in its YAML
+    (`config.meta.dagster.asset_key`), which the base translator honours: one place for it."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn") or []

@@ -37,6 +37,9 @@ def test_raw_assets_are_daily_partitioned_and_feed_the_dbt_models():
                 frontier.append(parent)
     assert AssetKey(["raw", "github", "pull_requests"]) in lineage
     assert AssetKey(["normalized", "event_keys"]) in lineage
+    # Every dbt source is one of the assets that land it: no orphan source keys in the graph.
+    raw_keys = {k for k in graph.get_all_asset_keys() if k.path[0] in ("raw", "normalized")}
+    assert all(graph.get(k).is_materializable for k in raw_keys)
 
 
 def test_every_asset_has_a_description():

@@ -38,6 +38,12 @@ charlie_instances as (
 
 ),
 
+session_costs as (
+
+    select * from {{ ref('fct_workflow_session_costs') }}
+
+),
+
 event_totals as (
 
     select
@@ -237,7 +243,10 @@ workflows_joined as (
         charlie_totals.workflow_id is not null as has_charlie_events,
         charlie_totals.last_task_completed_at,
 
-        charlie_linear_users.charlie_instance_id
+        charlie_linear_users.charlie_instance_id,
+
+        coalesce(session_costs.session_count, 0) as session_count,
+        coalesce(session_costs.cost_usd, 0) as session_cost_usd
 
     from event_totals
     left join actor_totals
@@ -258,6 +267,8 @@ workflows_joined as (
         on event_totals.workflow_id = charlie_totals.workflow_id
     left join charlie_linear_users
         on primary_linear_issues.assignee_id = charlie_linear_users.linear_user_id
+    left join session_costs
+        on event_totals.workflow_id = session_costs.workflow_id
 
 ),
 
@@ -342,7 +353,9 @@ final as (
         event_count,
         actor_count,
         actors,
-        sources
+        sources,
+        session_count,
+        session_cost_usd
     from workflows_with_completion
 
 )

@@ -1,0 +1,41 @@
+with
+
+source as (
+
+    select * from {{ source('cron', 'events') }}
+
+),
+
+copies_ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by id
+            order by _ingested_at desc, _partition_date desc
+        ) as copy_rank
+    from source
+
+),
+
+final as (
+
+    select
+        id as cron_event_id,
+        seq,
+        job as job_name,
+        host,
+        run_event,
+        run_id,
+        duration_ms,
+        exit_code,
+        message,
+        occurred_at,
+        _ingested_at as ingested_at
+
+    from copies_ranked
+    where copy_rank = 1
+
+)
+
+select * from final

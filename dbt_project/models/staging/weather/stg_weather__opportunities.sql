@@ -1,0 +1,43 @@
+with
+
+source as (
+
+    select * from {{ source('weather', 'opportunities') }}
+
+),
+
+snapshots_ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by id
+            order by updated_at desc, _ingested_at desc, _partition_date desc
+        ) as snapshot_rank
+    from source
+
+),
+
+final as (
+
+    select
+        id as opportunity_id,
+        market,
+        city,
+        contract,
+        forecast_high_f,
+        market_implied_high_f,
+        edge_pct,
+        confidence,
+        suggested_stake_usd,
+        status as opportunity_status,
+        detected_at,
+        updated_at,
+        _ingested_at as ingested_at
+
+    from snapshots_ranked
+    where snapshot_rank = 1
+
+)
+
+select * from final
