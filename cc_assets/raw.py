@@ -27,6 +27,7 @@ from dagster import (
 )
 
 from cc_assets.partitions import daily_partitions, single_run_backfill
+from cc_events.logs import log_event_id
 from cc_events.model import InvalidRecord
 from cc_events.raw_tables import RAW_TABLES, RawTable
 from resources.cdc import CdcReader
@@ -34,11 +35,13 @@ from resources.cursors import CursorStore
 from resources.http import MalformedPage, SourceUnavailable, dumps
 from resources.lake import DeadLetter, Lake, raw_schema
 from resources.landing import LandingLog
+from resources.logs import LogTailer
 from resources.metrics_agent import STREAM as METRICS_STREAM
 from resources.platform import PlatformResource
 from resources.sources import Item
 
 CDC_STREAM = "postgres_cdc"
+LOGS_STREAM = "logs"
 
 # A fetched record, what the fetch knew about it (repo, PR number), and its day when the
 # day comes from the fetch (a review lands in its PR's partition) rather than from the record.
@@ -201,6 +204,31 @@ def pull_postgres_cdc(platform: PlatformResource, log: logging.Logger) -> int:
                 return pulled
 
 
+def pull_logs(platform: PlatformResource) -> int:
+    """Move every new log line into the landing log; the tailer's cursor is committed after."""
+    settings = platform.settings()
+    landing = LandingLog(settings.landing_dir)
+    tailer = LogTailer(settings.log_patterns, CursorStore(settings.state_dir / "cursors.json"))
+    pulled = 0
+    try:
+        while True:
+            batch = tailer.read_batch(5000)
+            records = [{**r, "id": log_event_id(r)} for r in batch.records]
+            if records:
+                landing.append(LOGS_STREAM, records, datetime.utcnow())
+                pulled += len(records)
+            tailer.commit(batch)
+            if not records:
+                return pulled
+    finally:
+        tailer.close()
+
+
+def fetch_logs(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    days = [*window.days, window.days[-1] + timedelta(days=1)]
+    yield from _from_landing(platform, LOGS_STREAM, days, lambda r: r.get("id"))
+
+
 def fetch_postgres_cdc(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
     # A change committed late on a day can land just after midnight: read one day more.
     days = [*window.days, window.days[-1] + timedelta(days=1)]
@@ -231,6 +259,7 @@ RAW_SPECS = [
     RawSpec(RAW_TABLES["weather", "opportunities"], fetch_weather_opportunities, "updated_at"),
     RawSpec(RAW_TABLES["system", "metrics"], fetch_system_metrics, "sampled_at"),
     RawSpec(RAW_TABLES["postgres_cdc", "changes"], fetch_postgres_cdc, "committed_at"),
+    RawSpec(RAW_TABLES["logs", "lines"], fetch_logs, "received_at"),
 ]
 
 
@@ -285,6 +314,8 @@ def build_raw_asset(spec: RawSpec):
             if table.source == "postgres_cdc":
                 context.log.info("pulled %d change(s) from the replication slot",
                                  pull_postgres_cdc(platform, context.log))
+            elif table.source == "logs":
+                context.log.info("tailed %d new log line(s)", pull_logs(platform))
             landing = collect(spec, spec.fetch(platform, window), window)
         except SourceUnavailable as exc:
             raise Failure(description=f"{table.source} is unavailable, nothing landed for "

@@ -340,9 +340,16 @@ def weather_opportunity(record: Mapping[str, Any], ctx: NormalizeContext, extra:
     return [event]
 
 
+def log_line(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
+    from cc_events.logs import normalize_log_record  # logs.py builds on this module
+
+    return [normalize_log_record(record, ctx.linear_team_keys)]
+
+
 Normalizer = Callable[[Mapping[str, Any], NormalizeContext, Mapping[str, Any]], list[NormalizedEvent]]
 
 NORMALIZERS: dict[tuple[str, str], Normalizer] = {
+    ("logs", "lines"): log_line,
     ("github", "pull_requests"): github_pull_request,
     ("github", "issues"): github_issue,
     ("github", "reviews"): github_review,

@@ -180,5 +180,12 @@ RAW_TABLES: dict[tuple[str, str], RawTable] = {
             col("table_name", "str", "table"), col("op", "str", required=True), col("before", "json"),
             col("after", "json"), col("reason", "str"),
         ), "Business database changes by logical replication, in commit order (before/after images)."),
+        RawTable("logs", "lines", (
+            col("id", "str", required=True), col("path", "str"), col("inode", "int", required=True),
+            col("file_gen", "str"), col("offset", "int", required=True), col("line_no", "int"),
+            col("received_at", "time", required=True), col("logged_at", "time", "ts"), col("format", "str"),
+            col("level", "str"), col("service", "str"), col("host", "str"), col("message", "str"),
+            col("problem", "str"),
+        ), "Log lines tailed from files (JSON lines, syslog, plain), one row per line; corrupt ones flagged."),
     )
 }

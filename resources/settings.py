@@ -74,6 +74,8 @@ class Settings:
     cdc_slot: str = "command_center"
     cdc_publication: str = "command_center"
     cdc_tables: tuple[str, ...] = ()
+    # Log files to tail (globs); empty: the sandbox's `$CC_DATA_DIR/logs/{*.log,syslog}`.
+    log_paths: tuple[str, ...] = ()
     # Warehouse: "duckdb" (embedded default) or "postgres" (also loads raw partitions there).
     warehouse: str = "duckdb"
     pg_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -125,6 +127,7 @@ class Settings:
             cdc_slot=get("CDC_SLOT") or base.cdc_slot,
             cdc_publication=get("CDC_PUBLICATION") or base.cdc_publication,
             cdc_tables=_split(get("CDC_TABLES") or ""),
+            log_paths=_split(get("LOG_PATHS") or ""),
             warehouse=warehouse,
             pg_url=get("PG_URL") or base.pg_url,
             pg_schema=get("PG_SCHEMA") or base.pg_schema,
@@ -175,6 +178,10 @@ class Settings:
     def state_dir(self) -> Path:
         """Cursors and circuit states: small files a restarted process must find again."""
         return self.data_dir / "state"
+
+    @property
+    def log_patterns(self) -> tuple[str, ...]:
+        return self.log_paths or (str(self.data_dir / "logs" / "*.log"), str(self.data_dir / "logs" / "syslog"))
 
     @property
     def landing_dir(self) -> Path:

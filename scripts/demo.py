@@ -54,6 +54,7 @@ def main() -> int:
     from resources.metrics_agent import STREAM, sample
     from resources.settings import Settings
     from resources.warehouse import compare_with_truth, mart_counts
+    from sandbox.logs import LogWriter
     from sandbox.process import run_sandbox
 
     settings = Settings.from_env()
@@ -64,6 +65,14 @@ def main() -> int:
     # This host's metrics, as the agent (`python -m resources.metrics_agent`) would send them.
     reading = sample()
     LandingLog(settings.landing_dir).append(STREAM, [reading], datetime.fromisoformat(reading["sampled_at"]))
+
+    # Application and system logs being written and rotated, as the sandbox's services would.
+    if not settings.log_paths:
+        writer = LogWriter(settings.data_dir / "logs", seed=7, start=now - timedelta(hours=1))
+        writer.write(400)
+        writer.rotate(writer.files[0])
+        writer.write(200)
+        writer.close()
 
     with contextlib.ExitStack() as stack:
         cdc = _cdc_source(stack, settings)

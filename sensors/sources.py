@@ -7,7 +7,9 @@ open is not asked at all: the sensor skips with the breaker's reason, and the la
 stays in the lake and the marts.
 """
 
+import glob
 import hashlib
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -49,11 +51,12 @@ cron_events_job = source_job("cron_events_job", ["raw", "cron"], description="La
 weather_job = source_job("weather_job", ["raw", "weather"], description="Land weather-arbitrage opportunities.")
 system_metrics_job = source_job("system_metrics_job", ["raw", "system"], normalize=False,
                                 description="Land host metrics from the agents' landing log.")
+logs_job = source_job("logs_job", ["raw", "logs"], description="Tail the log files and land new lines.")
 postgres_cdc_job = source_job("postgres_cdc_job", ["raw", "postgres_cdc"], normalize=False,
                               description="Pull the business databases' replication slot and land the changes.")
 
 SOURCE_JOBS = [github_job, linear_job, charlie_health_job, charlie_activity_job, openclaw_job, cron_events_job,
-               weather_job, system_metrics_job, postgres_cdc_job]
+               weather_job, system_metrics_job, logs_job, postgres_cdc_job]
 
 
 def today() -> str:
@@ -181,6 +184,20 @@ def postgres_cdc_sensor(context: SensorEvaluationContext, platform: PlatformReso
     return RunRequest(partition_key=today())
 
 
+@sensor(job=logs_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED,
+        description="Every 30 s: tails CC_LOG_PATHS (rotation and truncation followed by inode + offset).")
+def logs_sensor(context: SensorEvaluationContext, platform: PlatformResource):
+    patterns = platform.settings().log_patterns
+    files = [path for pattern in patterns for path in glob.glob(pattern)]
+    if not files:
+        return SkipReason(f"no log files match {', '.join(patterns)} (set CC_LOG_PATHS)")
+    mark = ";".join(f"{p}={os.stat(p).st_size}:{os.stat(p).st_ino}" for p in sorted(files))
+    if mark == context.cursor:
+        return SkipReason("no log file changed")
+    context.update_cursor(mark)
+    return RunRequest(partition_key=today())
+
+
 SOURCE_SENSORS = [github_sensor, linear_sensor, charlie_health_sensor, charlie_activity_sensor, cron_events_sensor,
-                  system_metrics_sensor, postgres_cdc_sensor]
+                  system_metrics_sensor, logs_sensor, postgres_cdc_sensor]
 SOURCE_SCHEDULES = [openclaw_schedule, weather_schedule]

@@ -11,6 +11,7 @@ from cc_assets.raw import raw_assets
 from resources.landing import LandingLog
 from resources.metrics_agent import STREAM, sample
 from resources.platform import PlatformResource
+from sandbox.logs import LogWriter
 from sandbox.pg_cluster import find_pg_bin, throwaway_cluster
 from sandbox.source_db import ChangeGenerator, setup_source_db
 
@@ -39,6 +40,27 @@ def test_metrics_from_the_agent_land_once_per_sample(tmp_path):
                            resources={"platform": platform}, instance=DagsterInstance.ephemeral()).success
     rows = partition_rows(data_dir, "system", "metrics")
     assert sorted(r["host"] for r in rows) == ["host-a", "host-b"]
+
+
+def test_log_lines_land_once_through_rotation(tmp_path):
+    data_dir = tmp_path / "data"
+    writer = LogWriter(data_dir / "logs", seed=5, start=datetime.now(UTC).replace(tzinfo=None))
+    platform = PlatformResource(data_dir=str(data_dir))
+
+    def land():
+        assert materialize([asset("raw", "logs", "lines")], partition_key=TODAY,
+                           resources={"platform": platform}, instance=DagsterInstance.ephemeral()).success
+        return partition_rows(data_dir, "logs", "lines")
+
+    writer.write(120)
+    first = land()
+    writer.rotate(writer.files[0])
+    writer.write(80)
+    rows = land()
+    again = land()
+    assert [r["id"] for r in again] == [r["id"] for r in rows]  # a re-run adds nothing
+    assert len(first) < len(rows) == len(writer.written) == len({r["id"] for r in rows})
+    assert {r["format"] for r in rows} >= {"json"}
 
 
 @pytest.fixture(scope="module")
