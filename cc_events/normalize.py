@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -343,7 +343,11 @@ def weather_opportunity(record: Mapping[str, Any], ctx: NormalizeContext, extra:
 def log_line(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
     from cc_events.logs import normalize_log_record  # logs.py builds on this module
 
-    return [normalize_log_record(record, ctx.linear_team_keys)]
+    event = normalize_log_record(record, ctx.linear_team_keys)
+    # A log line mentioning issues is too weak a link to join (let alone merge) workflows: one
+    # line naming ENG-1 and OPS-2 would fuse two stories. The keys stay in the payload; the event
+    # names none until correlation can attach events without letting them link keys.
+    return [replace(event, keys=(), payload={**event.payload, "mentions": [k.key for k in event.keys]})]
 
 
 Normalizer = Callable[[Mapping[str, Any], NormalizeContext, Mapping[str, Any]], list[NormalizedEvent]]
