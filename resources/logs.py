@@ -2,27 +2,33 @@
 
 `LogTailer(patterns, cursor_store).read_batch(n)` returns parsed records and the cursor that
 covers them; the caller lands the records durably, then `commit(batch)`. A restart reads the
-committed cursor and continues from there, so a crash between landing and committing replays
-that one batch with the same `(inode, file_gen, offset)` ids, which the landing dedupes on.
+committed cursor and goes on from there: a crash between landing and committing replays what was
+read since the last commit, under the same ids (`cc_events.logs.log_event_id`: inode, the file's
+generation, offset), which is what the landing dedupes on. Nothing is lost, nothing lands twice.
 
-A file is known by its identity `(device, inode)`, not its name, so rotation is followed:
+A file is known by its identity `(device, inode)` plus a fingerprint of its first bytes, not by
+its name, so rotation is followed:
 
 - Rename rotation (`app.log` → `app.log.1`, a new `app.log`): the old inode is found again among
-  the rotated names beside each log (`app.log.1`, `app.log-20240115`, ...) and is read to its end
-  (its descriptor is also kept open, so it can be finished even if it is deleted first); the new
-  file is read from 0. A rotated file is "done" once it has been read to its end and has not
-  changed for `rotated_settle` seconds; only then is an unterminated last line taken as it is.
-- copytruncate (`app.log` copied to `app.log.1`, then truncated): the size is below the offset
-  or the first bytes no longer match the fingerprint of what was read. The file is read again
-  from 0 and the copy, recognised by that fingerprint, is read from the old offset on, so the
-  lines written between the last read and the copy are not lost (what is written between the
-  copy and the truncation is lost by copytruncate itself).
-- A rotated file we never saw (rotated twice while we were down) is read from 0 when it was
-  written to after the cursor was first created; older rotated files and compressed ones
-  (`.gz`, ...) are never read.
+  the rotated names beside each log (`app.log.1`, `app.log-20240115`, ...) and read to its end
+  before the new file's lines (its descriptor is also kept open, so it can be finished even if
+  it is deleted first); the new file is read from 0. A rotated file is done once read to its end
+  and unchanged for `rotated_settle` seconds; only then is an unterminated last line taken as is.
+- copytruncate (`app.log` copied to `app.log.1`, then truncated): the size drops below the
+  offset, or the first bytes no longer match the fingerprint. The new content is read from 0,
+  and the copy, recognised by the old fingerprint, is read on from the old offset, its lines
+  named after the original file; what is written between the copy and the truncation is lost by
+  copytruncate itself. An inode number reused by a new file is caught the same way.
+- A rotated file never seen before (a log rotated twice while we were down) is read from 0 when
+  it was written to after the cursor was first created, unless it is a copy of what we have read;
+  older rotated files, and compressed ones (`.gz`, ...), are never read.
 
-A line that cannot be decoded or parsed is still a record (`format: "invalid"` with a
-`problem`), never an exception: the tailer's job is to move every byte into the lake.
+Records: `path` (the file read), `log` (the live path it belongs to), `device`, `inode`,
+`file_gen`, `offset` (of the line's first byte), `line_no` (1-based, None when reading started
+mid-file), `received_at`, `raw`, `format` (json | syslog | plain | invalid), `ts`, `level`,
+`service`, `host`, `message`, `fields`, `problem` (None, or why the line is suspect) and `cut`.
+A line that cannot be decoded or parsed is still a record (`format: "invalid"` and a `problem`),
+never an exception: the tailer's job is to move every byte into the lake.
 """
 
 from __future__ import annotations
@@ -46,8 +52,9 @@ _CHUNK = 256 * 1024
 # A file's generation is named by its first line (at most this many bytes): fixed once written,
 # so ids stay stable, and different after the inode is reused or the file truncated.
 _GEN_BYTES = 256
-# The fingerprint covers the first bytes already read (up to this many): a truncated and
-# rewritten file, a reused inode and a copytruncate copy are told apart by it.
+# The fingerprint covers a file's first bytes (up to this many; bytes once written never change in
+# a file that is only appended to): a truncated and rewritten file, a reused inode and a
+# copytruncate copy are told apart by it.
 _FP_BYTES = 4096
 # Rotated files last written this long before the cursor was created are history, not new data.
 _ADOPT_MARGIN_NS = 2_000_000_000
@@ -72,8 +79,9 @@ class CursorStoreProtocol(Protocol):
 class Batch:
     """Records read since the previous batch and the cursor to commit once they are landed.
 
-    `incidents` are file-level happenings worth keeping (truncated, rotated, vanished, ...);
-    `changed` is False when committing would store the same cursor again.
+    `incidents` are file-level happenings worth keeping, each `{kind, path, device, inode, at,
+    ...}`: opened, adopted, rotated, moved, finished, truncated, replaced, copy_followed, lost,
+    vanished, unreadable. `changed` is False when committing would store the same cursor again.
     """
 
     records: list[dict[str, Any]]
@@ -159,7 +167,9 @@ class LogTailer:
 
     Not thread-safe. Reading advances an in-memory position, so consecutive `read_batch` calls
     return consecutive lines; `commit(batch)` stores the position after that batch (and after
-    every batch read before it). `reset()` goes back to the last committed cursor.
+    every batch read before it). `reset()` goes back to the last committed cursor. Besides
+    commits, the store is written when the cursor is first created and when new files are found
+    (at the offsets reading them starts from, so that skips nothing).
     """
 
     def __init__(
@@ -342,8 +352,8 @@ class LogTailer:
                 # and the old content's copy, if one turns up, is read on from where we were.
                 truncated.append(_Truncated(key, f.path, f.fp, f.fp_len, f.offset, f.line_no, f.skip_to_newline,
                                             f.gen, max(0, last_size - f.offset)))
-                incidents.append(_incident("truncated", s.path, key, offset=f.offset, size=f.size,
-                                           previous_path=f.path))
+                incidents.append(_incident("replaced" if moved else "truncated", s.path, key,
+                                           offset=f.offset, size=f.size, previous_path=f.path))
                 self._close(key)
                 del self._files[key]
                 continue
@@ -432,6 +442,16 @@ class LogTailer:
         self.store.set(self.cursor_key, cursor)
         self._committed = cursor
 
+    def _remember_fingerprint(self, key: str, f: _File) -> None:
+        """The committed entry, with the fingerprint of a file that was empty when first stored."""
+        entry = self._committed["files"].get(key)
+        if entry is None or entry.get("fp_len"):
+            return
+        cursor = json.loads(json.dumps(self._committed))
+        cursor["files"][key].update(fp=f.fp, fp_len=f.fp_len, gen=f.gen)
+        self.store.set(self.cursor_key, cursor)
+        self._committed = cursor
+
     def _fingerprint(self, key: str, f: _File) -> None:
         head = self._read_head(f.path, key)
         if head:
@@ -498,7 +518,10 @@ class LogTailer:
             return []
         f.gen = gen
         if new_fp_len > f.fp_len:
+            first = not f.fp_len
             f.fp, f.fp_len = _sha(head[:new_fp_len]), new_fp_len
+            if first:  # found empty: the store must know its fingerprint before its lines go out
+                self._remember_fingerprint(key, f)
         f.offset, f.line_no, f.skip_to_newline = pos, line_no, skip
         if final and f.offset >= size:
             self._finish(key, f, incidents)

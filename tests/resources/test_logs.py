@@ -197,6 +197,11 @@ def test_rotation_by_rename_loses_nothing_and_duplicates_nothing(tmp_path):
     # Lines of one log come out in the order they were written, across its rotated files.
     api = [r["raw"] for r in records if r["log"].endswith("api.log")]
     assert api == [as_raw(line) for line in writer.lines("api.log")]
+    # The sandbox's dialects all parse cleanly.
+    formats = {(os.path.basename(r["log"]), r["format"]) for r in records}
+    assert formats == {("api.log", "json"), ("worker.log", "json"), ("charlie.log", "json"),
+                       ("syslog", "syslog"), ("relay.log", "syslog")}
+    assert all(r["problem"] is None and r["ts"] and r["service"] for r in records)
     writer.close()
 
 
@@ -281,6 +286,25 @@ def test_a_restart_resumes_from_the_committed_cursor(tmp_path):
     # What was read but not committed is read again, under the same ids: a landing dedupes them.
     assert {log_event_id(r) for r in lost.records} <= {log_event_id(r) for r in again}
     writer.close()
+
+
+def test_reset_reads_again_what_was_not_committed(tmp_path):
+    (tmp_path / "app.log").write_bytes(b"one\ntwo\nthree\n")
+    tailer = tailer_for(tmp_path, MemoryCursors())
+    tailer.commit(tailer.read_batch(1))
+    failed = tailer.read_batch(5)  # landing this one failed
+    tailer.reset()
+    assert [r["raw"] for r in drain(tailer)] == [r["raw"] for r in failed.records] == ["two", "three"]
+
+
+def test_start_at_end_skips_what_is_already_there(tmp_path):
+    log = tmp_path / "app.log"
+    log.write_bytes(b"old\nhalf a li")
+    tailer = tailer_for(tmp_path, MemoryCursors(), start_at="end")
+    assert drain(tailer) == []
+    with open(log, "ab") as fh:
+        fh.write(b"ne\nnew\n")
+    assert [(r["raw"], r["line_no"]) for r in drain(tailer)] == [("half a line", None), ("new", None)]
 
 
 def test_committing_an_older_batch_is_refused(tmp_path):
