@@ -106,15 +106,16 @@ class _File:
     skip_to_newline: bool = False  # inside a line that was cut at max_line_bytes
     done: bool = False
     copy_of: str | None = None  # a copytruncate copy: the file its lines were written to
+    size: int = 0
     # What this process has seen; not part of the cursor.
     live: bool = False
-    size: int = 0
     mtime_ns: int = 0
     changed_at: float = 0.0
     missing: int = 0
 
+    # `size` is the last size seen: after a restart it still tells how much a vanished file had.
     PERSISTED = ("device", "inode", "path", "log", "offset", "line_no", "gen", "fp", "fp_len",
-                 "skip_to_newline", "done", "copy_of")
+                 "skip_to_newline", "done", "copy_of", "size")
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.PERSISTED}
@@ -395,12 +396,13 @@ class LogTailer:
                 continue
             if self._history.get(key) == s.st.st_mtime_ns:
                 continue
-            head = self._read_head(s.path, key)
-            if not head:
+            found = self._head_and_size(s.path, key)
+            if not found or not found[0]:
                 continue  # nothing to read, and nothing to tell a new file from a copy being made
+            head, size = found
             f = _File(dev, ino, s.path, s.log)
             copied = next((t for t in self._pending if t.fp_len and len(head) >= t.fp_len
-                           and s.st.st_size >= t.offset and _sha(head[:t.fp_len]) == t.fp), None)
+                           and size >= t.offset and _sha(head[:t.fp_len]) == t.fp), None)
             if copied is not None:
                 # The copy of a file truncated under us: go on from where we were in the original.
                 self._pending.remove(copied)
@@ -415,7 +417,7 @@ class LogTailer:
             else:
                 self._history[key] = s.st.st_mtime_ns
                 continue
-            _observe(f, s.st.st_size, s.st.st_mtime_ns, now)
+            _observe(f, size, s.st.st_mtime_ns, now)
             f.fp, f.fp_len = _sha(head), len(head)
             self._files[key] = f
         if discovered:
@@ -437,7 +439,8 @@ class LogTailer:
                 # from the committed offset, so that a restart neither loses nor re-names lines.
                 cursor["truncated"].append(_Truncated(
                     key, old["path"], old["fp"], old["fp_len"], old["offset"], old.get("line_no"),
-                    bool(old.get("skip_to_newline")), old.get("gen")).to_dict())
+                    bool(old.get("skip_to_newline")), old.get("gen"),
+                    max(0, int(old.get("size") or 0) - old["offset"])).to_dict())
             cursor["files"][key] = self._files[key].to_dict()
         self.store.set(self.cursor_key, cursor)
         self._committed = cursor
@@ -654,15 +657,20 @@ class LogTailer:
         return len(head) >= f.fp_len and _sha(head[:f.fp_len]) == f.fp
 
     def _read_head(self, path: str, key: str) -> bytes | None:
+        found = self._head_and_size(path, key)
+        return None if found is None else found[0]
+
+    def _head_and_size(self, path: str, key: str) -> tuple[bytes, int] | None:
+        """The file's first bytes and its size now (not at the scan: a copy may be under way)."""
         fd = self._fds.get(key)
         try:
             if fd is not None:
-                return os.pread(fd, _FP_BYTES, 0)
+                return os.pread(fd, _FP_BYTES, 0), os.fstat(fd).st_size
             fd = self._fd_path(path, key)
             if fd is None:
                 return None
             try:
-                return os.pread(fd, _FP_BYTES, 0)
+                return os.pread(fd, _FP_BYTES, 0), os.fstat(fd).st_size
             finally:
                 os.close(fd)
         except OSError:
