@@ -91,6 +91,7 @@ class WrittenPartition:
     path: Path
     rows: int
     bytes: int
+    table: pa.Table  # what was written, for loaders that take the same rows elsewhere
 
 
 class Lake:
@@ -124,7 +125,7 @@ class Lake:
         finally:
             tmp.unlink(missing_ok=True)
         target = target_dir / PART_FILE
-        return WrittenPartition(target, data.num_rows, target.stat().st_size)
+        return WrittenPartition(target, data.num_rows, target.stat().st_size, data)
 
     def write_dead_letters(
         self, source: str, entity: str, day: date, letters: Iterable[DeadLetter], failed_at: datetime

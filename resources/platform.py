@@ -73,11 +73,8 @@ class PlatformResource(ConfigurableResource):
         self, table: TablePath, day: date, rows: list[dict], schema: pa.Schema, ingested_at: datetime
     ) -> WrittenPartition:
         """Write one lake partition and, with the Postgres target, load the same rows there."""
-        lake = self.lake()
-        written = lake.write(table, day, rows, schema, ingested_at)
+        written = self.lake().write(table, day, rows, schema, ingested_at)
         warehouse = self.postgres()
         if warehouse is not None:
-            data = lake.read(table, day)
-            assert data is not None
-            warehouse.load_partition(warehouse_table_name(table), day, data)
+            warehouse.load_partition(warehouse_table_name(table), day, written.table)
         return written

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from sandbox import generate, run_sandbox
+from sandbox import generate
 from sandbox import truth as truth_mod
 from sandbox.agents import MODEL_PRICES, cron_times, generate_agents, session_cost
 from sandbox.generator import to_epoch
@@ -135,23 +135,6 @@ def test_weather_opportunities_look_like_markets(world):
 
 
 # ---- over HTTP -------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    with run_sandbox(tmp_path_factory.mktemp("sandbox"), events=EVENTS, end=END) as handle:
-        yield handle
-
-
-@pytest.fixture(scope="module")
-def http():
-    with requests.Session() as session:
-        yield session
-
-
-@pytest.fixture(autouse=True)
-def _no_faults_left(request):
-    yield
-    if "sandbox" in request.fixturenames:
-        request.getfixturevalue("sandbox").clear_faults()
 
 
 def sessions(http, sandbox, limit=1000, **params):

@@ -27,23 +27,6 @@ query Issues($first: Int, $after: String, $filter: IssueFilter, $orderBy: Pagina
 }"""
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    with run_sandbox(tmp_path_factory.mktemp("sandbox"), events=EVENTS, end=END) as handle:
-        yield handle
-
-
-@pytest.fixture(scope="module")
-def http():
-    with requests.Session() as session:
-        yield session
-
-
-@pytest.fixture(autouse=True)
-def _no_faults_left(request):
-    yield
-    if "sandbox" in request.fixturenames:
-        request.getfixturevalue("sandbox").clear_faults()
 
 
 def walk(http, url, params=None, headers=None):
