@@ -35,10 +35,7 @@ workflow_totals as (
         sum(case when workflows.status = 'failed' then 1 else 0 end) as workflows_failed,
         sum(
             case
-                when
-                    workflows.completed_at <= as_of.as_of_at
-                    and cast(workflows.completed_at as date) = cast(as_of.as_of_at as date)
-                    then 1
+                when {{ completed_on_as_of_day('workflows.completed_at', 'as_of.as_of_at') }} then 1
                 else 0
             end
         ) as completed_today,
