@@ -1,0 +1,1 @@
+"""The streaming sidecar: webhooks in, room pushes out, and the REST API (`uvicorn streaming.app:app`)."""
