@@ -82,6 +82,17 @@ class Settings:
     pg_schema: str = "analytics"
     dagster_pg_url: str | None = field(default=None, repr=False)
     dagster_home: Path = PROJECT_ROOT / ".dagster_home"
+    # The streaming sidecar (streaming/). A webhook route whose secret is unset refuses every request.
+    github_webhook_secret: str | None = field(default=None, repr=False)
+    linear_webhook_secret: str | None = field(default=None, repr=False)
+    charlie_webhook_secret: str | None = field(default=None, repr=False)
+    jwt_secret: str | None = field(default=None, repr=False)
+    events_api_token: str | None = field(default=None, repr=False)
+    # Unset: rooms fan out in-process (one replica); redis://...: replicas share rooms by pub/sub.
+    redis_url: str | None = field(default=None, repr=False)
+    # GitHub caps a delivery at 25 MB and drops bigger ones itself, so anything under that cap is a
+    # real delivery (a large push) that must not be refused; it bounds memory per request.
+    webhook_max_bytes: int = 25 * 1024 * 1024
     http_timeout_s: float = 30.0
     http_max_retries: int = 5
     http_backoff_s: float = 0.5
@@ -133,6 +144,13 @@ class Settings:
             pg_schema=get("PG_SCHEMA") or base.pg_schema,
             dagster_pg_url=get("DAGSTER_PG_URL"),
             dagster_home=Path(get("DAGSTER_HOME_DIR") or base.dagster_home),
+            github_webhook_secret=get("GITHUB_WEBHOOK_SECRET"),
+            linear_webhook_secret=get("LINEAR_WEBHOOK_SECRET"),
+            charlie_webhook_secret=get("CHARLIE_WEBHOOK_SECRET"),
+            jwt_secret=get("JWT_SECRET"),
+            events_api_token=get("EVENTS_API_TOKEN"),
+            redis_url=get("REDIS_URL"),
+            webhook_max_bytes=int(get("WEBHOOK_MAX_BYTES") or base.webhook_max_bytes),
             http_timeout_s=float(get("HTTP_TIMEOUT_S") or base.http_timeout_s),
             http_max_retries=int(get("HTTP_MAX_RETRIES") or base.http_max_retries),
             http_backoff_s=float(get("HTTP_BACKOFF_S") or base.http_backoff_s),
