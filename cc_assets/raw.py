@@ -30,6 +30,7 @@ from cc_assets.partitions import daily_partitions, single_run_backfill
 from cc_events.logs import log_event_id
 from cc_events.model import InvalidRecord
 from cc_events.raw_tables import RAW_TABLES, RawTable
+from cc_events.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
 from resources.cdc import CdcReader
 from resources.cursors import CursorStore
 from resources.http import MalformedPage, SourceUnavailable, dumps
@@ -235,6 +236,11 @@ def fetch_postgres_cdc(platform: PlatformResource, window: Window) -> Iterator[F
     yield from _from_landing(platform, CDC_STREAM, days, lambda r: (r.get("commit_lsn"), r.get("seq")))
 
 
+def fetch_webhook_deliveries(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    # A redelivery the sidecar landed twice (two replicas, or a crash before its ack) is one row.
+    yield from _from_landing(platform, WEBHOOKS_STREAM, window.days, lambda r: r.get("id"))
+
+
 @dataclass(frozen=True)
 class RawSpec:
     table: RawTable
@@ -260,6 +266,7 @@ RAW_SPECS = [
     RawSpec(RAW_TABLES["system", "metrics"], fetch_system_metrics, "sampled_at"),
     RawSpec(RAW_TABLES["postgres_cdc", "changes"], fetch_postgres_cdc, "committed_at"),
     RawSpec(RAW_TABLES["logs", "lines"], fetch_logs, "received_at"),
+    RawSpec(RAW_TABLES["webhooks", "deliveries"], fetch_webhook_deliveries, "received_at"),
 ]
 
 

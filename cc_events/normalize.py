@@ -350,6 +350,12 @@ def log_line(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[st
     return [replace(event, keys=(), payload={**event.payload, "mentions": [k.key for k in event.keys]})]
 
 
+def webhook_delivery(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
+    from cc_events.webhooks import webhook_delivery as delivery  # webhooks.py builds on this module
+
+    return delivery(record, ctx, extra)
+
+
 Normalizer = Callable[[Mapping[str, Any], NormalizeContext, Mapping[str, Any]], list[NormalizedEvent]]
 
 NORMALIZERS: dict[tuple[str, str], Normalizer] = {
@@ -363,6 +369,7 @@ NORMALIZERS: dict[tuple[str, str], Normalizer] = {
     ("openclaw", "sessions"): openclaw_session,
     ("cron", "events"): cron_event,
     ("weather", "opportunities"): weather_opportunity,
+    ("webhooks", "deliveries"): webhook_delivery,
 }
 
 

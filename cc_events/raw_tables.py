@@ -187,5 +187,11 @@ RAW_TABLES: dict[tuple[str, str], RawTable] = {
             col("level", "str"), col("service", "str"), col("host", "str"), col("message", "str"),
             col("problem", "str"),
         ), "Log lines tailed from files (JSON lines, syslog, plain), one row per line; corrupt ones flagged."),
+        RawTable("webhooks", "deliveries", (
+            col("id", "str", required=True), col("source", "str", required=True),
+            col("delivery_id", "str", required=True), col("event", "str", required=True), col("action", "str"),
+            col("status", "str"), col("reason", "str"), col("repo", "str"),
+            col("received_at", "time", "_received_at", required=True),
+        ), "Webhook and pushed deliveries the streaming sidecar acknowledged, one row per delivery (payload in _raw)."),
     )
 }

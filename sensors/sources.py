@@ -9,6 +9,7 @@ stays in the lake and the marts.
 
 import glob
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from dagster import (
 )
 
 from cc_assets.normalized import EVENT_KEYS_KEY, EVENTS_KEY
+from cc_events.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
 from resources.circuit import CircuitBreaker
 from resources.http import MalformedPage, SourceUnavailable
 from resources.landing import LandingLog
@@ -54,9 +56,11 @@ system_metrics_job = source_job("system_metrics_job", ["raw", "system"], normali
 logs_job = source_job("logs_job", ["raw", "logs"], description="Tail the log files and land new lines.")
 postgres_cdc_job = source_job("postgres_cdc_job", ["raw", "postgres_cdc"], normalize=False,
                               description="Pull the business databases' replication slot and land the changes.")
+webhooks_job = source_job("webhooks_job", ["raw", "webhooks"],
+                          description="Land the webhook deliveries the streaming sidecar acknowledged.")
 
 SOURCE_JOBS = [github_job, linear_job, charlie_health_job, charlie_activity_job, openclaw_job, cron_events_job,
-               weather_job, system_metrics_job, logs_job, postgres_cdc_job]
+               weather_job, system_metrics_job, logs_job, postgres_cdc_job, webhooks_job]
 
 
 def today() -> str:
@@ -198,6 +202,26 @@ def logs_sensor(context: SensorEvaluationContext, platform: PlatformResource):
     return RunRequest(partition_key=today())
 
 
+@sensor(job=webhooks_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED,
+        description="Every 30 s: lands the sidecar's webhook deliveries for each day whose landing log grew.")
+def webhooks_sensor(context: SensorEvaluationContext, platform: PlatformResource):
+    # Yesterday too: deliveries acknowledged just before midnight sit in yesterday's file.
+    log = LandingLog(platform.settings().landing_dir)
+    now = datetime.now(UTC).date()
+    seen = json.loads(context.cursor) if context.cursor else {}
+    sizes, requests = {}, []
+    for day in (now - timedelta(days=1), now):
+        path = log.path(WEBHOOKS_STREAM, day)
+        sizes[day.isoformat()] = path.stat().st_size if path.exists() else 0
+        if sizes[day.isoformat()] != seen.get(day.isoformat(), 0):
+            requests.append(RunRequest(run_key=f"webhooks-{day.isoformat()}-{sizes[day.isoformat()]}",
+                                       partition_key=day.isoformat()))
+    if not requests:
+        return SkipReason("no new webhook deliveries (is the sidecar `uvicorn streaming.app:app` running?)")
+    context.update_cursor(json.dumps(sizes))
+    return requests
+
+
 SOURCE_SENSORS = [github_sensor, linear_sensor, charlie_health_sensor, charlie_activity_sensor, cron_events_sensor,
-                  system_metrics_sensor, logs_sensor, postgres_cdc_sensor]
+                  system_metrics_sensor, logs_sensor, postgres_cdc_sensor, webhooks_sensor]
 SOURCE_SCHEDULES = [openclaw_schedule, weather_schedule]
