@@ -41,6 +41,14 @@ class CursorStore:
             data[key] = value
             self._write(data)
 
+    def set_many(self, values: dict[str, Any]) -> None:
+        """Several keys in one durable write."""
+        json.dumps(values)
+        with self._locked():
+            data = self._read()
+            data.update(values)
+            self._write(data)
+
     def delete(self, key: str) -> None:
         with self._locked():
             data = self._read()

@@ -99,6 +99,9 @@ class Settings:
     http_max_backoff_s: float = 60.0
     circuit_failures: int = 5
     circuit_open_s: float = 60.0
+    # An incremental pull starts this long before its cursor: records a source lists late (its
+    # clock, replication lag) are fetched again, and the partition merge drops the repeats.
+    incremental_overlap_s: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -157,6 +160,7 @@ class Settings:
             http_max_backoff_s=float(get("HTTP_MAX_BACKOFF_S") or base.http_max_backoff_s),
             circuit_failures=int(get("CIRCUIT_FAILURES") or base.circuit_failures),
             circuit_open_s=float(get("CIRCUIT_OPEN_S") or base.circuit_open_s),
+            incremental_overlap_s=float(get("INCREMENTAL_OVERLAP_S") or base.incremental_overlap_s),
         )
 
     # Source endpoints: the real API once a token is set, the sandbox otherwise.

@@ -31,6 +31,7 @@ from resources.http import (
     SourceUnavailable,
     rate_limit_wait,
 )
+from resources.http_cache import ConditionalCache
 from resources.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,20 +52,35 @@ def _time_or_none(record: Mapping[str, Any], name: str) -> datetime | None:
         return None
 
 
+class _MemoryCache:
+    """`ConditionalCache`'s interface in a dict, for clients built without a state folder."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[str, Any, str]] = {}
+
+    def get(self, key: str) -> tuple[str, Any, str] | None:
+        return self._entries.get(key)
+
+    def put(self, key: str, etag: str, data: Any, link: str) -> None:
+        self._entries[key] = (etag, data, link)
+
+
 class GitHubClient:
     """GitHub REST v3: `Link` pagination, conditional requests with `ETag`, rate limits."""
 
     def __init__(
-        self, http: HttpClient, base_url: str, org: str, repos: tuple[str, ...] = (), page_size: int = 100
+        self, http: HttpClient, base_url: str, org: str, repos: tuple[str, ...] = (), page_size: int = 100,
+        etags: ConditionalCache | None = None,
     ) -> None:
         self.http = http
         self.page_size = page_size
         self.base_url = base_url.rstrip("/")
         self.org = org
         self._repos = repos
-        # url -> (etag, data, link): a 304 costs no rate limit and gives back the cached page,
-        # including where the next page is (a 304 need not repeat the Link header).
-        self._etags: dict[str, tuple[str, Any, str]] = {}
+        # request -> (etag, data, link): a 304 costs no rate limit and gives back the cached page,
+        # including where the next page is (a 304 need not repeat the Link header). Without a
+        # persistent cache the ETags live as long as this client.
+        self._etags: ConditionalCache | _MemoryCache = etags if etags is not None else _MemoryCache()
         self.not_modified = 0
 
     @classmethod
@@ -72,8 +88,9 @@ class GitHubClient:
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
         if settings.github_token:
             headers["Authorization"] = f"Bearer {settings.github_token}"
+        etags = ConditionalCache(settings.state_dir / "http_cache.sqlite", "github")
         return cls(_http("github", settings, headers), settings.github_base_url, settings.github_org,
-                   settings.github_repos)
+                   settings.github_repos, etags=etags)
 
     def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[Page | MalformedPage]:
         url: str | None = f"{self.base_url}{path}"
@@ -87,7 +104,7 @@ class GitHubClient:
                     self.not_modified += 1
                     page = Page(page.url, 200, cached[1], {**page.headers, "Link": cached[2]})
                 elif page.headers.get("ETag"):
-                    self._etags[cache_key] = (page.headers["ETag"], page.data, page.headers.get("Link", ""))
+                    self._etags.put(cache_key, page.headers["ETag"], page.data, page.headers.get("Link", ""))
             yield page
             match = _NEXT_LINK.search(page.headers.get("Link", ""))
             url, query = (match.group(1), None) if match else (None, None)

@@ -26,8 +26,10 @@ from dagster import (
 )
 
 from cc_assets.normalized import EVENT_KEYS_KEY, EVENTS_KEY
+from cc_assets.raw import source_cursors
 from cc_events.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
 from resources.circuit import CircuitBreaker
+from resources.cursors import CursorStore
 from resources.http import MalformedPage, SourceUnavailable
 from resources.landing import LandingLog
 from resources.metrics_agent import STREAM as METRICS_STREAM
@@ -86,8 +88,25 @@ def _changed(context: SensorEvaluationContext, platform: PlatformResource, sourc
     if fingerprint == context.cursor:
         return SkipReason(f"no change in {source} since the last run")
     context.update_cursor(fingerprint)
-    return RunRequest(run_key=f"{source}-{hashlib.sha1(fingerprint.encode()).hexdigest()[:12]}",
-                      partition_key=today())
+    run_key = f"{source}-{hashlib.sha1(fingerprint.encode()).hexdigest()[:12]}"
+    first = catch_up_from(platform, source)
+    if first == today():
+        return RunRequest(run_key=run_key, partition_key=first)
+    # The last pull ended on an earlier day: land every day since, from the cursors, in one run.
+    return RunRequest(run_key=run_key, tags={"dagster/asset_partition_range_start": first,
+                                             "dagster/asset_partition_range_end": today()})
+
+
+def catch_up_from(platform: PlatformResource, source: str, max_days: int = 7) -> str:
+    """The first day the next pull of `source` must cover: its oldest incremental cursor's day
+    (less the overlap), so updates made after the last pull but before midnight still land."""
+    settings = platform.settings()
+    marks = source_cursors(CursorStore(settings.state_dir / "cursors.json").all(), source)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if not marks:
+        return now.date().isoformat()
+    oldest = min(marks.values()) - timedelta(seconds=settings.incremental_overlap_s)
+    return min(max(oldest.date(), (now - timedelta(days=max_days)).date()), now.date()).isoformat()
 
 
 def _first(items) -> dict | None:

@@ -58,3 +58,25 @@ def test_cdc_sensor_says_when_the_source_is_not_configured(platform, monkeypatch
     monkeypatch.delenv("CC_CDC_PG_URL", raising=False)
     result, _ = tick(postgres_cdc_sensor, platform)
     assert isinstance(result, SkipReason) and "CC_CDC_PG_URL" in result.skip_message
+
+
+def test_a_pull_that_ended_on_an_earlier_day_catches_up_from_its_cursors_in_one_range_run(platform):
+    from datetime import timedelta
+
+    from resources.cursors import CursorStore
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    two_days_ago = now - timedelta(days=2)
+    CursorStore(platform.settings().state_dir / "cursors.json").set_many({
+        "incremental/github/pull_requests/acme/api": two_days_ago.isoformat(),
+        "incremental/github/issues/acme/api": now.isoformat(),
+        "incremental/linear/issues": now.isoformat(),
+    })
+    request, _ = tick(github_sensor, platform)
+    assert isinstance(request, RunRequest) and request.partition_key is None
+    first_day = (two_days_ago - timedelta(seconds=platform.settings().incremental_overlap_s)).date()
+    assert request.tags["dagster/asset_partition_range_start"] == first_day.isoformat()
+    assert request.tags["dagster/asset_partition_range_end"] == now.date().isoformat()
+    # Linear's own cursor is today's: its next pull is today's partition alone.
+    linear, _ = tick(linear_sensor, platform)
+    assert isinstance(linear, RunRequest) and linear.partition_key == now.date().isoformat()
