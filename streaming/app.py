@@ -1,4 +1,9 @@
-"""The sidecar's ASGI app: `uvicorn streaming.app:app`."""
+"""The sidecar's ASGI app: `uvicorn streaming.app:app`.
+
+Webhooks in (`streaming/webhooks.py`), rooms out over `/ws` (`streaming/ws.py`), and the REST API.
+Everything the app holds — the landing writer, the broker connection, background refreshes — is
+opened and closed in the lifespan, so importing this module starts nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
+from resources.settings import Settings
+from streaming import webhooks, ws
 from streaming.live import LiveEvents
+from streaming.sidecar import Sidecar
 
 
 def get_live(request: Request) -> LiveEvents:
@@ -15,10 +23,31 @@ def get_live(request: Request) -> LiveEvents:
     return request.app.state.live
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    app.state.live = LiveEvents()
-    yield
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings or Settings.from_env()
+        app.state.live = LiveEvents()
+        sidecar = app.state.sidecar = Sidecar(app.state.settings, app.state.live)
+        await sidecar.start()
+        try:
+            yield
+        finally:
+            await sidecar.stop()
+
+    app = FastAPI(title="Command Center sidecar", lifespan=lifespan,
+                  description="Webhooks in, live rooms out (`/ws`), and the dashboard's REST API.")
+    app.include_router(webhooks.router)
+    app.include_router(ws.router)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness, with this replica's fan-out state")
+    async def healthz(request: Request) -> dict:
+        sidecar = request.app.state.sidecar
+        return {"status": "ok", "broker": sidecar.broker.url.split("@")[-1], "clients": sidecar.hub.count(),
+                "live_events": len(sidecar.live), "landing_fsyncs": sidecar.journal.batches,
+                "landed_lines": sidecar.journal.lines}
+
+    return app
 
 
-app = FastAPI(title="Command Center sidecar", lifespan=lifespan)
+app = create_app()

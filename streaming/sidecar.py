@@ -1,0 +1,239 @@
+"""The sidecar's state and its one pipeline: land durably → normalize → correlate → publish.
+
+One `Sidecar` per process, made in the app's lifespan: the group-commit landing log, the set of
+delivery ids already acknowledged, the live-event store, the rooms of this replica's clients and
+the broker that fans messages out to every replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from cc_events import InvalidRecord, NormalizeContext
+from cc_events.model import NormalizedEvent
+from cc_events.normalize import parse_time
+from cc_events.raw_tables import RAW_TABLES
+from cc_events.webhooks import LANDING_STREAM, normalize_delivery
+from resources.lake import Lake
+from resources.landing import LandingLog
+from resources.metrics_agent import STREAM as METRICS_STREAM
+from resources.serving import snapshot_path
+from resources.settings import Settings
+from streaming.broker import broker_for
+from streaming.correlate import Correlator, Snapshot
+from streaming.journal import DeliveryIndex, GroupCommitLog
+from streaming.live import LiveEvents, event_dict
+from streaming.rooms import Hub, message
+from streaming.webhooks import Delivery
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL_S = 5.0
+CONTEXT_INTERVAL_S = 60.0
+ALERT_KIND = "alert"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def status_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """The seeds' `system.status.update` payload from a `system_status_update` mart row."""
+    def num(value: Any) -> float | int:
+        return 0 if value is None else (int(value) if float(value).is_integer() else float(value))
+
+    return {
+        "sessions": {"active": num(row.get("sessions_active")), "total_cost": float(row.get("sessions_total_cost") or 0),
+                     "highest_cost": float(row.get("sessions_highest_cost") or 0)},
+        "cron_jobs": {"total": num(row.get("cron_jobs_total")), "healthy": num(row.get("cron_jobs_healthy")),
+                      "failed": num(row.get("cron_jobs_failed"))},
+        "trading_bot": {"status": row.get("trading_bot_status") or "idle",
+                        "daily_pnl": float(row.get("trading_daily_pnl") or 0)},
+    }
+
+
+class Sidecar:
+    def __init__(self, settings: Settings, live: LiveEvents) -> None:
+        self.settings = settings
+        self.live = live
+        self.landing = LandingLog(settings.landing_dir)
+        self.journal = GroupCommitLog(settings.landing_dir)
+        self.deliveries = DeliveryIndex(self.landing, LANDING_STREAM)
+        self.hub = Hub()
+        self.broker = broker_for(settings.redis_url)
+        self.snapshot = Snapshot(snapshot_path(settings))
+        self.correlator = Correlator(self.snapshot)
+        self.context = NormalizeContext()
+        self.last_status: str | None = None
+        self._status_key: Any = None
+        self._tasks: list[asyncio.Task] = []
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.broker.connect(self.hub.deliver)
+        self.context = await asyncio.to_thread(self._load_context)
+        self._tasks = [asyncio.create_task(self._every(CONTEXT_INTERVAL_S, self._refresh_context)),
+                       asyncio.create_task(self._every(STATUS_INTERVAL_S, self._refresh_status))]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for client in {c for members in self.hub.rooms.values() for c in members}:
+            client.kick(1001, "server shutting down")
+        await self.broker.disconnect()
+        self.journal.close()
+        self.snapshot.close()
+
+    async def _every(self, interval: float, step) -> None:
+        while True:
+            try:
+                await step()
+            except Exception:  # a background refresh must never stop
+                log.exception("sidecar background step failed")
+            await asyncio.sleep(interval)
+
+    def _load_context(self) -> NormalizeContext:
+        """Linear teams and Charlie identities as last landed (what makes ENG-12 a key)."""
+        lake = Lake(self.settings.lake_dir)
+
+        def latest(source: str, entity: str) -> list[dict]:
+            table = lake.read_all(("raw", source, entity))
+            if table is None:
+                return []
+            rows: dict[str, dict] = {}
+            for row in sorted(table.to_pylist(), key=lambda r: r["_ingested_at"]):
+                rows[row["id"]] = row
+            return list(rows.values())
+
+        try:
+            return NormalizeContext.build(latest("linear", "teams"), latest("charlie", "instances"))
+        except Exception:  # an unreadable lake leaves the previous context
+            log.exception("could not read the normalize context from the lake")
+            return self.context
+
+    async def _refresh_context(self) -> None:
+        self.context = await asyncio.to_thread(self._load_context)
+
+    async def _refresh_status(self) -> None:
+        """Push the `system.status.update` of the latest dbt build to `dashboard:overview` when it changes.
+
+        Every replica reads the same snapshot, so each delivers to its own clients only."""
+        rows = await asyncio.to_thread(self._status_row)
+        if rows is None:
+            return
+        payload = status_payload(rows)
+        if payload == self._status_key:
+            return
+        self._status_key = payload
+        as_of = rows.get("as_of_at")
+        stamp = as_of.isoformat() + "Z" if isinstance(as_of, datetime) else None
+        self.last_status = message("system.status.update", "dashboard:overview", payload, stamp)
+        self.hub.deliver("dashboard:overview", self.last_status)
+
+    def _status_row(self) -> dict[str, Any] | None:
+        rows = self.snapshot.query("select * from system_status_update limit 1")
+        if not rows:
+            return None
+        names = [d[0] for d in self.snapshot._con.description]
+        return dict(zip(names, rows[0], strict=False))
+
+    # --- in -------------------------------------------------------------------------------------
+
+    async def accept(self, delivery: Delivery) -> JSONResponse:
+        if not self.deliveries.claim(delivery.id):
+            return JSONResponse({"status": "duplicate", "delivery": delivery.id})
+        reason = None
+        try:
+            events = normalize_delivery(delivery.source, delivery.event, delivery.payload, self.context)
+            status = "normalized" if events else "raw"
+        except InvalidRecord as exc:
+            events, status, reason = [], "dead_letter", str(exc)
+        except Exception as exc:  # a payload the normalizer did not foresee is a dead letter, never a 500
+            log.exception("normalizing %s failed", delivery.id)
+            events, status, reason = [], "dead_letter", f"{type(exc).__name__}: {exc}"
+        record = {"id": delivery.id, "source": delivery.source, "delivery_id": delivery.delivery_id,
+                  "event": delivery.event, "action": delivery.action, "status": status, "reason": reason,
+                  "repo": delivery.repo, "payload": delivery.payload}
+        received_at = utcnow()
+        try:
+            await self.journal.append(LANDING_STREAM, [record], received_at)
+        except OSError as exc:
+            self.deliveries.release(delivery.id)
+            return JSONResponse({"detail": f"could not store the delivery, retry: {exc}"}, status_code=503,
+                                headers={"Retry-After": "5"})
+        # On disk: from here on nothing may turn this into an error for the sender.
+        try:
+            await self.publish(events, received_at)
+            if delivery.event == ALERT_KIND:
+                await self.broker.publish("alerts:all", message(ALERT_KIND, "alerts:all", delivery.payload))
+        except Exception:
+            log.exception("publishing %s failed (it is landed and reaches the marts regardless)", delivery.id)
+        body: dict[str, Any] = {"status": status, "delivery": delivery.id, "events": [e.id for e in events]}
+        if reason:
+            body["reason"] = reason
+        return JSONResponse(body, status_code=202)
+
+    async def accept_metrics(self, data: Any) -> JSONResponse:
+        samples = data if isinstance(data, list) else [data]
+        table = RAW_TABLES["system", "metrics"]
+        problems = []
+        by_day: dict[datetime, list[dict]] = {}
+        for sample in samples:
+            try:
+                table.flatten(sample)
+                sampled_at = parse_time(sample["sampled_at"], "sampled_at")
+            except (InvalidRecord, TypeError, KeyError) as exc:
+                problems.append(str(exc))
+                continue
+            # Landed under the sample's own day, as the agent does, so its partition finds it.
+            by_day.setdefault(sampled_at, []).append(sample)
+        if problems:
+            return JSONResponse({"detail": "schema-invalid metrics sample(s)", "problems": problems[:20]},
+                                status_code=400)
+        try:
+            for sampled_at, group in by_day.items():
+                await self.journal.append(METRICS_STREAM, group, sampled_at)
+        except OSError as exc:
+            return JSONResponse({"detail": f"could not store the samples, retry: {exc}"}, status_code=503,
+                                headers={"Retry-After": "5"})
+        try:
+            for sample in samples:
+                await self.broker.publish("metrics:realtime", message("system.metrics", "metrics:realtime", sample))
+        except Exception:
+            log.exception("publishing metrics failed (they are landed)")
+        return JSONResponse({"status": "landed", "samples": len(samples)}, status_code=202)
+
+    # --- out ------------------------------------------------------------------------------------
+
+    async def publish(self, events: list[NormalizedEvent], received_at: datetime) -> None:
+        if not events:
+            return
+        rows = []
+        for event in events:
+            row = event_dict(event, received_at)
+            row["workflow_id"] = self.correlator.workflow_for(row["correlation_keys"])
+            rows.append(row)
+        self.live.add(rows)
+        for event, row in zip(events, rows, strict=True):
+            payload = event.to_message()
+            if row["workflow_id"]:
+                payload["workflow"] = {**(payload["workflow"] or {"name": row["workflow_id"], "stage": None}),
+                                       "id": row["workflow_id"]}
+            stamp = payload["timestamp"]
+            rooms = ["events:all"]
+            if row["workflow_id"]:
+                rooms.append(f"workflows:{row['workflow_id']}")
+            if event.type.endswith(".failed"):
+                rooms.append("alerts:all")
+            for room in rooms:
+                await self.broker.publish(room, message(event.type, room, payload, stamp))

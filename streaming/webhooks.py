@@ -1,0 +1,210 @@
+"""Webhooks in: verify, land durably, then normalize, correlate and publish.
+
+Every route answers in the same order: a route without its secret refuses (403); a body over
+`CC_WEBHOOK_MAX_BYTES` gets 413 (from Content-Length, and counted while streaming); a bad
+signature or a stale Linear timestamp 401; malformed JSON 400. A signed delivery is then landed
+— `2xx` only once its line is fsynced — and a known kind whose payload the normalizer cannot use
+is still landed and answered 202 with the reason (a dead letter: the normalized asset records it
+in `lake/dead_letter/normalized/webhooks__deliveries`). A redelivery is answered 200 and not
+landed again. A storage failure answers 503 so the sender retries: nothing is acknowledged that
+is not on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from cc_events.webhooks import METRICS_KIND
+from streaming.auth import signature_matches, token_matches
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["webhooks"])
+
+LINEAR_REPLAY_WINDOW_S = 60.0
+
+
+class Refused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"detail": self.detail}, status_code=self.status)
+
+
+@dataclass
+class Delivery:
+    source: str
+    delivery_id: str
+    event: str
+    payload: Any
+    action: str | None = None
+    repo: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.source}:{self.delivery_id}"
+
+
+def _require_secret(value: str | None, variable: str) -> str:
+    if not value:
+        raise Refused(403, f"{variable} is not set: this route refuses every request until it is")
+    return value
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise Refused(413, f"body of {declared} bytes is over the {limit}-byte limit")
+        except ValueError as exc:
+            raise Refused(400, "Content-Length is not a number") from exc
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, f"body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Refused(400, f"malformed JSON: {exc}") from exc
+
+
+def _body_id(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def _repo(payload: Any) -> str | None:
+    if isinstance(payload, dict) and isinstance(payload.get("repository"), dict):
+        name = payload["repository"].get("full_name")
+        return str(name).lower() if name else None
+    return None
+
+
+async def _handle(request: Request, receive) -> JSONResponse:
+    try:
+        return await receive(request, request.app.state.sidecar)
+    except Refused as refused:
+        return refused.response()
+
+
+@router.post("/webhooks/github", summary="GitHub webhooks (X-Hub-Signature-256)")
+async def github_webhook(request: Request) -> JSONResponse:
+    async def receive(request: Request, sidecar) -> JSONResponse:
+        secret = _require_secret(sidecar.settings.github_webhook_secret, "CC_GITHUB_WEBHOOK_SECRET")
+        body = await read_body(request, sidecar.settings.webhook_max_bytes)
+        if not signature_matches(secret, body, request.headers.get("x-hub-signature-256"), "sha256="):
+            raise Refused(401, "X-Hub-Signature-256 does not match the body")
+        event = request.headers.get("x-github-event")
+        delivery = request.headers.get("x-github-delivery")
+        if not event or not delivery:
+            raise Refused(400, "X-GitHub-Event and X-GitHub-Delivery headers are required")
+        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            form = parse_qs(body.decode("utf-8", errors="replace"))
+            if "payload" not in form:
+                raise Refused(400, "form-encoded delivery without a payload field")
+            body = form["payload"][0].encode()
+        payload = parse_json(body)
+        action = payload.get("action") if isinstance(payload, dict) else None
+        result = await sidecar.accept(Delivery("github", delivery, event, payload,
+                                               action if isinstance(action, str) else None, _repo(payload)))
+        if event == "ping" and result.status_code < 300:
+            zen = payload.get("zen") if isinstance(payload, dict) else None
+            return JSONResponse({"status": "pong", "zen": zen, "delivery": f"github:{delivery}"})
+        return result
+
+    return await _handle(request, receive)
+
+
+@router.post("/webhooks/linear", summary="Linear webhooks (Linear-Signature, 60 s replay window)")
+async def linear_webhook(request: Request) -> JSONResponse:
+    async def receive(request: Request, sidecar) -> JSONResponse:
+        secret = _require_secret(sidecar.settings.linear_webhook_secret, "CC_LINEAR_WEBHOOK_SECRET")
+        body = await read_body(request, sidecar.settings.webhook_max_bytes)
+        if not signature_matches(secret, body, request.headers.get("linear-signature")):
+            raise Refused(401, "Linear-Signature does not match the body")
+        payload = parse_json(body)
+        if not isinstance(payload, dict):
+            raise Refused(400, "a Linear webhook body is a JSON object")
+        stamp = payload.get("webhookTimestamp")
+        if not isinstance(stamp, int | float) or isinstance(stamp, bool):
+            raise Refused(401, "no webhookTimestamp: a replay cannot be ruled out")
+        if abs(time.time() * 1000 - stamp) > LINEAR_REPLAY_WINDOW_S * 1000:
+            raise Refused(401, f"webhookTimestamp is more than {LINEAR_REPLAY_WINDOW_S:.0f} s from now (replay?)")
+        event = str(payload.get("type") or request.headers.get("linear-event") or "unknown")
+        delivery = request.headers.get("linear-delivery") or str(payload.get("webhookId") or "") + f":{stamp}"
+        action = payload.get("action")
+        return await sidecar.accept(Delivery("linear", delivery, event, payload,
+                                             action if isinstance(action, str) else None))
+
+    return await _handle(request, receive)
+
+
+def _pushed(payload: Any, default_kind: str | None) -> tuple[str, Any, str | None]:
+    """`{"kind", "data", "id"?}`, or (with a default kind) the record or list itself."""
+    if isinstance(payload, dict) and "kind" in payload:
+        kind = payload["kind"]
+        if not isinstance(kind, str) or not kind:
+            raise Refused(400, "`kind` must be a non-empty string")
+        if "data" not in payload:
+            raise Refused(400, "`data` is required (a record or a list of records)")
+        given = payload.get("id")
+        return kind, payload["data"], str(given) if given not in (None, "") else None
+    if default_kind is None:
+        raise Refused(400, 'send {"kind": ..., "data": ...}')
+    if isinstance(payload, dict) and isinstance(payload.get("events"), list):
+        return default_kind, payload["events"], None
+    return default_kind, payload, None
+
+
+@router.post("/webhooks/charlie", summary="Charlie instances' activity (X-Signature-256)")
+async def charlie_webhook(request: Request) -> JSONResponse:
+    async def receive(request: Request, sidecar) -> JSONResponse:
+        secret = _require_secret(sidecar.settings.charlie_webhook_secret, "CC_CHARLIE_WEBHOOK_SECRET")
+        body = await read_body(request, sidecar.settings.webhook_max_bytes)
+        if not signature_matches(secret, body, request.headers.get("x-signature-256"), "sha256="):
+            raise Refused(401, "X-Signature-256 does not match the body")
+        kind, data, given = _pushed(parse_json(body), request.headers.get("x-charlie-event") or "charlie.activity")
+        delivery = request.headers.get("x-delivery-id") or given or _body_id(body)
+        return await sidecar.accept(Delivery("charlie", delivery, kind, data))
+
+    return await _handle(request, receive)
+
+
+@router.post("/events", summary="Events from bots, cron jobs and metrics agents (Bearer token or X-Signature-256)")
+async def push_events(request: Request) -> JSONResponse:
+    async def receive(request: Request, sidecar) -> JSONResponse:
+        token = _require_secret(sidecar.settings.events_api_token, "CC_EVENTS_API_TOKEN")
+        body = await read_body(request, sidecar.settings.webhook_max_bytes)
+        bearer = request.headers.get("authorization", "")
+        signed = request.headers.get("x-signature-256")
+        if signed is not None:
+            ok = signature_matches(token, body, signed, "sha256=")
+        else:
+            ok = bearer[:7].lower() == "bearer " and token_matches(token, bearer[7:].strip())
+        if not ok:
+            raise Refused(401, "send Authorization: Bearer <CC_EVENTS_API_TOKEN> or a matching X-Signature-256")
+        kind, data, given = _pushed(parse_json(body), None)
+        if kind == METRICS_KIND:
+            return await sidecar.accept_metrics(data)
+        delivery = request.headers.get("x-delivery-id") or given or _body_id(body)
+        return await sidecar.accept(Delivery("events", delivery, kind, data))
+
+    return await _handle(request, receive)
