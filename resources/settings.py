@@ -93,6 +93,10 @@ class Settings:
     # GitHub caps a delivery at 25 MB and drops bigger ones itself, so anything under that cap is a
     # real delivery (a large push) that must not be refused; it bounds memory per request.
     webhook_max_bytes: int = 25 * 1024 * 1024
+    # Per WebSocket client: messages queued before the oldest are dropped, and how long a client
+    # may stay that far behind before it is disconnected (4408).
+    ws_queue_max: int = 1000
+    ws_slow_after_s: float = 10.0
     http_timeout_s: float = 30.0
     http_max_retries: int = 5
     http_backoff_s: float = 0.5
@@ -154,6 +158,8 @@ class Settings:
             events_api_token=get("EVENTS_API_TOKEN"),
             redis_url=get("REDIS_URL"),
             webhook_max_bytes=int(get("WEBHOOK_MAX_BYTES") or base.webhook_max_bytes),
+            ws_queue_max=int(get("WS_QUEUE_MAX") or base.ws_queue_max),
+            ws_slow_after_s=float(get("WS_SLOW_AFTER_S") or base.ws_slow_after_s),
             http_timeout_s=float(get("HTTP_TIMEOUT_S") or base.http_timeout_s),
             http_max_retries=int(get("HTTP_MAX_RETRIES") or base.http_max_retries),
             http_backoff_s=float(get("HTTP_BACKOFF_S") or base.http_backoff_s),

@@ -65,7 +65,7 @@ class Sidecar:
         self.landing = LandingLog(settings.landing_dir)
         self.journal = GroupCommitLog(settings.landing_dir)
         self.deliveries = DeliveryIndex(self.landing, LANDING_STREAM)
-        self.hub = Hub()
+        self.hub = Hub(settings.ws_queue_max, settings.ws_slow_after_s)
         self.broker = broker_for(settings.redis_url)
         self.snapshot = Snapshot(snapshot_path(settings))
         self.correlator = Correlator(self.snapshot)
