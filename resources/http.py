@@ -35,6 +35,10 @@ class CircuitOpen(SourceUnavailable):
     """The source's circuit breaker is open: no request was sent."""
 
 
+class RateLimited(SourceUnavailable):
+    """The source's budget is spent until a reset further off than the client will wait."""
+
+
 @dataclass(frozen=True)
 class MalformedPage:
     """A 200 response whose body could not be parsed; kept whole for the dead-letter store."""
@@ -76,13 +80,33 @@ def rate_limit_wait(response: requests.Response, now: float | None = None) -> fl
         return retry_after
     if headers.get("X-RateLimit-Remaining") == "0" and headers.get("X-RateLimit-Reset"):
         return max(0.0, float(headers["X-RateLimit-Reset"]) - now) + 1.0
+    return budget_wait(headers, now)
+
+
+def budget_wait(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds until the budget the last response reported can pay for another request like it.
+
+    GitHub: `X-RateLimit-Remaining` 0 until `X-RateLimit-Reset` (epoch s). Linear: requests
+    remaining 0, or fewer complexity points left than the last query cost (`X-Complexity`), until
+    the matching `X-RateLimit-*-Reset` (epoch ms). None: there is budget left.
+    """
+    now = time.time() if now is None else now
+    if headers.get("X-RateLimit-Remaining") == "0" and headers.get("X-RateLimit-Reset"):
+        return max(0.0, float(headers["X-RateLimit-Reset"]) - now) + 1.0
     if headers.get("X-RateLimit-Requests-Remaining") == "0" and headers.get("X-RateLimit-Requests-Reset"):
         return max(0.0, float(headers["X-RateLimit-Requests-Reset"]) / 1000.0 - now) + 1.0
+    remaining, cost = headers.get("X-RateLimit-Complexity-Remaining"), headers.get("X-Complexity")
+    reset = headers.get("X-RateLimit-Complexity-Reset")
+    if remaining and cost and reset and float(remaining) < float(cost):
+        return max(0.0, float(reset) / 1000.0 - now) + 1.0
     return None
 
 
 def _is_rate_limited(response: requests.Response) -> bool:
     if response.status_code == 429:
+        return True
+    # Linear refuses a query its budget cannot pay for with a GraphQL error coded RATELIMITED.
+    if response.status_code == 400 and b"RATELIMITED" in response.content:
         return True
     # GitHub answers 403 both for "forbidden" and for spent primary/secondary limits.
     return response.status_code == 403 and (
@@ -118,6 +142,8 @@ class HttpClient:
         self.session.headers.update(headers or {})
         self.requests_made = 0
         self.retries = 0
+        self.budget_waits = 0  # pauses taken because the last response said the budget was spent
+        self._not_before = 0.0
 
     @classmethod
     def from_settings(cls, source: str, settings: Settings, headers: Mapping[str, str] | None = None) -> HttpClient:
@@ -148,6 +174,7 @@ class HttpClient:
             refusal = self.breaker.refusal() if self.breaker else None
             if refusal:
                 raise CircuitOpen(f"{self.source}: {method} {_safe(url)} not sent: {refusal}")
+            self._pace(method, url)
             try:
                 self.requests_made += 1
                 response = self.session.request(
@@ -157,6 +184,8 @@ class HttpClient:
                 last_problem = f"{type(exc).__name__}: {exc}"
                 self._health(ok=False, problem=last_problem)
             else:
+                pause = budget_wait(response.headers)
+                self._not_before = time.time() + pause if pause else 0.0
                 # Rate limits are the source asking us to wait, not the source failing.
                 if response.status_code < 500:
                     self._health(ok=True)
@@ -173,6 +202,9 @@ class HttpClient:
                 last_problem = f"HTTP {response.status_code}: {response.text[:200]}"
                 if _is_rate_limited(response):
                     wait = rate_limit_wait(response)
+                    if wait is not None and wait > self.max_backoff_s:
+                        raise RateLimited(f"{self.source}: rate limit spent, it resets in {wait:.0f} s; "
+                                          f"{method} {_safe(url)} not retried before then")
                 elif response.status_code not in RETRYABLE_STATUS:
                     raise SourceUnavailable(f"{self.source}: {method} {_safe(url)} failed: {last_problem}")
                 else:
@@ -184,9 +216,22 @@ class HttpClient:
             log.warning("%s: %s %s: %s; retry %d in %.1fs", self.source, method, _safe(url), last_problem,
                         attempt + 1, delay)
             self._sleep(delay)
+            self._not_before = 0.0  # that wait was the one the headers asked for
         raise SourceUnavailable(
             f"{self.source}: {method} {_safe(url)} failed after {self.max_retries + 1} attempts: {last_problem}"
         )
+
+    def _pace(self, method: str, url: str) -> None:
+        """Wait for the budget the last response reported spent; refuse if that is too far off."""
+        pause = self._not_before - time.time()
+        if pause <= 0:
+            return
+        if pause > self.max_backoff_s:
+            raise RateLimited(f"{self.source}: rate budget spent for {pause:.0f} s more (the last response's "
+                              f"headers); {method} {_safe(url)} not sent")
+        self.budget_waits += 1
+        log.info("%s: rate budget spent, waiting %.1fs for its reset", self.source, pause)
+        self._sleep(pause)
 
     def _health(self, ok: bool, problem: str = "") -> None:
         if self.breaker is None:

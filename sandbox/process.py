@@ -75,6 +75,10 @@ class SandboxHandle:
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 
+    def set_limits(self, **limits: int) -> dict:
+        """Fresh Linear budgets: `linear_requests`, `linear_complexity`, `period_s` (see the server)."""
+        return self._call("POST", "limits", limits)
+
     def info(self) -> dict:
         return self._call("GET", "info")
 

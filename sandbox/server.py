@@ -104,6 +104,7 @@ class SandboxApp:
         self.faults = Faults()
         self.github_limits = Windows(rate_limit)
         self.linear_requests, self.linear_complexity = Windows(LINEAR_REQUESTS), Windows(LINEAR_COMPLEXITY)
+        self.linear_refused = 0
 
     def handle(self, method: str, target: str, headers: Any, body: bytes) -> Response | Stream | None:
         """The response, or None to drop the connection unanswered."""
@@ -174,22 +175,27 @@ class SandboxApp:
             return _json(405, {"errors": [{"message": "Use POST with a JSON body"}]})
         status, payload, cost = self.linear.handle(body)
         token = headers.get("Authorization") or "anonymous"
-        used, reset = self.linear_requests.state(token, spend=1)
-        spent, creset = self.linear_complexity.state(token, spend=cost)
-        return Response(
-            status,
-            [
-                ("Content-Type", JSON),
-                ("X-Complexity", str(cost)),
-                ("X-RateLimit-Requests-Limit", str(LINEAR_REQUESTS)),
-                ("X-RateLimit-Requests-Remaining", str(max(0, LINEAR_REQUESTS - used))),
-                ("X-RateLimit-Requests-Reset", str(reset * 1000)),
-                ("X-RateLimit-Complexity-Limit", str(LINEAR_COMPLEXITY)),
-                ("X-RateLimit-Complexity-Remaining", str(max(0, LINEAR_COMPLEXITY - spent))),
-                ("X-RateLimit-Complexity-Reset", str(creset * 1000)),
-            ],
-            self._finish(target, status, payload),
-        )
+        requests_, complexity = self.linear_requests, self.linear_complexity
+        used, reset = requests_.state(token)
+        spent, creset = complexity.state(token)
+        over = used + 1 > requests_.limit or spent + cost > complexity.limit
+        if not over:
+            used, reset = requests_.state(token, spend=1)
+            spent, creset = complexity.state(token, spend=cost)
+        limits = [
+            ("X-Complexity", str(cost)),
+            ("X-RateLimit-Requests-Limit", str(requests_.limit)),
+            ("X-RateLimit-Requests-Remaining", str(max(0, requests_.limit - used))),
+            ("X-RateLimit-Requests-Reset", str(reset * 1000)),
+            ("X-RateLimit-Complexity-Limit", str(complexity.limit)),
+            ("X-RateLimit-Complexity-Remaining", str(max(0, complexity.limit - spent))),
+            ("X-RateLimit-Complexity-Reset", str(creset * 1000)),
+        ]
+        if over:  # Linear refuses a query its budget cannot pay for, as a GraphQL error
+            self.linear_refused += 1
+            return _json(400, {"errors": [{"message": "Rate limit exceeded",
+                                           "extensions": {"code": "RATELIMITED"}}]}, limits)
+        return Response(status, [("Content-Type", JSON), *limits], self._finish(target, status, payload))
 
     def _simple(self, source: str, method: str, path: str, query: dict, target: str) -> Response:
         """Charlie and the agent-side JSON APIs: GET only, no rate limit."""
@@ -241,6 +247,14 @@ class SandboxApp:
             return _json(200, [{**row, "event_at": iso(row["event_at"])} for row in self.truth.rows()])
         if route == "truth/agents" and method == "GET":
             return _json(200, [{**row, "event_at": iso(row["event_at"])} for row in self.agents_truth.rows()])
+        if route == "limits" and method == "POST":
+            # {"linear_requests": n, "linear_complexity": n, "period_s": s}: fresh Linear budgets
+            spec = json.loads(body or b"{}")
+            period = int(spec.get("period_s", 3600))
+            self.linear_requests = Windows(int(spec.get("linear_requests", LINEAR_REQUESTS)), period)
+            self.linear_complexity = Windows(int(spec.get("linear_complexity", LINEAR_COMPLEXITY)), period)
+            self.linear_refused = 0
+            return _json(200, spec)
         if route == "faults":
             if method == "GET":
                 return _json(200, self.faults.describe())
@@ -265,6 +279,7 @@ class SandboxApp:
             "end": iso(org.end),
             "truth_path": str(self.truth_path) if self.truth_path else None,
             "rate_limit": self.github_limits.limit,
+            "linear_refused": self.linear_refused,
             "org": org.login,
             "repos": [r.full_name for r in org.repos],
             "teams": [t.key for t in org.teams],
