@@ -10,6 +10,7 @@ warnings.filterwarnings("ignore", category=PreviewWarning)
 from cc_assets.dbt import build_dbt_assets  # noqa: E402
 from cc_assets.normalized import normalized_events  # noqa: E402
 from cc_assets.raw import raw_assets  # noqa: E402
+from cc_assets.serving import serving_marts  # noqa: E402
 from resources.dbt import dbt_resource, ensure_manifest  # noqa: E402
 from resources.platform import PlatformResource  # noqa: E402
 from resources.settings import Settings  # noqa: E402
@@ -21,7 +22,7 @@ from sensors.sources import SOURCE_JOBS, SOURCE_SCHEDULES, SOURCE_SENSORS  # noq
 def build_definitions(settings: Settings) -> Definitions:
     dbt_models = build_dbt_assets(ensure_manifest(settings))
     return Definitions(
-        assets=[*raw_assets, normalized_events, dbt_models],
+        assets=[*raw_assets, normalized_events, dbt_models, serving_marts],
         jobs=[ingest_job, transform_job, *SOURCE_JOBS],
         schedules=[sources_schedule, *SOURCE_SCHEDULES],
         sensors=[transform_after_ingest_sensor, *SOURCE_SENSORS],
