@@ -12,6 +12,7 @@ from typing import Any
 from sandbox.model import Activity, Instance, Org, iso
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+COMMANDS = ("pause", "resume", "restart", "cancel_task", "assign_issue")
 
 
 class CharlieApi:
@@ -22,6 +23,8 @@ class CharlieApi:
         for act in org.activities:  # sorted by timestamp already
             self.activity[act.instance.id].append(act)
         self.times = {iid: [a.timestamp for a in acts] for iid, acts in self.activity.items()}
+        # Commands received, per instance, in arrival order (what the command center sent).
+        self.commands: dict[str, list[dict]] = defaultdict(list)
 
     def handle(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
@@ -32,6 +35,8 @@ class CharlieApi:
         inst = self.instances[parts[1]]
         if len(parts) == 2:
             return 200, _instance(inst)
+        if parts[2:] == ["commands"]:
+            return 200, {"commands": self.commands[inst.id]}
         if parts[2:] == ["health"]:
             return 200, self._health(inst)
         if parts[2:] == ["activity"]:
@@ -40,6 +45,29 @@ class CharlieApi:
             except ValueError as exc:
                 return 400, {"error": "bad_request", "message": str(exc)}
         return 404, {"error": "not_found", "message": "No such resource"}
+
+    def command(self, path: str, body: bytes) -> tuple[int, Any]:
+        """`POST /instances/{id}/commands`: accept a command for a running instance, once per id."""
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or parts[0] != "instances" or parts[2] != "commands":
+            return 404, {"error": "not_found", "message": "No such resource"}
+        inst = self.instances.get(parts[1])
+        if inst is None:
+            return 404, {"error": "not_found", "message": "No such instance"}
+        try:
+            command = json.loads(body or b"{}")
+        except ValueError:
+            return 400, {"error": "bad_request", "message": "body is not JSON"}
+        if not isinstance(command, dict) or command.get("command") not in COMMANDS or not command.get("id"):
+            return 400, {"error": "bad_request", "message": f"needs an id and a command in {', '.join(COMMANDS)}"}
+        if inst.health == "offline":
+            return 409, {"error": "offline", "message": f"{inst.name} is offline"}
+        seen = next((c for c in self.commands[inst.id] if c["id"] == command["id"]), None)
+        if seen is None:
+            seen = {"id": command["id"], "instance_id": inst.id, "command": command["command"],
+                    "args": command.get("args") or {}, "status": "accepted"}
+            self.commands[inst.id].append(seen)
+        return 202, seen
 
     def _health(self, inst: Instance) -> dict:
         return {

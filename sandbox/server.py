@@ -124,6 +124,9 @@ class SandboxApp:
                 return self._linear(method, path, headers, body, target)
             if source == "cron" and path.rstrip("/") == "/cron/v1/stream":
                 return self._cron_stream(method, query, headers, target)
+            if source == "charlie" and method == "POST":
+                status, payload = self.charlie.command(path[len("/charlie") :], body)
+                return _json(status, payload)
             return self._simple(source, method, path[len(source) + 1 :], query, target)
         except Exception as exc:  # a bug in the sandbox must not look like a hang to the client
             return _json(500, {"message": f"sandbox error: {type(exc).__name__}: {exc}"})

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from resources.settings import Settings
-from streaming import webhooks, ws
+from streaming import api, webhooks, ws
 from streaming.live import LiveEvents
 from streaming.sidecar import Sidecar
 
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Webhooks in, live rooms out (`/ws`), and the dashboard's REST API.")
     app.include_router(webhooks.router)
     app.include_router(ws.router)
+    app.include_router(api.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with this replica's fan-out state")
     async def healthz(request: Request) -> dict:

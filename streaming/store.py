@@ -1,0 +1,570 @@
+"""Data access for the sidecar's REST API: the warm marts, the live events, and its own small store.
+
+- `DuckDBSnapshot` reads the serving snapshot (`resources/serving.py`), never the warehouse file
+  that dbt holds open while it builds; `PostgresMarts` reads `CC_PG_SCHEMA` directly.
+  Both take SQL with `%(name)s` parameters: every filter is a bound value, never SQL text.
+- `AppStore` is the sidecar's own SQLite file: dashboards and widgets (the seeds' schema) and the
+  Charlie command log. It is written by API calls only, so it never waits for dbt.
+- `Serving` puts them together for the routes: mart reads cached in-process until the marts
+  change (a new snapshot, a new Postgres build) or a short TTL passes, plus the live events the
+  marts do not have yet, so a webhook is visible at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+
+from resources.serving import snapshot_path
+from resources.settings import Settings
+from streaming.live import LiveEvents
+
+Row = dict[str, Any]
+
+_PARAM = re.compile(r"%\((\w+)\)s")
+
+
+class MartsUnavailable(RuntimeError):
+    """No dbt build has been served yet (no snapshot, or the marts do not exist)."""
+
+
+class Marts(Protocol):
+    def version(self) -> str | None:
+        """Changes whenever the marts were rebuilt; None while there are none."""
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]: ...
+
+    def in_list(self, column: str, param: str) -> str:
+        """A condition `column` is one of the list bound to `param`."""
+
+    def close(self) -> None: ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class DuckDBSnapshot:
+    """The serving snapshot file, reopened when a build has swapped a new one in."""
+
+    def __init__(self, path: Path, check_every_s: float = 0.5) -> None:
+        self.path = path
+        self._check_every_s = check_every_s
+        self._lock = threading.Lock()
+        self._checked_at = 0.0
+        self._state: tuple[str, duckdb.DuckDBPyConnection] | None = None
+        self._local = threading.local()
+
+    def _current(self) -> tuple[str, duckdb.DuckDBPyConnection] | None:
+        now = time.monotonic()
+        if now - self._checked_at < self._check_every_s:
+            return self._state
+        with self._lock:
+            if now - self._checked_at < self._check_every_s:
+                return self._state
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                self._checked_at = now
+                self._state = None
+                return None
+            version = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+            if self._state is None or self._state[0] != version:
+                # The old connection is dropped, not closed: a query running on it finishes on the
+                # file it opened (the rename left it intact), and the last reference closes it.
+                self._state = (version, duckdb.connect(str(self.path), read_only=True))
+            self._checked_at = now
+            return self._state
+
+    def version(self) -> str | None:
+        state = self._current()
+        return state[0] if state else None
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+        state = self._current()
+        if state is None:
+            raise MartsUnavailable(f"no serving snapshot at {self.path} yet: run a dbt build (transform_job)")
+        version, con = state
+        # One cursor per thread and snapshot: a DuckDB connection must not be shared by threads.
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None or self._local.version != version:
+            cursor = con.cursor()
+            self._local.cursor, self._local.version = cursor, version
+        cursor.execute(_PARAM.sub(r"$\1", sql), params or {})
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def in_list(self, column: str, param: str) -> str:
+        return f"list_contains(%({param})s, {column})"
+
+    def close(self) -> None:
+        self._state = None
+
+
+class PostgresMarts:
+    """The dbt schema on Postgres, through a few pooled autocommit connections."""
+
+    def __init__(self, url: str, schema: str, pool_size: int = 4, check_every_s: float = 1.0) -> None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema):
+            raise ValueError(f"not a plain schema name: {schema!r}")
+        self.url, self.schema = url, schema
+        self._pool: queue.LifoQueue = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(pool_size)
+        self._check_every_s = check_every_s
+        self._checked_at = 0.0
+        self._version: str | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _conn(self) -> Iterator[Any]:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with self._slots:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
+                conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
+                                       options=f"-c search_path={self.schema}")
+            try:
+                yield conn
+            except psycopg.OperationalError:
+                conn.close()
+                raise
+            else:
+                self._pool.put(conn)
+
+    def version(self) -> str | None:
+        now = time.monotonic()
+        if now - self._checked_at < self._check_every_s:
+            return self._version
+        with self._lock:
+            if now - self._checked_at >= self._check_every_s:
+                # Every build rewrites the one-row overview with its own as-of time.
+                try:
+                    rows = self._query("select as_of_at from dashboard_overview")
+                    self._version = str(rows[0]["as_of_at"]) if rows else None
+                except MartsUnavailable:
+                    self._version = None
+                self._checked_at = now
+        return self._version
+
+    def _query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+        import psycopg
+
+        with self._conn() as conn:
+            try:
+                return list(conn.execute(sql, params or {}).fetchall())
+            except psycopg.errors.UndefinedTable as exc:
+                raise MartsUnavailable(f"the marts are not built in schema {self.schema} yet: {exc}") from exc
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+        return self._query(sql, params)
+
+    def in_list(self, column: str, param: str) -> str:
+        return f"{column} = any(%({param})s)"
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+def marts_from_settings(settings: Settings) -> Marts:
+    if settings.warehouse == "postgres":
+        return PostgresMarts(settings.pg_url, settings.pg_schema)
+    return DuckDBSnapshot(snapshot_path(settings))
+
+
+# --- the sidecar's own store ------------------------------------------------------------------------
+
+_SCHEMA = """
+create table if not exists dashboards (
+    id text primary key,
+    name text not null,
+    config text not null,
+    owner_id text not null,
+    created_at text not null,
+    updated_at text not null
+);
+create table if not exists widgets (
+    id text primary key,
+    dashboard_id text not null references dashboards(id) on delete cascade,
+    type text not null,
+    title text not null,
+    config text not null,
+    position text not null,
+    created_at text not null
+);
+create index if not exists widgets_dashboard on widgets(dashboard_id);
+create table if not exists charlie_commands (
+    id text primary key,
+    instance_id text not null,
+    command text not null,
+    args text not null,
+    requested_by text not null,
+    requested_at text not null,
+    status text not null,
+    http_status integer,
+    response text,
+    error text,
+    finished_at text
+);
+create index if not exists charlie_commands_instance on charlie_commands(instance_id, requested_at);
+"""
+
+DEFAULT_DASHBOARD_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "command-center:dashboard:default"))
+SYSTEM_OWNER = "system"
+
+# The default dashboard: one widget per kind of widget data, laid out on a 12-column grid.
+DEFAULT_WIDGETS: list[dict[str, Any]] = [
+    {"type": "overview", "title": "Overview", "config": {}, "position": {"x": 0, "y": 0, "w": 12, "h": 2}},
+    {"type": "workflow_status", "title": "Workflows by status", "config": {},
+     "position": {"x": 0, "y": 2, "w": 4, "h": 3}},
+    {"type": "event_volume", "title": "Events, last 24 hours", "config": {"timeRange": "24h"},
+     "position": {"x": 4, "y": 2, "w": 8, "h": 3}},
+    {"type": "charlie_workload", "title": "Charlie instances", "config": {},
+     "position": {"x": 0, "y": 5, "w": 6, "h": 3}},
+    {"type": "system_status", "title": "Sessions, cron, trading", "config": {},
+     "position": {"x": 6, "y": 5, "w": 6, "h": 3}},
+    {"type": "system_metrics", "title": "Hosts, last hour", "config": {"timeRange": "1h"},
+     "position": {"x": 0, "y": 8, "w": 6, "h": 3}},
+    {"type": "recent_events", "title": "Latest events", "config": {"limit": 20},
+     "position": {"x": 6, "y": 8, "w": 6, "h": 3}},
+    {"type": "workflows", "title": "Active workflows", "config": {"status": "active", "limit": 10},
+     "position": {"x": 0, "y": 11, "w": 12, "h": 4}},
+]
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat(timespec="microseconds")
+
+
+def _dashboard(row: sqlite3.Row) -> Row:
+    return {"id": row["id"], "name": row["name"], "config": json.loads(row["config"]),
+            "owner_id": row["owner_id"], "created_at": row["created_at"], "updated_at": row["updated_at"]}
+
+
+def _widget(row: sqlite3.Row) -> Row:
+    return {"id": row["id"], "dashboard_id": row["dashboard_id"], "type": row["type"], "title": row["title"],
+            "config": json.loads(row["config"]), "position": json.loads(row["position"]),
+            "created_at": row["created_at"]}
+
+
+class AppStore:
+    """Dashboards, widgets and the Charlie command log in one SQLite file (WAL: replicas on one host share it)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("pragma journal_mode = wal")
+        self._db.execute("pragma foreign_keys = on")
+        self._db.executescript(_SCHEMA)
+        self._seed_default()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("begin immediate")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+            self._db.execute("commit")
+
+    def _read(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _seed_default(self) -> None:
+        now = _iso(utcnow())
+        with self._tx() as db:
+            inserted = db.execute(
+                "insert or ignore into dashboards values (?, ?, ?, ?, ?, ?)",
+                (DEFAULT_DASHBOARD_ID, "Command Center", json.dumps({"columns": 12, "refreshSeconds": 30}),
+                 SYSTEM_OWNER, now, now)).rowcount
+            if inserted:
+                for n, widget in enumerate(DEFAULT_WIDGETS):
+                    wid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"command-center:widget:default:{n}"))
+                    db.execute("insert or ignore into widgets values (?, ?, ?, ?, ?, ?, ?)",
+                               (wid, DEFAULT_DASHBOARD_ID, widget["type"], widget["title"],
+                                json.dumps(widget["config"]), json.dumps(widget["position"]), now))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # dashboards and widgets
+    def dashboards(self) -> list[Row]:
+        rows = self._read(
+            "select d.*, (select count(*) from widgets w where w.dashboard_id = d.id) as widget_count"
+            " from dashboards d order by d.created_at, d.id")
+        return [{**_dashboard(r), "widget_count": r["widget_count"]} for r in rows]
+
+    def dashboard(self, dashboard_id: str) -> Row | None:
+        rows = self._read("select * from dashboards where id = ?", (dashboard_id,))
+        if not rows:
+            return None
+        widgets = self._read("select * from widgets where dashboard_id = ? order by created_at, id", (dashboard_id,))
+        return {**_dashboard(rows[0]), "widgets": [_widget(w) for w in widgets]}
+
+    def create_dashboard(self, name: str, config: dict, owner_id: str, widgets: list[dict]) -> Row:
+        dashboard_id, now = str(uuid.uuid4()), _iso(utcnow())
+        with self._tx() as db:
+            db.execute("insert into dashboards values (?, ?, ?, ?, ?, ?)",
+                       (dashboard_id, name, json.dumps(config), owner_id, now, now))
+            for widget in widgets:
+                self._insert_widget(db, dashboard_id, widget, now)
+        return self.dashboard(dashboard_id)  # type: ignore[return-value]
+
+    def update_dashboard(self, dashboard_id: str, name: str | None, config: dict | None) -> Row | None:
+        with self._tx() as db:
+            found = db.execute(
+                "update dashboards set name = coalesce(?, name), config = coalesce(?, config), updated_at = ?"
+                " where id = ?",
+                (name, None if config is None else json.dumps(config), _iso(utcnow()), dashboard_id)).rowcount
+        return self.dashboard(dashboard_id) if found else None
+
+    def delete_dashboard(self, dashboard_id: str) -> bool:
+        with self._tx() as db:
+            db.execute("delete from widgets where dashboard_id = ?", (dashboard_id,))
+            return db.execute("delete from dashboards where id = ?", (dashboard_id,)).rowcount > 0
+
+    @staticmethod
+    def _insert_widget(db: sqlite3.Connection, dashboard_id: str, widget: dict, now: str) -> str:
+        widget_id = str(uuid.uuid4())
+        db.execute("insert into widgets values (?, ?, ?, ?, ?, ?, ?)",
+                   (widget_id, dashboard_id, widget["type"], widget["title"], json.dumps(widget.get("config") or {}),
+                    json.dumps(widget.get("position") or {}), now))
+        return widget_id
+
+    def add_widget(self, dashboard_id: str, widget: dict) -> Row | None:
+        now = _iso(utcnow())
+        with self._tx() as db:
+            if not db.execute("select 1 from dashboards where id = ?", (dashboard_id,)).fetchone():
+                return None
+            widget_id = self._insert_widget(db, dashboard_id, widget, now)
+            db.execute("update dashboards set updated_at = ? where id = ?", (now, dashboard_id))
+        return self.widget(widget_id)
+
+    def widget(self, widget_id: str) -> Row | None:
+        rows = self._read("select * from widgets where id = ?", (widget_id,))
+        return _widget(rows[0]) if rows else None
+
+    def update_widget(self, widget_id: str, changes: dict) -> Row | None:
+        with self._tx() as db:
+            found = db.execute(
+                "update widgets set title = coalesce(?, title), config = coalesce(?, config),"
+                " position = coalesce(?, position) where id = ?",
+                (changes.get("title"),
+                 None if changes.get("config") is None else json.dumps(changes["config"]),
+                 None if changes.get("position") is None else json.dumps(changes["position"]),
+                 widget_id)).rowcount
+        return self.widget(widget_id) if found else None
+
+    def delete_widget(self, widget_id: str) -> bool:
+        with self._tx() as db:
+            return db.execute("delete from widgets where id = ?", (widget_id,)).rowcount > 0
+
+    # the Charlie command log
+    def log_command(self, command_id: str, instance_id: str, command: str, args: dict, requested_by: str) -> None:
+        with self._tx() as db:
+            db.execute("insert into charlie_commands (id, instance_id, command, args, requested_by, requested_at,"
+                       " status) values (?, ?, ?, ?, ?, ?, 'sending')",
+                       (command_id, instance_id, command, json.dumps(args), requested_by, _iso(utcnow())))
+
+    def finish_command(self, command_id: str, status: str, http_status: int | None, response: Any,
+                       error: str | None) -> None:
+        with self._tx() as db:
+            db.execute("update charlie_commands set status = ?, http_status = ?, response = ?, error = ?,"
+                       " finished_at = ? where id = ?",
+                       (status, http_status, None if response is None else json.dumps(response), error,
+                        _iso(utcnow()), command_id))
+
+    def commands(self, instance_id: str | None, limit: int) -> list[Row]:
+        sql, params = "select * from charlie_commands", ()
+        if instance_id:
+            sql, params = sql + " where instance_id = ?", (instance_id,)
+        rows = self._read(sql + " order by requested_at desc, id desc limit ?", (*params, limit))
+        return [{**dict(r), "args": json.loads(r["args"]),
+                 "response": None if r["response"] is None else json.loads(r["response"])} for r in rows]
+
+
+def app_store_path(settings: Settings) -> Path:
+    return settings.data_dir / "sidecar" / "app.sqlite3"
+
+
+# --- marts + live events -------------------------------------------------------------------------------
+
+def plain(value: Any) -> Any:
+    """Warehouse values as JSON-ready Python: Decimal -> float; JSON text stays text."""
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def json_value(value: Any, default: Any) -> Any:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return default
+    return value
+
+
+@dataclass
+class _Entry:
+    key: Any
+    value: Any
+    computed_at: float
+
+
+@dataclass
+class LiveView:
+    """The live events the marts do not have yet, each with the workflow it belongs to."""
+
+    events: list[Row]  # oldest first; each has `effective_workflow_id`
+    new_workflow_ids: set[str]  # workflows no build has seen
+    counts_by_workflow: Counter
+
+    @property
+    def size(self) -> int:
+        return len(self.events)
+
+
+class Serving:
+    """What the routes read. Thread-safe; cheap when nothing changed."""
+
+    # A changed live store is merged in at most this often: "at once" for a person, and a cheap
+    # read under a webhook flood.
+    LIVE_REFRESH_S = 0.1
+
+    def __init__(self, marts: Marts, store: AppStore, live: LiveEvents | None = None) -> None:
+        self.marts, self.store = marts, store
+        self.live = live if live is not None else LiveEvents()
+        self._cache: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self._synced_version: str | None = None
+        self._covered: set[str] = set()  # live event ids the current marts already have
+        self._key_workflows: dict[str, str | None] = {}
+        self._live_view: _Entry | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, live: LiveEvents | None = None) -> Serving:
+        return cls(marts_from_settings(settings), AppStore(app_store_path(settings)), live)
+
+    def close(self) -> None:
+        self.marts.close()
+        self.store.close()
+
+    def cached(self, name: str, ttl_s: float, compute: Callable[[], Any], live: bool = False) -> Any:
+        """`compute()` cached until the marts change or `ttl_s` passes (and, with `live`, the live events change)."""
+        version = self.sync()
+        now = time.monotonic()
+        live_key = len(self.live) if live else None
+        entry = self._cache.get(name)
+        if entry is not None and entry.key[0] == version and now - entry.computed_at < ttl_s and (
+                entry.key[1] == live_key or now - entry.computed_at < self.LIVE_REFRESH_S):
+            return entry.value
+        value = compute()
+        with self._lock:
+            if len(self._cache) > 1024:
+                self._cache.clear()
+            self._cache[name] = _Entry((version, live_key), value, now)
+        return value
+
+    # live events -------------------------------------------------------------------------------------
+    def sync(self) -> str | None:
+        """Notice a rebuilt warehouse: forget the live events it now has. Returns the marts' version."""
+        version = self.marts.version()
+        if version == self._synced_version:
+            return version
+        with self._lock:
+            if version == self._synced_version:
+                return version
+            self._key_workflows = {}
+            self._live_view = None
+            self._covered = set()
+            if version is not None:
+                self._drop_covered()
+            self._synced_version = version
+        return version
+
+    def _drop_covered(self) -> None:
+        events = self.live.since()
+        if not events:
+            return
+        ids = [e["event_id"] for e in events]
+        found = {r["event_id"] for r in self.marts.query(
+            "select event_id from fct_workflow_events where " + self.marts.in_list("event_id", "ids"), {"ids": ids})}
+        missing = [e["received_at"] for e in events if e["event_id"] not in found]
+        # Forget everything received before the first event the build does not have; any later
+        # event it has stays in `_covered` so it is not counted twice.
+        if missing:
+            self.live.drop_through(min(missing) - timedelta(microseconds=1))
+        else:
+            self.live.drop_through(max(e["received_at"] for e in events))
+        self._covered = found
+
+    def _workflow_of_keys(self, keys: list[str]) -> str | None:
+        unknown = [k for k in keys if k not in self._key_workflows]
+        if unknown:
+            rows = self.marts.query(
+                "select correlation_key, workflow_id from int_correlation_keys_linked where "
+                + self.marts.in_list("correlation_key", "keys"), {"keys": unknown})
+            found = {r["correlation_key"]: r["workflow_id"] for r in rows}
+            for key in unknown:
+                self._key_workflows[key] = found.get(key)
+        for key in keys:
+            if self._key_workflows.get(key):
+                return self._key_workflows[key]
+        return None
+
+    def live_view(self) -> LiveView:
+        """The live events not in the marts, each placed in the workflow its keys already joined."""
+        version = self.sync()
+        size, now = len(self.live), time.monotonic()
+        view = self._live_view
+        if view is not None and view.key == (version, size) and now - view.computed_at < 1.0:
+            return view.value
+        if view is not None and view.key[0] == version and now - view.computed_at < self.LIVE_REFRESH_S:
+            return view.value
+        events = [dict(e) for e in self.live.since() if e["event_id"] not in self._covered]
+        new_workflows: set[str] = set()
+        counts: Counter = Counter()
+        for event in events:
+            keys = list(event.get("correlation_keys") or [])
+            known = self._workflow_of_keys(keys) if keys and version is not None else None
+            workflow_id = known or event.get("workflow_id")
+            event["effective_workflow_id"] = workflow_id
+            if workflow_id:
+                counts[workflow_id] += 1
+                if known is None:
+                    new_workflows.add(workflow_id)
+        result = LiveView(events, new_workflows, counts)
+        self._live_view = _Entry((version, size), result, now)
+        return result
