@@ -94,12 +94,13 @@ class Faults:
 
 
 def records(payload: Any) -> list | None:
-    """The list of records in a response: a GitHub page, Charlie `events`/`instances`, Linear `nodes`,
-    OpenClaw `sessions`, cron `events`, weather `opportunities`."""
+    """The list of records in a response: a GitHub page (or its Actions `workflow_runs` / Checks
+    `check_runs`), Charlie `events`/`instances`, Linear `nodes`, OpenClaw `sessions`, cron `events`,
+    weather `opportunities`."""
     if isinstance(payload, list):
         return payload
     if isinstance(payload, dict):
-        for key in ("events", "instances", "sessions", "opportunities"):
+        for key in ("events", "instances", "sessions", "opportunities", "workflow_runs", "check_runs"):
             if isinstance(payload.get(key), list):
                 return payload[key]
         for value in (payload.get("data") or {}).values():

@@ -19,7 +19,10 @@ from datetime import UTC, datetime
 from sandbox import text
 from sandbox.model import (
     Activity,
+    CheckRun,
+    Comment,
     Commit,
+    Cycle,
     GhIssue,
     GhUser,
     History,
@@ -34,6 +37,7 @@ from sandbox.model import (
     Review,
     State,
     Team,
+    WorkflowRun,
     paused_gc,
 )
 
@@ -51,6 +55,7 @@ _INSTANCES = (  # name, type, status, version
     ("epsilon", "staging", "active", "3.5.0-rc.2"),
 )
 _HEALTH = {"active": "healthy", "idle": "degraded", "offline": "offline"}
+_CYCLE_DAYS = {"ENG": 7, "OPS": 14, "DATA": 14}
 _LABELS = (("Bug", "#eb5757"), ("Feature", "#bb87fc"), ("Improvement", "#4ea7fc"), ("Tech debt", "#f2994a"),
            ("Incident", "#e5484d"))
 
@@ -82,6 +87,11 @@ def slugify(title: str, limit: int = 40) -> str:
 class _World:
     def __init__(self, seed: int, events: int, days: int, end: int) -> None:
         self.rng = random.Random(seed)
+        # CI runs, comments and cycles draw from their own streams, so they leave the stories'
+        # draws alone (a string seed is hashed: stable across processes).
+        self.ci_rng = random.Random(f"{seed}/ci")
+        self.talk_rng = random.Random(f"{seed}/comments")
+        self.workflow_runs: list[WorkflowRun] = []
         self.seed, self.target, self.days = seed, events, days
         self.end, self.start = end, end - days * DAY
         self.n = 0  # events made so far
@@ -249,6 +259,12 @@ class _World:
 
     def _conclude(self, pull: Pull, reviewers: list[GhUser], outcome: str,
                   on_fix: Callable[[int], None] | None = None) -> None:
+        """The PR's story to its end, then the CI runs its pushes triggered."""
+        self._review_until_done(pull, reviewers, outcome, on_fix)
+        self._ci(pull)
+
+    def _review_until_done(self, pull: Pull, reviewers: list[GhUser], outcome: str,
+                           on_fix: Callable[[int], None] | None = None) -> None:
         """Reviews until approval then a merge, or a close, or the PR left open; stops at `end`."""
         rng, t = self.rng, pull.created_at
         if outcome == "closed":
@@ -275,6 +291,128 @@ class _World:
         if outcome == "merged" and (t := t + self._gap(2 * MIN, 3 * HOUR)) <= self.end:
             last = pull.reviews[-1].user
             self._merge(pull, t, last if last.type == "User" else pull.user)
+
+    def _ci(self, pull: Pull) -> None:
+        """GitHub Actions `CI` runs: on the PR's head when it opens and after each later push, and on the
+        default branch after a squash merge. A merged PR whose last run failed was usually re-run green.
+
+        Counts the events the pipeline sees: completed runs, and completed check runs on the PR's head.
+        """
+        rng = self.ci_rng
+        at_open = [c for c in pull.commits if c.date <= pull.created_at]
+        triggers = [(pull.created_at, at_open[-1])] if at_open else []
+        triggers += [(c.date, c) for c in pull.commits if c.date > pull.created_at]
+        runs = [run for t, commit in triggers
+                if (run := self._run(pull.repo, commit, "pull_request", pull.user, t, pull))]
+        head = [r for r in runs if r.commit.sha == pull.head_sha]
+        if pull.merged_at and head and head[-1].conclusion == "failure" and rng.random() < 0.8:
+            self._rerun(head[-1], pull.merged_at)
+        pull.runs.extend(runs)
+        if pull.merged_at and self.commits and self.commits[-1].sha == pull.merge_sha:
+            by = pull.merged_by or pull.user
+            if run := self._run(pull.repo, self.commits[-1], "push", by, pull.merged_at, None):
+                runs.append(run)
+        self.workflow_runs.extend(runs)
+        self.n += sum(r.completed_at is not None for r in runs)
+        self.n += sum(c.completed_at is not None for r in head for c in r.checks)
+
+    def _jobs(self, run: WorkflowRun, attempt: int, started: int, fail: bool = True) -> int | None:
+        """The run's jobs as check runs from `started`; when they all finished, the run's end."""
+        rng, ends = self.ci_rng, []
+        for name, lo, hi, p_fail in text.CI_JOBS:
+            begin = started + rng.randint(3, 30)
+            done = begin + rng.randint(lo, hi)
+            failed = fail and rng.random() < p_fail
+            if begin > self.end:
+                ends.append(None)  # still queued: no check run yet
+                continue
+            finished = done if done <= self.end else None
+            run.checks.append(CheckRun(run, name, attempt, begin, finished,
+                                       None if finished is None else "failure" if failed else "success"))
+            ends.append(finished)
+        if None in ends or (done := max(ends) + rng.randint(2, 15)) > self.end:
+            return None
+        return done
+
+    def _run(self, repo: Repo, commit: Commit, event: str, actor: GhUser, t: int,
+             pull: Pull | None) -> WorkflowRun | None:
+        rng = self.ci_rng
+        created = t + rng.randint(3, 40)
+        if created > self.end:
+            return None
+        started = created + rng.randint(2, 60)
+        run = WorkflowRun(repo, commit, event, actor, created, started, None, None, pull)
+        run.completed_at = self._jobs(run, 1, started)
+        if run.completed_at is not None:
+            run.conclusion = "failure" if any(c.conclusion == "failure" for c in run.checks) else "success"
+        return run
+
+    def _rerun(self, run: WorkflowRun, before: int) -> None:
+        """"Re-run all jobs" of a failed run, when the green re-run fits before `before` (the merge)."""
+        started = run.completed_at + self.ci_rng.randint(MIN, 15 * MIN)
+        checks = run.checks
+        run.checks = []
+        done = self._jobs(run, 2, started, fail=False)
+        if done is None or done >= before:
+            run.checks = checks
+            return
+        run.checks = checks + run.checks
+        run.run_attempt, run.run_started_at, run.completed_at, run.conclusion = 2, started, done, "success"
+
+    def _comments(self, issue: LinearIssue, worker: Instance | None) -> None:
+        """People (and the Charlie instance working it) commenting on an issue."""
+        rng = self.talk_rng
+        for _ in range(rng.choices((0, 1, 2, 3), (0.45, 0.3, 0.15, 0.1))[0]):
+            t = issue.created_at + rng.randint(5 * MIN, 3 * DAY)
+            if t > self.end:
+                continue
+            refs: tuple = ()
+            if worker and rng.random() < 0.3:
+                user, body = worker.linear, rng.choice(text.CHARLIE_COMMENTS)
+            else:
+                user, body = rng.choice(self.humans).linear, rng.choice(text.ISSUE_COMMENTS)
+                if "{0" in body:
+                    others = [i for i in self.linear_issues[-300:] if i is not issue]
+                    if not others:
+                        continue
+                    refs = (rng.choice(others),)
+            edited = min(self.end, t + rng.randint(MIN, 2 * HOUR)) if rng.random() < 0.15 else t
+            comment = Comment(str(uuid.UUID(int=rng.getrandbits(128), version=4)), issue, user, body, t, edited,
+                              refs)
+            issue.comments.append(comment)
+            self.n += 1
+
+    def _cycles(self) -> list[Cycle]:
+        """Back-to-back cycles per team from before the window to the next one; issues join the cycle
+        current when they left the backlog."""
+        rng, out = random.Random(f"{self.seed}/cycles"), []
+        for team in self.teams:
+            length = _CYCLE_DAYS.get(team.key, 14) * DAY
+            monday = self.start - self.start % DAY - time.gmtime(self.start).tm_wday * DAY
+            begin = monday - length
+            number = max(1, (begin - team.created_at) // length + 1)
+            cycles = []
+            while begin <= self.end + length:
+                ends = begin + length
+                cycles.append(Cycle(str(uuid.UUID(int=rng.getrandbits(128), version=4)), team, number,
+                                    f"Sprint {number}" if team.key == "ENG" else None, begin, ends,
+                                    ends if ends <= self.end else None, begin - length))
+                begin, number = ends, number + 1
+            for issue in self.linear_issues:
+                if issue.team is not team:
+                    continue
+                first = issue.history[0] if issue.history else None
+                created_in = first.from_state if first else issue.state
+                if created_in.type != "backlog":
+                    joined: int | None = issue.created_at
+                elif first is not None and first.to_state.type != "canceled":
+                    joined = first.created_at
+                else:
+                    joined = None
+                if joined is not None:
+                    issue.cycle = next((c for c in cycles if c.starts_at <= joined < c.ends_at), None)
+            out.extend(cycles)
+        return out
 
     def _outcome(self, merged: float = 0.75, closed: float = 0.1) -> str:
         roll = self.rng.random()
@@ -304,6 +442,7 @@ class _World:
         self.linear_issues.append(issue)
         self.n += 1
         self._work_issue(issue, repo, title, owner, worker, t)
+        self._comments(issue, worker)
         if rng.random() < 0.3:  # later edits (title, labels, comments) bump updatedAt only
             issue.updated_at = min(self.end, issue.updated_at + self._gap(MIN, 6 * HOUR))
 
@@ -544,7 +683,8 @@ class _World:
         self._render()
         return Org("acme", self.seed, self.target, self.days, self.start, self.end, self.repos, self.teams,
                    self.labels, self.humans, [self.dependabot, self.actions], self.instances,
-                   self.linear_issues, self.pulls, self.gh_issues, self.commits, self.activities, self.n)
+                   self.linear_issues, self.pulls, self.gh_issues, self.commits, self.activities, self.n,
+                   self.workflow_runs, self._cycles())
 
     def _number(self) -> None:
         """Numbers and ids in creation order, as the real services give them out."""
@@ -578,6 +718,17 @@ class _World:
             seen.add(aid)
             act.id = aid
         self.commits.sort(key=lambda c: c.date)
+        # Actions ids from their own stream, after everything above: the older ids stay as they were.
+        self.workflow_runs.sort(key=lambda r: r.created_at)
+        run_id, check_id, run_numbers = 11_000_000_000, 30_000_000_000, defaultdict(int)
+        for run in self.workflow_runs:
+            run_id += self.ci_rng.randint(1, 500)
+            run.id = run_id
+            run_numbers[run.repo.full_name] += 1
+            run.run_number = run_numbers[run.repo.full_name]
+        for check in sorted((c for r in self.workflow_runs for c in r.checks), key=lambda c: c.started_at):
+            check_id += self.ci_rng.randint(1, 900)
+            check.id = check_id
 
     def _render(self) -> None:
         """Fill the text templates now that every number exists (pulls before the squash commits)."""
@@ -598,6 +749,10 @@ class _World:
         for act in self.activities:
             if act.refs:
                 act.message = act.message.format(*act.refs)
+        for issue in self.linear_issues:
+            for comment in issue.comments:
+                if comment.refs:
+                    comment.body = comment.body.format(*comment.refs)
 
 
 def _bot(login: str, uid: int) -> GhUser:

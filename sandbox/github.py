@@ -11,13 +11,13 @@ import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from operator import attrgetter
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
-from sandbox.model import Commit, GhIssue, GhUser, Org, Pull, Repo, Review, iso
+from sandbox.model import CheckRun, Commit, GhIssue, GhUser, Org, Pull, Repo, Review, WorkflowRun, iso
 
 Result = tuple[int, Any, dict[str, int]]  # status, JSON payload, Link relations (rel -> page)
 
@@ -33,6 +33,20 @@ _WEB_FLOW = {
     "avatar_url": "https://avatars.githubusercontent.com/u/19864447?v=4",
 }
 _LABEL_COLORS = {"bug": "d73a4a", "dependencies": "0366d6", "automated": "ededed"}
+_ACTIONS_APP = {
+    "id": 15368,
+    "slug": "github-actions",
+    "node_id": "MDM6QXBwMTUzNjg=",
+    "name": "GitHub Actions",
+    "owner": {"login": "github", "id": 9919, "node_id": "MDEyOk9yZ2FuaXphdGlvbjk5MTk=", "type": "Organization"},
+    "description": "Automate your workflow from idea to production",
+    "external_url": "https://help.github.com/en/actions",
+    "html_url": "https://github.com/apps/github-actions",
+}
+# The Actions listings return at most this many results when filtered (`created`, `status`, ...);
+# `total_count` still says how many matched, so a client knows to narrow the filter.
+FILTERED_RESULTS_CAP = 1000
+_WORKFLOW = ("CI", ".github/workflows/ci.yml")
 
 
 def _node(prefix: str, n: int | str) -> str:
@@ -55,6 +69,10 @@ class _Repo:
         self.issues: dict[tuple[str, str], list[Pull | GhIssue]] = {}
         self.commits: list[Commit] = []
         self.commit_dates: list[int] = []
+        self.runs: list[WorkflowRun] = []  # by (created_at, id)
+        self.run_dates: list[int] = []
+        self.checks: dict[str, list[CheckRun]] = defaultdict(list)  # head sha -> check runs, by id
+        self.branches: dict[str, str] = {}  # branch -> head sha
 
 
 class GitHubApi:
@@ -82,6 +100,19 @@ class GitHubApi:
             prev = _fake_sha(idx.repo.full_name)
             for commit in idx.commits:
                 self.parents[commit.sha], prev = prev, commit.sha
+        for run in sorted(org.workflow_runs, key=lambda r: (r.created_at, r.id)):
+            idx = self.repos[run.repo.full_name.lower()]
+            idx.runs.append(run)
+            idx.run_dates.append(run.created_at)
+            idx.checks[run.commit.sha].extend(run.checks)
+        for idx in self.repos.values():
+            for checks in idx.checks.values():
+                checks.sort(key=lambda c: c.id)
+            if idx.commits:
+                idx.branches[idx.repo.default_branch] = idx.commits[-1].sha
+        for pull in sorted(org.pulls, key=lambda p: p.created_at):  # a reused branch name: the newest PR's
+            if pull.head_sha:
+                self.repos[pull.repo.full_name.lower()].branches[pull.head_ref] = pull.head_sha
         for pull in org.pulls:
             prev = _fake_sha(f"{pull.repo.full_name}@{pull.created_at}")
             for commit in pull.commits:
@@ -97,6 +128,9 @@ class GitHubApi:
             (re.compile(r"/repos/([^/]+/[^/]+)/issues"), self._issues),
             (re.compile(r"/repos/([^/]+/[^/]+)/issues/(\d+)"), self._issue),
             (re.compile(r"/repos/([^/]+/[^/]+)/commits"), self._commits),
+            (re.compile(r"/repos/([^/]+/[^/]+)/commits/(.+)/check-runs"), self._check_runs),
+            (re.compile(r"/repos/([^/]+/[^/]+)/actions/runs"), self._workflow_runs),
+            (re.compile(r"/repos/([^/]+/[^/]+)/actions/runs/(\d+)"), self._workflow_run),
         ]
 
     def handle(self, path: str, query: dict[str, str], api: str) -> tuple[int, Any, dict[str, str]]:
@@ -161,6 +195,58 @@ class GitHubApi:
         lo = 0 if since is None else bisect_left(idx.commit_dates, since)
         hi = len(idx.commits) if until is None else bisect_right(idx.commit_dates, until)
         return _page(idx.commits[lo:hi], q, partial(self._commit_json, api=api), descending=True)
+
+    def _workflow_runs(self, q: dict, api: str, name: str) -> Result:
+        """Newest first; `created` takes GitHub's date syntax, and filtered listings stop at 1,000 results."""
+        idx = self.repos[name.lower()]
+        runs: Sequence[WorkflowRun] = idx.runs
+        filtered = False
+        if q.get("created"):
+            lo, hi = _created_range(q["created"])
+            runs = runs[bisect_left(idx.run_dates, lo) : bisect_left(idx.run_dates, hi)]
+            filtered = True
+        tests = {
+            "status": lambda r, v: v in (r.status, r.conclusion),
+            "event": lambda r, v: r.event == v,
+            "branch": lambda r, v: r.head_branch == v,
+            "head_sha": lambda r, v: r.commit.sha == v,
+            "actor": lambda r, v: r.actor.login.lower() == v.lower(),
+        }
+        for param, test in tests.items():
+            if value := q.get(param):
+                runs = [r for r in runs if test(r, value)]
+                filtered = True
+        total = len(runs)
+        if filtered and total > FILTERED_RESULTS_CAP:
+            runs = runs[total - FILTERED_RESULTS_CAP :]  # the newest thousand
+        with_pulls = q.get("exclude_pull_requests", "false").lower() not in ("true", "1")
+        shape = partial(self._run_json, api=api, with_pulls=with_pulls)
+        return _wrapped(_page(runs, q, shape, descending=True), "workflow_runs", total)
+
+    def _workflow_run(self, q: dict, api: str, name: str, run_id: str) -> Result:
+        for run in self.repos[name.lower()].runs:
+            if run.id == int(run_id):
+                return 200, self._run_json(run, api), {}
+        raise LookupError(run_id)
+
+    def _check_runs(self, q: dict, api: str, name: str, ref: str) -> Result:
+        """The check runs on a commit (a SHA or a branch); `filter=latest` (the default) keeps the
+        newest attempt of each job name."""
+        idx, ref = self.repos[name.lower()], unquote(ref)
+        checks: Sequence[CheckRun] = idx.checks.get(idx.branches.get(ref, ref), [])
+        if q.get("filter", "latest") == "latest":
+            newest: dict[str, CheckRun] = {}
+            for check in checks:
+                if check.name not in newest or check.started_at >= newest[check.name].started_at:
+                    newest[check.name] = check
+            checks = sorted(newest.values(), key=lambda c: c.id)
+        elif q["filter"] != "all":
+            raise ValueError("filter")
+        if name_ := q.get("check_name"):
+            checks = [c for c in checks if c.name == name_]
+        if status := q.get("status"):
+            checks = [c for c in checks if c.status == status]
+        return _wrapped(_page(checks, q, partial(self._check_json, api=api)), "check_runs", len(checks))
 
     def _find_pull(self, name: str, number: str) -> Pull:
         item = self.repos[name.lower()].numbered[int(number)]
@@ -350,6 +436,144 @@ class GitHubApi:
             "committer": _WEB_FLOW if squash else self._user(commit.author),
             "parents": [{"sha": self.parents[commit.sha]}],
         }
+
+
+    def _pull_ref(self, pull: Pull, api: str) -> dict:
+        """A pull request as the Actions and Checks APIs list it."""
+        full = pull.repo.full_name
+        repo = {"id": pull.repo.id, "url": f"{api}/repos/{full}", "name": pull.repo.name}
+        return {
+            "url": f"{api}/repos/{full}/pulls/{pull.number}",
+            "id": pull.id,
+            "number": pull.number,
+            "head": {"ref": pull.head_ref, "sha": pull.head_sha, "repo": repo},
+            "base": {"ref": pull.repo.default_branch, "sha": self.parents.get(pull.commits[0].sha) if pull.commits
+                     else None, "repo": repo},
+        }
+
+    def _run_json(self, run: WorkflowRun, api: str, with_pulls: bool = True) -> dict:
+        full, commit = run.repo.full_name, run.commit
+        url = f"{api}/repos/{full}/actions/runs/{run.id}"
+        workflow_id = _fake_int(f"{full}/{_WORKFLOW[1]}", 8)
+        suite = _fake_int(f"suite/{run.id}/{run.run_attempt}", 11)
+        short_repo = {"id": run.repo.id, "node_id": _node("R", run.repo.id), "name": run.repo.name,
+                      "full_name": full, "private": True, "owner": self._owner(),
+                      "html_url": f"https://github.com/{full}", "url": f"{api}/repos/{full}"}
+        return {
+            "id": run.id,
+            "name": _WORKFLOW[0],
+            "node_id": _node("WFR", run.id),
+            "head_branch": run.head_branch,
+            "head_sha": commit.sha,
+            "path": _WORKFLOW[1],
+            "display_title": run.pull.title if run.pull else commit.message.splitlines()[0],
+            "run_number": run.run_number,
+            "event": run.event,
+            "status": run.status,
+            "conclusion": run.conclusion,
+            "workflow_id": workflow_id,
+            "check_suite_id": suite,
+            "check_suite_node_id": _node("CS", suite),
+            "url": url,
+            "html_url": f"https://github.com/{full}/actions/runs/{run.id}",
+            "pull_requests": [self._pull_ref(run.pull, api)] if run.pull and with_pulls else [],
+            "created_at": iso(run.created_at),
+            "updated_at": iso(run.updated_at),
+            "actor": self._user(run.actor),
+            "run_attempt": run.run_attempt,
+            "referenced_workflows": [],
+            "run_started_at": iso(run.run_started_at),
+            "triggering_actor": self._user(run.actor),
+            "jobs_url": f"{url}/jobs",
+            "logs_url": f"{url}/logs",
+            "check_suite_url": f"{api}/repos/{full}/check-suites/{suite}",
+            "artifacts_url": f"{url}/artifacts",
+            "cancel_url": f"{url}/cancel",
+            "rerun_url": f"{url}/rerun",
+            "previous_attempt_url": f"{url}/attempts/{run.run_attempt - 1}" if run.run_attempt > 1 else None,
+            "workflow_url": f"{api}/repos/{full}/actions/workflows/{workflow_id}",
+            "head_commit": {
+                "id": commit.sha,
+                "tree_id": _fake_sha(commit.sha),
+                "message": commit.message,
+                "timestamp": iso(commit.date),
+                "author": {"name": commit.author_name, "email": commit.author_email},
+                "committer": {"name": commit.author_name, "email": commit.author_email},
+            },
+            "repository": short_repo,
+            "head_repository": short_repo,
+        }
+
+    def _check_json(self, check: CheckRun, api: str) -> dict:
+        run = check.run
+        full = run.repo.full_name
+        html = f"https://github.com/{full}/actions/runs/{run.id}/job/{check.id}"
+        failed = check.conclusion == "failure"
+        return {
+            "id": check.id,
+            "name": check.name,
+            "node_id": _node("CR", check.id),
+            "head_sha": run.commit.sha,
+            "external_id": hashlib.md5(f"{run.id}/{check.name}/{check.attempt}".encode()).hexdigest(),
+            "url": f"{api}/repos/{full}/check-runs/{check.id}",
+            "html_url": html,
+            "details_url": html,
+            "status": check.status,
+            "conclusion": check.conclusion,
+            "started_at": iso(check.started_at),
+            "completed_at": iso(check.completed_at),
+            "output": {
+                "title": None if check.completed_at is None else "Process completed with exit code 1." if failed
+                else None,
+                "summary": None,
+                "text": None,
+                "annotations_count": 1 if failed else 0,
+                "annotations_url": f"{api}/repos/{full}/check-runs/{check.id}/annotations",
+            },
+            "check_suite": {"id": _fake_int(f"suite/{run.id}/{check.attempt}", 11)},
+            "app": _ACTIONS_APP,
+            "pull_requests": [self._pull_ref(run.pull, api)] if run.pull else [],
+        }
+
+
+def _fake_int(seed: str, digits: int) -> int:
+    return int(hashlib.md5(seed.encode()).hexdigest(), 16) % 10 ** digits + 10 ** (digits - 1)
+
+
+def _created_range(value: str) -> tuple[int, int]:
+    """GitHub's search syntax for a date or time: `2026-11-20`, `>=2026-11-20`, `<2026-11-20T12:00:00Z`,
+    `2026-11-19..2026-11-20` (inclusive), `2026-11-19..*`; as epoch seconds [lo, hi)."""
+    value = value.strip()
+    if ".." in value:
+        low, high = value.split("..", 1)
+        return (0 if low == "*" else _moment(low)[0], 2**62 if high == "*" else _moment(high)[1])
+    for op in (">=", "<=", ">", "<"):
+        if value.startswith(op):
+            first, after = _moment(value[len(op):])
+            return {">=": (first, 2**62), ">": (after, 2**62), "<=": (0, after), "<": (0, first)}[op]
+    return _moment(value)
+
+
+def _moment(value: str) -> tuple[int, int]:
+    """A date is the whole day, a time its second: [first, after)."""
+    value = value.strip()
+    try:
+        if len(value) == 10:
+            day = int(datetime.fromisoformat(value + "T00:00:00+00:00").timestamp())
+            return day, day + 86400
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"created: not a date or time: {value!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    first = int(moment.timestamp())
+    return first, first + 1
+
+
+def _wrapped(result: Result, field: str, total: int) -> Result:
+    """The Actions and Checks listings: `{"total_count": n, field: [...page]}`."""
+    status, items, links = result
+    return status, {"total_count": total, field: items}, links
 
 
 def _fake_sha(seed: str) -> str:

@@ -65,16 +65,37 @@ type Issue {
   archivedAt: DateTime team: Team! state: WorkflowState! assignee: User creator: User
   labels(first: Int, after: String): IssueLabelConnection!
   history(first: Int, after: String): IssueHistoryConnection!
+  comments(first: Int, after: String): CommentConnection!
+  cycle: Cycle
 }
 type IssueEdge { node: Issue! cursor: String! }
 type IssueConnection { nodes: [Issue!]! edges: [IssueEdge!]! pageInfo: PageInfo! }
+type Comment {
+  id: ID! body: String! url: String! createdAt: DateTime! updatedAt: DateTime! editedAt: DateTime
+  user: User issue: Issue!
+}
+type CommentEdge { node: Comment! cursor: String! }
+type CommentConnection { nodes: [Comment!]! edges: [CommentEdge!]! pageInfo: PageInfo! }
+type Cycle {
+  id: ID! number: Float! name: String startsAt: DateTime! endsAt: DateTime! completedAt: DateTime
+  createdAt: DateTime! updatedAt: DateTime! progress: Float! team: Team!
+  issues(first: Int, after: String): IssueConnection!
+}
+type CycleEdge { node: Cycle! cursor: String! }
+type CycleConnection { nodes: [Cycle!]! edges: [CycleEdge!]! pageInfo: PageInfo! }
 input DateComparator { eq: DateTime neq: DateTime gt: DateTime gte: DateTime lt: DateTime lte: DateTime }
 input StringComparator { eq: String neq: String in: [String!] nin: [String!] }
 input IDComparator { eq: ID neq: ID in: [ID!] nin: [ID!] }
 input TeamFilter { id: IDComparator key: StringComparator }
 input WorkflowStateFilter { name: StringComparator type: StringComparator }
+input NumberComparator { eq: Float neq: Float gt: Float gte: Float lt: Float lte: Float }
 input IssueFilter {
   createdAt: DateComparator updatedAt: DateComparator team: TeamFilter state: WorkflowStateFilter
+}
+input CommentFilter { createdAt: DateComparator updatedAt: DateComparator }
+input CycleFilter {
+  createdAt: DateComparator updatedAt: DateComparator startsAt: DateComparator endsAt: DateComparator
+  number: NumberComparator team: TeamFilter
 }
 type Query {
   organization: Organization!
@@ -87,12 +108,16 @@ type Query {
          orderBy: PaginationOrderBy, includeArchived: Boolean): IssueConnection!
   issue(id: String!): Issue!
   team(id: String!): Team!
+  comments(first: Int, after: String, last: Int, before: String, filter: CommentFilter,
+           orderBy: PaginationOrderBy, includeArchived: Boolean): CommentConnection!
+  cycles(first: Int, after: String, last: Int, before: String, filter: CycleFilter,
+         orderBy: PaginationOrderBy, includeArchived: Boolean): CycleConnection!
 }
 """
 
 MAX_FIRST = 250
 _PRIORITY_LABELS = ("No priority", "Urgent", "High", "Medium", "Low")
-_CONNECTIONS = {"issues", "teams", "users", "history", "labels", "states"}
+_CONNECTIONS = {"issues", "teams", "users", "history", "labels", "states", "comments", "cycles"}
 
 
 class UserInputError(GraphQLError):
@@ -201,6 +226,16 @@ class LinearApi:
             for field in ("created_at", "updated_at")
         }
         self.keys = {field: [k for k, _ in rows] for field, rows in self.index.items()}
+        comments = [c for i in org.linear_issues for c in i.comments]
+        self.comment_index = {
+            field: sorted(((getattr(c, field), c.id), c) for c in comments) for field in ("created_at", "updated_at")
+        }
+        self.comment_keys = {field: [k for k, _ in rows] for field, rows in self.comment_index.items()}
+        self.cycles = sorted(org.cycles, key=lambda c: (-c.created_at, c.id))
+        self.cycle_issues: dict[str, list[LinearIssue]] = {}
+        for issue in sorted(org.linear_issues, key=lambda i: (-i.created_at, i.id)):
+            if issue.cycle is not None:
+                self.cycle_issues.setdefault(issue.cycle.id, []).append(issue)
         self._resolvers({
             ("Query", "organization"): lambda *_: {"id": "org-acme", "name": "Acme", "urlKey": "acme"},
             ("Query", "viewer"): lambda *_: org.humans[0].linear,
@@ -215,6 +250,13 @@ class LinearApi:
             ("Issue", "labels"): lambda i, _i, **kw: _small_connection(i.labels, **kw),
             ("Issue", "history"): lambda i, _i, **kw: _small_connection(i.history[::-1], **kw),  # newest 1st
             ("IssueHistory", "updatedAt"): lambda h, _i: h.created_at,
+            ("Issue", "comments"): lambda i, _i, **kw: _small_connection(i.comments, **kw),
+            ("Query", "comments"): lambda _s, _i, **kw: self._comments(**kw),
+            ("Query", "cycles"): lambda _s, _i, **kw: self._cycles(**kw),
+            ("Comment", "url"): lambda c, _i: f"{c.issue.url}#comment-{c.id[:8]}",
+            ("Comment", "editedAt"): lambda c, _i: c.updated_at if c.updated_at != c.created_at else None,
+            ("Cycle", "issues"): lambda c, _i, **kw: _small_connection(self.cycle_issues.get(c.id, []), **kw),
+            ("Cycle", "progress"): lambda c, _i: self._progress(c),
         })
 
     def _resolvers(self, table: dict[tuple[str, str], Callable]) -> None:
@@ -236,45 +278,43 @@ class LinearApi:
     def _issues(self, first: int | None = None, after: str | None = None, last: int | None = None,
                 before: str | None = None, filter: dict | None = None, orderBy: str | None = None,
                 **_: Any) -> dict:
-        if last is not None or before is not None:
-            raise UserInputError("This sandbox pages forward only: use first/after")
-        first, order = _first(first), orderBy or "createdAt"
-        field = _snake(order)
-        ranges, tests = {}, []
+        tests = []
         for name, comparator in (filter or {}).items():
             comparator = {k: v for k, v in (comparator or {}).items() if v is not None}
-            if name in ("createdAt", "updatedAt"):
-                ranges[_snake(name)] = _narrow(self.keys[_snake(name)], comparator)
-                tests.extend(_time_tests(_snake(name), comparator))
-            elif name == "team":
+            if name == "team":
                 tests.extend(_string_tests(lambda i: i.team.key, comparator.get("key")))
                 tests.extend(_string_tests(lambda i: i.team.id, comparator.get("id")))
             elif name == "state":
                 tests.extend(_string_tests(lambda i: i.state.type, comparator.get("type")))
                 tests.extend(_string_tests(lambda i: i.state.name, comparator.get("name")))
-        # Walk the narrowest time range; when that is not the ordering's, re-sort just those candidates.
-        everything = (field, (0, len(self.keys[field])))
-        narrow, (lo, hi) = min(ranges.items(), key=lambda kv: kv[1][1] - kv[1][0], default=everything)
-        if narrow == field:
-            keys, rows = self.keys[field], self.index[field]
-        else:
-            rows = sorted(((getattr(i, field), i.id), i) for _, i in self.index[narrow][lo:hi])
-            keys, lo, hi = [k for k, _ in rows], 0, len(rows)
-        if after:
-            cursor = _decode(after)
-            if len(cursor) != 3 or cursor[0] != order:
-                raise UserInputError("Invalid cursor for this ordering")
-            hi = min(hi, bisect_left(keys, (cursor[1], cursor[2])))
-        nodes: list[LinearIssue] = []
-        i = hi - 1
-        while i >= lo and len(nodes) <= first:
-            issue = rows[i][1]
-            if all(test(issue) for test in tests):
-                nodes.append(issue)
-            i -= 1
-        has_next = len(nodes) > first
-        nodes = nodes[:first]
-        return _connection(nodes, [_encode(order, getattr(n, field), n.id) for n in nodes], has_next)
+        return _timed(self.index, self.keys, first, after, last, before, filter, orderBy, tests)
+
+    def _comments(self, first: int | None = None, after: str | None = None, last: int | None = None,
+                  before: str | None = None, filter: dict | None = None, orderBy: str | None = None,
+                  **_: Any) -> dict:
+        return _timed(self.comment_index, self.comment_keys, first, after, last, before, filter, orderBy, [])
+
+    def _cycles(self, first: int | None = None, after: str | None = None, last: int | None = None,
+                before: str | None = None, filter: dict | None = None, **_: Any) -> dict:
+        """A short list per team: position cursors over the filtered cycles, newest first."""
+        if last is not None or before is not None:
+            raise UserInputError("This sandbox pages forward only: use first/after")
+        tests = []
+        for name, comparator in (filter or {}).items():
+            comparator = {k: v for k, v in (comparator or {}).items() if v is not None}
+            if name == "team":
+                tests.extend(_string_tests(lambda c: c.team.key, comparator.get("key")))
+                tests.extend(_string_tests(lambda c: c.team.id, comparator.get("id")))
+            else:
+                tests.extend(_time_tests(_snake(name), comparator))
+        cycles = [c for c in self.cycles if all(test(c) for test in tests)]
+        return _small_connection(cycles, first, after)
+
+    def _progress(self, cycle: Any) -> float:
+        issues = self.cycle_issues.get(cycle.id, [])
+        done = sum(i.state.type in ("completed", "canceled") for i in issues)
+        return round(done / len(issues), 4) if issues else 0.0
+
 
     # ---- HTTP ----------------------------------------------------------------------------------------
     def handle(self, body: bytes) -> tuple[int, dict, int]:
@@ -298,6 +338,46 @@ class LinearApi:
         if result.errors:
             out["errors"] = [e.formatted for e in result.errors]
         return 200, out, complexity(document, variables)
+
+
+def _timed(index: dict[str, list], all_keys: dict[str, list], first: int | None, after: str | None,
+           last: int | None, before: str | None, filter: dict | None, orderBy: str | None,
+           tests: list[Callable[[Any], bool]]) -> dict:
+    """A connection over records indexed by `created_at` and `updated_at`: newest first in the ordering,
+    `createdAt`/`updatedAt` comparators narrowed by bisection, `tests` for the rest of the filter."""
+    if last is not None or before is not None:
+        raise UserInputError("This sandbox pages forward only: use first/after")
+    first, order = _first(first), orderBy or "createdAt"
+    field = _snake(order)
+    ranges, tests = {}, list(tests)
+    for name, comparator in (filter or {}).items():
+        comparator = {k: v for k, v in (comparator or {}).items() if v is not None}
+        if name in ("createdAt", "updatedAt"):
+            ranges[_snake(name)] = _narrow(all_keys[_snake(name)], comparator)
+            tests.extend(_time_tests(_snake(name), comparator))
+    # Walk the narrowest time range; when that is not the ordering's, re-sort just those candidates.
+    everything = (field, (0, len(all_keys[field])))
+    narrow, (lo, hi) = min(ranges.items(), key=lambda kv: kv[1][1] - kv[1][0], default=everything)
+    if narrow == field:
+        keys, rows = all_keys[field], index[field]
+    else:
+        rows = sorted(((getattr(i, field), i.id), i) for _, i in index[narrow][lo:hi])
+        keys, lo, hi = [k for k, _ in rows], 0, len(rows)
+    if after:
+        cursor = _decode(after)
+        if len(cursor) != 3 or cursor[0] != order:
+            raise UserInputError("Invalid cursor for this ordering")
+        hi = min(hi, bisect_left(keys, (cursor[1], cursor[2])))
+    nodes: list = []
+    i = hi - 1
+    while i >= lo and len(nodes) <= first:
+        record = rows[i][1]
+        if all(test(record) for test in tests):
+            nodes.append(record)
+        i -= 1
+    has_next = len(nodes) > first
+    nodes = nodes[:first]
+    return _connection(nodes, [_encode(order, getattr(n, field), n.id) for n in nodes], has_next)
 
 
 @lru_cache(maxsize=256)

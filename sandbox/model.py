@@ -155,6 +155,8 @@ class LinearIssue:
     completed_at: int | None = None
     canceled_at: int | None = None
     number: int = 0
+    cycle: Cycle | None = None
+    comments: list[Comment] = field(default_factory=list)
 
     @property
     def identifier(self) -> str:
@@ -183,6 +185,37 @@ class History:
 
 
 @dataclass(slots=True)
+class Cycle:
+    """A team's cycle (sprint): back to back, `starts_at` inclusive, `ends_at` exclusive."""
+
+    id: str
+    team: Team
+    number: int
+    name: str | None
+    starts_at: int
+    ends_at: int
+    completed_at: int | None  # set once `ends_at` has passed
+    created_at: int
+
+    @property
+    def updated_at(self) -> int:
+        return self.completed_at or self.created_at
+
+
+@dataclass(slots=True)
+class Comment:
+    """A comment on a Linear issue; `updated_at` later than `created_at` when it was edited."""
+
+    id: str
+    issue: LinearIssue
+    user: LinearUser
+    body: str
+    created_at: int
+    updated_at: int
+    refs: tuple = ()  # rendering only: a comment names nothing but its issue
+
+
+@dataclass(slots=True)
 class Pull:
     repo: Repo
     user: GhUser
@@ -201,6 +234,7 @@ class Pull:
     merge_sha: str | None = None
     commits: list[Commit] = field(default_factory=list)
     reviews: list[Review] = field(default_factory=list)
+    runs: list[WorkflowRun] = field(default_factory=list)
     number: int = 0
     id: int = 0
     issue_id: int = 0
@@ -281,6 +315,56 @@ class Commit:
 
 
 @dataclass(slots=True)
+class CheckRun:
+    """One job of a workflow run, as GitHub Actions reports it to the Checks API."""
+
+    run: WorkflowRun
+    name: str
+    attempt: int
+    started_at: int
+    completed_at: int | None  # None: still running at the end of the window
+    conclusion: str | None
+    id: int = 0
+
+    @property
+    def status(self) -> str:
+        return "in_progress" if self.completed_at is None else "completed"
+
+
+@dataclass(slots=True)
+class WorkflowRun:
+    """A GitHub Actions run of the `CI` workflow: on a pull request's head commit, or a push to the
+    default branch (`pull` None). A failed run may be re-run: the run keeps its id, `run_attempt`
+    counts up and the record shows the latest attempt; the earlier attempt's jobs stay as check runs."""
+
+    repo: Repo
+    commit: Commit
+    event: str  # pull_request | push
+    actor: GhUser
+    created_at: int
+    run_started_at: int
+    completed_at: int | None  # None: still in progress at the end of the window
+    conclusion: str | None  # success | failure | cancelled, None while in progress
+    pull: Pull | None = None
+    run_attempt: int = 1
+    checks: list[CheckRun] = field(default_factory=list)
+    id: int = 0
+    run_number: int = 0
+
+    @property
+    def status(self) -> str:
+        return "in_progress" if self.completed_at is None else "completed"
+
+    @property
+    def updated_at(self) -> int:
+        return self.completed_at or self.run_started_at
+
+    @property
+    def head_branch(self) -> str:
+        return self.pull.head_ref if self.pull else self.repo.default_branch
+
+
+@dataclass(slots=True)
 class Activity:
     instance: Instance
     type: str
@@ -315,6 +399,12 @@ class Org:
     commits: list[Commit]  # default-branch commits; branch commits hang off their Pull
     activities: list[Activity]
     event_count: int = 0
+    workflow_runs: list[WorkflowRun] = field(default_factory=list)  # by created_at
+    cycles: list[Cycle] = field(default_factory=list)
+
+    @property
+    def comments(self) -> list[Comment]:
+        return sorted((c for i in self.linear_issues for c in i.comments), key=lambda c: (c.created_at, c.id))
 
     @property
     def linear_users(self) -> list[LinearUser]:

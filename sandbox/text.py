@@ -296,3 +296,27 @@ AGENT_PROMPTS = (
     "Profile the slow dashboard query",
     "Convert the deploy checklist into a runbook",
 )
+# Comments on Linear issues; `{0.identifier}` is another issue, which a comment does not link to.
+ISSUE_COMMENTS = (
+    "Can we get this into the current cycle?",
+    "I can reproduce this on staging.",
+    "Looked into it: the root cause is in the retry path.",
+    "Blocked on the API change, will pick it up after.",
+    "Added a screenshot of the error.",
+    "PR is up, would appreciate a review.",
+    "This also affects the mobile client.",
+    "Moving this to next week, the incident took priority.",
+    "Is this still needed after the UTF-8 fix?",
+    "Might be related to {0.identifier}.",
+    "Duplicate of {0.identifier}? Leaving open until confirmed.",
+)
+CHARLIE_COMMENTS = (
+    "I have started working on this and will open a pull request shortly.",
+    "The change is ready for review.",
+    "CI failed on the first run; I pushed a fix.",
+    "I need more detail on the expected behaviour before continuing.",
+)
+CI_JOBS = (  # job name, shortest and longest duration (s), chance it fails
+    ("lint", 30, 180, 0.05),
+    ("test", 120, 900, 0.12),
+)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.model import AgentWorld, Commit, Org, Session, paused_gc
+from sandbox.model import AgentWorld, Commit, Org, Session, WorkflowRun, paused_gc
 
 PRIORITY = {"linear": 1, "github": 2, "corr": 3}
 
@@ -31,6 +31,8 @@ def events(org: Org) -> Iterator[Event]:
         yield f"linear:issue:{issue.id}:created", "linear.issue.created", "linear", issue.created_at, own
         for h in issue.history:
             yield f"linear:history:{h.id}", "linear.issue.state_changed", "linear", h.created_at, own
+        for c in issue.comments:  # a comment names its issue, never what its text mentions
+            yield f"linear:comment:{c.id}", "linear.comment.created", "linear", c.created_at, own
     for pull in org.pulls:
         own = pull.key
         keys = (own, *(r.key for r in pull.refs))
@@ -50,6 +52,14 @@ def events(org: Org) -> Iterator[Event]:
             )
         for commit in pull.commits:
             yield _commit(commit, own)
+        for run in pull.runs:  # CI names the PR it ran for; check runs as listed for the PR's head
+            if run.completed_at is not None:
+                yield _workflow_run(run, (own,))
+            if run.commit.sha == pull.head_sha:
+                for check in run.checks:
+                    if check.completed_at is not None:
+                        yield (f"github:check_run:{check.id}", "github.check_run.completed", "github",
+                               check.completed_at, (own,))
     for issue in org.gh_issues:
         own = (issue.key,)
         base = f"github:issue:{issue.repo.full_name}#{issue.number}"
@@ -58,6 +68,9 @@ def events(org: Org) -> Iterator[Event]:
             yield f"{base}:closed", "github.issue.closed", "github", issue.closed_at, own
     for commit in org.commits:
         yield _commit(commit)
+    for run in org.workflow_runs:  # pushes to the default branch: no PR, no workflow
+        if run.pull is None and run.completed_at is not None:
+            yield _workflow_run(run, ())
     for act in org.activities:
         keys = [r.key for r in act.refs]
         if act.issue:
@@ -74,6 +87,11 @@ def _commit(commit: Commit, pull_key: str | None = None) -> Event:
     if commit.pull:
         keys.append(pull_key or commit.pull.key)
     return f"github:commit:{commit.sha}", "github.commit.pushed", "github", commit.date, tuple(keys)
+
+
+def _workflow_run(run: WorkflowRun, keys: tuple[str, ...]) -> Event:
+    return (f"github:workflow_run:{run.id}:{run.run_attempt}", "github.workflow_run.completed", "github",
+            run.completed_at, keys)
 
 
 def root_order(key: str) -> tuple[int, str]:
