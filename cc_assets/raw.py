@@ -76,6 +76,16 @@ def _pull_requests_in(lake: Lake, window: Window) -> Iterator[tuple[str, int, da
                 yield row["repo"], row["number"], day
 
 
+def _pull_request_heads_in(lake: Lake, window: Window) -> Iterator[tuple[str, int, str, date]]:
+    """Each landed PR's head commit (partitions from before `head_sha` was a column have none)."""
+    for day in window.days:
+        table = lake.read(("raw", "github", "pull_requests"), day)
+        if table is not None and "head_sha" in table.column_names:
+            for row in table.select(["repo", "number", "head_sha"]).to_pylist():
+                if row["head_sha"]:
+                    yield row["repo"], row["number"], row["head_sha"], day
+
+
 def _instances_in(lake: Lake, window: Window) -> list[str]:
     table = lake.read(("raw", "charlie", "instances"), window.days[-1])
     return sorted({r for r in table.column("id").to_pylist()}) if table is not None else []
@@ -111,6 +121,32 @@ def fetch_github_commits(platform: PlatformResource, window: Window) -> Iterator
     for repo, number, day in _pull_requests_in(platform.lake(), window):
         for item in github.pull_commits(repo, number):
             yield item, {"repo": repo, "pull_number": number}, day
+
+
+def fetch_github_workflow_runs(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    # GitHub filters runs by creation only: from a day earlier, so a run that finished after
+    # midnight (or was re-run) lands on the day it was last updated.
+    github = platform.github()
+    for repo in github.repos():
+        for item in github.workflow_runs(repo, window.start - timedelta(days=1), window.end):
+            yield item, {"repo": repo}, None
+
+
+def fetch_github_check_runs(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    # The checks on each updated PR's head commit: the CI status a reviewer sees on the PR.
+    github = platform.github()
+    for repo, number, head_sha, day in _pull_request_heads_in(platform.lake(), window):
+        for item in github.check_runs(repo, head_sha):
+            yield item, {"repo": repo, "pull_number": number}, day
+
+
+def fetch_linear_comments(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    for item in platform.linear().comments(window.start, window.end):
+        yield item, {}, None
+
+
+def fetch_linear_cycles(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    yield from _snapshot(list(platform.linear().cycles()), window)
 
 
 def fetch_linear_issues(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
@@ -348,6 +384,10 @@ RAW_SPECS = [
             incremental=Incremental(_repo_scope("commits"), "authored_at", ("repo", "pull_number", "sha"))),
     RawSpec(RAW_TABLES["linear", "issues"], fetch_linear_issues, "updated_at",
             incremental=Incremental(lambda row: "linear/issues", "updated_at", ("id",))),
+    RawSpec(RAW_TABLES["github", "workflow_runs"], fetch_github_workflow_runs, "updated_at"),
+    RawSpec(RAW_TABLES["github", "check_runs"], fetch_github_check_runs, None, (("github", "pull_requests"),)),
+    RawSpec(RAW_TABLES["linear", "comments"], fetch_linear_comments, "updated_at"),
+    RawSpec(RAW_TABLES["linear", "cycles"], fetch_linear_cycles, None),
     RawSpec(RAW_TABLES["linear", "teams"], fetch_linear_teams, None),
     RawSpec(RAW_TABLES["linear", "users"], fetch_linear_users, None),
     RawSpec(RAW_TABLES["charlie", "instances"], fetch_charlie_instances, None),

@@ -194,6 +194,61 @@ def github_commit(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mappi
     return [event]
 
 
+def _pull_numbers(record: Mapping[str, Any], extra: Mapping[str, Any]) -> list[int]:
+    """The PRs a CI record names: its `pull_requests` list, and the PR it was fetched for."""
+    numbers = {int(p["number"]) for p in record.get("pull_requests") or []
+               if isinstance(p, Mapping) and p.get("number") is not None}
+    if extra.get("pull_number") is not None:
+        numbers.add(int(extra["pull_number"]))
+    return sorted(numbers)
+
+
+def github_workflow_run(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
+    """A finished GitHub Actions run (the latest attempt); a queued or running one is not an event yet."""
+    require(record, "id", "status", "created_at")
+    if record["status"] != "completed":
+        return []
+    repo = _repo_of(record, extra)
+    attempt = int(record.get("run_attempt") or 1)
+    numbers = _pull_numbers(record, extra)
+    name = str(record.get("name") or "workflow")
+    conclusion = record.get("conclusion")
+    run_id = int(record["id"])
+    event = NormalizedEvent(
+        f"github:workflow_run:{run_id}:{attempt}", parse_time(record.get("updated_at"), "updated_at"), "github",
+        "github.workflow_run.completed", github_actor(record.get("actor"), ctx),
+        Target("workflow_run", str(run_id), f"{name} #{record.get('run_number')}: {record.get('display_title') or ''}"
+               .rstrip(": "), str(record.get("html_url") or f"https://github.com/{repo}/actions/runs/{run_id}")),
+        {"repo": repo, "workflow": name, "run_number": record.get("run_number"), "run_attempt": attempt,
+         "event": record.get("event"), "conclusion": conclusion, "head_branch": record.get("head_branch"),
+         "head_sha": record.get("head_sha"), "pull_numbers": numbers},
+        unique(CorrelationKey.github(repo, n) for n in numbers),
+        tags=tuple(str(t) for t in (repo, conclusion) if t))
+    return [event]
+
+
+def github_check_run(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
+    """A finished check run (a CI job) on a PR's head commit; one still running is not an event yet."""
+    require(record, "id", "status")
+    if record["status"] != "completed":
+        return []
+    repo = _repo_of(record, extra)
+    numbers = _pull_numbers(record, extra)
+    check_id = int(record["id"])
+    slug = str((record.get("app") or {}).get("slug") or "checks")
+    conclusion = record.get("conclusion")
+    name = str(record.get("name") or check_id)
+    event = NormalizedEvent(
+        f"github:check_run:{check_id}", parse_time(record.get("completed_at"), "completed_at"), "github",
+        "github.check_run.completed", github_actor({"login": f"{slug}[bot]", "type": "Bot"}, ctx),
+        Target("check_run", str(check_id), name, str(record.get("html_url") or "")),
+        {"repo": repo, "name": name, "conclusion": conclusion, "head_sha": record.get("head_sha"), "app": slug,
+         "pull_numbers": numbers},
+        unique(CorrelationKey.github(repo, n) for n in numbers),
+        tags=tuple(str(t) for t in (repo, conclusion) if t))
+    return [event]
+
+
 # --- Linear --------------------------------------------------------------------------------------
 
 
@@ -223,6 +278,27 @@ def linear_issue(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mappin
              "to": entry["toState"].get("name"), "to_type": entry["toState"].get("type")},
             keys, parent_event_id=created_id, tags=tags))
     return events
+
+
+def linear_comment(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
+    """A comment names its issue only: an issue its text mentions is not a link (as with GitHub issues)."""
+    require(record, "id", "createdAt")
+    issue = record.get("issue") or {}
+    if not isinstance(issue, Mapping) or not issue.get("identifier"):
+        raise InvalidRecord("comment without its issue")
+    identifier = str(issue["identifier"]).upper()
+    body = str(record.get("body") or "")
+    created = parse_time(record["createdAt"], "createdAt")
+    updated = optional_time(record.get("updatedAt"), "updatedAt")
+    event = NormalizedEvent(
+        f"linear:comment:{record['id']}", created, "linear", "linear.comment.created",
+        linear_actor(record.get("user"), ctx),
+        Target("comment", str(record["id"]), f"Comment on {identifier}", str(record.get("url") or "")),
+        {"identifier": identifier, "body": body[:500], "edited": updated is not None and updated > created},
+        (CorrelationKey.linear(identifier),),
+        parent_event_id=f"linear:issue:{issue['id']}:created" if issue.get("id") else None,
+        tags=(identifier.split("-", 1)[0],))
+    return [event]
 
 
 # --- Charlie -------------------------------------------------------------------------------------
@@ -364,7 +440,10 @@ NORMALIZERS: dict[tuple[str, str], Normalizer] = {
     ("github", "issues"): github_issue,
     ("github", "reviews"): github_review,
     ("github", "commits"): github_commit,
+    ("github", "workflow_runs"): github_workflow_run,
+    ("github", "check_runs"): github_check_run,
     ("linear", "issues"): linear_issue,
+    ("linear", "comments"): linear_comment,
     ("charlie", "activity"): charlie_activity,
     ("openclaw", "sessions"): openclaw_session,
     ("cron", "events"): cron_event,

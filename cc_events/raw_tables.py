@@ -61,11 +61,15 @@ class RawTable:
 
 
 def _dig(record: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at `path`; a number steps into a list (`pull_requests.0.number`)."""
     value: Any = record
     for part in path:
-        if not isinstance(value, Mapping):
+        if isinstance(value, list) and part.isdigit():
+            value = value[int(part)] if int(part) < len(value) else None
+        elif isinstance(value, Mapping):
+            value = value.get(part)
+        else:
             return None
-        value = value.get(part)
     return value
 
 
@@ -95,7 +99,7 @@ RAW_TABLES: dict[tuple[str, str], RawTable] = {
             col("user_login", "str", "user.login"), col("user_type", "str", "user.type"),
             col("head_ref", "str", "head.ref"), col("created_at", "time", required=True),
             col("updated_at", "time", required=True), col("closed_at", "time"), col("merged_at", "time"),
-            col("html_url", "str"),
+            col("html_url", "str"), col("head_sha", "str", "head.sha"),
         ), "GitHub pull requests, one snapshot per day they were updated."),
         RawTable("github", "issues", (
             col("id", "int", required=True), ctx_col("repo", "str", required=True),
@@ -114,6 +118,21 @@ RAW_TABLES: dict[tuple[str, str], RawTable] = {
             ctx_col("pull_number", "int", required=True), col("user_login", "str", "user.login"),
             col("state", "str"), col("submitted_at", "time", required=True), col("html_url", "str"),
         ), "GitHub pull request reviews, fetched with their pull request."),
+        RawTable("github", "workflow_runs", (
+            col("id", "int", required=True), ctx_col("repo", "str", required=True),
+            col("run_attempt", "int"), col("workflow_name", "str", "name"), col("event", "str"),
+            col("status", "str", required=True), col("conclusion", "str"), col("head_branch", "str"),
+            col("head_sha", "str"), col("run_number", "int"), col("pr_number", "int", "pull_requests.0.number"),
+            col("actor_login", "str", "actor.login"), col("created_at", "time", required=True),
+            col("updated_at", "time", required=True), col("run_started_at", "time"), col("html_url", "str"),
+        ), "GitHub Actions workflow runs (CI), latest attempt, one snapshot per day they were updated."),
+        RawTable("github", "check_runs", (
+            col("id", "int", required=True), ctx_col("repo", "str", required=True),
+            ctx_col("pull_number", "int", required=True), col("check_name", "str", "name"),
+            col("head_sha", "str"), col("status", "str", required=True), col("conclusion", "str"),
+            col("started_at", "time"), col("completed_at", "time"), col("app_slug", "str", "app.slug"),
+            col("html_url", "str"),
+        ), "GitHub check runs (CI jobs) on each updated pull request's head commit, fetched with the PR."),
         RawTable("linear", "issues", (
             col("id", "str", required=True), col("identifier", "str", required=True),
             col("team_key", "str", "team.key"), col("title", "str"), col("priority", "int"),
@@ -122,8 +141,21 @@ RAW_TABLES: dict[tuple[str, str], RawTable] = {
             col("creator_id", "str", "creator.id"), col("created_at", "time", "createdAt", required=True),
             col("updated_at", "time", "updatedAt", required=True), col("started_at", "time", "startedAt"),
             col("completed_at", "time", "completedAt"), col("canceled_at", "time", "canceledAt"),
-            col("url", "str"),
+            col("url", "str"), col("cycle_id", "str", "cycle.id"), col("cycle_number", "int", "cycle.number"),
         ), "Linear issues with their state history, one snapshot per day they were updated."),
+        RawTable("linear", "comments", (
+            col("id", "str", required=True), col("issue_id", "str", "issue.id"),
+            col("issue_identifier", "str", "issue.identifier", required=True), col("user_id", "str", "user.id"),
+            col("user_name", "str", "user.name"), col("body", "str"),
+            col("created_at", "time", "createdAt", required=True), col("updated_at", "time", "updatedAt", required=True),
+        ), "Linear issue comments, one snapshot per day they were updated."),
+        RawTable("linear", "cycles", (
+            col("id", "str", required=True), col("team_id", "str", "team.id"), col("team_key", "str", "team.key"),
+            col("number", "int", required=True), col("name", "str"),
+            col("starts_at", "time", "startsAt", required=True), col("ends_at", "time", "endsAt", required=True),
+            col("completed_at", "time", "completedAt"), col("created_at", "time", "createdAt"),
+            col("updated_at", "time", "updatedAt"),
+        ), "Linear cycles (sprints) of every followed team, daily snapshot."),
         RawTable("linear", "teams", (
             col("id", "str", required=True), col("key", "str", required=True), col("name", "str"),
         ), "Linear teams (their keys are what makes TEAM-123 a correlation key), daily snapshot."),

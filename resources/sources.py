@@ -65,8 +65,13 @@ class _MemoryCache:
         self._entries[key] = (etag, data, link)
 
 
+ACTIONS_RESULTS_CAP = 1000  # GitHub's limit on a filtered Actions listing
+
+
 class GitHubClient:
     """GitHub REST v3: `Link` pagination, conditional requests with `ETag`, rate limits."""
+
+    actions_results_cap = ACTIONS_RESULTS_CAP
 
     def __init__(
         self, http: HttpClient, base_url: str, org: str, repos: tuple[str, ...] = (), page_size: int = 100,
@@ -164,11 +169,43 @@ class GitHubClient:
         """Default-branch commits authored in [start, end)."""
         yield from self.items(f"/repos/{repo}/commits", {"since": _iso(start), "until": _iso(end)})
 
+    def listing(self, path: str, params: Mapping[str, Any], field: str) -> Iterator[Item]:
+        """The records of a wrapped listing (`{"total_count": n, field: [...]}`: Actions, Checks)."""
+        for page in self._pages(path, params):
+            yield from _listed(page, field)
+
+    def workflow_runs(self, repo: str, start: datetime, end: datetime) -> Iterator[Item]:
+        """GitHub Actions runs created in [start, end), newest first.
+
+        A filtered Actions listing stops at 1,000 results while `total_count` says how many
+        matched, so a range with more is fetched as two halves (recursively).
+        """
+        pages = self._pages(f"/repos/{repo}/actions/runs", {"created": f"{_iso(start)}..{_iso(end)}"})
+        first = next(pages, None)
+        total = first.data.get("total_count") if isinstance(first, Page) and isinstance(first.data, dict) else None
+        middle = start + (end - start) / 2
+        middle = middle.replace(microsecond=0)
+        if isinstance(total, int) and total > self.actions_results_cap and start < middle < end:
+            pages.close()
+            yield from self.workflow_runs(repo, middle, end)
+            yield from self.workflow_runs(repo, start, middle)
+            return
+        for page in [first, *pages] if first is not None else []:
+            for item in _listed(page, "workflow_runs"):
+                created = _time_or_none(item, "created_at") if isinstance(item, dict) else None
+                # `a..b` includes both ends: the run created at `end` belongs to the next range.
+                if created is None or start <= created < end:
+                    yield item
+
+    def check_runs(self, repo: str, ref: str) -> Iterator[Item]:
+        """Every check run on a commit (`ref`: a SHA or branch), re-run attempts included."""
+        yield from self.listing(f"/repos/{repo}/commits/{ref}/check-runs", {"filter": "all"}, "check_runs")
+
 
 LINEAR_ISSUE_FIELDS = """
   id identifier number title description priority priorityLabel url
   createdAt updatedAt startedAt completedAt canceledAt
-  team { id key } state { id name type } assignee { id name } creator { id name }
+  team { id key } state { id name type } assignee { id name } creator { id name } cycle { id number }
   history(first: 50) { nodes { id createdAt actor { id name } fromState { name type } toState { name type } } }
 """
 
@@ -180,6 +217,18 @@ ISSUES_QUERY = (
 TEAMS_QUERY = (
     "query Teams($first: Int!, $after: String) { teams(first: $first, after: $after) {"
     " nodes { id key name } pageInfo { hasNextPage endCursor } } }"
+)
+COMMENTS_QUERY = (
+    "query Comments($first: Int!, $after: String, $filter: CommentFilter) {"
+    " comments(first: $first, after: $after, filter: $filter, orderBy: updatedAt) {"
+    " nodes { id body createdAt updatedAt user { id name } issue { id identifier } }"
+    " pageInfo { hasNextPage endCursor } } }"
+)
+CYCLES_QUERY = (
+    "query Cycles($first: Int!, $after: String, $filter: CycleFilter) {"
+    " cycles(first: $first, after: $after, filter: $filter) {"
+    " nodes { id number name startsAt endsAt completedAt createdAt updatedAt team { id key } }"
+    " pageInfo { hasNextPage endCursor } } }"
 )
 USERS_QUERY = (
     "query Users($first: Int!, $after: String) { users(first: $first, after: $after) {"
@@ -252,6 +301,22 @@ class LinearClient:
         if self.team_keys:
             issue_filter["team"] = {"key": {"in": list(self.team_keys)}}
         yield from self._connection(ISSUES_QUERY, "issues", {"filter": issue_filter})
+
+    def comments(self, start: datetime, end: datetime) -> Iterator[Item]:
+        """Comments updated in [start, end), on issues of the followed teams."""
+        comment_filter = {"updatedAt": {"gte": _iso(start), "lt": _iso(end)}}
+        prefixes = tuple(f"{k.upper()}-" for k in self.team_keys)
+        for comment in self._connection(COMMENTS_QUERY, "comments", {"filter": comment_filter}):
+            identifier = str(((comment.get("issue") or {}) if isinstance(comment, dict) else {}).get("identifier")
+                             or "")
+            # The team is the identifier's prefix; a comment without its issue is the caller's to dead-letter.
+            if not prefixes or not isinstance(comment, dict) or not identifier or identifier.upper().startswith(prefixes):
+                yield comment
+
+    def cycles(self) -> Iterator[Item]:
+        """Every cycle (past, current, upcoming) of the followed teams."""
+        cycle_filter = {"team": {"key": {"in": list(self.team_keys)}}} if self.team_keys else {}
+        yield from self._connection(CYCLES_QUERY, "cycles", {"filter": cycle_filter})
 
 
 class CharlieClient:

@@ -31,6 +31,7 @@ def test_bad_record_and_malformed_page_go_to_dead_letters_and_the_rest_lands(san
     sandbox.set_faults([
         {"match": "/github/repos/acme/api/pulls", "kind": "bad_record", "times": 1},
         {"match": "/linear/graphql", "kind": "malformed_json", "times": 1},
+        {"match": "/github/repos/acme/api/actions/runs", "kind": "bad_record", "times": 1},
     ])
     data_dir = tmp_path / "data"
     result = ingest(PlatformResource(data_dir=str(data_dir), sandbox_url=sandbox.url))
@@ -42,6 +43,8 @@ def test_bad_record_and_malformed_page_go_to_dead_letters_and_the_rest_lands(san
     # Whichever Linear query ran first got the broken page; its stream stops there, kept whole.
     [linear_file] = (data_dir / "lake/dead_letter/linear").glob(f"*/date={DAY}/part-0.parquet")
     assert "invalid JSON" in pq.read_table(linear_file).column("reason")[0].as_py()
+    [runs_file] = (data_dir / "lake/dead_letter/github/workflow_runs").glob("date=*/part-0.parquet")
+    assert "created_at" in pq.read_table(runs_file).column("reason")[0].as_py()
     prs = sum(pq.read_metadata(f).num_rows
               for f in (data_dir / "lake/raw/github/pull_requests").glob("date=*/part-0.parquet"))
     assert prs > 0
@@ -49,6 +52,7 @@ def test_bad_record_and_malformed_page_go_to_dead_letters_and_the_rest_lands(san
               for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
     assert (AssetKey(["raw", "github", "pull_requests"]), False) in checks
     assert (AssetKey(["raw", "github", "issues"]), True) in checks
+    assert (AssetKey(["raw", "github", "workflow_runs"]), False) in checks
 
 
 def test_a_source_that_is_down_fails_its_assets_and_the_others_land(sandbox, tmp_path, monkeypatch):

@@ -123,3 +123,23 @@ def test_same_models_build_on_postgres_and_agree(sandbox, tmp_path, pg_database,
     assert got == truth
     with duckdb.connect(str(duckdb_run[0] / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from fct_workflows").fetchone()[0] == pg_workflows
+
+
+
+def test_ci_comments_and_cycles_reach_the_marts(duckdb_run):
+    data_dir, _, _ = duckdb_run
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        ci = dict(con.execute(
+            "select coalesce(last_ci_conclusion, 'none'), count(*) from fct_workflows group by 1").fetchall())
+        # Events for a PR's CI and an issue's comments sit in a workflow; pushes to main in none.
+        placed = dict(con.execute("""
+            select event_type, count(*) filter (where workflow_id is null) from fct_workflow_events
+            where event_type = 'github.check_run.completed' or event_type = 'linear.comment.created'
+               or (event_type = 'github.workflow_run.completed' and payload not like '%"pull_numbers":[]%')
+            group by 1
+        """).fetchall())
+        cycles = con.execute("select team_key, count(*), sum(issue_count) from dim_cycles group by 1").fetchall()
+    assert ci.get("success", 0) > 0 and ci.get("failure", 0) > 0, ci
+    assert placed == {"github.check_run.completed": 0, "github.workflow_run.completed": 0,
+                      "linear.comment.created": 0}
+    assert {team for team, _, _ in cycles} == {"ENG", "OPS", "DATA"} and sum(n for _, _, n in cycles) > 0

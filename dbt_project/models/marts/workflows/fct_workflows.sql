@@ -44,6 +44,12 @@ session_costs as (
 
 ),
 
+workflow_runs as (
+
+    select * from {{ ref('stg_github__workflow_runs') }}
+
+),
+
 event_totals as (
 
     select
@@ -165,6 +171,37 @@ latest_github_issues as (
 
 ),
 
+ci_runs_ranked as (
+
+    -- CI of every pull request in the workflow; the latest finished run says where CI stands.
+    select
+        workflow_keys.workflow_id,
+        workflow_runs.conclusion,
+        workflow_runs.completed_at,
+        row_number() over (
+            partition by workflow_keys.workflow_id
+            order by workflow_runs.completed_at desc, workflow_runs.workflow_run_id desc
+        ) as recency_rank
+    from workflow_keys
+    inner join workflow_runs
+        on workflow_keys.correlation_key = workflow_runs.pr_correlation_key
+    where workflow_runs.completed_at is not null
+
+),
+
+ci_totals as (
+
+    select
+        workflow_id,
+        count(*) as ci_run_count,
+        sum(case when conclusion = 'failure' then 1 else 0 end) as ci_failed_run_count,
+        max(case when recency_rank = 1 then conclusion end) as last_ci_conclusion,
+        max(completed_at) as last_ci_completed_at
+    from ci_runs_ranked
+    group by workflow_id
+
+),
+
 charlie_task_outcomes_ranked as (
 
     select
@@ -246,7 +283,12 @@ workflows_joined as (
         charlie_linear_users.charlie_instance_id,
 
         coalesce(session_costs.session_count, 0) as session_count,
-        coalesce(session_costs.cost_usd, 0) as session_cost_usd
+        coalesce(session_costs.cost_usd, 0) as session_cost_usd,
+
+        ci_totals.last_ci_conclusion,
+        ci_totals.last_ci_completed_at,
+        coalesce(ci_totals.ci_run_count, 0) as ci_run_count,
+        coalesce(ci_totals.ci_failed_run_count, 0) as ci_failed_run_count
 
     from event_totals
     left join actor_totals
@@ -269,6 +311,8 @@ workflows_joined as (
         on primary_linear_issues.assignee_id = charlie_linear_users.linear_user_id
     left join session_costs
         on event_totals.workflow_id = session_costs.workflow_id
+    left join ci_totals
+        on event_totals.workflow_id = ci_totals.workflow_id
 
 ),
 
@@ -355,7 +399,11 @@ final as (
         actors,
         sources,
         session_count,
-        session_cost_usd
+        session_cost_usd,
+        last_ci_conclusion,
+        last_ci_completed_at,
+        ci_run_count,
+        ci_failed_run_count
     from workflows_with_completion
 
 )

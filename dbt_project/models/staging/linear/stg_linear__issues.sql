@@ -39,6 +39,8 @@ final as (
         started_at,
         completed_at,
         canceled_at,
+        cycle_id,
+        cycle_number,
         _ingested_at as ingested_at
 
     from snapshots_ranked
