@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlparse, urlunparse
 
 from fastapi import FastAPI, Request
 
@@ -21,6 +22,11 @@ from streaming.sidecar import Sidecar
 def get_live(request: Request) -> LiveEvents:
     """Dependency: the events seen since the last dbt build."""
     return request.app.state.live
+
+
+def _without_password(url: str) -> str:
+    parsed = urlparse(url)
+    return urlunparse(parsed._replace(netloc=parsed.netloc.rsplit("@", 1)[-1])) if parsed.password else url
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,9 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", tags=["ops"], summary="Liveness, with this replica's fan-out state")
     async def healthz(request: Request) -> dict:
         sidecar = request.app.state.sidecar
-        return {"status": "ok", "broker": sidecar.broker.url.split("@")[-1], "clients": sidecar.hub.count(),
+        return {"status": "ok", "broker": _without_password(sidecar.broker.url), "clients": sidecar.hub.count(),
                 "live_events": len(sidecar.live), "landing_fsyncs": sidecar.journal.batches,
-                "landed_lines": sidecar.journal.lines}
+                "landed_lines": sidecar.journal.lines, "queued": sidecar.hub.backlog(),
+                "slow_clients_closed": sidecar.hub.kicked}
 
     return app
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
 log = logging.getLogger(__name__)
 
@@ -105,5 +105,10 @@ def broker_for(url: str | None) -> Broker:
     if scheme in ("memory", ""):
         return MemoryBroker()
     if scheme in ("redis", "rediss", "unix"):
-        return RedisBroker(url or "")
+        # `?channel=name` keeps deployments (or test runs) sharing one Redis apart.
+        parsed = urlparse(url)
+        query = parse_qs(parsed.query)
+        channel = query.pop("channel", [CHANNEL])[0]
+        rest = urlencode({k: v[0] for k, v in query.items()})
+        return RedisBroker(urlunparse(parsed._replace(query=rest)), channel)
     raise ValueError(f"no broker for {scheme}:// (use memory:// or redis://)")

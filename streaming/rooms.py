@@ -97,8 +97,11 @@ class Client:
                 self.full_since = None
         finally:
             if self.kicked:
+                # Not under a timeout: cancelling the close would lose the close frame queued
+                # behind the backlog. A client that never reads again is dropped by the server's
+                # keepalive ping timeout.
                 with contextlib.suppress(Exception):  # the socket may already be gone
-                    await asyncio.wait_for(self._close(self.close_code, self.close_reason), timeout=2)
+                    await self._close(self.close_code, self.close_reason)
 
 
 class Hub:
@@ -109,6 +112,7 @@ class Hub:
         self.max_queue = max_queue
         self.slow_after_s = slow_after_s
         self.delivered = 0
+        self.kicked = 0
 
     def client(self, send: Callable[[str], Awaitable[None]], close: Callable[[int, str], Awaitable[None]]) -> Client:
         return Client(send, close, self.max_queue, self.slow_after_s)
@@ -134,6 +138,12 @@ class Hub:
         for client in tuple(self.rooms.get(room, ())):
             client.offer(text)
             self.delivered += 1
+            if client.kicked:
+                self.kicked += 1
+                self.remove(client)
+
+    def backlog(self) -> int:
+        return sum(len(c.queue) for c in {c for members in self.rooms.values() for c in members})
 
     def count(self, room: str | None = None) -> int:
         if room is not None:

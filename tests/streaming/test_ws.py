@@ -1,0 +1,241 @@
+"""Rooms out over `/ws`, with real `websockets` clients against a real uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import struct
+import time
+
+import duckdb
+import pytest
+import requests
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+ACTIVITY = {"instance_id": "charlie-alpha", "type": "task.progress", "timestamp": "2026-01-05T10:00:00Z",
+            "repo": "acme/api", "pr_number": 7, "message": "working on it"}
+
+
+async def recv_json(ws, timeout=5.0) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def recv_until(ws, type_: str, timeout=5.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        message = await recv_json(ws, max(0.01, deadline - time.monotonic()))
+        if message["type"] == type_:
+            return message
+
+
+async def subscribe(ws, *rooms) -> dict:
+    await ws.send(json.dumps({"type": "subscribe", "rooms": list(rooms)}))
+    return await recv_until(ws, "subscribed")
+
+
+def push(sidecar, sign, records, kind="charlie.activity"):
+    body = json.dumps({"kind": kind, "data": records}).encode()
+    response = requests.post(f"{sidecar.url}/events", data=body, headers=sign.bearer(), timeout=30)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+class StalledClient:
+    """A WebSocket client that subscribes and then never reads: a raw socket with a tiny receive
+    buffer (a client library would keep reading into its own memory), so the server's sends back
+    up within kilobytes."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(4096)
+        assert self.buffer.startswith(b"HTTP/1.1 101")
+        self.buffer = self.buffer.split(b"\r\n\r\n", 1)[1]
+
+    def send_json(self, value) -> None:
+        data, mask = json.dumps(value).encode(), os.urandom(4)
+        assert len(data) < 126
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        self.sock.sendall(bytes([0x81, 0x80 | len(data)]) + mask + masked)
+
+    def frames(self, timeout: float = 10.0):
+        """Read everything the server sent: (opcode, payload) until it closes the connection."""
+        self.sock.settimeout(timeout)
+
+        def take(n: int) -> bytes:
+            while len(self.buffer) < n:
+                chunk = self.sock.recv(1 << 16)
+                if not chunk:
+                    raise EOFError
+                self.buffer += chunk
+            out, self.buffer = self.buffer[:n], self.buffer[n:]
+            return out
+
+        try:
+            while True:
+                head = take(2)
+                length = head[1] & 0x7F
+                if length == 126:
+                    length = struct.unpack("!H", take(2))[0]
+                elif length == 127:
+                    length = struct.unpack("!Q", take(8))[0]
+                opcode = head[0] & 0x0F
+                yield opcode, take(length)
+                if opcode == 0x8:  # the server's close frame: it is done with us
+                    return
+        except EOFError:
+            return
+
+
+async def closed_code(ws, timeout=5.0) -> int:
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout)
+    return closed.value.rcvd.code
+
+
+def test_token_by_query_or_first_message_and_events_reach_their_rooms(sidecar, sign):
+    async def scenario():
+        async with websockets.connect(f"{sidecar.ws_url}?token={sidecar.token()}") as by_query, \
+                websockets.connect(sidecar.ws_url) as by_message:
+            await by_message.send(json.dumps({"type": "auth", "token": sidecar.token("other")}))
+            assert (await recv_json(by_message))["type"] == "connection"
+            assert (await subscribe(by_query, "events:all"))["payload"]["rooms"] == ["events:all"]
+            await subscribe(by_message, "workflows:github:acme/api#7", "alerts:all")
+            await asyncio.to_thread(push, sidecar, sign, {**ACTIVITY, "id": "a-1"})
+            event = await recv_until(by_query, "charlie.task.progress")
+            assert event["room"] == "events:all" and event["payload"]["id"] == "charlie:activity:a-1"
+            assert set(event) == {"type", "room", "timestamp", "payload"}
+            in_workflow = await recv_until(by_message, "charlie.task.progress")
+            assert in_workflow["room"] == "workflows:github:acme/api#7"
+            assert in_workflow["payload"]["workflow"]["id"] == "github:acme/api#7"
+            await asyncio.to_thread(push, sidecar, sign, {**ACTIVITY, "id": "a-2", "type": "task.failed"})
+            alerts = {(await recv_json(by_message))["room"] for _ in range(2)}
+            assert alerts == {"alerts:all", "workflows:github:acme/api#7"}
+            await by_query.send(json.dumps({"type": "unsubscribe", "rooms": ["events:all"]}))
+            assert (await recv_until(by_query, "unsubscribed"))["payload"]["rooms"] == []
+
+    asyncio.run(scenario())
+
+
+def test_bad_missing_and_expired_tokens_close_with_4401(sidecar):
+    async def scenario():
+        async with websockets.connect(f"{sidecar.ws_url}?token=not-a-jwt") as ws:
+            assert await closed_code(ws) == 4401
+        forged = sidecar.token().rsplit(".", 1)[0] + ".AAAA"
+        async with websockets.connect(f"{sidecar.ws_url}?token={forged}") as ws:
+            assert await closed_code(ws) == 4401
+        async with websockets.connect(sidecar.ws_url) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "rooms": ["events:all"]}))
+            assert await closed_code(ws) == 4401
+        async with websockets.connect(f"{sidecar.ws_url}?token={sidecar.token(ttl_s=-5)}") as ws:
+            assert await closed_code(ws) == 4401
+        # Valid when connecting, expires while connected.
+        async with websockets.connect(f"{sidecar.ws_url}?token={sidecar.token(ttl_s=2)}") as ws:
+            await subscribe(ws, "events:all")
+            assert await closed_code(ws, timeout=6) == 4401
+
+    asyncio.run(scenario())
+
+
+def test_rooms_claim_limits_what_a_token_may_join(sidecar):
+    async def scenario():
+        token = sidecar.token(rooms=["dashboard:overview", "workflows:linear:*"])
+        async with websockets.connect(f"{sidecar.ws_url}?token={token}") as ws:
+            answer = await subscribe(ws, "dashboard:overview", "events:all", "workflows:linear:ENG-1", "nope")
+            assert answer["payload"]["rooms"] == ["dashboard:overview", "workflows:linear:ENG-1"]
+            denied = {d["room"]: d["reason"] for d in answer["payload"]["denied"]}
+            assert set(denied) == {"events:all", "nope"} and "claim" in denied["events:all"]
+
+    asyncio.run(scenario())
+
+
+def test_dashboard_overview_gets_the_system_status_update_of_the_last_build(make_sidecar, tmp_path):
+    data_dir = tmp_path / "data-status"
+    snapshot = data_dir / "serving" / "marts.duckdb"
+    snapshot.parent.mkdir(parents=True)
+    with duckdb.connect(str(snapshot)) as con:
+        con.execute("""create table system_status_update as select 5 as sessions_active,
+            28.45::decimal(18,2) as sessions_total_cost, 15.2::decimal(18,2) as sessions_highest_cost,
+            11 as cron_jobs_total, 11 as cron_jobs_healthy, 0 as cron_jobs_failed,
+            'paper_trading' as trading_bot_status, 2.34::decimal(18,2) as trading_daily_pnl,
+            timestamp '2026-02-13 10:45:00' as as_of_at""")
+    server = make_sidecar(data_dir=data_dir)
+
+    async def scenario():
+        async with websockets.connect(f"{server.ws_url}?token={server.token()}") as ws:
+            await subscribe(ws, "dashboard:overview")
+            status = await recv_until(ws, "system.status.update", timeout=10)
+            assert status == {"type": "system.status.update", "room": "dashboard:overview",
+                              "timestamp": "2026-02-13T10:45:00Z", "payload": {
+                                  "sessions": {"active": 5, "total_cost": 28.45, "highest_cost": 15.2},
+                                  "cron_jobs": {"total": 11, "healthy": 11, "failed": 0},
+                                  "trading_bot": {"status": "paper_trading", "daily_pnl": 2.34}}}
+
+    asyncio.run(scenario())
+
+
+def test_a_slow_client_does_not_delay_a_fast_one_and_is_dropped(make_sidecar, sign):
+    server = make_sidecar({"CC_WS_QUEUE_MAX": "50", "CC_WS_SLOW_AFTER_S": "1"})
+    padding = "x" * 16000  # 24 MB in all: far more than the socket buffers between them hold
+    total = 1500
+
+    async def scenario():
+        slow = StalledClient(server.port, server.token("slow"))
+        slow.send_json({"type": "subscribe", "rooms": ["events:all"]})
+        async with websockets.connect(f"{server.ws_url}?token={server.token('fast')}") as fast:
+            await subscribe(fast, "events:all")
+            # From here on the slow client never reads: its TCP window fills, then its queue.
+            got = 0
+
+            async def read_fast():
+                nonlocal got
+                while got < total:
+                    message = await recv_json(fast, timeout=10)
+                    if message["type"] == "charlie.task.progress":
+                        got += 1
+
+            reader = asyncio.create_task(read_fast())
+            started = time.monotonic()
+            for batch in range(total // 50):
+                records = [{**ACTIVITY, "id": f"s-{batch}-{i}", "message": padding} for i in range(50)]
+                await asyncio.to_thread(push, server, sign, records)
+            await asyncio.wait_for(reader, 30)
+            elapsed = time.monotonic() - started
+            assert got == total
+            assert elapsed < 20
+            # The slow client was cut off with 4408 once it stayed behind.
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(push, server, sign, [{**ACTIVITY, "id": "s-last", "message": padding}])
+            frames = await asyncio.to_thread(lambda: list(slow.frames()))
+            events = [f for op, f in frames if op == 0x1 and b"charlie.task.progress" in f]
+            assert len(events) < total  # it missed messages: its queue was bounded
+            close = [f for op, f in frames if op == 0x8]
+            assert close and struct.unpack("!H", close[0][:2])[0] == 4408
+
+    asyncio.run(scenario())
+
+
+def test_a_slow_client_that_catches_up_gets_a_notice(make_sidecar, sign):
+    server = make_sidecar({"CC_WS_QUEUE_MAX": "5", "CC_WS_SLOW_AFTER_S": "60"})
+
+    async def scenario():
+        async with websockets.connect(f"{server.ws_url}?token={server.token()}") as ws:
+            await subscribe(ws, "events:all")
+            # One request publishes 400 events in one go: far more than a 5-message queue holds.
+            await asyncio.to_thread(push, server, sign,
+                                    [{**ACTIVITY, "id": f"n-{i}", "message": "y" * 20000} for i in range(400)])
+            notice = await recv_until(ws, "notice", timeout=15)
+            assert notice["payload"]["code"] == "messages_dropped" and notice["payload"]["dropped"] > 0
+
+    asyncio.run(scenario())
