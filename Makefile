@@ -11,7 +11,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install demo test ui bench lint sql clean
+.PHONY: install demo test ui sidecar bench lint sql clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ test: install
 ui: install
 	@$(BIN)/python -m resources.dagster_home >/dev/null
 	$(BIN)/python -m scripts.ui
+
+sidecar: install
+	$(BIN)/uvicorn streaming.app:app --host 127.0.0.1 --port $${CC_SIDECAR_PORT:-8000}
 
 bench: install
 	$(BIN)/python -m scripts.bench $(BENCH_ARGS)

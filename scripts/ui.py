@@ -1,4 +1,5 @@
-"""`make ui`: the Dagster UI on the embedded setup, with the sandbox sources serving beside it.
+"""`make ui`: the Dagster UI on the embedded setup, with the sandbox sources and the streaming
+sidecar (`uvicorn streaming.app:app` on `CC_SIDECAR_PORT`, default 8000) serving beside it.
 
 The sandbox listens where `CC_SANDBOX_URL` says (default http://127.0.0.1:8765), so assets
 materialized from the UI land data exactly as in `make demo`. With real tokens set for every
@@ -38,12 +39,26 @@ def main() -> int:
             stack.enter_context(run_sandbox(settings.data_dir / "sandbox", host=target.hostname or "127.0.0.1",
                                             port=target.port or 8765))
             print(f"sandbox sources serving at {settings.sandbox_url}")
+        sidecar_port = os.environ.get("CC_SIDECAR_PORT", "8000")
+        sidecar = subprocess.Popen([str(bin_dir / "uvicorn"), "streaming.app:app", "--host", "127.0.0.1",
+                                    "--port", sidecar_port])
+        stack.callback(_stop, sidecar)
+        print(f"streaming sidecar (webhooks, /ws, REST) at http://127.0.0.1:{sidecar_port} (docs: /docs)")
         dagster = subprocess.Popen([str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-p", port])
         try:
             return dagster.wait()
         except KeyboardInterrupt:
             dagster.terminate()
             return dagster.wait()
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 if __name__ == "__main__":
