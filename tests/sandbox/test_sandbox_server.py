@@ -42,6 +42,23 @@ def walk(http, url, params=None, headers=None):
     return items, pages
 
 
+def walk_wrapped(http, url, field, params=None):
+    """Every item of a GitHub Actions or Checks listing (`{"total_count", field: [...]}`)."""
+    items = []
+    while url:
+        r = http.get(url, params=params)
+        r.raise_for_status()
+        items += r.json()[field]
+        url, params = r.links.get("next", {}).get("url"), None
+    return items
+
+
+COMMENTS_QUERY = """
+query Comments($after: String) {
+  comments(first: 100, after: $after) { nodes { id issue { identifier } } pageInfo { hasNextPage endCursor } }
+}"""
+
+
 def linear(http, sandbox, query, **variables):
     r = http.post(sandbox.linear_url, json={"query": query, "variables": variables})
     assert r.status_code == 200, r.text
@@ -81,7 +98,8 @@ def world(sandbox, http):
     """Every record the sandbox serves, fetched the way an ingest would."""
     gh = sandbox.github_url
     repos = [r["full_name"] for r in walk(http, f"{gh}/orgs/acme/repos")[0]]
-    out = {"repos": repos, "pulls": {}, "issues": {}, "reviews": {}, "pull_commits": {}, "commits": {}}
+    out = {"repos": repos, "pulls": {}, "issues": {}, "reviews": {}, "pull_commits": {}, "commits": {}, "runs": {},
+           "checks": {}}
     for repo in repos:
         out["pulls"][repo] = walk(http, f"{gh}/repos/{repo}/pulls", {"state": "all", "per_page": 100})[0]
         out["issues"][repo] = walk(http, f"{gh}/repos/{repo}/issues", {"state": "all", "per_page": 100})[0]
@@ -90,7 +108,17 @@ def world(sandbox, http):
             n = pr["number"]
             out["reviews"][repo, n] = walk(http, f"{gh}/repos/{repo}/pulls/{n}/reviews")[0]
             out["pull_commits"][repo, n] = walk(http, f"{gh}/repos/{repo}/pulls/{n}/commits")[0]
+            out["checks"][repo, n] = walk_wrapped(http, f"{gh}/repos/{repo}/commits/{pr['head']['sha']}/check-runs",
+                                                  "check_runs", {"filter": "all", "per_page": 100})
+        out["runs"][repo] = walk_wrapped(http, f"{gh}/repos/{repo}/actions/runs", "workflow_runs", {"per_page": 100})
     out["linear"] = linear_issues(http, sandbox)
+    out["comments"], after = [], None
+    while True:
+        conn = linear(http, sandbox, COMMENTS_QUERY, after=after)["data"]["comments"]
+        out["comments"] += conn["nodes"]
+        if not conn["pageInfo"]["hasNextPage"]:
+            break
+        after = conn["pageInfo"]["endCursor"]
     out["teams"] = [
         t["key"] for t in linear(http, sandbox, "{ teams { nodes { key } } }")["data"]["teams"]["nodes"]
     ]
@@ -140,6 +168,9 @@ def contract_events(world):
                 events[f"github:review:{review['id']}"] = {own}
             for c in world["pull_commits"][repo, pr["number"]]:
                 events[f"github:commit:{c['sha']}"] = {own} | text_keys(c["commit"]["message"], repo, teams)
+            for check in world["checks"][repo, pr["number"]]:
+                if check["status"] == "completed":
+                    events[f"github:check_run:{check['id']}"] = {own}
         for issue in world["issues"][repo]:
             if "pull_request" not in issue:
                 base = f"github:issue:{repo}#{issue['number']}"
@@ -148,6 +179,12 @@ def contract_events(world):
                     events[f"{base}:closed"] = {f"github:{repo}#{issue['number']}"}
         for c in world["commits"][repo]:
             events[f"github:commit:{c['sha']}"] = text_keys(c["commit"]["message"], repo, teams)
+        for run in world["runs"][repo]:
+            if run["status"] == "completed":
+                events[f"github:workflow_run:{run['id']}:{run['run_attempt']}"] = {
+                    f"github:{repo}#{p['number']}" for p in run["pull_requests"]}
+    for comment in world["comments"]:
+        events[f"linear:comment:{comment['id']}"] = {f"linear:{comment['issue']['identifier']}"}
     for e in world["activity"]:
         keys = text_keys(e["message"], e.get("repo"), teams)
         if e.get("issue_key"):
@@ -261,7 +298,7 @@ def test_github_issue_mentioning_a_linear_key_keeps_its_own_workflow(world, trut
 # ---- GitHub --------------------------------------------------------------------------------------------
 def test_link_pagination_walks_every_pr_once_newest_update_first(sandbox, http, truth):
     repo = "acme/api"
-    params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": 7}
+    params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": 3}
     pulls, pages = walk(http, f"{sandbox.github_url}/repos/{repo}/pulls", params)
     numbers = [p["number"] for p in pulls]
     assert pages > 1 and len(numbers) == len(set(numbers))
