@@ -538,6 +538,11 @@ class CdcReader:
         return self._last
 
     @property
+    def in_snapshot(self) -> bool:
+        """The initial snapshot is still being read (it is not resumable mid-way: finish it)."""
+        return self._snapshot is not None
+
+    @property
     def confirmed_lsn(self) -> int:
         return self._confirmed_flush
 
