@@ -31,11 +31,34 @@ def _run(defs, platform, days):
         defs.resolve_job_def("transform_job").execute_in_process(
             instance=instance, resources={"platform": platform}, raise_on_error=True)
         t2 = time.perf_counter()
+        per_source = _per_source(instance, ingest)
     # A range run records one materialization per partition, each with the run's totals.
     events = next(m.metadata["events_in_run"].value
                   for m in ingest.asset_materializations_for_node("normalized_events")
                   if "events_in_run" in m.metadata)
-    return t1 - t0, t2 - t1, events
+    return t1 - t0, t2 - t1, events, per_source
+
+
+def _per_source(instance, result) -> dict[str, tuple[int, float]]:
+    """Records landed and seconds spent per source: its raw assets' rows and their steps' wall time."""
+    started: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    for record in instance.all_logs(result.run_id):
+        event = record.dagster_event
+        if event is None or not event.step_key or not event.step_key.startswith("raw__"):
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key] = record.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started:
+            seconds[event.step_key] = record.timestamp - started[event.step_key]
+    out: dict[str, tuple[int, float]] = {}
+    for step, spent in seconds.items():
+        source = step.split("__")[1]
+        rows = next((m.metadata["rows_in_run"].value for m in result.asset_materializations_for_node(step)
+                     if "rows_in_run" in m.metadata), 0)
+        landed, total = out.get(source, (0, 0.0))
+        out[source] = (landed + rows, total + spent)
+    return out
 
 
 def main() -> None:
@@ -56,6 +79,7 @@ def main() -> None:
     end = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)
     days = [(end - timedelta(days=n)).date() for n in range(args.days, -1, -1)]
     rows = []
+    rates = []
     for scale in [int(s) for s in args.events.split(",")]:
         with tempfile.TemporaryDirectory(prefix="cc-bench-") as tmp:
             t0 = time.perf_counter()
@@ -74,7 +98,8 @@ def main() -> None:
                     try:
                         platform = PlatformResource(data_dir=str(data_dir), sandbox_url=sandbox.url,
                                                     warehouse=target, pg_url=pg_url)
-                        ingest_s, dbt_s, events = _run(defs, platform, days)
+                        ingest_s, dbt_s, events, per_source = _run(defs, platform, days)
+                        rates.append((scale, target, per_source))
                         if target == "duckdb":
                             workflows = mart_counts(data_dir / "warehouse.duckdb")["fct_workflows"]
                         else:
@@ -93,6 +118,14 @@ def main() -> None:
     print("|---:|---|---:|---:|---:|---:|---:|")
     for scale, target, gen, ing, dbt_s, events, workflows in rows:
         print(f"| {scale:,} | {target} | {gen:.1f} s | {ing:.1f} s | {dbt_s:.1f} s | {events:,} | {workflows:,} |")
+    print()
+    print("Landing rate per source (records landed / wall time of its raw assets' steps):")
+    print("| sandbox events | target | source | records | seconds | records/s |")
+    print("|---:|---|---|---:|---:|---:|")
+    for scale, target, per_source in rates:
+        for source, (landed, spent) in sorted(per_source.items()):
+            rate = landed / spent if spent else 0.0
+            print(f"| {scale:,} | {target} | {source} | {landed:,} | {spent:.1f} | {rate:,.0f} |")
 
 
 if __name__ == "__main__":
