@@ -145,7 +145,7 @@ def fetch_github_check_runs(platform: PlatformResource, window: Window) -> Itera
 
 
 def fetch_linear_comments(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
-    for item in platform.linear().comments(window.start, window.end):
+    for item in platform.linear().comments(window.start_for("linear/comments"), window.end):
         yield item, {}, None
 
 
@@ -403,7 +403,8 @@ RAW_SPECS = [
             incremental=Incremental(lambda row: "linear/issues", "updated_at", ("id",))),
     RawSpec(RAW_TABLES["github", "workflow_runs"], fetch_github_workflow_runs, "updated_at"),
     RawSpec(RAW_TABLES["github", "check_runs"], fetch_github_check_runs, None, (("github", "pull_requests"),)),
-    RawSpec(RAW_TABLES["linear", "comments"], fetch_linear_comments, "updated_at"),
+    RawSpec(RAW_TABLES["linear", "comments"], fetch_linear_comments, "updated_at",
+            incremental=Incremental(lambda row: "linear/comments", "updated_at", ("id",))),
     RawSpec(RAW_TABLES["linear", "cycles"], fetch_linear_cycles, None),
     RawSpec(RAW_TABLES["linear", "teams"], fetch_linear_teams, None),
     RawSpec(RAW_TABLES["linear", "users"], fetch_linear_users, None),

@@ -34,7 +34,7 @@ DAYS = 4
 EVENTS = 900
 DAY_LIST = [(END - timedelta(days=n)).date() for n in range(DAYS, -1, -1)]
 TABLES = [("github", "pull_requests"), ("github", "issues"), ("github", "commits"), ("github", "reviews"),
-          ("linear", "issues")]
+          ("linear", "issues"), ("linear", "comments")]
 JOBS = ["github_job", "linear_job"]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,7 +110,7 @@ def test_a_two_step_pull_killed_midway_and_resumed_lands_exactly_the_full_pull(s
     land(tmp_path, sandbox.url, DAY_LIST[0], DAY_LIST[2])
     first_cursors = cursors(tmp_path)
     scopes = {key.split("/")[1] + "/" + key.split("/")[2] for key in first_cursors}
-    assert {"github/pull_requests", "github/issues", "github/commits", "linear/issues"} <= scopes
+    assert {"github/pull_requests", "github/issues", "github/commits", "linear/issues", "linear/comments"} <= scopes
     assert all(datetime.fromisoformat(v).date() <= DAY_LIST[2] for v in first_cursors.values())
 
     # Step 2: from the cursor's day on. Reviews fail (503 until cleared), so the run is still

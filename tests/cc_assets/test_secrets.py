@@ -6,7 +6,7 @@ malformed page, the paths where a careless client prints its request.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 from dagster import DagsterInstance
