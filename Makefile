@@ -11,7 +11,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install demo test ui sidecar bench bench-cdc lint sql clean
+.PHONY: install demo test ui sidecar bench bench-cdc bench-rest lint sql clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,9 +39,13 @@ sidecar: install
 bench: install
 	$(BIN)/python -m scripts.bench $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench_cdc $(BENCH_CDC_ARGS)
+	$(BIN)/python -m scripts.bench_rest $(BENCH_REST_ARGS)
 
 bench-cdc: install
 	$(BIN)/python -m scripts.bench_cdc $(BENCH_CDC_ARGS)
+
+bench-rest: install
+	$(BIN)/python -m scripts.bench_rest $(BENCH_REST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

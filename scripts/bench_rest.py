@@ -1,0 +1,217 @@
+"""REST reads of the sidecar with millions of events in the warehouse, also while dbt builds.
+
+Usage: python -m scripts.bench_rest [--seed-events 100000] [--copies 10] [--requests 2000]
+
+Builds a warehouse of about `seed-events × copies` events: the sandbox's organisation goes
+through the real ingest, then its normalized events and keys are copied into earlier weeks
+(new event ids, keys suffixed per copy so each copy is its own set of workflows), and the real
+dbt build runs over all of it. Then the sidecar (uvicorn, its own process) serves, and one
+client reads each endpoint `--requests` times: once the same URL (the seeds' TTL cache answers)
+and once a distinct URL per request (every read misses the cache). The overview is read again
+while a full dbt build runs beside it. Prints p50/p99 per endpoint; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def amplify(lake_dir: Path, copies: int, weeks_apart: int = 1) -> int:
+    """Copy every normalized partition into `copies - 1` earlier weeks; returns the events now there."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    total = 0
+    for name in ("events", "event_keys"):
+        folder = lake_dir / "normalized" / name
+        originals = sorted(folder.glob("date=*/part-0.parquet"))
+        for path in originals:
+            table = pq.read_table(path)
+            day = datetime.fromisoformat(path.parent.name.removeprefix("date=")).date()
+            if name == "events":
+                total += table.num_rows * copies
+            for k in range(1, copies):
+                shift = timedelta(weeks=weeks_apart * k)
+                copy = table.set_column(table.schema.get_field_index("event_id"), "event_id",
+                                        pc.binary_join_element_wise(table["event_id"], pa.scalar(f"~{k}"), ""))
+                if name == "events":
+                    for column in ("event_at", "_ingested_at"):
+                        index = copy.schema.get_field_index(column)
+                        if index >= 0:
+                            copy = copy.set_column(index, column, pc.subtract(copy[column], pa.scalar(shift)))
+                    for column in ("correlation_id", "parent_event_id"):
+                        index = copy.schema.get_field_index(column)
+                        if index >= 0:
+                            copy = copy.set_column(index, column, pc.binary_join_element_wise(
+                                copy[column], pa.scalar(f"~{k}"), ""))
+                else:
+                    index = copy.schema.get_field_index("correlation_key")
+                    copy = copy.set_column(index, "correlation_key", pc.binary_join_element_wise(
+                        copy["correlation_key"], pa.scalar(f"~{k}"), ""))
+                new_day = day - shift
+                index = copy.schema.get_field_index("_partition_date")
+                if index >= 0:
+                    copy = copy.set_column(index, "_partition_date",
+                                           pa.array([new_day] * copy.num_rows, pa.date32()))
+                target = folder / f"date={new_day.isoformat()}"
+                target.mkdir(parents=True, exist_ok=True)
+                # Several copies can fall on one day: one file each.
+                pq.write_table(copy, target / f"part-copy{k}.parquet", compression="zstd")
+    return total
+
+
+def transform(data_dir: Path) -> float:
+    from dagster import DagsterInstance
+
+    from cc_assets.definitions import defs
+    from resources.platform import PlatformResource
+
+    platform = PlatformResource(data_dir=str(data_dir))
+    started = time.perf_counter()
+    with DagsterInstance.ephemeral() as instance:
+        defs.resolve_job_def("transform_job").execute_in_process(
+            instance=instance, resources={"platform": platform}, raise_on_error=True)
+    return time.perf_counter() - started
+
+
+def read_many(url: str, paths: list[str], token: str) -> list[float]:
+    import httpx
+
+    timings = []
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        client.get(url + paths[0])  # connection and first read out of the way
+        for path in paths:
+            started = time.perf_counter()
+            response = client.get(url + path)
+            timings.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise RuntimeError(f"GET {path}: {response.status_code} {response.text[:200]}")
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seed-events", type=int, default=100_000)
+    parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=2000)
+    args = parser.parse_args()
+
+    from dagster import DagsterInstance
+
+    from cc_assets.definitions import defs
+    from resources.platform import PlatformResource
+    from resources.warehouse import mart_counts
+    from sandbox.process import run_sandbox
+    from streaming.auth import issue_token
+
+    end = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)
+    days = [(end - timedelta(days=n)).date() for n in range(args.days, -1, -1)]
+    with tempfile.TemporaryDirectory(prefix="cc-bench-rest-") as tmp:
+        data_dir = Path(tmp) / "data"
+        t0 = time.perf_counter()
+        with run_sandbox(Path(tmp) / "sandbox", events=args.seed_events, days=args.days, end=end,
+                         rate_limit=10_000_000) as sandbox:
+            sandbox.set_limits(linear_requests=10**9, linear_complexity=10**12)
+            platform = PlatformResource(data_dir=str(data_dir), sandbox_url=sandbox.url)
+            tags = {"dagster/asset_partition_range_start": days[0].isoformat(),
+                    "dagster/asset_partition_range_end": days[-1].isoformat()}
+            with DagsterInstance.ephemeral() as instance:
+                defs.resolve_job_def("ingest_job").execute_in_process(
+                    instance=instance, tags=tags, resources={"platform": platform}, raise_on_error=True)
+        ingest_s = time.perf_counter() - t0
+        events = amplify(data_dir / "lake", args.copies)
+        build_s = transform(data_dir)
+        counts = mart_counts(data_dir / "warehouse.duckdb")
+        print(f"warehouse: ~{events:,} events, {counts.get('fct_workflows', 0):,} workflows; "
+              f"ingest {ingest_s:.0f} s, dbt build {build_s:.0f} s", flush=True)
+
+        secret = "bench-secret-of-at-least-32-bytes-for-hs256"
+        port = 8890
+        env = {**os.environ, "CC_DATA_DIR": str(data_dir), "CC_JWT_SECRET": secret}
+        log = (Path(tmp) / "sidecar.log").open("wb")  # noqa: SIM115 - closed in the finally below
+        sidecar = subprocess.Popen([sys.executable, "-m", "uvicorn", "streaming.app:app", "--host", "127.0.0.1",
+                                    "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        token = issue_token(secret, "bench", 3600)
+        try:
+            import httpx
+
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            n = args.requests
+            cases = {
+                "/dashboard/overview": (["/dashboard/overview"] * n, None),
+                "/api/workflows (50 per page)": (["/api/workflows?limit=50"] * n,
+                                                 [f"/api/workflows?limit=50&offset={i * 50}" for i in range(n)]),
+                "/api/events (100)": (["/api/events?limit=100"] * n,
+                                      [f"/api/events?limit=100&since={(end - timedelta(minutes=i)).isoformat()}"
+                                       for i in range(n)]),
+                "/dashboard/metrics?timeRange=24h": (["/dashboard/metrics?timeRange=24h"] * n,
+                                                     [f"/dashboard/metrics?timeRange=custom&from="
+                                                      f"{(end - timedelta(days=1, minutes=i)).isoformat()}&to="
+                                                      f"{end.isoformat()}" for i in range(n)]),
+            }
+            rows = []
+            for name, (same, distinct) in cases.items():
+                cached = read_many(url, same, token)
+                rows.append((name, "same URL (TTL cache)", cached))
+                if distinct:
+                    rows.append((name, "distinct URLs (no cache)", read_many(url, distinct, token)))
+                print(f"{name}: done", flush=True)
+
+            # The overview while a full dbt build runs in another process.
+            during: list[float] = []
+            build = threading.Thread(target=lambda: during.append(transform_in_subprocess(data_dir)))
+            build.start()
+            overview_during: list[float] = []
+            while build.is_alive():
+                overview_during.extend(read_many(url, ["/dashboard/overview"] * 200, token))
+            build.join()
+            rows.append(("/dashboard/overview", f"during a dbt build ({during[0]:.0f} s)", overview_during))
+        finally:
+            sidecar.terminate()
+            sidecar.wait(10)
+            log.close()
+
+        print()
+        print(f"REST reads with ~{events:,} events in the warehouse (one client, sequential, loopback):")
+        print("| endpoint | reads | n | p50 | p99 | max |")
+        print("|---|---|---:|---:|---:|---:|")
+        for name, how, timings in rows:
+            print(f"| {name} | {how} | {len(timings):,} | {statistics.median(timings):.1f} ms "
+                  f"| {_quantile(timings, 0.99):.1f} ms | {max(timings):.1f} ms |")
+
+
+def transform_in_subprocess(data_dir: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "from pathlib import Path; from scripts.bench_rest import transform; "
+                    f"transform(Path({str(data_dir)!r}))"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    main()
