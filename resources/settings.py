@@ -106,6 +106,21 @@ class Settings:
     # An incremental pull starts this long before its cursor: records a source lists late (its
     # clock, replication lag) are fetched again, and the partition merge drops the repeats.
     incremental_overlap_s: float = 300.0
+    # Storage tiers (cc_assets/tiers.py). The cold and archive tiers live under CC_LAKE_URL: unset,
+    # the local `$CC_DATA_DIR/lake`; `s3://bucket/prefix` for S3-compatible object storage, with
+    # the endpoint (MinIO, Ceph, ...), region and keys below or the standard AWS variables.
+    lake_url: str | None = None
+    lake_s3_endpoint: str | None = None
+    lake_s3_region: str | None = None
+    lake_s3_access_key_id: str | None = field(default=None, repr=False)
+    lake_s3_secret_access_key: str | None = field(default=None, repr=False)
+    # Hot: how long an hour of events and its counters stay in Redis (or the embedded hot folder).
+    hot_ttl_s: int = 3600
+    # Warm: days of event facts and rollups kept in the warehouse; older days are dropped once
+    # their cold copy is verified.
+    warm_days: int = 30
+    # Cold: days a daily compacted file is kept after its month was archived and verified.
+    cold_days: int = 90
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -167,6 +182,14 @@ class Settings:
             circuit_failures=int(get("CIRCUIT_FAILURES") or base.circuit_failures),
             circuit_open_s=float(get("CIRCUIT_OPEN_S") or base.circuit_open_s),
             incremental_overlap_s=float(get("INCREMENTAL_OVERLAP_S") or base.incremental_overlap_s),
+            lake_url=get("LAKE_URL"),
+            lake_s3_endpoint=get("LAKE_S3_ENDPOINT"),
+            lake_s3_region=get("LAKE_S3_REGION"),
+            lake_s3_access_key_id=get("LAKE_S3_ACCESS_KEY_ID"),
+            lake_s3_secret_access_key=get("LAKE_S3_SECRET_ACCESS_KEY"),
+            hot_ttl_s=int(get("HOT_TTL_S") or base.hot_ttl_s),
+            warm_days=int(get("WARM_DAYS") or base.warm_days),
+            cold_days=int(get("COLD_DAYS") or base.cold_days),
         )
 
     # Source endpoints: the real API once a token is set, the sandbox otherwise.
@@ -201,6 +224,11 @@ class Settings:
     @property
     def lake_dir(self) -> Path:
         return self.data_dir / "lake"
+
+    @property
+    def hot_dir(self) -> Path:
+        """The embedded hot tier (no Redis configured): one small file per hour."""
+        return self.data_dir / "hot"
 
     @property
     def state_dir(self) -> Path:
