@@ -1,14 +1,22 @@
 """dbt models as Dagster assets, downstream of the raw and normalized lake tables."""
 
+import json
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from cc_assets.partitions import daily_partitions, single_run_backfill
 from resources.dbt import dbt_project
 from resources.platform import PlatformResource
+from resources.serving import export_snapshot, snapshot_path
+from resources.warm import ensure_pg_partitions
+
+# The warm tier's models (dbt_project/models/warm/) run per daily partition window.
+WARM_SELECTOR = "tag:warm"
 
 
 class CommandCenterTranslator(DagsterDbtTranslator):
@@ -26,7 +34,7 @@ translator = CommandCenterTranslator(settings=DagsterDbtTranslatorSettings(enabl
 
 def build_dbt_assets(manifest_path):
     @dbt_assets(manifest=manifest_path, project=dbt_project(), dagster_dbt_translator=translator,
-                name="dbt_models")
+                name="dbt_models", exclude=WARM_SELECTOR)
     def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, platform: PlatformResource):
         """Build and test the dbt project (models, tests, unit tests) on the configured warehouse."""
         settings = platform.settings()
@@ -35,3 +43,27 @@ def build_dbt_assets(manifest_path):
         yield from dbt.cli(["build", "--target", settings.warehouse], context=context).stream()
 
     return dbt_models
+
+
+def build_warm_dbt_assets(manifest_path):
+    @dbt_assets(manifest=manifest_path, project=dbt_project(), dagster_dbt_translator=translator,
+                name="dbt_warm_models", select=WARM_SELECTOR, partitions_def=daily_partitions,
+                backfill_policy=single_run_backfill)
+    def dbt_warm_models(context: AssetExecutionContext, dbt: DbtCliResource, platform: PlatformResource):
+        """Rebuild the warm models for the run's partition window (delete the window, insert it)."""
+        settings = platform.settings()
+        os.environ.update(settings.dbt_env())
+        window = context.partition_time_window
+        start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
+        if settings.warehouse == "postgres":
+            days = [start.date() + timedelta(days=n) for n in range((end - start).days)]
+            ensure_pg_partitions(settings.pg_url, settings.pg_schema, days)
+        window_vars = {"window_start": f"{start:%Y-%m-%d %H:%M:%S}", "window_end": f"{end:%Y-%m-%d %H:%M:%S}"}
+        yield from dbt.cli(["build", "--target", settings.warehouse, "--vars", json.dumps(window_vars)],
+                           context=context).stream()
+        if settings.warehouse == "duckdb":
+            # Readers (the history interface, the sidecar, `make sql`) never open the warehouse
+            # file dbt holds; they read the serving snapshot, which now carries the warm tables too.
+            export_snapshot(settings.duckdb_path, snapshot_path(settings))
+
+    return dbt_warm_models

@@ -1,6 +1,11 @@
-"""Partition definitions shared by the raw, normalized and (later) tiered assets."""
+"""Partition definitions shared by the raw, normalized and tiered assets."""
 
-from dagster import BackfillPolicy, DailyPartitionsDefinition
+from dagster import (
+    BackfillPolicy,
+    DailyPartitionsDefinition,
+    HourlyPartitionsDefinition,
+    MonthlyPartitionsDefinition,
+)
 
 # end_offset=1 includes today's (still filling) partition: the live day is re-run by the
 # schedule and replaced atomically each time.
@@ -8,3 +13,9 @@ daily_partitions = DailyPartitionsDefinition(start_date="2026-01-01", end_offset
 
 # A backfill of many days runs as one run that pages each source once for the whole window.
 single_run_backfill = BackfillPolicy.single_run()
+
+# The storage tiers (cc_assets/tiers.py): hours for the hot tier, days for cold and warm (the
+# daily partitions above), months for the archive. Both include the current period, which
+# is re-run (and replaced) as it fills.
+hourly_partitions = HourlyPartitionsDefinition(start_date="2026-01-01-00:00", end_offset=1)
+monthly_partitions = MonthlyPartitionsDefinition(start_date="2026-01-01", end_offset=1)

@@ -31,6 +31,10 @@ SERVING_TABLES: dict[str, str | None] = {
     "fct_system_metrics_1h": "bucket_start_at",
     "fct_cron_job_health": None,
     "fct_trading_pnl_daily": None,
+    # The warm tier's event facts and rollups (dbt_project/models/warm/), for the history interface.
+    "fct_events": "event_at, event_id",
+    "fct_event_volume_1m": "bucket_start_at",
+    "fct_event_volume_1d": "bucket_start_at",
     # The key -> workflow map, so a live event lands in the workflow its keys already joined.
     "int_correlation_keys_linked": "correlation_key",
 }

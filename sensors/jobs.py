@@ -3,6 +3,8 @@
 from dagster import AssetSelection, define_asset_job
 
 INGEST_SELECTION = AssetSelection.key_prefixes(["raw"], ["normalized"])
+# The storage tiers (cc_assets/tiers.py, the warm dbt models) run in their own partitioned jobs.
+TIER_SELECTION = AssetSelection.groups("tiers", "warm")
 
 ingest_job = define_asset_job(
     "ingest_job",
@@ -12,6 +14,6 @@ ingest_job = define_asset_job(
 
 transform_job = define_asset_job(
     "transform_job",
-    selection=AssetSelection.all() - INGEST_SELECTION,
+    selection=AssetSelection.all() - INGEST_SELECTION - TIER_SELECTION,
     description="Build and test the dbt project: staging, correlation, workflow facts, dashboard marts.",
 )

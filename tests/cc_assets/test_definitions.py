@@ -10,7 +10,9 @@ def test_definitions_load_and_every_job_resolves():
     Definitions.validate_loadable(defs)
     repo = defs.get_repository_def()
     assert {j.name for j in repo.get_all_jobs()} >= {"ingest_job", "transform_job", "github_job", "linear_job"}
-    assert {s.name for s in repo.schedule_defs} == {"sources_schedule", "openclaw_schedule", "weather_schedule"}
+    assert {s.name for s in repo.schedule_defs} == {
+        "sources_schedule", "openclaw_schedule", "weather_schedule",
+        "hot_schedule", "tiers_daily_schedule", "archive_schedule", "retention_schedule", "lake_scan_schedule"}
     # One trigger per source of the seeds' table (cadence in each description).
     assert {s.name for s in repo.sensor_defs} >= {
         "github_sensor", "linear_sensor", "charlie_health_sensor", "charlie_activity_sensor", "cron_events_sensor",
@@ -47,3 +49,17 @@ def test_every_asset_has_a_description():
     missing = [k.to_user_string() for k in graph.get_all_asset_keys()
                if graph.get(k).is_materializable and not graph.get(k).description]
     assert missing == []
+
+
+def test_tiers_are_partitioned_by_hour_day_and_month_with_their_lineage():
+    graph = defs.resolve_asset_graph()
+    kinds = {tuple(key): type(graph.get(AssetKey(key)).partitions_def).__name__ for key in (
+        ["hot", "events"], ["cold", "events"], ["archive", "events"], ["fct_events"], ["fct_event_volume_1m"])}
+    assert kinds == {("hot", "events"): "HourlyPartitionsDefinition", ("cold", "events"): "DailyPartitionsDefinition",
+                     ("archive", "events"): "MonthlyPartitionsDefinition",
+                     ("fct_events",): "DailyPartitionsDefinition", ("fct_event_volume_1m",): "DailyPartitionsDefinition"}
+    assert AssetKey(["normalized", "events"]) in graph.get(AssetKey(["hot", "events"])).parent_keys
+    assert AssetKey(["cold", "events"]) in graph.get(AssetKey(["archive", "events"])).parent_keys
+    assert AssetKey("fct_workflow_events") in graph.get(AssetKey("fct_events")).parent_keys
+    assert {AssetKey(["cold", "events"]), AssetKey(["archive", "events"]), AssetKey("fct_events")} <= set(
+        graph.get(AssetKey(["retention", "warm"])).parent_keys)

@@ -1,0 +1,216 @@
+"""Storage tiers over several days of sandbox data: hot, warm, cold, archive, retention, history.
+
+One sandbox and one pipeline run per module (DuckDB); then the tier jobs as a user would run them:
+a backfill of the whole range as one run of `tiers_daily_job`, hours into the hot tier, the month
+into the archive, and retention at a date where some days are past it. Each test checks what an
+operator would: partitions per tier, that a re-run changes nothing, that only verified partitions
+are removed, that the manifest describes the data, and that the history interface agrees with
+the lake whichever tier it reads.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from dagster import DagsterInstance
+
+from cc_assets.definitions import defs
+from resources.history import HistoryReader
+from resources.hot import FileHotStore
+from resources.platform import PlatformResource
+from resources.settings import Settings
+from resources.tiers import FINGERPRINT_SQL, Fingerprint, TierStore
+from sandbox.process import run_sandbox
+
+END = datetime(2026, 11, 20, 15, 30)
+DAYS = 4
+EVENTS = 1200
+PARTITIONS = [(END - timedelta(days=n)).date().isoformat() for n in range(DAYS, -1, -1)]
+MONTH = "2026-11-01"
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+
+
+def run(job: str, platform: PlatformResource, instance: DagsterInstance, **kwargs):
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, resources={"platform": platform}, raise_on_error=False, **kwargs)
+    return result
+
+
+def landing_truth(data_dir) -> dict[str, Fingerprint]:
+    """Per event day, the distinct events the landing lake holds (latest copy), fingerprinted."""
+    files = sorted(str(p) for p in (data_dir / "lake" / "normalized" / "events").glob("date=*/*.parquet"))
+    with duckdb.connect() as con:
+        rows = con.execute(f"""
+            with events as (select * from read_parquet($files)),
+            latest as (select * from events qualify row_number() over (
+                partition by event_id order by _ingested_at desc, _partition_date desc) = 1)
+            select cast(event_at as date)::varchar, {FINGERPRINT_SQL} from latest group by 1
+        """, {"files": files}).fetchall()  # noqa: S608
+    return {day: Fingerprint(int(n), str(c)) for day, n, c in rows}
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    with run_sandbox(tmp_path_factory.mktemp("sandbox"), events=EVENTS, days=DAYS, end=END) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def tiered(sandbox, tmp_path_factory):
+    """Ingest + dbt, then every tier job once, recording what each run reported."""
+    data_dir = tmp_path_factory.mktemp("data")
+    platform = PlatformResource(data_dir=str(data_dir), sandbox_url=sandbox.url, warehouse="duckdb")
+    out = {"data_dir": data_dir, "platform": platform}
+    with DagsterInstance.ephemeral() as instance:
+        assert run("ingest_job", platform, instance, tags=range_tags(PARTITIONS[0], PARTITIONS[-1])).success
+        assert run("transform_job", platform, instance).success
+        out["truth"] = landing_truth(data_dir)
+        daily = run("tiers_daily_job", platform, instance, tags=range_tags(PARTITIONS[0], PARTITIONS[-1]))
+        assert daily.success, "tiers backfill failed"
+        out["daily"] = daily
+        out["cold_after_first"] = TierStore.landing(Settings.from_env({"CC_DATA_DIR": str(data_dir)})).cold_days()
+        hours = run("hot_job", platform, instance, tags=range_tags("2026-11-20-12:00", "2026-11-20-14:00"))
+        assert hours.success
+        out["hot"] = hours
+        archive = run("archive_job", platform, instance, partition_key=MONTH)
+        assert archive.success
+        out["archive"] = archive
+        # A re-run of two days of the backfill: nothing may change.
+        again = run("tiers_daily_job", platform, instance, tags=range_tags(PARTITIONS[1], PARTITIONS[2]))
+        assert again.success
+    return out
+
+
+def settings_of(tiered, **changes) -> Settings:
+    return replace(Settings.from_env({"CC_DATA_DIR": str(tiered["data_dir"])}), **changes)
+
+
+def materialization(result, key: list[str]):
+    from dagster import AssetKey
+
+    events = [e for e in result.get_asset_materialization_events()
+              if e.event_specific_data.materialization.asset_key == AssetKey(key)]
+    return events[-1].event_specific_data.materialization
+
+
+def test_cold_tier_holds_every_landing_event_once_per_day(tiered):
+    tiers = TierStore.landing(settings_of(tiered))
+    cold = tiers.cold_days()
+    assert [d.isoformat() for d in sorted(cold)] == [d for d in sorted(tiered["truth"]) if d in PARTITIONS]
+    for day in cold:
+        assert Fingerprint.of(tiers.read_table(tiers.cold_path(day))) == tiered["truth"][day.isoformat()]
+    meta = materialization(tiered["daily"], ["cold", "events"]).metadata
+    assert meta["rows_moved"].value == sum(tiered["truth"][d].rows for d in PARTITIONS if d in tiered["truth"])
+    assert meta["bytes_written"].value > 0
+
+
+def test_rerun_of_a_tier_partition_is_idempotent(tiered):
+    settings = settings_of(tiered)
+    tiers = TierStore.landing(settings)
+    for day in PARTITIONS[1:3]:
+        d = date.fromisoformat(day)
+        assert Fingerprint.of(tiers.read_table(tiers.cold_path(d))) == tiered["truth"][day]
+    with duckdb.connect(str(settings.data_dir / "serving" / "marts.duckdb"), read_only=True) as con:
+        per_day = dict(con.execute("select cast(event_at as date)::varchar, count(*) from fct_events "
+                                   "group by 1").fetchall())
+        dupes = con.execute("select count(*) - count(distinct event_id) from fct_events").fetchone()[0]
+        volume = dict(con.execute("select cast(bucket_start_at as date)::varchar, sum(event_count)::bigint "
+                                  "from fct_event_volume_1d group by 1").fetchall())
+        minutes = con.execute("select sum(event_count)::bigint from fct_event_volume_1m").fetchone()[0]
+    assert dupes == 0
+    assert per_day == {d: tiered["truth"][d].rows for d in PARTITIONS if d in tiered["truth"]}
+    assert volume == per_day and minutes == sum(per_day.values())
+
+
+def test_hot_tier_holds_the_hours_events_and_counters(tiered):
+    store = FileHotStore(tiered["data_dir"] / "hot")
+    assert store.hours() == ["2026-11-20T12", "2026-11-20T13", "2026-11-20T14"]
+    landing = TierStore.landing(settings_of(tiered))
+    from resources.tiers import landing_events
+
+    for hour in store.hours():
+        start = datetime.strptime(hour, "%Y-%m-%dT%H")
+        expected = landing_events(landing, start, start + timedelta(hours=1))
+        events = store.hour_events(start)
+        assert sorted(e["event_id"] for e in events) == sorted(expected.column("event_id").to_pylist())
+        assert sum(store.counters(start).values()) == len(events)
+    meta = materialization(tiered["hot"], ["hot", "events"]).metadata
+    assert meta["backend"].value == "file" and meta["events"].value == sum(
+        len(store.hour_events(datetime.strptime(h, "%Y-%m-%dT%H"))) for h in store.hours())
+
+
+def test_archive_manifest_matches_the_data(tiered):
+    tiers = TierStore.landing(settings_of(tiered))
+    manifest = tiers.manifest(date(2026, 11, 1))
+    entry = manifest["files"][0]
+    path = tiers.path(entry["path"])
+    table = pq.read_table(path)
+    assert entry["rows"] == table.num_rows == sum(f.rows for d, f in tiered["truth"].items() if d in PARTITIONS)
+    assert entry["sha256"] == tiers.sha256(path) and entry["bytes"] == tiers.size(path)
+    assert Fingerprint(entry["rows"], entry["checksum"]) == Fingerprint.of(table)
+    assert entry["min_event_at"] == str(min(table.column("event_at").to_pylist()))
+    assert entry["max_event_at"] == str(max(table.column("event_at").to_pylist()))
+    assert manifest["days"] == {d: {"rows": f.rows, "checksum": f.checksum}
+                                for d, f in tiered["truth"].items() if d in PARTITIONS}
+    assert pq.read_metadata(path).row_group(0).column(0).compression == "ZSTD"
+
+
+def test_history_reads_warm_recent_days_and_archive_older_ones(tiered):
+    settings = settings_of(tiered, warm_days=5)
+    # "Today" 2026-11-23 with 5 warm days: the 18th onwards from warm, the 16th and 17th from the archive.
+    reader = HistoryReader(settings, today=date(2026, 11, 23))
+    volume = reader.event_volume(datetime(2026, 11, 1), datetime(2026, 12, 1), grain="day")
+    per_day: dict[str, int] = {}
+    tiers_used: dict[str, set] = {}
+    for row in volume:
+        day = row["bucket_start_at"].date().isoformat()
+        per_day[day] = per_day.get(day, 0) + row["event_count"]
+        tiers_used.setdefault(day, set()).add(row["tier"])
+    assert per_day == {d: tiered["truth"][d].rows for d in PARTITIONS if d in tiered["truth"]}
+    assert tiers_used["2026-11-16"] == {"history"} and tiers_used["2026-11-19"] == {"warm"}
+    github = reader.events(datetime(2026, 11, 17, 12), datetime(2026, 11, 18, 12), source="github", limit=10_000)
+    assert {e["tier"] for e in github} == {"history", "warm"}
+    assert all(e["source"] == "github" for e in github) and github == sorted(github, key=lambda e: e["event_at"])
+
+
+def test_retention_removes_only_verified_partitions(tiered, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(tiered["data_dir"], data_dir)
+    platform = PlatformResource(data_dir=str(data_dir), warehouse="duckdb")
+    settings = Settings.from_env({"CC_DATA_DIR": str(data_dir)})
+    tiers = TierStore.landing(settings)
+    # Warm day 17 no longer matches its cold copy (a partial rebuild): it must stay.
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        con.execute("delete from fct_events where event_id = (select min(event_id) from fct_events "
+                    "where cast(event_at as date) = '2026-11-17')")
+    # The archive's entry for day 17 no longer matches the cold file: the cold day must stay.
+    manifest = tiers.manifest(date(2026, 11, 1))
+    manifest["days"]["2026-11-17"]["rows"] += 1
+    tiers.write_bytes(tiers.manifest_path(date(2026, 11, 1)), json.dumps(manifest).encode())
+    cold_before = tiers.cold_days()
+    # As of these dates the 16th and 17th are past both retentions (30 warm days, 90 cold days).
+    config = {"ops": {"retention__warm": {"config": {"as_of": "2026-12-18"}},
+                      "retention__cold": {"config": {"as_of": "2027-02-16"}}}}
+    with DagsterInstance.ephemeral() as instance:
+        result = run("retention_job", platform, instance, run_config=config)
+    assert result.success
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        warm_days = [r[0].isoformat() for r in con.execute(
+            "select distinct cast(event_at as date) from fct_events order by 1").fetchall()]
+    assert warm_days[0] == "2026-11-17" and "2026-11-16" not in warm_days
+    warm_meta = materialization(result, ["retention", "warm"]).metadata
+    assert list(warm_meta["moved"].value) == ["2026-11-16"] and "2026-11-17" in warm_meta["kept"].value
+    assert sorted(d.isoformat() for d in tiers.cold_days()) == [d.isoformat() for d in sorted(cold_before)
+                                                                if d != date(2026, 11, 16)]
+    cold_meta = materialization(result, ["retention", "cold"]).metadata
+    assert cold_meta["bytes_freed"].value == cold_before[date(2026, 11, 16)]
+    assert "2026-11-17" in cold_meta["kept"].value
