@@ -11,7 +11,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install demo test ui sidecar bench bench-cdc bench-rest lint sql clean
+.PHONY: install demo test ui sidecar bench bench-cdc bench-rest bench-tiers lint sql clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ bench-cdc: install
 
 bench-rest: install
 	$(BIN)/python -m scripts.bench_rest $(BENCH_REST_ARGS)
+
+sql: install
+	@$(BIN)/python -m scripts.sql $(SQL_ARGS)
+
+bench-tiers: install
+	$(BIN)/python -m scripts.bench_tiers $(BENCH_TIERS_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

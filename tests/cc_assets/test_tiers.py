@@ -214,3 +214,71 @@ def test_retention_removes_only_verified_partitions(tiered, tmp_path):
     cold_meta = materialization(result, ["retention", "cold"]).metadata
     assert cold_meta["bytes_freed"].value == cold_before[date(2026, 11, 16)]
     assert "2026-11-17" in cold_meta["kept"].value
+
+
+def test_analyst_catalog_answers_the_readme_questions_while_dbt_holds_the_warehouse(tiered):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from resources.catalog import open_catalog
+    from scripts.sql import QUESTIONS
+
+    settings = settings_of(tiered)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    # dbt holds warehouse.duckdb read-write for a whole build: so does this process.
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('open', flush=True); time.sleep(120)", str(settings.duckdb_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        con = open_catalog(settings)
+        answers = {}
+        for question, query in QUESTIONS:
+            assert query in readme, f"README does not show the SQL of: {question}"
+            answers[question] = con.execute(query).fetchall()
+    finally:
+        holder.kill()
+        holder.wait()
+    active, per_day, _charlie, merges, tiers = answers.values()
+    assert active and all(row[4] is not None for row in active)
+    assert sum(row[2] for row in per_day) == sum(f.rows for d, f in tiered["truth"].items() if d in PARTITIONS)
+    assert merges and all(row[3].total_seconds() >= 0 for row in merges)
+    held = {row[0]: row for row in tiers}
+    assert set(held) == {"landing", "cold", "archive"} and held["cold"][2] == held["archive"][2]
+    # Every tier and mart is a relation of its own too.
+    assert con.execute("select count(*) from fct_events").fetchone()[0] == held["cold"][2]
+    assert con.execute("select count(*) from hot_events").fetchone()[0] > 0
+    assert con.execute("select count(*) from raw_github__pull_requests").fetchone()[0] > 0
+    assert con.execute("select rows from archive_manifests").fetchone()[0] == held["archive"][2]
+
+
+def test_corrupt_parquet_is_reported_and_quarantined(tiered, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(tiered["data_dir"], data_dir)
+    platform = PlatformResource(data_dir=str(data_dir), warehouse="duckdb")
+    lake = data_dir / "lake"
+    landing_file = lake / "normalized" / "events" / "date=2026-11-19" / "part-0.parquet"
+    truncated = landing_file.with_name("part-1.parquet")
+    truncated.write_bytes(landing_file.read_bytes()[: landing_file.stat().st_size // 2])
+    cold_file = lake / "cold" / "events" / "date=2026-11-18" / "part-0.parquet"
+    cold_file.write_bytes(b"PAR1" + b"\0" * 64 + cold_file.read_bytes()[-200:])
+    with DagsterInstance.ephemeral() as instance:
+        blocked = run("tiers_daily_job", platform, instance, partition_key="2026-11-19")
+        assert not blocked.success
+        failure = next(e for e in blocked.all_events if e.is_step_failure)
+        assert "part-1.parquet" in str(failure.event_specific_data.error)
+        scan = run("lake_scan_job", platform, instance)
+        (evaluation,) = scan.get_asset_check_evaluations()
+        assert not evaluation.passed
+        quarantined = evaluation.metadata["quarantined"].value
+        assert set(quarantined) == {"normalized/events/date=2026-11-19/part-1.parquet",
+                                    "cold/events/date=2026-11-18/part-0.parquet"}
+        for path, info in quarantined.items():
+            assert not (lake / path).exists() and (lake / info["moved_to"]).exists()
+            note = json.loads((lake / (info["moved_to"] + ".reason.json")).read_text())
+            assert note["path"] == path and note["reason"]
+        # With the bad file out of the way the move goes through; a second scan finds nothing.
+        assert run("tiers_daily_job", platform, instance, partition_key="2026-11-19").success
+        (clean,) = run("lake_scan_job", platform, instance).get_asset_check_evaluations()
+        assert clean.passed
