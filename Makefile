@@ -5,13 +5,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The JS side: the real socket.io-client for the tests, the Node Socket.IO peer for bench-stream.
+JS := streaming/js
+JS_STAMP := $(JS)/node_modules/.installed-stamp
 
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install demo test ui sidecar bench bench-cdc bench-rest bench-tiers lint sql clean
+.PHONY: install demo test ui sidecar bench bench-cdc bench-rest bench-stream bench-tiers lint sql clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +22,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
 	@touch $@
 
-install: $(STAMP)
+# Without npm the tests that need it skip (and fail under CI=true, which must run them).
+$(JS_STAMP): $(JS)/package-lock.json
+	@if ! command -v npm >/dev/null; then \
+	  echo "npm not found: the Socket.IO JS-client tests and bench-stream's Node peer will be skipped"; \
+	elif (cd $(JS) && npm ci --no-audit --no-fund --loglevel=error); then touch $@; \
+	elif [ "$$CI" = true ]; then exit 1; \
+	else echo "npm ci failed (offline?): the Socket.IO JS-client tests will be skipped"; fi
+
+install: $(STAMP) $(JS_STAMP)
 
 demo: install
 	@$(BIN)/python -m resources.dagster_home >/dev/null
@@ -40,12 +51,16 @@ bench: install
 	$(BIN)/python -m scripts.bench $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench_cdc $(BENCH_CDC_ARGS)
 	$(BIN)/python -m scripts.bench_rest $(BENCH_REST_ARGS)
+	$(BIN)/python -m scripts.bench_stream $(BENCH_STREAM_ARGS)
 
 bench-cdc: install
 	$(BIN)/python -m scripts.bench_cdc $(BENCH_CDC_ARGS)
 
 bench-rest: install
 	$(BIN)/python -m scripts.bench_rest $(BENCH_REST_ARGS)
+
+bench-stream: install
+	$(BIN)/python -m scripts.bench_stream $(BENCH_STREAM_ARGS)
 
 sql: install
 	@$(BIN)/python -m scripts.sql $(SQL_ARGS)

@@ -1,6 +1,7 @@
 """The sidecar's ASGI app: `uvicorn streaming.app:app`.
 
-Webhooks in (`streaming/webhooks.py`), rooms out over `/ws` (`streaming/ws.py`), and the REST API.
+Webhooks in (`streaming/webhooks.py`), rooms out over `/ws` (`streaming/ws.py`) and Socket.IO at
+`/socket.io/` (`streaming/socket_io.py`), and the REST API.
 Everything the app holds — the landing writer, the broker connection, background refreshes — is
 opened and closed in the lifespan, so importing this module starts nothing.
 """
@@ -14,7 +15,7 @@ from urllib.parse import urlparse, urlunparse
 from fastapi import FastAPI, Request
 
 from resources.settings import Settings
-from streaming import api, webhooks, ws
+from streaming import api, socket_io, webhooks, ws
 from streaming.live import LiveEvents
 from streaming.sidecar import Sidecar
 
@@ -42,10 +43,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await sidecar.stop()
 
     app = FastAPI(title="Command Center sidecar", lifespan=lifespan,
-                  description="Webhooks in, live rooms out (`/ws`), and the dashboard's REST API.")
+                  description="Webhooks in, live rooms out (`/ws`, Socket.IO at `/socket.io/`), and the "
+                              "dashboard's REST API.")
     app.include_router(webhooks.router)
     app.include_router(ws.router)
     app.include_router(api.router)
+    socket_io.mount(app)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with this replica's fan-out state")
     async def healthz(request: Request) -> dict:

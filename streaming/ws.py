@@ -3,6 +3,8 @@
 Protocol: connect with `?token=<jwt>` or send `{"type": "auth", "token": ...}` first; then
 `{"type": "subscribe", "rooms": [...]}` / `{"type": "unsubscribe", "rooms": [...]}`; every push is
 `{"type", "room", "timestamp", "payload"}`. A bad, missing or expired token closes with 4401.
+A client that asks for batches (`?batch=1`, or `"batch": true` in the auth message) gets every
+frame as a JSON array of messages: everything that was waiting for it, one frame.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from streaming.auth import AuthError, Principal, verify_token
-from streaming.rooms import is_room, message
+from streaming.rooms import message
 
 router = APIRouter()
 
@@ -23,8 +25,13 @@ CLOSE_UNAUTHORIZED = 4401
 AUTH_TIMEOUT_S = 10.0
 
 
-async def _authenticate(ws: WebSocket, secret: str | None) -> Principal | None:
+def _truthy(value: object) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() in ("1", "true", "yes"))
+
+
+async def _authenticate(ws: WebSocket, secret: str | None) -> tuple[Principal, bool] | None:
     token = ws.query_params.get("token")
+    batch = _truthy(ws.query_params.get("batch"))
     try:
         if token is None:
             try:
@@ -34,7 +41,8 @@ async def _authenticate(ws: WebSocket, secret: str | None) -> Principal | None:
             if not isinstance(first, dict) or first.get("type") != "auth":
                 raise AuthError("send {\"type\": \"auth\", \"token\": ...} first")
             token = first.get("token")
-        return verify_token(secret, token if isinstance(token, str) else None)
+            batch = batch or _truthy(first.get("batch"))
+        return verify_token(secret, token if isinstance(token, str) else None), batch
     except AuthError as exc:
         await ws.close(CLOSE_UNAUTHORIZED, str(exc)[:120])
         return None
@@ -45,29 +53,38 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     sidecar = ws.app.state.sidecar
     await ws.accept()
     try:
-        principal = await _authenticate(ws, sidecar.settings.jwt_secret)
+        authenticated = await _authenticate(ws, sidecar.settings.jwt_secret)
     except WebSocketDisconnect:
         return
-    if principal is None:
+    if authenticated is None:
         return
+    principal, batch = authenticated
+
+    async def send(items: list[str]) -> None:
+        if batch:
+            await ws.send_text("[" + ",".join(items) + "]")
+        else:
+            for text in items:
+                await ws.send_text(text)
+
     hub = sidecar.hub
-    client = hub.client(ws.send_text, ws.close)
+    client = hub.client(send, ws.close)
     client.task = asyncio.create_task(client.run())
     expiry = None
     if principal.expires_at is not None:
         loop = asyncio.get_running_loop()
         expiry = loop.call_later(max(0.0, principal.expires_at - time.time()),
                                  client.kick, CLOSE_UNAUTHORIZED, "token expired")
-    client.offer(message("connection", None, {"sub": principal.sub}))
+    client.send_message(message("connection", None, {"sub": principal.sub}))
     try:
         while not client.closed:
             try:
                 request = json.loads(await ws.receive_text())
             except ValueError:
-                client.offer(message("error", None, {"detail": "not JSON"}))
+                client.send_message(message("error", None, {"detail": "not JSON"}))
                 continue
             if not isinstance(request, dict):
-                client.offer(message("error", None, {"detail": "send a JSON object"}))
+                client.send_message(message("error", None, {"detail": "send a JSON object"}))
                 continue
             kind = request.get("type")
             if kind in ("subscribe", "unsubscribe"):
@@ -75,32 +92,21 @@ async def websocket_endpoint(ws: WebSocket) -> None:
                 if isinstance(rooms, str):
                     rooms = [rooms]
                 if not isinstance(rooms, list):
-                    client.offer(message("error", None, {"detail": "rooms must be a list of room names"}))
+                    client.send_message(message("error", None, {"detail": "rooms must be a list of room names"}))
                     continue
                 if kind == "unsubscribe":
-                    for room in rooms:
-                        if isinstance(room, str):
-                            hub.leave(client, room)
-                    client.offer(message("unsubscribed", None, {"rooms": sorted(client.rooms)}))
+                    client.send_message(message("unsubscribed", None, hub.unsubscribe(client, rooms)))
                     continue
-                joined, denied = [], []
-                for room in rooms:
-                    if not is_room(room):
-                        denied.append({"room": room, "reason": "no such room"})
-                    elif not principal.may_join(room):
-                        denied.append({"room": room, "reason": "the token's rooms claim does not allow it"})
-                    else:
-                        hub.join(client, room)
-                        joined.append(room)
-                client.offer(message("subscribed", None, {"rooms": joined, "denied": denied}))
-                if "dashboard:overview" in joined and sidecar.last_status is not None:
-                    client.offer(sidecar.last_status)
+                answer = hub.subscribe(client, rooms, principal.may_join)
+                client.send_message(message("subscribed", None, answer))
+                if "dashboard:overview" in answer["rooms"] and sidecar.last_status is not None:
+                    client.send_message(sidecar.last_status)
             elif kind == "ping":
-                client.offer(message("pong", None, {}))
+                client.send_message(message("pong", None, {}))
             elif kind == "auth":
-                client.offer(message("error", None, {"detail": "already authenticated"}))
+                client.send_message(message("error", None, {"detail": "already authenticated"}))
             else:
-                client.offer(message("error", None, {"detail": f"unknown message type {kind!r}"}))
+                client.send_message(message("error", None, {"detail": f"unknown message type {kind!r}"}))
     except WebSocketDisconnect:
         pass
     except RuntimeError:  # the socket was closed under us (kicked or expired)

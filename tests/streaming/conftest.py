@@ -176,3 +176,25 @@ def sign():
 
     return SimpleNamespace(github=github_headers, linear_body=linear_body, linear=linear_headers,
                            signed=signed_headers, bearer=bearer, secrets=SECRETS)
+
+
+JS_DIR = ROOT / "streaming" / "js"
+
+
+@pytest.fixture(scope="session")
+def node_js() -> Path:
+    """`streaming/js` with its npm packages installed (`make install` runs `npm ci` there).
+
+    Outside CI a missing node or `npm ci` not run skips with the reason; under CI=true it fails."""
+    import shutil
+
+    problem = None
+    if shutil.which("node") is None:
+        problem = "node is not installed"
+    elif not (JS_DIR / "node_modules" / "socket.io-client").is_dir():
+        problem = f"run `make install` (npm ci in {JS_DIR.relative_to(ROOT)})"
+    if problem:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI must run the JS Socket.IO tests: {problem}")
+        pytest.skip(problem)
+    return JS_DIR

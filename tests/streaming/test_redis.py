@@ -54,3 +54,29 @@ def test_an_event_posted_to_replica_a_reaches_a_client_of_replica_b(make_sidecar
                 assert extra is None or extra["type"] != "github.pr.opened"
 
     asyncio.run(scenario())
+
+
+def test_a_socket_io_client_of_replica_b_gets_an_event_posted_to_replica_a(make_sidecar, redis_url, sign,
+                                                                           github_fixtures):
+    import socketio
+
+    url = f"{redis_url}?channel=cc-test-{uuid.uuid4().hex}"
+    a = make_sidecar({"CC_REDIS_URL": url})
+    b = make_sidecar({"CC_REDIS_URL": url})
+    body = (github_fixtures / "pull_request" / "opened.payload.json").read_bytes()
+
+    async def scenario():
+        client = socketio.AsyncClient(reconnection=False)
+        got: asyncio.Queue = asyncio.Queue()
+        client.on("github.pr.opened", got.put)
+        await client.connect(b.url, auth={"token": b.token()}, transports=["websocket"], wait_timeout=5)
+        await client.call("subscribe", {"rooms": ["events:all"]}, timeout=5)
+        response = await asyncio.to_thread(
+            requests.post, f"{a.url}/webhooks/github", data=body, headers=sign.github(body, "pull_request"), timeout=10)
+        assert response.status_code == 202
+        message = await asyncio.wait_for(got.get(), 5)
+        assert message["room"] == "events:all"
+        assert message["payload"]["id"] == "github:pr:codertocat/hello-world#2:opened"
+        await client.disconnect()
+
+    asyncio.run(scenario())

@@ -239,3 +239,17 @@ def test_a_slow_client_that_catches_up_gets_a_notice(make_sidecar, sign):
             assert notice["payload"]["code"] == "messages_dropped" and notice["payload"]["dropped"] > 0
 
     asyncio.run(scenario())
+
+
+def test_a_batching_client_gets_json_arrays(sidecar, sign):
+    async def scenario():
+        async with websockets.connect(f"{sidecar.ws_url}?token={sidecar.token()}&batch=1") as ws:
+            assert [m["type"] for m in json.loads(await ws.recv())] == ["connection"]
+            await ws.send(json.dumps({"type": "subscribe", "rooms": ["events:all"]}))
+            await asyncio.to_thread(push, sidecar, sign, [{**ACTIVITY, "id": f"b-{i}"} for i in range(200)])
+            got = []
+            while len(got) < 200:
+                got += [m for m in json.loads(await asyncio.wait_for(ws.recv(), 5)) if m["type"] != "subscribed"]
+            assert [m["payload"]["id"] for m in got] == [f"charlie:activity:b-{i}" for i in range(200)]
+
+    asyncio.run(scenario())

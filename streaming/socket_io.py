@@ -1,0 +1,154 @@
+"""Socket.IO at `/socket.io/` (python-socketio), for the seeds' client as it is written:
+
+    const socket = io(url, {auth: {token}, transports: ['websocket']})
+    socket.emit('subscribe', {rooms: ['dashboard:overview', 'alerts:all']})
+    socket.on('system.status.update', (msg) => ...)   // msg = {type, room, timestamp, payload}
+
+Same JWT as `/ws` (`auth.token`; a bad or expired one refuses the connection, `connect_error`
+with the reason), same rooms and the token's `rooms` claim, same messages: each is emitted as an
+event named by its `type` with the whole `{type, room, timestamp, payload}` as its argument
+(`socket.onAny` gets them all). `auth.batch: true` asks for `batch` events instead, each an
+array of every message that was waiting for the client.
+
+python-socketio speaks the protocol (handshake, heartbeats, namespaces, acks); fan-out does not
+go through its rooms but through `streaming.rooms.Hub`, like `/ws`: one bounded queue and sender
+per client, drop-with-notice, disconnect when stuck, and every replica's broker feeding it. An
+event's Engine.IO packet is encoded once and shared by every non-batching client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import socketio
+from engineio import packet as eio_packet
+from fastapi import FastAPI
+
+from streaming.auth import AuthError, Principal, verify_token
+from streaming.rooms import Client, as_text, message, message_type
+from streaming.ws import CLOSE_UNAUTHORIZED
+
+PATH = "socket.io"
+
+
+def event_packet(text: str) -> eio_packet.Packet:
+    """The Socket.IO event `[type, message]` as one Engine.IO packet, encoded now (it caches)."""
+    pkt = eio_packet.Packet(eio_packet.MESSAGE, data='2["' + message_type(text) + '",' + text + "]")
+    pkt.encode()
+    return pkt
+
+
+def batch_packet(texts: list[str]) -> eio_packet.Packet:
+    return eio_packet.Packet(eio_packet.MESSAGE, data='2["batch",[' + ",".join(texts) + "]]")
+
+
+@dataclass
+class _Session:
+    client: Client
+    principal: Principal
+    expiry: asyncio.TimerHandle | None = None
+
+
+def create_server(app: FastAPI) -> socketio.AsyncServer:
+    """The Socket.IO server of `app` (its handlers read `app.state.sidecar`, made in the lifespan)."""
+    # Any origin: clients authenticate with a token they send, never with cookies.
+    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*", logger=False, engineio_logger=False)
+    sessions: dict[str, _Session] = {}
+
+    @sio.event
+    async def connect(sid: str, environ: dict, auth: Any = None) -> None:
+        sidecar = app.state.sidecar
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            principal = verify_token(sidecar.settings.jwt_secret, token if isinstance(token, str) else None)
+        except AuthError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(str(exc)) from exc
+        batch = isinstance(auth, dict) and auth.get("batch") is True
+        eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
+        socket = sio.eio.sockets[eio_sid]
+
+        async def send(items: list[Any]) -> None:
+            if batch:
+                items = [batch_packet(items)]
+            for pkt in items:
+                await sio.eio.send_packet(eio_sid, pkt)
+            # Engine.IO's own queue is unbounded: wait until its writer has taken these, so a
+            # client that does not read backs up in our bounded queue, where the policy applies.
+            await socket.queue.join()
+
+        async def close(code: int, reason: str) -> None:
+            code_name = "token_expired" if code == CLOSE_UNAUTHORIZED else "too_slow"
+            with contextlib.suppress(Exception):
+                await sio.eio.send_packet(eio_sid, event_packet(message("notice", None, {
+                    "code": code_name, "closeCode": code, "detail": reason})))
+            await sio.disconnect(sid)
+
+        client = sidecar.hub.client(send, close, as_text if batch else event_packet)
+        session = sessions[sid] = _Session(client, principal)
+        client.task = asyncio.create_task(client.run())
+        if principal.expires_at is not None:
+            session.expiry = asyncio.get_running_loop().call_later(
+                max(0.0, principal.expires_at - time.time()), client.kick, CLOSE_UNAUTHORIZED, "token expired")
+
+    @sio.event
+    async def disconnect(sid: str, reason: Any = None) -> None:
+        session = sessions.pop(sid, None)
+        if session is None:
+            return
+        client = session.client
+        if session.expiry is not None:
+            session.expiry.cancel()
+        was_kicked = client.kicked
+        app.state.sidecar.hub.remove(client)
+        if client.task is None or client.task is asyncio.current_task():
+            return  # the sender itself is closing a kicked client
+        if not was_kicked:
+            client.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await client.task
+
+    def rooms_of(data: Any) -> list | None:
+        rooms = data.get("rooms") if isinstance(data, dict) else data
+        if isinstance(rooms, str):
+            rooms = [rooms]
+        return rooms if isinstance(rooms, list) else None
+
+    @sio.event
+    async def subscribe(sid: str, data: Any = None) -> dict:
+        session = sessions.get(sid)
+        if session is None:
+            return {"error": "not connected"}
+        rooms = rooms_of(data)
+        client = session.client
+        if rooms is None:
+            error = {"detail": "send {rooms: [...]}: rooms must be a list of room names"}
+            client.send_message(message("error", None, error))
+            return {"error": error["detail"]}
+        sidecar = app.state.sidecar
+        answer = sidecar.hub.subscribe(client, rooms, session.principal.may_join)
+        client.send_message(message("subscribed", None, answer))
+        if "dashboard:overview" in answer["rooms"] and sidecar.last_status is not None:
+            client.send_message(sidecar.last_status)
+        return answer  # the ack, for emit('subscribe', {...}, (answer) => ...)
+
+    @sio.event
+    async def unsubscribe(sid: str, data: Any = None) -> dict:
+        session = sessions.get(sid)
+        if session is None:
+            return {"error": "not connected"}
+        answer = app.state.sidecar.hub.unsubscribe(session.client, rooms_of(data) or [])
+        session.client.send_message(message("unsubscribed", None, answer))
+        return answer
+
+    return sio
+
+
+def mount(app: FastAPI) -> socketio.AsyncServer:
+    """Serve Socket.IO from `app` at `/socket.io/`, the client's default path."""
+    sio = create_server(app)
+    app.mount(f"/{PATH}", socketio.ASGIApp(sio, socketio_path=PATH))
+    return sio
