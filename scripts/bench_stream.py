@@ -1,0 +1,408 @@
+"""Webhook → client latency of the sidecar's rooms, against a Node.js Socket.IO relay (`make bench-stream`).
+
+Usage: python -m scripts.bench_stream [--seconds 10] [--points 1000x100,5000x500] [--targets ws,socketio,node]
+
+One process tree on loopback. For each target and load point (events/s x clients): the server
+(the sidecar under uvicorn with uvloop and httptools, or `streaming/js/peer.mjs`, a Node
+Socket.IO server that only relays), the clients in their own processes (at most 250 each), all
+subscribed to `events:all`, and a load generator in its own process posting the real GitHub
+fixture `pull_request/opened` signed as GitHub does, each with a unique delivery id and its send
+time in the PR title. A client takes each event's latency as its arrival time minus that send
+time, per event even when a frame carries many (the sidecar's clients ask for batches: `?batch=1`,
+`auth.batch`; the Node peer emits one frame per event). Acks: the generator's 202s, their rate
+and latency; "lost" is every acknowledged delivery missing from the sidecar's landing log
+afterwards. Prints the table; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT.parent / "shared" / "fixtures" / "github-webhooks" / "pull_request" / "opened.payload.json"
+JS_DIR = ROOT / "streaming" / "js"
+WEBHOOK_SECRET = "bench-webhook-secret-0123456789abcdef0123"
+JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789"
+MARKER = re.compile(r"bench-\d+-(\d{19})")
+CLIENTS_PER_PROCESS = 250
+
+# --- latency histogram: 10 µs buckets to 100 ms, then 1 ms buckets to 120 s -------------------------
+
+FINE, COARSE = 10_000, 120_000
+
+
+def new_hist() -> list[int]:
+    return [0] * (FINE + COARSE)
+
+
+def bucket(us: int) -> int:
+    if us < 100_000:
+        return max(0, us // 10)
+    return FINE + min(us // 1000 - 100, COARSE - 1)
+
+
+def bucket_us(index: int) -> float:
+    return (index * 10 + 5) if index < FINE else (index - FINE + 100) * 1000 + 500
+
+
+def quantiles(hist: list[int], qs: tuple[float, ...]) -> list[float | None]:
+    total = sum(hist)
+    if not total:
+        return [None for _ in qs]
+    out, seen, i = [], 0, 0
+    for q in qs:
+        target = max(1, int(q * total + 0.999999))
+        while seen + hist[i] < target:
+            seen += hist[i]
+            i += 1
+        out.append(bucket_us(i) / 1000)
+    return out
+
+
+# --- clients (own process) ---------------------------------------------------------------------
+
+
+async def run_clients(args) -> None:
+    import websockets
+
+    hist = new_hist()
+    stats = {"events": 0, "max_us": 0, "connected": 0, "closed": 0}
+    stop = asyncio.Event()
+
+    def record(text: str) -> None:
+        now = time.time_ns()
+        worst = stats["max_us"]
+        n = 0
+        for sent in MARKER.findall(text):
+            us = (now - int(sent)) // 1000
+            hist[us // 10 if us < 100_000 else bucket(us)] += 1
+            if us > worst:
+                worst = us
+            n += 1
+        stats["events"] += n
+        stats["max_us"] = worst
+
+    async def client(i: int) -> None:
+        batch = "1" if args.batch else "0"
+        if args.kind == "ws":
+            url = f"ws://127.0.0.1:{args.port}/ws?token={args.token}&batch={batch}"
+        else:
+            url = f"ws://127.0.0.1:{args.port}/socket.io/?EIO=4&transport=websocket"
+        async with websockets.connect(url, max_size=None, compression=None, ping_interval=None,
+                                      open_timeout=60) as ws:
+            if args.kind == "ws":
+                await ws.send(json.dumps({"type": "subscribe", "rooms": ["events:all"]}))
+            else:  # Engine.IO open, Socket.IO connect with auth, then the seeds' subscribe
+                await ws.recv()
+                await ws.send("40" + json.dumps({"token": args.token, "batch": bool(args.batch)}))
+                while not (await ws.recv()).startswith("40"):
+                    pass
+                await ws.send('42["subscribe",{"rooms":["events:all"]}]')
+            stats["connected"] += 1
+            async for frame in ws:
+                if frame == "2":  # Engine.IO ping
+                    await ws.send("3")
+                    continue
+                record(frame if isinstance(frame, str) else frame.decode())
+        stats["closed"] += 1
+
+    async def connect_all() -> list[asyncio.Task]:
+        tasks = []
+        for i in range(args.n):
+            tasks.append(asyncio.create_task(client(i)))
+            if i % 25 == 24:
+                await asyncio.sleep(0.05)
+        return tasks
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    tasks = await connect_all()
+    progress = Path(args.out + ".progress")
+    reported = False
+    while not stop.is_set():
+        if stats["connected"] == args.n and not reported:
+            print("ready", flush=True)
+            reported = True
+        progress.write_text(str(stats["events"]))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.25)
+    for task in tasks:
+        task.cancel()
+    Path(args.out).write_text(json.dumps({**stats, "hist": {i: c for i, c in enumerate(hist) if c}}))
+
+
+# --- load generator (own process) ----------------------------------------------------------------
+
+
+async def run_load(args) -> None:
+    payload = json.loads(FIXTURE.read_text())
+    payload["pull_request"]["title"] = "@@MARK@@"
+    before, after = json.dumps(payload, separators=(",", ":")).encode().split(b"@@MARK@@")
+    key = WEBHOOK_SECRET.encode()
+    total = int(args.rate * args.seconds)
+    queue: asyncio.Queue[int | None] = asyncio.Queue()
+    ack_hist = new_hist()
+    acked: list[str] = []
+    statuses: dict[str, int] = {}
+    first_sent = [0.0]
+    last_ack = [0.0]
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", args.port)
+        while (seq := await queue.get()) is not None:
+            sent = time.time_ns()
+            body = before + f"bench-{seq}-{sent}".encode() + after
+            delivery = f"bench-{args.run}-{seq}"
+            signature = hmac.new(key, body, hashlib.sha256).hexdigest()
+            writer.write((f"POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          f"User-Agent: GitHub-Hookshot/bench\r\nX-GitHub-Event: pull_request\r\n"
+                          f"X-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: sha256={signature}\r\n"
+                          f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = head[9:12].decode()
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            await reader.readexactly(length)
+            done = time.time_ns()
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == "202":
+                acked.append(delivery)
+                ack_hist[bucket((done - sent) // 1000)] += 1
+                last_ack[0] = done / 1e9
+        writer.close()
+
+    workers = [asyncio.create_task(worker()) for _ in range(args.connections)]
+    await asyncio.sleep(0.2)
+    start = time.monotonic()
+    first_sent[0] = time.time()
+    for seq in range(total):
+        due = start + seq / args.rate
+        delay = due - time.monotonic()
+        if delay > 0.001:
+            await asyncio.sleep(delay)
+        queue.put_nowait(seq)
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    Path(args.out).write_text(json.dumps({
+        "sent": total, "statuses": statuses, "acked": acked, "first_sent": first_sent[0], "last_ack": last_ack[0],
+        "ack_hist": {i: c for i, c in enumerate(ack_hist) if c}}))
+
+
+# --- orchestration -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            requests.get(url, timeout=0.5)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer in {timeout} s")
+
+
+def start_server(target: str, port: int, data_dir: Path, log) -> subprocess.Popen:
+    if target == "node":
+        proc = subprocess.Popen(["node", "peer.mjs", str(port), WEBHOOK_SECRET], cwd=JS_DIR, stdout=log, stderr=log)
+        _wait_http(f"http://127.0.0.1:{port}/", proc)
+        return proc
+    env = {**os.environ, "CC_DATA_DIR": str(data_dir), "CC_GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
+           "CC_JWT_SECRET": JWT_SECRET}
+    args = [sys.executable, "-m", "uvicorn", "streaming.app:app", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning", "--no-access-log"]
+    for option, module in (("--loop", "uvloop"), ("--http", "httptools")):
+        with contextlib.suppress(ImportError):
+            __import__(module)
+            args += [option, module]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
+    _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def landed_ids(data_dir: Path) -> set[str]:
+    ids = set()
+    for path in (data_dir / "landing" / "webhooks").glob("date=*.jsonl"):
+        with path.open("rb") as f:
+            for line in f:
+                match = re.search(rb'"id":"(github:[^"]+)"', line[:300])
+                if match:
+                    ids.add(match.group(1).decode())
+    return ids
+
+
+def measure(target: str, rate: int, clients: int, seconds: float, work: Path) -> dict:
+    from streaming.auth import issue_token
+
+    run = secrets.token_hex(4)
+    point = work / f"{target}-{rate}-{clients}"
+    data_dir = point / "data"
+    point.mkdir(parents=True)
+    port = _free_port()
+    log = (point / "server.log").open("wb")
+    server = start_server(target, port, data_dir, log)
+    client_procs, outs = [], []
+    try:
+        kind = "ws" if target == "ws" else "sio"
+        batch = target != "node"
+        token = issue_token(JWT_SECRET, "bench", ttl_s=3600)
+        remaining = clients
+        while remaining:
+            n = min(CLIENTS_PER_PROCESS, remaining)
+            remaining -= n
+            out = point / f"clients-{len(outs)}.json"
+            outs.append(out)
+            client_procs.append(subprocess.Popen(
+                [sys.executable, "-m", "scripts.bench_stream", "clients", "--kind", kind, "--port", str(port),
+                 "--token", token, "--n", str(n), "--out", str(out)] + (["--batch"] if batch else []),
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True))
+        for proc in client_procs:
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"clients did not connect; see {point / 'server.log'}")
+        load_out = point / "load.json"
+        subprocess.run([sys.executable, "-m", "scripts.bench_stream", "load", "--port", str(port), "--rate", str(rate),
+                        "--seconds", str(seconds), "--run", run, "--out", str(load_out)], cwd=ROOT, check=True,
+                       stderr=log)
+        load = json.loads(load_out.read_text())
+        expected = len(load["acked"]) * clients
+        # Drain: until every client has every acknowledged event, or nothing moved for 3 s.
+        last, still_since = -1, time.monotonic()
+        while time.monotonic() - still_since < 3:
+            got = sum(int(p.read_text() or 0) for p in (Path(str(o) + ".progress") for o in outs) if p.exists())
+            if got >= expected:
+                break
+            if got != last:
+                last, still_since = got, time.monotonic()
+            time.sleep(0.2)
+    finally:
+        for proc in client_procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in client_procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        _stop(server)
+        log.close()
+    hist, delivered, worst = new_hist(), 0, 0
+    for out in outs:
+        result = json.loads(out.read_text())
+        delivered += result["events"]
+        worst = max(worst, result["max_us"])
+        for i, c in result["hist"].items():
+            hist[int(i)] += c
+    ack_hist = new_hist()
+    for i, c in load["ack_hist"].items():
+        ack_hist[int(i)] += c
+    acked = len(load["acked"])
+    lost = None
+    if target != "node":
+        landed = landed_ids(data_dir)
+        lost = sum(1 for d in load["acked"] if f"github:{d}" not in landed)
+    span = max(1e-9, load["last_ack"] - load["first_sent"])
+    p50, p99 = quantiles(hist, (0.5, 0.99))
+    a50, a99 = quantiles(ack_hist, (0.5, 0.99))
+    return {"target": target, "rate": rate, "clients": clients, "sent": load["sent"], "acked": acked,
+            "statuses": load["statuses"], "ack_rate": acked / span, "ack_p50": a50, "ack_p99": a99,
+            "p50": p50, "p99": p99, "max": worst / 1000, "delivered": delivered, "expected": expected, "lost": lost}
+
+
+def _fmt(value, digits=1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("clients", "load"):
+        parser = argparse.ArgumentParser()
+        parser.add_argument("role")
+        parser.add_argument("--port", type=int, required=True)
+        parser.add_argument("--out", required=True)
+        parser.add_argument("--kind", default="ws")
+        parser.add_argument("--token", default="")
+        parser.add_argument("--n", type=int, default=1)
+        parser.add_argument("--batch", action="store_true")
+        parser.add_argument("--rate", type=float, default=1000)
+        parser.add_argument("--seconds", type=float, default=10)
+        parser.add_argument("--run", default="x")
+        parser.add_argument("--connections", type=int, default=64)
+        args = parser.parse_args(argv)
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.run(run_clients(args) if args.role == "clients" else run_load(args))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10, help="load per point")
+    parser.add_argument("--points", default="1000x100,5000x500", help="events/s x clients, comma-separated")
+    parser.add_argument("--targets", default="ws,socketio,node")
+    args = parser.parse_args(argv)
+    targets = args.targets.split(",")
+    if "node" in targets and not (JS_DIR / "node_modules" / "socket.io").is_dir():
+        print("skipping the Node peer: node or `npm ci` in streaming/js missing (make install)")
+        targets.remove("node")
+    points = [tuple(int(x) for x in p.split("x")) for p in args.points.split(",")]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="cc-bench-stream-") as tmp:
+        for rate, clients in points:
+            for target in targets:
+                print(f"{target}: {rate} events/s, {clients} clients ...", flush=True)
+                result = measure(target, rate, clients, args.seconds, Path(tmp))
+                results.append(result)
+                print(f"  p50 {_fmt(result['p50'])} ms  p99 {_fmt(result['p99'])} ms  max {_fmt(result['max'])} ms  "
+                      f"delivered {result['delivered']}/{result['expected']}  acks {result['acked']}/{result['sent']} "
+                      f"({result['ack_rate']:.0f}/s, p50 {_fmt(result['ack_p50'])} p99 {_fmt(result['ack_p99'])} ms)  "
+                      f"lost {result['lost']}", flush=True)
+    peer = {(r["rate"], r["clients"]): r for r in results if r["target"] == "node"}
+    print("\n| endpoint | events/s | clients | p50 ms | p99 ms | max ms | delivered/sent | p99 vs Node peer "
+          "| acks/s | ack p50 ms | ack p99 ms | acked lost |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        ref = peer.get((r["rate"], r["clients"]))
+        ratio = "–" if not ref or r is ref or not ref["p99"] or r["p99"] is None else f"{r['p99'] / ref['p99']:.2f}×"
+        share = r["delivered"] / r["expected"] if r["expected"] else 0
+        name = {"ws": "/ws (batch)", "socketio": "Socket.IO (batch)", "node": "Node socket.io relay"}[r["target"]]
+        print(f"| {name} | {r['rate']:,} | {r['clients']} | {_fmt(r['p50'])} | {_fmt(r['p99'])} | {_fmt(r['max'])} "
+              f"| {r['delivered']:,}/{r['expected']:,} ({share:.1%}) | {ratio} | {r['ack_rate']:,.0f} "
+              f"| {_fmt(r['ack_p50'])} | {_fmt(r['ack_p99'])} | {'–' if r['lost'] is None else r['lost']} |")
+
+
+if __name__ == "__main__":
+    main()
