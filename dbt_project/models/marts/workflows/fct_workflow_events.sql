@@ -1,3 +1,8 @@
+{#- On Postgres the sidecar reads this table by workflow and by time (`/api/events`): index both. -#}
+{% if target.type == 'postgres' %}
+{{ config(indexes=[{'columns': ['workflow_id']}, {'columns': ['event_at']}]) }}
+{% endif %}
+
 with
 
 events as (
