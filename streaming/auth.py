@@ -6,7 +6,6 @@ nothing from how long a wrong signature took to refuse.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 from collections.abc import Iterable
@@ -64,7 +63,7 @@ def verify_token(secret: str | None, token: str | None) -> Principal:
 
 
 def hmac_sha256_hex(secret: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), body, "sha256").hex()  # one-shot: OpenSSL's fast path
 
 
 def signature_matches(secret: str, body: bytes, given: str | None, prefix: str = "") -> bool:

