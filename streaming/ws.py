@@ -68,7 +68,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
                 await ws.send_text(text)
 
     hub = sidecar.hub
-    client = hub.client(send, ws.close)
+    client = hub.client(send, ws.close, batch=batch)
     client.task = asyncio.create_task(client.run())
     expiry = None
     if principal.expires_at is not None:
