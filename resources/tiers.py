@@ -120,6 +120,10 @@ class TierStore:
         fs = pafs.S3FileSystem(**options)
         return cls(fs, f"{parsed.netloc}{parsed.path}", url)
 
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
     @classmethod
     def local(cls, folder: str) -> TierStore:
         return cls(pafs.LocalFileSystem(), folder, folder)

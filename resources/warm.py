@@ -36,6 +36,7 @@ WARM_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     ]) for name in ("fct_event_volume_1m", "fct_event_volume_1d")},
 }
 EVENTS_TABLE = "fct_events"
+LOCK_TIMEOUT = "30s"
 
 PG_FINGERPRINT_SQL = (
     "select count(*), coalesce(sum(('x' || substr(md5(event_id || '|' || "
@@ -111,11 +112,16 @@ class WarmStore:
         return Fingerprint(int(rows), str(checksum))
 
     def drop_day(self, day: date) -> int:
-        """Remove the day from every warm table in one step; returns bytes freed (Postgres) or 0."""
+        """Remove the day from every warm table in one step; returns bytes freed (Postgres) or 0.
+
+        Dropping a partition waits for readers of the parent table; a reader holding it open for
+        long (an analyst's session) makes this fail after LOCK_TIMEOUT instead of hanging, and
+        the day is retried by the next run."""
         if self.postgres:
             schema = self.settings.pg_schema
             freed = 0
             with psycopg.connect(self.settings.pg_url) as conn:  # one transaction for all tables
+                conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
                 for table in WARM_TABLES:
                     name = f"{schema}.{partition_name(table, day)}"
                     if conn.execute("select to_regclass(%s)", (name,)).fetchone()[0] is None:
@@ -150,6 +156,10 @@ def apply_warm_retention(settings: Settings, tiers: TierStore, cutoff: date) -> 
         elif colder != mine:
             report.kept[day.isoformat()] = f"warm {mine} differs from cold {colder}: re-run the day's tier partitions"
         else:
-            report.freed[day.isoformat()] = warm.drop_day(day)
+            try:
+                report.freed[day.isoformat()] = warm.drop_day(day)
+            except psycopg.errors.LockNotAvailable:
+                report.kept[day.isoformat()] = f"a reader held the partition past {LOCK_TIMEOUT}: retried next run"
+                continue
             report.moved[day.isoformat()] = mine.rows
     return report

@@ -42,6 +42,9 @@ def range_tags(first: str, last: str) -> dict[str, str]:
 def run(job: str, platform: PlatformResource, instance: DagsterInstance, **kwargs):
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance, resources={"platform": platform}, raise_on_error=False, **kwargs)
+    for event in result.all_events:
+        if event.is_step_failure:  # shown with the test's output when an assertion on it fails
+            print(f"{job}: step {event.step_key} failed: {event.event_specific_data.error.message}")
     return result
 
 
@@ -282,3 +285,169 @@ def test_corrupt_parquet_is_reported_and_quarantined(tiered, tmp_path):
         assert run("tiers_daily_job", platform, instance, partition_key="2026-11-19").success
         (clean,) = run("lake_scan_job", platform, instance).get_asset_check_evaluations()
         assert clean.passed
+
+
+# --- the same tiers on Redis, S3 and Postgres -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hot_redis_url() -> str:
+    """A reachable Redis; outside CI a missing server skips, in CI (CI=true) it fails."""
+    import os
+
+    import redis
+
+    url = os.environ.get("CC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI must run the Redis tests, but {url} is unreachable: {exc}")
+        pytest.skip(f"no Redis at {url} (set CC_TEST_REDIS_URL): {exc}")
+    return url
+
+
+def test_hot_tier_in_redis_uses_the_key_conventions_and_ttl(tiered, hot_redis_url):
+    import redis
+
+    client = redis.Redis.from_url(hot_redis_url)
+    hours = ["2026-11-20T12", "2026-11-20T13"]
+    keys = [f"{kind}:{h}" for h in hours for kind in ("events:hour", "counter:events")]
+    client.delete(*keys)
+    platform = tiered["platform"]
+    try:
+        with pytest.MonkeyPatch.context() as env, DagsterInstance.ephemeral() as instance:
+            env.setenv("CC_REDIS_URL", hot_redis_url)
+            env.setenv("CC_HOT_TTL_S", "600")
+            for _ in range(2):  # a re-run replaces the hour, never adds to it
+                assert run("hot_job", platform, instance, tags=range_tags("2026-11-20-12:00", "2026-11-20-13:00")).success
+        files = FileHotStore(tiered["data_dir"] / "hot")
+        for hour in hours:
+            expected = files.hour_events(datetime.strptime(hour, "%Y-%m-%dT%H"))
+            assert client.zcard(f"events:hour:{hour}") == len(expected) > 0
+            counters = {k.decode(): int(v) for k, v in client.hgetall(f"counter:events:{hour}").items()}
+            assert sum(counters.values()) == len(expected)
+            assert 0 < client.ttl(f"events:hour:{hour}") <= 600
+    finally:
+        client.delete(*keys)
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def s3_lake():
+    """A real S3-compatible server on loopback with an empty bucket; the env that points the lake at it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
+                          region_name="us-east-1")
+    client.create_bucket(Bucket="cc-lake")
+    env = {"CC_LAKE_URL": "s3://cc-lake/prod", "CC_LAKE_S3_ENDPOINT": endpoint, "CC_LAKE_S3_REGION": "us-east-1",
+           "CC_LAKE_S3_ACCESS_KEY_ID": "test", "CC_LAKE_S3_SECRET_ACCESS_KEY": "test"}
+    try:
+        yield client, env
+    finally:
+        server.stop()
+
+
+def test_cold_and_archive_on_s3_through_the_same_code(tiered, s3_lake, tmp_path):
+    client, env = s3_lake
+    data_dir = tmp_path / "data"
+    shutil.copytree(tiered["data_dir"], data_dir)
+    shutil.rmtree(data_dir / "lake" / "cold")
+    shutil.rmtree(data_dir / "lake" / "archive")
+    platform = PlatformResource(data_dir=str(data_dir), warehouse="duckdb")
+    truth = {d: f for d, f in tiered["truth"].items() if d in PARTITIONS}
+    with pytest.MonkeyPatch.context() as patch, DagsterInstance.ephemeral() as instance:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        settings = Settings.from_env({**env, "CC_DATA_DIR": str(data_dir)})
+        assert run("tiers_daily_job", platform, instance, tags=range_tags(PARTITIONS[0], PARTITIONS[-1])).success
+        assert run("archive_job", platform, instance, partition_key=MONTH).success
+        keys = {o["Key"] for o in client.list_objects_v2(Bucket="cc-lake", Prefix="prod/")["Contents"]}
+        assert {f"prod/cold/events/date={d}/part-0.parquet" for d in truth} <= keys
+        assert {"prod/archive/events/month=2026-11/part-0.parquet", "prod/archive/events/month=2026-11/manifest.json"} <= keys
+        assert not (data_dir / "lake" / "cold").exists()
+        tiers = TierStore.from_settings(settings)
+        manifest = tiers.manifest(date(2026, 11, 1))
+        assert manifest["days"] == {d: {"rows": f.rows, "checksum": f.checksum} for d, f in truth.items()}
+        assert manifest["files"][0]["sha256"] == tiers.sha256(tiers.archive_path(date(2026, 11, 1)))
+        # History and the analysts' catalog read S3 like a folder.
+        reader = HistoryReader(replace(settings, warm_days=0), today=date(2026, 11, 23))
+        volume = reader.event_volume(datetime(2026, 11, 1), datetime(2026, 12, 1))
+        assert {r["tier"] for r in volume} == {"history"}
+        assert sum(r["event_count"] for r in volume) == sum(f.rows for f in truth.values())
+        from resources.catalog import open_catalog
+
+        con = open_catalog(settings)
+        assert con.execute("select count(*) from events_history").fetchone()[0] == sum(f.rows for f in truth.values())
+        # Retention deletes verified cold objects; a corrupt object is quarantined, also on S3.
+        retention = run("retention_job", platform, instance, run_config={
+            "ops": {"retention__cold": {"config": {"as_of": "2027-02-16"}},
+                    "retention__warm": {"config": {"as_of": "2026-11-23"}}}})
+        assert retention.success
+        assert sorted(d.isoformat() for d in tiers.cold_days()) == [d for d in PARTITIONS if d >= "2026-11-18"]
+        client.put_object(Bucket="cc-lake", Key="prod/cold/events/date=2026-11-19/part-9.parquet", Body=b"PAR1 not really")
+        (scan,) = run("lake_scan_job", platform, instance).get_asset_check_evaluations()
+        assert not scan.passed and list(scan.metadata["quarantined"].value) == [
+            "cold/events/date=2026-11-19/part-9.parquet"]
+        keys = {o["Key"] for o in client.list_objects_v2(Bucket="cc-lake", Prefix="prod/")["Contents"]}
+        assert "prod/quarantine/cold/events/date=2026-11-19/part-9.parquet" in keys
+        assert "prod/cold/events/date=2026-11-19/part-9.parquet" not in keys
+
+
+@pytest.mark.postgres
+def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partitions(tiered, pg_database, tmp_path):
+    import psycopg
+
+    from resources.catalog import load_postgres_extension, open_catalog
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(tiered["data_dir"], data_dir)
+    # The warm models read fct_workflow_events, which transform_job builds; copy the DuckDB build's.
+    with duckdb.connect() as con:
+        load_postgres_extension(con)
+        con.execute(f"attach '{settings_of(tiered).duckdb_path}' as wh (read_only)")
+        con.execute(f"attach 'postgresql://{pg_database.split('://', 1)[1]}' as pg (type postgres)")
+        con.execute("create schema if not exists pg.analytics")
+        con.execute("create table pg.analytics.fct_workflow_events as select event_id, workflow_id, source, "
+                    "event_type, actor_id, actor_name, actor_type, actor_instance_id, target_type, target_id, "
+                    "target_title, target_url, event_at, ingested_at from wh.main.fct_workflow_events")
+    platform = PlatformResource(data_dir=str(data_dir), warehouse="postgres", pg_url=pg_database)
+    truth = {d: f for d, f in tiered["truth"].items() if d in PARTITIONS}
+
+    def partitions(table: str) -> dict[str, int]:
+        with psycopg.connect(pg_database) as conn:
+            names = [r[0] for r in conn.execute(
+                "select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid "
+                "join pg_class p on p.oid = i.inhparent where p.relname = %s order by 1", (table,)).fetchall()]
+            return {n: conn.execute(f"select count(*) from analytics.{n}").fetchone()[0] for n in names}  # noqa: S608
+
+    with DagsterInstance.ephemeral() as instance:
+        for _ in range(2):  # the second run of the range replaces the same rows
+            assert run("tiers_daily_job", platform, instance, tags=range_tags(PARTITIONS[0], PARTITIONS[-1])).success
+        assert partitions("fct_events") == {f"fct_events_p{d.replace('-', '')}": f.rows for d, f in truth.items()}
+        assert set(partitions("fct_event_volume_1m")) == {f"fct_event_volume_1m_p{d.replace('-', '')}" for d in truth}
+        settings = Settings.from_env({"CC_DATA_DIR": str(data_dir), "CC_WAREHOUSE": "postgres",
+                                      "CC_PG_URL": pg_database})
+        reader = HistoryReader(replace(settings, warm_days=5), today=date(2026, 11, 23))
+        volume = reader.event_volume(datetime(2026, 11, 16), datetime(2026, 11, 21))
+        assert {r["tier"] for r in volume} == {"history", "warm"}
+        assert sum(r["event_count"] for r in volume) == sum(f.rows for f in truth.values())
+        catalog = open_catalog(settings)
+        assert catalog.execute("select count(*) from warm.analytics.fct_events").fetchone()[0] == sum(
+            f.rows for f in truth.values())
+        catalog.close()  # an open analyst session would hold the partitions (retention then waits, then skips)
+        result = run("retention_job", platform, instance, run_config={
+            "ops": {"retention__warm": {"config": {"as_of": "2026-12-18"}},
+                    "retention__cold": {"config": {"as_of": "2026-11-23"}}}})
+    assert result.success
+    left = partitions("fct_events")
+    assert sorted(left) == [f"fct_events_p{d.replace('-', '')}" for d in PARTITIONS if d >= "2026-11-18"]
+    assert "fct_event_volume_1d_p20261116" not in partitions("fct_event_volume_1d")
+    meta = materialization(result, ["retention", "warm"]).metadata
+    assert sorted(meta["moved"].value) == ["2026-11-16", "2026-11-17"] and meta["bytes_freed"].value > 0
