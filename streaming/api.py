@@ -564,17 +564,16 @@ def _workflows(data: Serving, status: str | None, assignee: str | None, provider
         # `sources` is the workflow's sorted source list joined by ', '; provider is one of SOURCES.
         conditions.append("(', ' || sources || ', ') like %(provider_like)s")
         params["provider_like"] = f"%, {provider}, %"
-    # Event counts come with the rows (fct_workflows.event_count) and the page total from a window
-    # over the same scan: one query per page, whatever its size.
+    # Event counts come with the rows (fct_workflows.event_count): no query per workflow. The total
+    # is its own count: a `count(*) over ()` beside the page kept the engine from a top-N and sorted
+    # every workflow for each page (150 ms a page at 250k workflows).
     rows = data.marts.query(
-        f"select {_WORKFLOW_COLUMNS}, count(*) over () as total_count from fct_workflows{_where(conditions)}"
+        f"select {_WORKFLOW_COLUMNS} from fct_workflows{_where(conditions)}"
         " order by last_event_at desc, workflow_id limit %(limit)s offset %(offset)s", params)
-    if rows:
-        wh_total = int(rows[0]["total_count"])
-    else:
-        count_params = {k: v for k, v in params.items() if k not in ("limit", "offset")}
-        wh_total = int(data.marts.query(
-            f"select count(*) as n from fct_workflows{_where(conditions)}", count_params)[0]["n"])
+    count_params = {k: v for k, v in params.items() if k not in ("limit", "offset")}
+    wh_total = int(data.cached(json.dumps(["workflow_total", count_params], default=str), TTL["workflows"],
+                               lambda: data.marts.query(f"select count(*) as n from fct_workflows{_where(conditions)}",
+                                                        count_params)[0]["n"]))
     last_live: dict[str, datetime] = {}
     for e in live.events:
         wid = e["effective_workflow_id"]
