@@ -88,7 +88,7 @@ class Sidecar:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for client in {c for members in self.hub.rooms.values() for c in members}:
+        for client in self.hub.all_clients():
             client.kick(1001, "server shutting down")
         await self.broker.disconnect()
         self.journal.close()

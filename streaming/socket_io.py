@@ -43,7 +43,10 @@ def event_packet(text: str) -> eio_packet.Packet:
 
 
 def batch_packet(texts: list[str]) -> eio_packet.Packet:
-    return eio_packet.Packet(eio_packet.MESSAGE, data='2["batch",[' + ",".join(texts) + "]]")
+    """The `batch` event of these messages, encoded now: one packet shared by every client it is for."""
+    pkt = eio_packet.Packet(eio_packet.MESSAGE, data='2["batch",[' + ",".join(texts) + "]]")
+    pkt.encode()
+    return pkt
 
 
 @dataclass
@@ -71,9 +74,7 @@ def create_server(app: FastAPI) -> socketio.AsyncServer:
         eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
         socket = sio.eio.sockets[eio_sid]
 
-        async def send(items: list[Any]) -> None:
-            if batch:
-                items = [batch_packet(items)]
+        async def send(items: list[Any]) -> None:  # a batching client's are `batch_packet`s already
             # Engine.IO's own queue is unbounded: while its writer has not taken what we gave it
             # last time, wait, so a client that does not read backs up in our bounded queue,
             # where the policy applies (and Engine.IO never holds more than one turn's worth).
@@ -89,7 +90,7 @@ def create_server(app: FastAPI) -> socketio.AsyncServer:
                     "code": code_name, "closeCode": code, "detail": reason})))
             await sio.disconnect(sid)
 
-        client = sidecar.hub.client(send, close, as_text if batch else event_packet, batch=batch)
+        client = sidecar.hub.client(send, close, as_text if batch else event_packet, batch=batch, pack=batch_packet)
         session = sessions[sid] = _Session(client, principal)
         client.task = asyncio.create_task(client.run())
         if principal.expires_at is not None:

@@ -60,12 +60,9 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         return
     principal, batch = authenticated
 
-    async def send(items: list[str]) -> None:
-        if batch:
-            await ws.send_text("[" + ",".join(items) + "]")
-        else:
-            for text in items:
-                await ws.send_text(text)
+    async def send(frames: list[str]) -> None:  # a batching client's are JSON arrays already
+        for text in frames:
+            await ws.send_text(text)
 
     hub = sidecar.hub
     client = hub.client(send, ws.close, batch=batch)
