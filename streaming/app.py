@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(api.router)
     socket_io.mount(app)
+    app.add_middleware(webhooks.FastPath)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with this replica's fan-out state")
     async def healthz(request: Request) -> dict:
