@@ -7,6 +7,7 @@
     <mart name>        a view per mart (fct_workflows, fct_events, ...), from marts.* or warm.*
     events_history     every event in the cold and archive tiers (archive months, plus cold days
                        not archived yet), the same files the history interface reads
+    event_volume_history  their hourly rollup (events per hour, source, type, actor type)
     cold_events, archive_events, landing_events, hot_events, raw_<source>__<entity>
                        each tier (and the landing lake) on its own
     tier_partitions    tier, partition, rows, bytes: what is where
@@ -31,7 +32,7 @@ from resources.hot import hot_store
 from resources.lake import EVENTS_SCHEMA
 from resources.serving import snapshot_path
 from resources.settings import Settings
-from resources.tiers import TierStore
+from resources.tiers import ROLLUP, TierStore
 
 # Postgres' extension is named postgres_scanner inside; DuckDB derives the entry point from the
 # file name, so the wheel's `postgres.duckdb_extension` is loaded through a link with that name.
@@ -118,13 +119,11 @@ def open_catalog(settings: Settings) -> duckdb.DuckDBPyConnection:
     for table, source in sorted(mart_source.items()):
         con.execute(f'create view "{table}" as select * from {source}')
 
-    def register(name: str, paths: list[str], store: TierStore) -> None:
-        con.register(name, store.dataset(paths) if paths else EVENTS_SCHEMA.empty_table())
-
-    register("events_history", tiers.history_files(), tiers)
-    register("cold_events", [i.path for i in tiers.files("cold", "events")], tiers)
-    register("archive_events", [tiers.archive_path(m) for m in tiers.archive_months()], tiers)
-    register("landing_events", [i.path for i in landing.files("normalized", "events")], landing)
+    tiers.register(con, "events_history", tiers.history_files(), EVENTS_SCHEMA)
+    tiers.register(con, "event_volume_history", tiers.history_files(table=ROLLUP))
+    tiers.register(con, "cold_events", [i.path for i in tiers.files("cold", "events")], EVENTS_SCHEMA)
+    tiers.register(con, "archive_events", [tiers.archive_path(m) for m in tiers.archive_months()], EVENTS_SCHEMA)
+    landing.register(con, "landing_events", [i.path for i in landing.files("normalized", "events")], EVENTS_SCHEMA)
     for folder in sorted(p for p in (settings.lake_dir / "raw").glob("*/*") if p.is_dir()):
         files = [str(f) for f in sorted(folder.glob("date=*/*.parquet"))]
         if files:

@@ -36,8 +36,8 @@ import pyarrow.parquet as pq
 from resources.settings import Settings
 
 PART_FILE = "part-0.parquet"
-COLD_ZSTD_LEVEL = 6
-ARCHIVE_ZSTD_LEVEL = 15
+COLD_ZSTD_LEVEL = 3
+ARCHIVE_ZSTD_LEVEL = 12
 ROW_GROUP_ROWS = 1_000_000
 
 # Order-independent fingerprint of a set of events: count and the sum of a 60-bit md5 prefix of
@@ -194,6 +194,20 @@ class TierStore:
     def dataset(self, paths: list[str]) -> ds.Dataset:
         return ds.dataset(paths, filesystem=self.fs, format="parquet")
 
+    def register(self, con: duckdb.DuckDBPyConnection, name: str, paths: list[str],
+                 empty: pa.Schema | None = None) -> None:
+        """Make `paths` queryable as `name` in `con`: DuckDB's own parallel reader (row-group pruning
+        on the sort order) for local files, a pyarrow dataset over the store's filesystem otherwise
+        (DuckDB cannot download httpfs here)."""
+        if not paths:
+            con.register(name, (empty or pa.schema([])).empty_table())
+        elif self.is_local:
+            listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+            con.execute(f"create or replace temp view {name} as "
+                        f"select * from read_parquet([{listed}], union_by_name = true)")
+        else:
+            con.register(name, self.dataset(paths))
+
     def write_verified(self, path: str, table: pa.Table, expected: Fingerprint, level: int) -> int:
         """Write `table` to `path` only if what lands reads back with the expected fingerprint."""
         self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
@@ -232,10 +246,11 @@ class TierStore:
         path = self.manifest_path(month, table)
         return json.loads(self.read_bytes(path)) if self.exists(path) else None
 
-    def history_files(self, start: date | None = None, end: date | None = None) -> list[str]:
-        """The files holding events of days in [start, end): each month from its archive where one
-        exists (plus cold days the archive does not list yet), otherwise the cold days."""
-        cold = {d for d in self.cold_days() if (start is None or d >= start) and (end is None or d < end)}
+    def history_files(self, start: date | None = None, end: date | None = None, table: str = "events") -> list[str]:
+        """The files holding events (or their `event_volume_1h` rollup) of days in [start, end): each
+        month from its archive where one exists (plus cold days the archive does not list yet),
+        otherwise the cold days."""
+        cold = {d for d in self.cold_days(table) if (start is None or d >= start) and (end is None or d < end)}
         paths = []
         covered: set[date] = set()
         for month in self.archive_months():
@@ -243,9 +258,11 @@ class TierStore:
             if (start is not None and last < start) or (end is not None and month >= end):
                 continue
             manifest = self.manifest(month) or {}
+            if table != "events" and not self.exists(self.archive_path(month, table)):
+                continue
             covered |= {date.fromisoformat(d) for d in manifest.get("days", {})}
-            paths.append(self.archive_path(month))
-        paths += [self.cold_path(d) for d in sorted(cold - covered)]
+            paths.append(self.archive_path(month, table))
+        paths += [self.cold_path(d, table) for d in sorted(cold - covered)]
         return paths
 
 
@@ -305,6 +322,38 @@ def landing_events(landing: TierStore, start: datetime, end: datetime) -> pa.Tab
         return con.execute(DEDUPE_SQL).to_arrow_table()
 
 
+ROLLUP = "event_volume_1h"
+ROLLUP_SQL = """
+    select cast(date_trunc('hour', event_at) as timestamp) as bucket_start_at, source, event_type, actor_type,
+           count(*)::bigint as event_count
+    from events group by all order by all
+"""
+
+
+def write_rollup(tiers: TierStore, source: TierStore, paths_or_table: list[str] | pa.Table, target: str,
+                 expected_events: int) -> int:
+    """The hourly volume rollup of some events, written beside them and checked (its counts add up
+    to the events) before it is renamed into place: history charts read it, not the events."""
+    with duckdb.connect() as con:
+        if isinstance(paths_or_table, pa.Table):
+            con.register("events", paths_or_table)
+        else:
+            source.register(con, "events", paths_or_table)
+        rollup = con.execute(ROLLUP_SQL).to_arrow_table()
+    tiers.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+    tmp = tiers._tmp_beside(target)
+    try:
+        pq.write_table(rollup, tmp, filesystem=tiers.fs, compression="zstd")
+        written = pq.read_table(tmp, filesystem=tiers.fs, columns=["event_count"]).column(0)
+        if pa.compute.sum(written).as_py() != expected_events:
+            raise TierError(f"{tiers.relative(target)}: the rollup does not add up to {expected_events} events")
+        tiers.fs.move(tmp, target)
+    finally:
+        if tiers.exists(tmp):
+            tiers.delete(tmp)
+    return tiers.size(target)
+
+
 def compact_day(landing: TierStore, tiers: TierStore, day: date) -> MoveReport:
     """Landing -> cold for one day: dedupe, sort, one zstd file, verified before it replaces the old."""
     report = MoveReport()
@@ -316,13 +365,15 @@ def compact_day(landing: TierStore, tiers: TierStore, day: date) -> MoveReport:
     report.bytes_read = sum(i.size for i in landing.files("normalized", "events", f"date={day.isoformat()}"))
     report.bytes_written = tiers.write_verified(tiers.cold_path(day), events, Fingerprint.of(events),
                                                 COLD_ZSTD_LEVEL)
+    report.bytes_written += write_rollup(tiers, tiers, events, tiers.cold_path(day, ROLLUP), events.num_rows)
     report.moved[day.isoformat()] = events.num_rows
     return report
 
 
-def _per_day(table: pa.Table) -> dict[str, dict]:
+def fingerday_prints(store: TierStore, paths: list[str]) -> dict[str, dict]:
+    """Rows and checksum per event day of the files, streamed by DuckDB (memory stays small)."""
     with duckdb.connect() as con:
-        con.register("events", table)
+        store.register(con, "events", paths)
         rows = con.execute(f"select cast(event_at as date)::varchar as day, {FINGERPRINT_SQL} "  # noqa: S608
                            "from events group by 1 order by 1").fetchall()
     return {day: {"rows": int(n), "checksum": str(c)} for day, n, c in rows}
@@ -330,45 +381,83 @@ def _per_day(table: pa.Table) -> dict[str, dict]:
 
 def archive_month(tiers: TierStore, month: date) -> MoveReport:
     """Cold days of `month` (plus days only the previous archive still holds) -> one archive file
-    and its manifest. The manifest is written last: a month with a manifest is complete."""
+    and its manifest. Days are written one at a time in order (each cold file is sorted, so the
+    month is too), then every day's rows and checksum are read back from the written file and
+    compared before it is renamed into place. The manifest is written last: a month with a
+    manifest is complete."""
     report = MoveReport()
-    cold = {d: tiers.cold_path(d) for d in tiers.cold_days() if month_start(d) == month}
-    parts = [tiers.read_table(p) for p in cold.values()]
+    cold = {d: tiers.cold_path(d) for d in sorted(tiers.cold_days()) if month_start(d) == month}
     report.bytes_read = sum(tiers.size(p) for p in cold.values())
     old = tiers.manifest(month)
-    if old is not None:
-        # Days whose cold file retention already removed live on only in the old archive.
-        kept_days = [date.fromisoformat(d) for d in old["days"] if date.fromisoformat(d) not in cold]
-        if kept_days:
-            previous = tiers.dataset([tiers.archive_path(month)]).to_table(
-                filter=ds.field("event_at").cast(pa.date32()).isin(pa.array(kept_days, pa.date32())))
-            parts.append(previous)
-    if not parts:
+    # Days whose cold file retention already removed live on only in the old archive.
+    kept_days = sorted(date.fromisoformat(d) for d in (old or {}).get("days", {})
+                       if date.fromisoformat(d) not in cold)
+    days = sorted([*cold, *kept_days])
+    if not days:
         report.kept[f"{month:%Y-%m}"] = "no cold days to archive"
         return report
-    schema = parts[0].schema
-    table = pa.concat_tables([p.cast(schema) for p in parts]).sort_by([("event_at", "ascending"),
-                                                                         ("event_id", "ascending")])
-    expected = Fingerprint.of(table)
+    old_archive = tiers.dataset([tiers.archive_path(month)]) if kept_days else None
+
+    def day_table(day: date) -> pa.Table:
+        if day in cold:
+            return tiers.read_table(cold[day])
+        return old_archive.to_table(filter=ds.field("event_at").cast(pa.date32()) == pa.scalar(day, pa.date32()))
+
     path = tiers.archive_path(month)
-    report.bytes_written = tiers.write_verified(path, table, expected, ARCHIVE_ZSTD_LEVEL)
-    days = _per_day(tiers.read_table(path))
-    times = table.select(["event_at"]).column(0)
+    tmp = tiers._tmp_beside(path)
+    tiers.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    expected: dict[str, dict] = {}
+    low = high = None
+    try:
+        writer = None
+        try:
+            for day in days:
+                table = day_table(day)
+                if table.num_rows == 0:
+                    continue
+                if writer is None:
+                    schema = table.schema
+                    writer = pq.ParquetWriter(tmp, schema, filesystem=tiers.fs, compression="zstd",
+                                              compression_level=ARCHIVE_ZSTD_LEVEL)
+                table = table.cast(schema)
+                day_print = Fingerprint.of(table)
+                expected[day.isoformat()] = {"rows": day_print.rows, "checksum": day_print.checksum}
+                times = table.column("event_at")
+                low = min(filter(None, [low, pa.compute.min(times).as_py()]))
+                high = max(filter(None, [high, pa.compute.max(times).as_py()]))
+                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        finally:
+            if writer is not None:
+                writer.close()
+        got = fingerday_prints(tiers, [tmp])
+        if got != expected:
+            raise TierError(f"{tiers.relative(path)}: the written file's days {got} differ from the sources' "
+                            f"{expected}; nothing moved")
+        tiers.fs.move(tmp, path)
+    finally:
+        if tiers.exists(tmp):
+            tiers.delete(tmp)
+    rows = sum(d["rows"] for d in expected.values())
+    checksum = str(sum(int(d["checksum"]) for d in expected.values()))
+    report.bytes_written = tiers.size(path)
+    rollup_path = tiers.archive_path(month, ROLLUP)
+    rollup_bytes = write_rollup(tiers, tiers, [path], rollup_path, rows)
     manifest = {
         "table": "events",
         "month": f"{month:%Y-%m}",
         "created_at": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
         "files": [{
-            "path": tiers.relative(path), "rows": expected.rows, "checksum": expected.checksum,
-            "bytes": tiers.size(path), "sha256": tiers.sha256(path),
-            "min_event_at": str(pa.compute.min(times).as_py()), "max_event_at": str(pa.compute.max(times).as_py()),
+            "path": tiers.relative(path), "rows": rows, "checksum": checksum,
+            "bytes": report.bytes_written, "sha256": tiers.sha256(path),
+            "min_event_at": str(low), "max_event_at": str(high),
             "compression": f"zstd({ARCHIVE_ZSTD_LEVEL})",
         }],
-        "days": days,
+        "days": expected,
+        "rollup": {"path": tiers.relative(rollup_path), "bytes": rollup_bytes},
         "sources": sorted(tiers.relative(p) for p in cold.values()),
     }
     tiers.write_bytes(tiers.manifest_path(month), json.dumps(manifest, indent=2).encode())
-    report.moved[f"{month:%Y-%m}"] = expected.rows
+    report.moved[f"{month:%Y-%m}"] = rows
     return report
 
 
@@ -406,6 +495,9 @@ def apply_cold_retention(tiers: TierStore, cutoff: date) -> MoveReport:
             report.kept[day.isoformat()] = f"cold {cold} differs from the archive's {entry}: re-run the archive"
             continue
         tiers.delete(tiers.cold_path(day))
+        if tiers.exists(tiers.cold_path(day, ROLLUP)):
+            size += tiers.size(tiers.cold_path(day, ROLLUP))
+            tiers.delete(tiers.cold_path(day, ROLLUP))
         report.freed[day.isoformat()] = size
         report.moved[day.isoformat()] = cold.rows
     return report

@@ -6,7 +6,7 @@ Parquet directly — a year at 10M/month is 120M events, far past what the sandb
 and then moved by the real code: a sample of landing days (hourly small files with re-emitted
 copies, as the ingest leaves them) is compacted by `compact_day`; every other day is written as its
 cold file by the same verified writer; each month outside the warm window is archived by
-`archive_month` (zstd 15 + manifest); the warm window is loaded into a DuckDB warehouse and its
+`archive_month` (zstd 12 + manifest); the warm window is loaded into a DuckDB warehouse and its
 serving snapshot, as the warm dbt models and `serving/marts` leave it. Queries go through
 `HistoryReader`, the interface the REST API and reports use.
 
@@ -262,6 +262,30 @@ def hot_bytes_per_million(settings: Settings, cold: TierStore, day: date) -> tup
         store.close()
 
 
+TODAY = date(2026, 11, 1)  # a fixed "today": months and days line up the same on every run
+
+
+def print_queries(settings: Settings, repeat: int) -> None:
+    from resources.history import HistoryReader
+
+    reader = HistoryReader(settings, today=TODAY)
+    end = datetime.combine(TODAY + timedelta(days=1), datetime.min.time())
+    year_start = end - timedelta(days=366)
+    month_ago = end - timedelta(days=30)
+    queries = {
+        "30-day volume per day and source": lambda: reader.event_volume(month_ago, end, "day"),
+        "1-year volume per day and source": lambda: reader.event_volume(year_start, end, "day"),
+        "30-day events of one actor (first 100)": lambda: reader.events(month_ago, end, actor_id="github:user-77"),
+        "1-year events of one actor (first 100)": lambda: reader.events(year_start, end, actor_id="github:user-77"),
+        "1-year failed tasks of one actor (all)": lambda: reader.events(
+            year_start, end, event_type="charlie.task.failed", actor_id="github:user-3", limit=100_000),
+    }
+    print(f"Historical queries through HistoryReader ({repeat} runs each, after one warm-up):")
+    for name, fn in queries.items():
+        p50, p99, rows = timed(fn, repeat)
+        print(f"  {name:<42} p50 {p50:8.1f} ms   p99 {p99:8.1f} ms   ({rows:,} rows)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events-per-month", type=int, default=10_000_000)
@@ -271,13 +295,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=20, help="runs per query for p50/p99")
     parser.add_argument("--out", type=Path, default=None, help="working folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    parser.add_argument("--queries-only", action="store_true",
+                        help="only time the queries over the tiers a previous --out --keep run left")
     args = parser.parse_args(argv)
 
     out = args.out or Path(tempfile.mkdtemp(prefix="cc-bench-tiers-"))
-    shutil.rmtree(out, ignore_errors=True)
     settings = replace(Settings.from_env({"CC_DATA_DIR": str(out)}), warm_days=args.warm_days)
+    if args.queries_only:
+        print_queries(settings, args.repeat)
+        return 0
+    shutil.rmtree(out, ignore_errors=True)
     landing = cold = TierStore.local(str(settings.lake_dir))
-    today = date(2026, 11, 1)  # a fixed "today": months and days line up the same on every run
+    today = TODAY
     first = month_start(today - timedelta(days=31 * (args.months - 1)))
     days = [first + timedelta(days=n) for n in range((today - first).days + 1)]
     per_day = round(args.events_per_month * 12 / 365)
@@ -324,22 +353,6 @@ def main(argv: list[str] | None = None) -> int:
     pg_bytes = pg_warm_bytes_per_million(settings, cold, warm_days[-1])
     hot_backend, hot_bytes = hot_bytes_per_million(settings, cold, warm_days[-1])
 
-    from resources.history import HistoryReader
-
-    reader = HistoryReader(settings, today=today)
-    end = datetime.combine(today + timedelta(days=1), datetime.min.time())
-    year_start = datetime.combine(days[0], datetime.min.time())
-    month_ago = end - timedelta(days=30)
-    queries = {
-        "30-day volume per day and source": lambda: reader.event_volume(month_ago, end, "day"),
-        "30-day events of one actor (first 100)": lambda: reader.events(month_ago, end, actor_id="github:user-77"),
-        "1-year volume per day and source": lambda: reader.event_volume(year_start, end, "day"),
-        "1-year events of one actor (first 100)": lambda: reader.events(year_start, end, actor_id="github:user-77"),
-        "1-year failed Charlie tasks (all)": lambda: reader.events(year_start, end, event_type="charlie.task.failed",
-                                                                  actor_id="github:user-3", limit=100_000),
-    }
-    results = {name: timed(fn, args.repeat) for name, fn in queries.items()}
-
     def per_million(nbytes: float, rows: int) -> str:
         return f"{nbytes * 1e6 / max(rows, 1) / 1e6:8.1f} MB"
 
@@ -353,13 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  warm     (Postgres partition)       {pg_bytes / 1e6:8.1f} MB   (fct_events with its TOAST)")
     print(f"  landing  (hourly files + copies)    {per_million(landing_bytes, sample_rows)}")
     print(f"  cold     (daily, zstd {COLD_ZSTD_LEVEL})            {per_million(cold_bytes, len(cold_days) * per_day)}")
-    print(f"  archive  (monthly, zstd 15)         {per_million(archive_bytes, archive_rows)}")
+    print(f"  archive  (monthly, zstd 12)         {per_million(archive_bytes, archive_rows)}")
     print(f"Compaction ratio: landing -> cold {landing_bytes / cold_sample_bytes:.2f}x "
           f"(incl. dropping the 10% re-emitted copies); cold -> archive {cold_of_archived / max(archive_bytes, 1):.2f}x; "
           f"landing -> archive {landing_bytes / cold_sample_bytes * cold_of_archived / max(archive_bytes, 1):.2f}x")
-    print(f"Historical queries through HistoryReader ({args.repeat} runs each, after one warm-up):")
-    for name, (p50, p99, rows) in results.items():
-        print(f"  {name:<42} p50 {p50:8.1f} ms   p99 {p99:8.1f} ms   ({rows:,} rows)")
+    print_queries(settings, args.repeat)
     if not args.keep and args.out is None:
         shutil.rmtree(out, ignore_errors=True)
     return 0

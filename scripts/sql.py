@@ -20,8 +20,8 @@ QUESTIONS: list[tuple[str, str]] = [
      "from fct_workflows where status = 'active'\n"
      "order by last_event_at desc limit 10"),
     ("How many events did each source produce per day, over all of history (cold + archive)?",
-     "select cast(event_at as date) as day, source, count(*) as events\n"
-     "from events_history group by all order by day, source"),
+     "select cast(bucket_start_at as date) as day, source, sum(event_count) as events\n"
+     "from event_volume_history group by all order by day, source"),
     ("Which Charlie instances failed the most tasks, per month?",
      "select date_trunc('month', event_at) as month, actor_instance, count(*) as failed_tasks\n"
      "from events_history where event_type = 'charlie.task.failed'\n"

@@ -200,6 +200,7 @@ def test_retention_removes_only_verified_partitions(tiered, tmp_path):
     manifest["days"]["2026-11-17"]["rows"] += 1
     tiers.write_bytes(tiers.manifest_path(date(2026, 11, 1)), json.dumps(manifest).encode())
     cold_before = tiers.cold_days()
+    rollup_16 = tiers.size(tiers.cold_path(date(2026, 11, 16), "event_volume_1h"))
     # As of these dates the 16th and 17th are past both retentions (30 warm days, 90 cold days).
     config = {"ops": {"retention__warm": {"config": {"as_of": "2026-12-18"}},
                       "retention__cold": {"config": {"as_of": "2027-02-16"}}}}
@@ -215,7 +216,8 @@ def test_retention_removes_only_verified_partitions(tiered, tmp_path):
     assert sorted(d.isoformat() for d in tiers.cold_days()) == [d.isoformat() for d in sorted(cold_before)
                                                                 if d != date(2026, 11, 16)]
     cold_meta = materialization(result, ["retention", "cold"]).metadata
-    assert cold_meta["bytes_freed"].value == cold_before[date(2026, 11, 16)]
+    assert cold_meta["bytes_freed"].value == cold_before[date(2026, 11, 16)] + rollup_16 > rollup_16 > 0
+    assert not tiers.exists(tiers.cold_path(date(2026, 11, 16), "event_volume_1h"))
     assert "2026-11-17" in cold_meta["kept"].value
 
 
@@ -413,8 +415,8 @@ def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partiti
         load_postgres_extension(con)
         con.execute(f"attach '{settings_of(tiered).duckdb_path}' as wh (read_only)")
         con.execute(f"attach 'postgresql://{pg_database.split('://', 1)[1]}' as pg (type postgres)")
-        con.execute("create schema if not exists pg.analytics")
-        con.execute("create table pg.analytics.fct_workflow_events as select event_id, workflow_id, source, "
+        con.execute("create schema if not exists pg.tiers")
+        con.execute("create table pg.tiers.fct_workflow_events as select event_id, workflow_id, source, "
                     "event_type, actor_id, actor_name, actor_type, actor_instance_id, target_type, target_id, "
                     "target_title, target_url, event_at, ingested_at from wh.main.fct_workflow_events")
     platform = PlatformResource(data_dir=str(data_dir), warehouse="postgres", pg_url=pg_database)
@@ -425,21 +427,23 @@ def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partiti
             names = [r[0] for r in conn.execute(
                 "select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid "
                 "join pg_class p on p.oid = i.inhparent where p.relname = %s order by 1", (table,)).fetchall()]
-            return {n: conn.execute(f"select count(*) from analytics.{n}").fetchone()[0] for n in names}  # noqa: S608
+            return {n: conn.execute(f"select count(*) from tiers.{n}").fetchone()[0] for n in names}  # noqa: S608
 
-    with DagsterInstance.ephemeral() as instance:
+    # Its own schema: the pipeline test builds the whole project into `analytics` of the same database.
+    with pytest.MonkeyPatch.context() as env, DagsterInstance.ephemeral() as instance:
+        env.setenv("CC_PG_SCHEMA", "tiers")
         for _ in range(2):  # the second run of the range replaces the same rows
             assert run("tiers_daily_job", platform, instance, tags=range_tags(PARTITIONS[0], PARTITIONS[-1])).success
         assert partitions("fct_events") == {f"fct_events_p{d.replace('-', '')}": f.rows for d, f in truth.items()}
         assert set(partitions("fct_event_volume_1m")) == {f"fct_event_volume_1m_p{d.replace('-', '')}" for d in truth}
         settings = Settings.from_env({"CC_DATA_DIR": str(data_dir), "CC_WAREHOUSE": "postgres",
-                                      "CC_PG_URL": pg_database})
+                                      "CC_PG_URL": pg_database, "CC_PG_SCHEMA": "tiers"})
         reader = HistoryReader(replace(settings, warm_days=5), today=date(2026, 11, 23))
         volume = reader.event_volume(datetime(2026, 11, 16), datetime(2026, 11, 21))
         assert {r["tier"] for r in volume} == {"history", "warm"}
         assert sum(r["event_count"] for r in volume) == sum(f.rows for f in truth.values())
         catalog = open_catalog(settings)
-        assert catalog.execute("select count(*) from warm.analytics.fct_events").fetchone()[0] == sum(
+        assert catalog.execute("select count(*) from warm.tiers.fct_events").fetchone()[0] == sum(
             f.rows for f in truth.values())
         catalog.close()  # an open analyst session would hold the partitions (retention then waits, then skips)
         result = run("retention_job", platform, instance, run_config={
