@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,28 @@ def _cdc_source(stack: contextlib.ExitStack, settings) -> str:
     ChangeGenerator(dsn).run(200)  # trades, todos and signals moving after the snapshot
     os.environ["CC_CDC_PG_URL"] = dsn
     return "sandbox business database (throwaway wal_level=logical cluster)"
+
+
+DEMO_MARK = ".cc-demo"
+
+
+def _fresh_data_dir(settings) -> None:
+    """Start from an empty data folder: the sandbox generates a new world on every run, and the
+    cursors, ETags and partitions of the last run's world would be merged into this one's.
+    Only a folder the demo wrote (or the default one) is emptied; any other must be empty."""
+    from resources.settings import Settings
+
+    data_dir = settings.data_dir
+    if data_dir.exists() and any(data_dir.iterdir()):
+        if not (data_dir / DEMO_MARK).exists() and data_dir != Settings().data_dir:
+            raise SystemExit(f"{data_dir} holds data the demo did not write; point CC_DATA_DIR at an empty folder")
+        for child in data_dir.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / DEMO_MARK).write_text("written by `make demo`; emptied by the next run\n")
 
 
 def lake_rows(lake_dir) -> dict[str, int]:
@@ -101,6 +124,7 @@ def main() -> int:
     from sandbox.process import run_sandbox
 
     settings = Settings.from_env()
+    _fresh_data_dir(settings)
     now = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)
     days = [(now - timedelta(days=n)).date() for n in range(DEMO_DAYS, -1, -1)]
     print(f"Command Center demo: {DEMO_EVENTS:,} sandbox events over {DEMO_DAYS} days into {settings.data_dir}")
