@@ -292,34 +292,17 @@ def test_corrupt_parquet_is_reported_and_quarantined(tiered, tmp_path):
 # --- the same tiers on Redis, S3 and Postgres -----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def hot_redis_url() -> str:
-    """A reachable Redis; outside CI a missing server skips, in CI (CI=true) it fails."""
-    import os
-
+def test_hot_tier_in_redis_uses_the_key_conventions_and_ttl(tiered, redis_url):
     import redis
 
-    url = os.environ.get("CC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI must run the Redis tests, but {url} is unreachable: {exc}")
-        pytest.skip(f"no Redis at {url} (set CC_TEST_REDIS_URL): {exc}")
-    return url
-
-
-def test_hot_tier_in_redis_uses_the_key_conventions_and_ttl(tiered, hot_redis_url):
-    import redis
-
-    client = redis.Redis.from_url(hot_redis_url)
+    client = redis.Redis.from_url(redis_url)
     hours = ["2026-11-20T12", "2026-11-20T13"]
     keys = [f"{kind}:{h}" for h in hours for kind in ("events:hour", "counter:events")]
     client.delete(*keys)
     platform = tiered["platform"]
     try:
         with pytest.MonkeyPatch.context() as env, DagsterInstance.ephemeral() as instance:
-            env.setenv("CC_REDIS_URL", hot_redis_url)
+            env.setenv("CC_REDIS_URL", redis_url)
             env.setenv("CC_HOT_TTL_S", "600")
             for _ in range(2):  # a re-run replaces the hour, never adds to it
                 assert run("hot_job", platform, instance, tags=range_tags("2026-11-20-12:00", "2026-11-20-13:00")).success

@@ -121,21 +121,6 @@ def sidecar(make_sidecar) -> Sidecar:
     return make_sidecar({"CC_WEBHOOK_MAX_BYTES": str(256 * 1024)})
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """A reachable Redis; outside CI a missing server skips, in CI (CI=true) it fails."""
-    import redis
-
-    url = os.environ.get("CC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI must run the Redis tests, but {url} is unreachable: {exc}")
-        pytest.skip(f"no Redis at {url} (set CC_TEST_REDIS_URL): {exc}")
-    return url
-
-
 # --- signing as the senders do -------------------------------------------------------------------
 
 
