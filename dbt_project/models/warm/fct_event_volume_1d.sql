@@ -1,3 +1,3 @@
 {{ config(pre_hook="{{ warm_window_delete('bucket_start_at') }}") }}
 
-{{ warm_event_volume('day') }}
+{{ event_volume(ref('fct_events'), 'day', warm_window('event_at')) }}

@@ -1,3 +1,3 @@
 {{ config(pre_hook="{{ warm_window_delete('bucket_start_at') }}") }}
 
-{{ warm_event_volume('minute') }}
+{{ event_volume(ref('fct_events'), 'minute', warm_window('event_at')) }}

@@ -1,15 +1,17 @@
 {#
-    Event counts per time bucket (`minute`, `day`), source, event type and actor type, over the
-    warm window being rebuilt: one row per bucket and combination. The 1 min and 1 day warm
-    rollups are this one query at two grains.
+    Event counts per time bucket (`minute`, `hour`, `day`), source, event type and actor type:
+    one row per bucket and combination. The warm 1 min and 1 day rollups (over the window being
+    rebuilt) and the dashboard's 1 h mart are this one query at three grains.
 #}
-{% macro warm_event_volume(grain) -%}
+{% macro event_volume(events, grain, where=none) -%}
 with
 
 events as (
 
-    select * from {{ ref('fct_events') }}
-    where {{ warm_window('event_at') }}
+    select * from {{ events }}
+    {%- if where %}
+    where {{ where }}
+    {%- endif %}
 
 ),
 
