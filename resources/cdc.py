@@ -713,9 +713,12 @@ class CdcReader:
             while len(out) < max_changes:
                 try:
                     msg = self._cur.read_message()
-                except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                except (psycopg2.DatabaseError, psycopg2.InterfaceError) as exc:
                     # A dropped connection (e.g. wal_sender_timeout while the caller landed slowly):
-                    # resume from the confirmed position; what was read already is skipped.
+                    # resume from the confirmed position; what was read already is skipped. A
+                    # terminated walsender can surface as a bare DatabaseError ("error with status
+                    # PGRES_COPY_BOTH and no message from the libpq"), not only OperationalError;
+                    # a second failure in a row is raised.
                     if reconnected:
                         raise
                     log.warning("replication connection for %s lost (%s); reconnecting", self.slot, exc)
