@@ -35,7 +35,7 @@ from cc_events.raw_tables import RAW_TABLES, RawTable
 from cc_events.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
 from resources.cdc import CdcReader, parse_lsn
 from resources.cursors import CursorStore
-from resources.http import MalformedPage, SourceUnavailable, dumps
+from resources.http import MalformedPage, NotFound, SourceUnavailable, dumps
 from resources.lake import DeadLetter, Lake, raw_schema
 from resources.landing import LandingLog
 from resources.logs import LogTailer
@@ -109,10 +109,19 @@ def fetch_github_issues(platform: PlatformResource, window: Window) -> Iterator[
             yield item, {"repo": repo}, None
 
 
+def _of_pull(items: Iterator[Item], repo: str, number: int) -> Iterator[Item]:
+    """A pull request's reviews, commits or checks; a PR that is gone (404) is a dead letter, not a
+    source outage: the other PRs land."""
+    try:
+        yield from items  # a generator: the 404 is raised here, while paging
+    except NotFound as exc:
+        yield MalformedPage(str(exc), f"pull request {repo}#{number} is gone (404): deleted or transferred", "", {})
+
+
 def fetch_github_reviews(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
     github = platform.github()
     for repo, number, day in _pull_requests_in(platform.lake(), window):
-        for item in github.reviews(repo, number):
+        for item in _of_pull(github.reviews(repo, number), repo, number):
             yield item, {"repo": repo, "pull_number": number}, day
 
 
@@ -123,7 +132,7 @@ def fetch_github_commits(platform: PlatformResource, window: Window) -> Iterator
             yield item, {"repo": repo}, None
     # Branch commits are only tied to their PR by this listing; it is what correlates them.
     for repo, number, day in _pull_requests_in(platform.lake(), window):
-        for item in github.pull_commits(repo, number):
+        for item in _of_pull(github.pull_commits(repo, number), repo, number):
             yield item, {"repo": repo, "pull_number": number}, day
 
 
@@ -140,7 +149,7 @@ def fetch_github_check_runs(platform: PlatformResource, window: Window) -> Itera
     # The checks on each updated PR's head commit: the CI status a reviewer sees on the PR.
     github = platform.github()
     for repo, number, head_sha, day in _pull_request_heads_in(platform.lake(), window):
-        for item in github.check_runs(repo, head_sha):
+        for item in _of_pull(github.check_runs(repo, head_sha), repo, number):
             yield item, {"repo": repo, "pull_number": number}, day
 
 

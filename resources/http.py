@@ -35,6 +35,10 @@ class CircuitOpen(SourceUnavailable):
     """The source's circuit breaker is open: no request was sent."""
 
 
+class NotFound(SourceUnavailable):
+    """The source answered 404: what was asked for is gone (deleted, transferred) or never was."""
+
+
 class RateLimited(SourceUnavailable):
     """The source's budget is spent until a reset further off than the client will wait."""
 
@@ -206,7 +210,8 @@ class HttpClient:
                         raise RateLimited(f"{self.source}: rate limit spent, it resets in {wait:.0f} s; "
                                           f"{method} {_safe(url)} not retried before then")
                 elif response.status_code not in RETRYABLE_STATUS:
-                    raise SourceUnavailable(f"{self.source}: {method} {_safe(url)} failed: {last_problem}")
+                    error = NotFound if response.status_code == 404 else SourceUnavailable
+                    raise error(f"{self.source}: {method} {_safe(url)} failed: {last_problem}")
                 else:
                     wait = rate_limit_wait(response)
             if attempt == self.max_retries:

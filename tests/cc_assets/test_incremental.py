@@ -171,3 +171,25 @@ def test_etags_survive_the_process_so_an_unchanged_page_costs_no_rate_limit(sand
     again = [item for item in second.items("/repos/acme/api/pulls", {"state": "all"})]
     assert again == listed
     assert second.not_modified >= 1
+
+
+def test_a_pull_request_that_is_gone_is_a_dead_letter_and_the_other_pulls_land(sandbox, tmp_path):
+    from cc_events.raw_tables import RAW_TABLES
+    from resources.lake import raw_schema
+
+    day = DAY_LIST[-1]
+    land(tmp_path, sandbox.url, day, day)
+    lake = Lake(tmp_path / "lake")
+    reviews = lake.read(("raw", "github", "reviews"), day).num_rows
+    # A PR the lake still holds but GitHub no longer has (deleted, or transferred to another repo).
+    prs = lake.read(("raw", "github", "pull_requests"), day).drop_columns(["_partition_date", "_ingested_at"])
+    rows = prs.to_pylist()
+    rows.append({**rows[0], "id": 987654321, "number": 99999})
+    lake.write(("raw", "github", "pull_requests"), day, rows,
+               raw_schema(RAW_TABLES["github", "pull_requests"]), datetime(2026, 11, 20))
+
+    land(tmp_path, sandbox.url, day, day)  # the merge keeps the gone PR; its reviews answer 404
+    assert lake.read(("raw", "github", "reviews"), day).num_rows == reviews
+    letters = lake.read(("dead_letter", "github", "reviews"), day).to_pylist()
+    assert len(letters) == 1
+    assert letters[0]["reason"].startswith(f"pull request {rows[0]['repo']}#99999 is gone (404)")
