@@ -463,20 +463,20 @@ def _write_locked(path: Path) -> bool:
 
 @pytest.mark.timeout(300)
 def test_overview_is_served_while_a_dbt_build_holds_the_warehouse(backend, http):
-    if backend.name != "duckdb":
-        pytest.skip("only DuckDB locks its warehouse file during a build")
+    # DuckDB: dbt holds the file's write lock (checked without opening it). Postgres: readers and
+    # the rebuilding transactions do not wait on each other; the build simply runs.
     warehouse = backend.settings.duckdb_path
     target = warehouse.parent / "dbt_target"
     env = {**os.environ, **backend.settings.dbt_env()}
     build = subprocess.Popen(
         [str(Path(sys.executable).parent / "dbt"), "run", "--select", "+dashboard_overview", "--project-dir",
          str(DBT_PROJECT_DIR),
-         "--profiles-dir", str(DBT_PROJECT_DIR), "--target", "duckdb", "--target-path", str(target),
+         "--profiles-dir", str(DBT_PROJECT_DIR), "--target", backend.name, "--target-path", str(target),
          "--log-path", str(target)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     served_while_locked = 0
     try:
         while build.poll() is None:
-            locked = _write_locked(warehouse)
+            locked = _write_locked(warehouse) if backend.name == "duckdb" else True
             response = http("GET", "/dashboard/overview")
             assert response.status_code == 200, response.text
             if locked and build.poll() is None:
