@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -117,8 +118,9 @@ def iso(ts: datetime | None) -> str | None:
     return ts.isoformat() + "Z"
 
 
-def _marts_unavailable(exc: MartsUnavailable) -> HTTPException:
-    return HTTPException(503, str(exc), headers={"Retry-After": "30"})
+def marts_unavailable(request: Request, exc: MartsUnavailable) -> Response:
+    """The app's handler for every route: no marts to read yet (or the warehouse is gone) is a 503."""
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
 
 
 class ApiModel(BaseModel):
@@ -227,10 +229,7 @@ def _overview(data: Serving) -> Overview:
 @router.get("/dashboard/overview", response_model=Overview, tags=["dashboard"],
             summary="Executive overview: the one-row dashboard marts plus events seen since the last build")
 def dashboard_overview(request: Request, data: Data) -> Response:
-    try:
-        encoded = data.cached("overview", TTL["overview"], lambda: _encode(_overview(data)), live=True)
-    except MartsUnavailable as exc:
-        raise _marts_unavailable(exc) from exc
+    encoded = data.cached("overview", TTL["overview"], lambda: _encode(_overview(data)), live=True)
     return cached_response(request, encoded, TTL["overview"])
 
 
@@ -456,10 +455,7 @@ def dashboard_metrics(
     filters: Annotated[str | None, Query(description='JSON object, e.g. {"source": ["github"], "host": "web-1"}; '
                                                      "keys source, eventType, actorType, host")] = None,
 ) -> Response:
-    try:
-        encoded = _metrics_cached(data, time_range, start, end, filters)
-    except MartsUnavailable as exc:
-        raise _marts_unavailable(exc) from exc
+    encoded = _metrics_cached(data, time_range, start, end, filters)
     return cached_response(request, encoded, TTL["metrics"])
 
 
@@ -596,11 +592,8 @@ def list_workflows(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
     key = json.dumps(["workflows", status, assignee, provider, limit, offset])
-    try:
-        encoded = data.cached(key, TTL["workflows"],
-                              lambda: _encode(_workflows(data, status, assignee, provider, limit, offset)), live=True)
-    except MartsUnavailable as exc:
-        raise _marts_unavailable(exc) from exc
+    encoded = data.cached(key, TTL["workflows"],
+                          lambda: _encode(_workflows(data, status, assignee, provider, limit, offset)), live=True)
     return cached_response(request, encoded, TTL["workflows"])
 
 
@@ -713,10 +706,7 @@ def list_events(
     if since is not None and since.tzinfo is not None:
         since = since.astimezone(UTC).replace(tzinfo=None)
     key = json.dumps(["events", workflow, iso(since), limit])
-    try:
-        encoded = data.cached(key, TTL["events"], lambda: _encode(_events(data, workflow, since, limit)), live=True)
-    except MartsUnavailable as exc:
-        raise _marts_unavailable(exc) from exc
+    encoded = data.cached(key, TTL["events"], lambda: _encode(_events(data, workflow, since, limit)), live=True)
     return cached_response(request, encoded, TTL["events"])
 
 
@@ -779,10 +769,7 @@ def _instances(data: Serving) -> InstanceList:
 @router.get("/api/charlie/instances", response_model=InstanceList, tags=["charlie"],
             summary="Charlie instances with health and workload")
 def charlie_instances(request: Request, data: Data) -> Response:
-    try:
-        encoded = data.cached("instances", TTL["instances"], lambda: _encode(_instances(data)), live=True)
-    except MartsUnavailable as exc:
-        raise _marts_unavailable(exc) from exc
+    encoded = data.cached("instances", TTL["instances"], lambda: _encode(_instances(data)), live=True)
     return cached_response(request, encoded, TTL["instances"])
 
 
@@ -860,10 +847,7 @@ def _instance_known(data: Serving, instance_id: str) -> bool:
                         502: {"description": "The instance's API did not answer"}})
 def charlie_command(request: Request, data: Data, user: User,
                     command: Annotated[CharlieCommand, Body()]) -> Response:
-    try:
-        known = _instance_known(data, command.instance_id)
-    except MartsUnavailable as exc:
-        raise _marts_unavailable(exc) from exc
+    known = _instance_known(data, command.instance_id)
     if not known:
         raise HTTPException(404, f"no Charlie instance {command.instance_id!r}")
     settings = _settings(request)
@@ -1111,8 +1095,5 @@ def widget_data(request: Request, data: Data, widget_id: Annotated[str, Path(max
 
     # Keyed by the widget's definition too, so an edited widget is recomputed at once.
     key = json.dumps(["widget", widget["id"], widget["type"], widget["config"]], sort_keys=True, default=str)
-    try:
-        encoded = data.cached(key, TTL["widget"], compute, live=True)
-    except MartsUnavailable as exc:
-        raise _marts_unavailable(exc) from exc
+    encoded = data.cached(key, TTL["widget"], compute, live=True)
     return cached_response(request, encoded, TTL["widget"])

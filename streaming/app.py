@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(ws.router)
     app.include_router(api.router)
+    app.add_exception_handler(api.MartsUnavailable, api.marts_unavailable)
     socket_io.mount(app)
     app.add_middleware(webhooks.FastPath)
 
