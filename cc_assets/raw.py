@@ -243,7 +243,7 @@ def pull_postgres_cdc(platform: PlatformResource, log: logging.Logger) -> int:
         log.info("the CDC source is not configured (set CC_CDC_PG_URL to follow a Postgres database)")
         return 0
     landing = LandingLog(settings.landing_dir)
-    cursors = CursorStore(settings.state_dir / "cursors.json")
+    cursors = platform.cursors()
     pulled = 0
     deadline = time.monotonic() + PULL_BUDGET_S
     # Under a steady write load the slot is never empty: a run lands what was committed before it
@@ -276,7 +276,7 @@ def pull_logs(platform: PlatformResource) -> int:
     """Move every new log line into the landing log; the tailer's cursor is committed after."""
     settings = platform.settings()
     landing = LandingLog(settings.landing_dir)
-    tailer = LogTailer(settings.log_patterns, CursorStore(settings.state_dir / "cursors.json"))
+    tailer = LogTailer(settings.log_patterns, platform.cursors())
     pulled = 0
     deadline = time.monotonic() + PULL_BUDGET_S
     try:
@@ -324,10 +324,6 @@ CURSOR_PREFIX = "incremental/"
 
 def _repo_scope(entity: str) -> Callable[[dict], str | None]:
     return lambda row: f"github/{entity}/{row['repo']}" if row.get("pull_number") is None else None
-
-
-def cursor_store(platform: PlatformResource) -> CursorStore:
-    return CursorStore(platform.settings().state_dir / "cursors.json")
 
 
 def source_cursors(cursors: Mapping[str, object], source: str, entity: str | None = None) -> dict[str, datetime]:
@@ -477,7 +473,7 @@ def build_raw_asset(spec: RawSpec):
     def raw_asset(context: AssetExecutionContext, platform: PlatformResource) -> MaterializeResult:
         window = Window([date.fromisoformat(k) for k in context.partition_keys])
         ingested_at = datetime.utcnow().replace(microsecond=0)
-        cursors = cursor_store(platform)
+        cursors = platform.cursors()
         if spec.incremental:
             overlap = timedelta(seconds=platform.settings().incremental_overlap_s)
             window = Window(window.days, incremental_since(table, cursors.all(), window, overlap))

@@ -22,10 +22,11 @@ class ConditionalCache:
     """(etag, data, link) by request key, for one source."""
 
     def __init__(self, path: Path | str, source: str, max_age_days: float = 14.0) -> None:
-        self.path = Path(path)
+        self.path = Path(path)  # ":memory:": a cache that lives as long as this object
         self.source = source
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
         self._db.execute("pragma journal_mode=wal")
         self._db.execute("pragma synchronous=normal")
         self._db.execute(

@@ -8,6 +8,7 @@ from datetime import date, datetime
 import pyarrow as pa
 from dagster import ConfigurableResource
 
+from resources.cursors import CursorStore
 from resources.lake import Lake, TablePath, WrittenPartition, warehouse_table_name
 from resources.postgres import PostgresWarehouse
 from resources.settings import Settings
@@ -45,6 +46,10 @@ class PlatformResource(ConfigurableResource):
 
     def lake(self) -> Lake:
         return Lake(self.settings().lake_dir)
+
+    def cursors(self) -> CursorStore:
+        """The sources' durable cursors (replication position, log offsets, incremental marks)."""
+        return CursorStore(self.settings().state_dir / "cursors.json")
 
     def github(self) -> GitHubClient:
         return GitHubClient.from_settings(self.settings())

@@ -52,19 +52,6 @@ def _time_or_none(record: Mapping[str, Any], name: str) -> datetime | None:
         return None
 
 
-class _MemoryCache:
-    """`ConditionalCache`'s interface in a dict, for clients built without a state folder."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[str, Any, str]] = {}
-
-    def get(self, key: str) -> tuple[str, Any, str] | None:
-        return self._entries.get(key)
-
-    def put(self, key: str, etag: str, data: Any, link: str) -> None:
-        self._entries[key] = (etag, data, link)
-
-
 ACTIONS_RESULTS_CAP = 1000  # GitHub's limit on a filtered Actions listing
 
 
@@ -84,8 +71,8 @@ class GitHubClient:
         self._repos = repos
         # request -> (etag, data, link): a 304 costs no rate limit and gives back the cached page,
         # including where the next page is (a 304 need not repeat the Link header). Without a
-        # persistent cache the ETags live as long as this client.
-        self._etags: ConditionalCache | _MemoryCache = etags if etags is not None else _MemoryCache()
+        # cache file the ETags live as long as this client.
+        self._etags = etags if etags is not None else ConditionalCache(":memory:", "github")
         self.not_modified = 0
 
     @classmethod

@@ -29,7 +29,6 @@ from cc_assets.normalized import EVENT_KEYS_KEY, EVENTS_KEY
 from cc_assets.raw import source_cursors
 from cc_events.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
 from resources.circuit import CircuitBreaker
-from resources.cursors import CursorStore
 from resources.http import MalformedPage, SourceUnavailable
 from resources.landing import LandingLog
 from resources.metrics_agent import STREAM as METRICS_STREAM
@@ -101,7 +100,7 @@ def catch_up_from(platform: PlatformResource, source: str, max_days: int = 7) ->
     """The first day the next pull of `source` must cover: its oldest incremental cursor's day
     (less the overlap), so updates made after the last pull but before midnight still land."""
     settings = platform.settings()
-    marks = source_cursors(CursorStore(settings.state_dir / "cursors.json").all(), source)
+    marks = source_cursors(platform.cursors().all(), source)
     now = datetime.now(UTC).replace(tzinfo=None)
     if not marks:
         return now.date().isoformat()
