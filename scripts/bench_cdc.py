@@ -20,10 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from scripts.benchlib import quantile
 
 
 def measure(dsn: str, data_dir: Path, seconds: float, tps: float, interval: float) -> dict:
@@ -82,7 +79,7 @@ def measure(dsn: str, data_dir: Path, seconds: float, tps: float, interval: floa
                 continue
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
     return {"interval": interval, "transactions": committed[0], "changes": len(lags),
-            "median": statistics.median(lags), "p99": _quantile(lags, 0.99), "max": max(lags),
+            "median": statistics.median(lags), "p99": quantile(lags, 0.99), "max": max(lags),
             "run_median": statistics.median(runs)}
 
 

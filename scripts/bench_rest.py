@@ -24,12 +24,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from scripts.benchlib import quantile
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def amplify(lake_dir: Path, copies: int, weeks_apart: int = 1) -> int:
@@ -202,7 +199,7 @@ def main() -> None:
         print("|---|---|---:|---:|---:|---:|")
         for name, how, timings in rows:
             print(f"| {name} | {how} | {len(timings):,} | {statistics.median(timings):.1f} ms "
-                  f"| {_quantile(timings, 0.99):.1f} ms | {max(timings):.1f} ms |")
+                  f"| {quantile(timings, 0.99):.1f} ms | {max(timings):.1f} ms |")
 
 
 def transform_in_subprocess(data_dir: Path) -> float:
