@@ -142,7 +142,8 @@ async def run_clients(args) -> None:
             await asyncio.wait_for(stop.wait(), 0.25)
     for task in tasks:
         task.cancel()
-    Path(args.out).write_text(json.dumps({**stats, "hist": {i: c for i, c in enumerate(hist) if c}}))
+    Path(args.out).write_text(json.dumps({**stats, "cpu_s": time.process_time(),
+                                          "hist": {i: c for i, c in enumerate(hist) if c}}))
 
 
 # --- load generator (own process) ----------------------------------------------------------------
@@ -246,6 +247,14 @@ def start_server(target: str, port: int, data_dir: Path, log) -> subprocess.Pope
     return proc
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process and its threads used so far."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -296,10 +305,12 @@ def measure(target: str, rate: int, clients: int, seconds: float, work: Path) ->
             if proc.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"clients did not connect; see {point / 'server.log'}")
         load_out = point / "load.json"
+        server_cpu = _cpu_s(server.pid)
         subprocess.run([sys.executable, "-m", "scripts.bench_stream", "load", "--port", str(port), "--rate", str(rate),
                         "--seconds", str(seconds), "--run", run, "--out", str(load_out)], cwd=ROOT, check=True,
                        stderr=log)
         load = json.loads(load_out.read_text())
+        server_cpu = _cpu_s(server.pid) - server_cpu  # the load's span: acks are in, fan-out mostly done
         expected = len(load["acked"]) * clients
         # Drain: until every client has every acknowledged event, or nothing moved for 3 s.
         last, still_since = -1, time.monotonic()
@@ -320,10 +331,11 @@ def measure(target: str, rate: int, clients: int, seconds: float, work: Path) ->
                 proc.kill()
         _stop(server)
         log.close()
-    hist, delivered, worst = new_hist(), 0, 0
+    hist, delivered, worst, clients_cpu = new_hist(), 0, 0, 0.0
     for out in outs:
         result = json.loads(out.read_text())
         delivered += result["events"]
+        clients_cpu += result["cpu_s"]
         worst = max(worst, result["max_us"])
         for i, c in result["hist"].items():
             hist[int(i)] += c
@@ -340,7 +352,9 @@ def measure(target: str, rate: int, clients: int, seconds: float, work: Path) ->
     a50, a99 = quantiles(ack_hist, (0.5, 0.99))
     return {"target": target, "rate": rate, "clients": clients, "sent": load["sent"], "acked": acked,
             "statuses": load["statuses"], "ack_rate": acked / span, "ack_p50": a50, "ack_p99": a99,
-            "p50": p50, "p99": p99, "max": worst / 1000, "delivered": delivered, "expected": expected, "lost": lost}
+            "p50": p50, "p99": p99, "max": worst / 1000, "delivered": delivered, "expected": expected, "lost": lost,
+            "server_cpu_us": server_cpu / max(1, acked) * 1e6, "server_cores": server_cpu / span,
+            "clients_cores": clients_cpu / span}
 
 
 def _fmt(value, digits=1) -> str:
@@ -389,11 +403,12 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  p50 {_fmt(result['p50'])} ms  p99 {_fmt(result['p99'])} ms  max {_fmt(result['max'])} ms  "
                       f"delivered {result['delivered']}/{result['expected']}  acks {result['acked']}/{result['sent']} "
                       f"({result['ack_rate']:.0f}/s, p50 {_fmt(result['ack_p50'])} p99 {_fmt(result['ack_p99'])} ms)  "
-                      f"lost {result['lost']}", flush=True)
+                      f"lost {result['lost']}  server CPU {result['server_cpu_us']:.0f} µs/webhook "
+                      f"({result['server_cores']:.2f} cores; clients {result['clients_cores']:.2f})", flush=True)
     peer = {(r["rate"], r["clients"]): r for r in results if r["target"] == "node"}
     print("\n| endpoint | events/s | clients | p50 ms | p99 ms | max ms | delivered/sent | p99 vs Node peer "
-          "| acks/s | ack p50 ms | ack p99 ms | acked lost |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| acks/s | ack p50 ms | ack p99 ms | acked lost | server CPU µs/webhook | server / clients cores |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         ref = peer.get((r["rate"], r["clients"]))
         ratio = "–" if not ref or r is ref or not ref["p99"] or r["p99"] is None else f"{r['p99'] / ref['p99']:.2f}×"
@@ -401,7 +416,8 @@ def main(argv: list[str] | None = None) -> None:
         name = {"ws": "/ws (batch)", "socketio": "Socket.IO (batch)", "node": "Node socket.io relay"}[r["target"]]
         print(f"| {name} | {r['rate']:,} | {r['clients']} | {_fmt(r['p50'])} | {_fmt(r['p99'])} | {_fmt(r['max'])} "
               f"| {r['delivered']:,}/{r['expected']:,} ({share:.1%}) | {ratio} | {r['ack_rate']:,.0f} "
-              f"| {_fmt(r['ack_p50'])} | {_fmt(r['ack_p99'])} | {'–' if r['lost'] is None else r['lost']} |")
+              f"| {_fmt(r['ack_p50'])} | {_fmt(r['ack_p99'])} | {'–' if r['lost'] is None else r['lost']} "
+              f"| {r['server_cpu_us']:.0f} | {r['server_cores']:.2f} / {r['clients_cores']:.2f} |")
 
 
 if __name__ == "__main__":
