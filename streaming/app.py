@@ -30,6 +30,14 @@ def _without_password(url: str) -> str:
     return urlunparse(parsed._replace(netloc=parsed.netloc.rsplit("@", 1)[-1])) if parsed.password else url
 
 
+class SidecarApp(FastAPI):
+    """FastAPI, with the webhook routes answered first (`webhooks.fast_path`)."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        if not await webhooks.fast_path(self, scope, receive, send):
+            await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await sidecar.stop()
 
-    app = FastAPI(title="Command Center sidecar", lifespan=lifespan,
+    app = SidecarApp(title="Command Center sidecar", lifespan=lifespan,
                   description="Webhooks in, live rooms out (`/ws`, Socket.IO at `/socket.io/`), and the "
                               "dashboard's REST API.")
     app.include_router(webhooks.router)
@@ -50,7 +58,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.add_exception_handler(api.MartsUnavailable, api.marts_unavailable)
     socket_io.mount(app)
-    app.add_middleware(webhooks.FastPath)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with this replica's fan-out state")
     async def healthz(request: Request) -> dict:
