@@ -28,11 +28,20 @@ from resources.landing import LandingLog
 log = logging.getLogger(__name__)
 
 
-def encode_line(record: dict[str, Any], received_at: datetime) -> bytes:
-    # orjson: a GitHub payload is tens of kilobytes, re-encoded on every webhook's path. Datetimes
-    # stay `str()` and any key type is written as before; a line is one line (no raw newlines).
-    return orjson.dumps({**record, "_received_at": received_at.isoformat()}, default=str,
-                        option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+_LINE = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
+
+def encode_line(record: dict[str, Any], received_at: datetime, raw: dict[str, bytes] | None = None) -> bytes:
+    """One landing line: the record and its `_received_at`, then each `raw` field spliced in as is.
+
+    orjson: a GitHub payload is tens of kilobytes on every webhook's path. Datetimes stay `str()`
+    and any key type is written as before; a line is one line. A `raw` value is JSON text that is
+    already known to be strict JSON on one line (`webhooks.parse_body`): the body as it came, not
+    encoded a second time."""
+    line = orjson.dumps({**record, "_received_at": received_at.isoformat()}, default=str, option=_LINE)
+    if raw:
+        line = line[:-1] + b"".join(b"," + orjson.dumps(k) + b":" + v for k, v in raw.items()) + b"}"
+    return line + b"\n"
 
 
 @dataclass
@@ -56,7 +65,10 @@ class GroupCommitLog:
         self.lines = 0
 
     async def append(self, stream: str, records: Iterable[dict[str, Any]], received_at: datetime) -> None:
-        data = b"".join(encode_line(r, received_at) for r in records)
+        await self.append_lines(stream, b"".join(encode_line(r, received_at) for r in records), received_at)
+
+    async def append_lines(self, stream: str, data: bytes, received_at: datetime) -> None:
+        """Land lines already encoded (`encode_line`); returns once they are fsynced."""
         if not data:
             return
         loop = asyncio.get_running_loop()

@@ -27,7 +27,7 @@ from resources.serving import snapshot_path
 from resources.settings import Settings
 from streaming.broker import broker_for
 from streaming.correlate import Correlator, Snapshot
-from streaming.journal import DeliveryIndex, GroupCommitLog
+from streaming.journal import DeliveryIndex, GroupCommitLog, encode_line
 from streaming.live import LiveEvents, event_dict
 from streaming.rooms import Hub, message
 from streaming.webhooks import Delivery
@@ -163,10 +163,14 @@ class Sidecar:
             events, status, reason = [], "dead_letter", f"{type(exc).__name__}: {exc}"
         record = {"id": delivery.id, "source": delivery.source, "delivery_id": delivery.delivery_id,
                   "event": delivery.event, "action": delivery.action, "status": status, "reason": reason,
-                  "repo": delivery.repo, "payload": delivery.payload}
+                  "repo": delivery.repo}
         received_at = utcnow()
+        if delivery.raw is None:
+            line = encode_line({**record, "payload": delivery.payload}, received_at)
+        else:
+            line = encode_line(record, received_at, {"payload": delivery.raw})
         try:
-            await self.journal.append(LANDING_STREAM, [record], received_at)
+            await self.journal.append_lines(LANDING_STREAM, line, received_at)
         except OSError as exc:
             self.deliveries.release(delivery.id)
             return JSONResponse({"detail": f"could not store the delivery, retry: {exc}"}, status_code=503,
