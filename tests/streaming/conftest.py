@@ -97,7 +97,7 @@ class Sidecar:
     def landed(self, stream: str = "webhooks") -> list[dict]:
         lines = []
         for path in sorted((self.data_dir / "landing" / stream).glob("date=*.jsonl")):
-            lines.extend(json.loads(line) for line in path.read_text().splitlines() if line.strip())
+            lines.extend(json.loads(line) for line in path.read_text().split("\n") if line.strip())
         return lines
 
 

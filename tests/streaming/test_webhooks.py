@@ -175,3 +175,17 @@ def test_concurrent_acks_share_fsyncs(sidecar, sign):
     assert health["landed_lines"] == 400
     assert health["landing_fsyncs"] < 400
     assert len({r["id"] for r in sidecar.landed()}) == 400
+
+
+def test_compact_and_pretty_bodies_land_as_one_line_each_with_the_payload_sent(sidecar, sign, github_fixtures):
+    # A compact body is landed as it came, a pretty-printed one (line breaks) re-encoded: either
+    # way one line per delivery that reads back as the payload GitHub sent.
+    payload = json.loads((github_fixtures / "pull_request" / "opened.payload.json").read_text())
+    payload["pull_request"]["title"] = "naïve \u2028 title with \"quotes\""
+    bodies = {"compact": json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(),
+              "pretty": json.dumps(payload, indent=2).encode()}
+    for body in bodies.values():
+        assert post(sidecar, "/webhooks/github", body, sign.github(body, "pull_request")).status_code == 202
+    landed = sidecar.landed()
+    assert len(landed) == 2
+    assert all(r["payload"] == payload and r["event"] == "pull_request" and r["_received_at"] for r in landed)
