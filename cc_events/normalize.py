@@ -252,15 +252,38 @@ def github_check_run(record: Mapping[str, Any], ctx: NormalizeContext, extra: Ma
 # --- Linear --------------------------------------------------------------------------------------
 
 
+def _linear_issue_parts(record: Mapping[str, Any]):
+    """What every event of one Linear issue shares: identifier, key, target, priority and tags."""
+    identifier = str(record["identifier"]).upper()
+    team = (record.get("team") or {}).get("key")
+    priority = LINEAR_PRIORITY.get(int(record.get("priority") or 0), "none")
+    target = Target("issue", identifier, str(record.get("title") or ""), str(record.get("url") or ""))
+    return identifier, (CorrelationKey.linear(identifier),), target, priority, tuple(t for t in (team, priority) if t)
+
+
+def linear_state_change(issue: Mapping[str, Any], entry: Mapping[str, Any], ctx: NormalizeContext,
+                        event_id: str) -> NormalizedEvent:
+    """One move of an issue to another workflow state, in the shape of a history entry
+    (`createdAt`, `actor`, `fromState`, `toState`): the poll's history and the webhook's update
+    both come through here, so the two copies differ only in what their source knows."""
+    require(issue, "id", "identifier")
+    require(entry, "createdAt")
+    identifier, keys, target, _, tags = _linear_issue_parts(issue)
+    to_state = entry.get("toState")
+    if not isinstance(to_state, Mapping):
+        raise InvalidRecord("state change without the state it moved to")
+    return NormalizedEvent(
+        event_id, parse_time(entry["createdAt"], "history.createdAt"), "linear", "linear.issue.state_changed",
+        linear_actor(entry.get("actor"), ctx), target,
+        {"identifier": identifier, "from": (entry.get("fromState") or {}).get("name"),
+         "to": to_state.get("name"), "to_type": to_state.get("type")},
+        keys, parent_event_id=f"linear:issue:{issue['id']}:created", tags=tags)
+
+
 def linear_issue(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):
     require(record, "id", "identifier", "createdAt")
-    identifier = str(record["identifier"]).upper()
-    keys = (CorrelationKey.linear(identifier),)
+    identifier, keys, target, priority, tags = _linear_issue_parts(record)
     state = record.get("state") or {}
-    team = (record.get("team") or {}).get("key")
-    target = Target("issue", identifier, str(record.get("title") or ""), str(record.get("url") or ""))
-    priority = LINEAR_PRIORITY.get(int(record.get("priority") or 0), "none")
-    tags = tuple(t for t in (team, priority) if t)
     created_id = f"linear:issue:{record['id']}:created"
     payload = {"identifier": identifier, "state": state.get("name"), "state_type": state.get("type"),
                "priority": priority, "assignee_id": (record.get("assignee") or {}).get("id")}
@@ -271,12 +294,7 @@ def linear_issue(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mappin
         if not entry.get("toState"):
             continue  # history rows that do not move the state are not workflow events
         require(entry, "id", "createdAt")
-        events.append(NormalizedEvent(
-            f"linear:history:{entry['id']}", parse_time(entry["createdAt"], "history.createdAt"), "linear",
-            "linear.issue.state_changed", linear_actor(entry.get("actor"), ctx), target,
-            {"identifier": identifier, "from": (entry.get("fromState") or {}).get("name"),
-             "to": entry["toState"].get("name"), "to_type": entry["toState"].get("type")},
-            keys, parent_event_id=created_id, tags=tags))
+        events.append(linear_state_change(record, entry, ctx, f"linear:history:{entry['id']}"))
     return events
 
 

@@ -1,22 +1,31 @@
 """Webhook deliveries → the source records they carry → normalized events.
 
 A pull_request webhook carries the same PR object `GET /pulls` returns, a push carries commits,
-a Linear `Issue` webhook the issue: each is handed to the very normalizer the polled record goes
-through, so a PR seen both by webhook and by the REST poll has the same event ids
-(`github:pr:acme/api#12:opened`) and the staging dedupe on `event_id` counts it once.
+a Linear `Issue` create the issue and a `Comment` create the comment: each is handed to the very
+normalizer the polled record goes through, so a PR seen both by webhook and by the REST poll has
+the same event ids (`github:pr:acme/api#12:opened`) and the staging dedupe on `event_id` counts
+it once.
 
-Delivery kinds with no normalizer (ping, releases, workflow runs, comments, …) are stored raw:
-`delivery_records` returns nothing for them. A known kind whose payload lacks what the normalizer
+A Linear `Issue` update that moves the issue to another state is the one exception: the poll
+counts that move from the issue's history entry, whose id the webhook does not carry. The update
+becomes the same `linear.issue.state_changed` event (same normalizer, `linear_state_change`) under
+its own id, `linear:issue:<issue id>:state_changed:<epoch ms of updatedAt>`, and dbt pairs it with
+the poll's `linear:history:<id>` twin (`int_linear_state_changes_paired`) so the marts count it once.
+
+Delivery kinds with no normalizer (ping, releases, workflow runs, other Linear updates, removes,
+…) are stored raw: they yield no event. A known kind whose payload lacks what the normalizer
 needs raises `InvalidRecord` — a dead letter with the reason, never a crash.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from cc_events.model import InvalidRecord, NormalizedEvent
-from cc_events.normalize import NormalizeContext, normalize
+from cc_events.normalize import NormalizeContext, linear_state_change, normalize, parse_time
 
 # The landing-log stream the sidecar appends every acknowledged delivery to (raw/webhooks/deliveries).
 LANDING_STREAM = "webhooks"
@@ -32,6 +41,8 @@ EVENT_KINDS: dict[str, tuple[str, str]] = {
     "weather.opportunity": ("weather", "opportunities"),
 }
 METRICS_KIND = "system.metrics"
+
+_EPOCH = datetime(1970, 1, 1)
 
 
 def _object(payload: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -79,14 +90,71 @@ def github_records(event: str, payload: Mapping[str, Any]) -> list[SourceRecord]
     return []
 
 
+# A Linear comment's URL: https://linear.app/<org>/issue/ENG-12/<slug>#comment-<id>.
+_LINEAR_ISSUE_URL = re.compile(r"/issue/([A-Za-z][A-Za-z0-9]*-\d+)(?:[/#?]|$)")
+
+
+def _linear_issue(payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A created issue as the poll sees it: the webhook names its creator by `creatorId` only,
+    and the `actor` of the delivery is that user (with the name the poll's `creator` has)."""
+    data = _object(payload, "data")
+    if isinstance(data.get("creator"), Mapping) or not data.get("creatorId"):
+        return data
+    actor = payload.get("actor")
+    same = isinstance(actor, Mapping) and actor.get("id") == data["creatorId"]
+    return {**data, "creator": {"id": data["creatorId"], "name": actor.get("name") if same else None}}
+
+
+def _linear_comment(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A `Comment` webhook's comment in the shape the poll's `comments` query returns it; None
+    for a comment on something other than an issue (a project update, a document)."""
+    data = _object(payload, "data")
+    issue = data.get("issue") if isinstance(data.get("issue"), Mapping) else {}
+    issue_id = issue.get("id") or data.get("issueId")
+    if not issue_id:
+        return None
+    identifier = issue.get("identifier")
+    if not identifier:  # older payloads carry issueId only; the comment's URL names the issue
+        found = _LINEAR_ISSUE_URL.search(str(data.get("url") or payload.get("url") or ""))
+        identifier = found.group(1) if found else None
+    user = data.get("user") if isinstance(data.get("user"), Mapping) else None
+    if user is None and data.get("userId"):
+        user = {"id": data["userId"]}
+    return {"id": data.get("id"), "body": data.get("body"), "createdAt": data.get("createdAt"),
+            "updatedAt": data.get("updatedAt"), "user": user, "issue": {"id": issue_id, "identifier": identifier}}
+
+
 def linear_records(event: str, payload: Mapping[str, Any]) -> list[SourceRecord]:
-    # The webhook's issue has no `history`: it yields the created event; state changes are
-    # counted from the poll's history entries, whose ids the webhook does not carry.
+    """Creates only: an update is a state change (`linear_issue_update`) or nothing the poll
+    counts either, and a remove has no event in the poll (its earlier events stay)."""
+    if payload.get("action") != "create":
+        return []
     if event == "Issue":
-        if payload.get("action") == "remove":
-            return []
-        return [("linear", "issues", _object(payload, "data"), {})]
+        return [("linear", "issues", _linear_issue(payload), {})]
+    if event == "Comment":
+        comment = _linear_comment(payload)
+        return [] if comment is None else [("linear", "comments", comment, {})]
     return []
+
+
+def linear_issue_update(payload: Mapping[str, Any], ctx: NormalizeContext) -> list[NormalizedEvent]:
+    """An `Issue` update whose `updatedFrom` has a `stateId`: the move, as the poll's history
+    entry for it would normalize (`from` stays unknown: `updatedFrom` has the old state's id only)."""
+    before = payload.get("updatedFrom")
+    if not isinstance(before, Mapping) or "stateId" not in before:
+        return []  # assignee, priority, title…: the poll has no event for those either
+    issue = _object(payload, "data")
+    state = _object(issue, "state")
+    if not issue.get("id"):
+        raise InvalidRecord("Issue update without data.id")
+    at = parse_time(issue.get("updatedAt") or payload.get("createdAt"), "data.updatedAt")
+    actor = payload.get("actor")
+    # The poll's history names a user or nobody (an integration, an automation): so do we.
+    if not isinstance(actor, Mapping) or actor.get("type") not in (None, "user"):
+        actor = None
+    entry = {"createdAt": at, "actor": actor, "fromState": {"id": before["stateId"]}, "toState": state}
+    stamp = (at - _EPOCH) // timedelta(milliseconds=1)
+    return [linear_state_change(issue, entry, ctx, f"linear:issue:{issue['id']}:state_changed:{stamp}")]
 
 
 def pushed_records(kind: str, data: Any) -> list[SourceRecord]:
@@ -115,6 +183,8 @@ def delivery_records(source: str, event: str, payload: Any) -> list[SourceRecord
 
 
 def normalize_delivery(source: str, event: str, payload: Any, ctx: NormalizeContext) -> list[NormalizedEvent]:
+    if source == "linear" and event == "Issue" and isinstance(payload, Mapping) and payload.get("action") == "update":
+        return linear_issue_update(payload, ctx)
     events: list[NormalizedEvent] = []
     for rec_source, entity, record, extra in delivery_records(source, event, payload):
         events.extend(normalize(rec_source, entity, record, ctx, extra))

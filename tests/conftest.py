@@ -75,3 +75,76 @@ def redis_url() -> str:
             pytest.fail(f"CI must run the Redis tests, but {url} is unreachable: {exc}")
         pytest.skip(f"no Redis at {url} (set CC_TEST_REDIS_URL): {exc}")
     return url
+
+
+class LinearWebhooks:
+    """Linear webhook bodies in the documented shape (https://linear.app/developers/webhooks,
+    "The webhook payload"): `action`, `type`, `actor`, `createdAt`, `data` (the entity),
+    `updatedFrom` (an update's previous values, ids only), `url`, `organizationId`, `webhookId`;
+    `webhookTimestamp` is added when signing. There are no recorded Linear deliveries to replay."""
+
+    ORG = "8f1c9b7e-1b0a-4c4e-9c55-2f0e5ad7c0a1"
+    TEAM = {"id": "team-eng", "key": "ENG", "name": "Engineering"}
+    TODO = {"id": "state-todo", "name": "Todo", "color": "#e2e2e2", "type": "unstarted"}
+    STARTED = {"id": "state-started", "name": "In Progress", "color": "#f2c94c", "type": "started"}
+    ANN = {"id": "user-ann", "name": "Ann Lee", "email": "ann@acme.dev", "url": "https://linear.app/acme/profiles/ann",
+           "type": "user"}
+
+    def _envelope(self, action: str, type_: str, data: dict, url: str, at: str, **extra) -> dict:
+        return {"action": action, "type": type_, "actor": self.ANN, "createdAt": at, "data": data, "url": url,
+                "organizationId": self.ORG, "webhookId": "wh-" + uuid.uuid4().hex[:12], **extra}
+
+    def issue_data(self, issue_id: str = "lin-42", identifier: str = "ENG-42", state: dict | None = None,
+                   updated_at: str = "2026-01-05T10:00:00.000Z") -> dict:
+        state = state or self.TODO
+        url = f"https://linear.app/acme/issue/{identifier}/fix-login"
+        return {"id": issue_id, "createdAt": "2026-01-05T10:00:00.000Z", "updatedAt": updated_at,
+                "archivedAt": None, "number": int(identifier.split("-")[1]), "identifier": identifier,
+                "title": "Fix login", "description": "Sessions expire early.", "priority": 2,
+                "priorityLabel": "High", "estimate": None, "sortOrder": -12.5, "url": url,
+                "teamId": self.TEAM["id"], "team": self.TEAM, "stateId": state["id"], "state": state,
+                "assigneeId": self.ANN["id"], "assignee": {k: self.ANN[k] for k in ("id", "name", "email", "url")},
+                "creatorId": self.ANN["id"], "labelIds": [], "labels": [], "subscriberIds": [self.ANN["id"]],
+                "startedAt": None, "completedAt": None, "canceledAt": None, "previousIdentifiers": []}
+
+    def issue_created(self, **kwargs) -> dict:
+        data = self.issue_data(**kwargs)
+        return self._envelope("create", "Issue", data, data["url"], data["createdAt"])
+
+    def state_changed(self, issue_id: str = "lin-42", identifier: str = "ENG-42", to: dict | None = None,
+                      at: str = "2026-01-05T10:30:00.000Z", previous: dict | None = None) -> dict:
+        """An `Issue` update moving the issue from `previous` (Todo) to `to` (In Progress)."""
+        to, previous = to or self.STARTED, previous or self.TODO
+        data = {**self.issue_data(issue_id, identifier, to, at), "startedAt": at}
+        return self._envelope("update", "Issue", data, data["url"], at, updatedFrom={
+            "updatedAt": "2026-01-05T10:00:00.000Z", "sortOrder": -12.5, "startedAt": None, "stateId": previous["id"]})
+
+    def reassigned(self, issue_id: str = "lin-42", identifier: str = "ENG-42") -> dict:
+        at = "2026-01-05T10:40:00.000Z"
+        data = self.issue_data(issue_id, identifier, updated_at=at)
+        return self._envelope("update", "Issue", data, data["url"], at,
+                              updatedFrom={"updatedAt": "2026-01-05T10:30:00.000Z", "assigneeId": None})
+
+    def issue_removed(self, issue_id: str = "lin-42", identifier: str = "ENG-42") -> dict:
+        at = "2026-01-05T11:00:00.000Z"
+        data = {**self.issue_data(issue_id, identifier, updated_at=at), "archivedAt": at, "trashed": True}
+        return self._envelope("remove", "Issue", data, data["url"], at)
+
+    def comment_created(self, comment_id: str = "cmt-7", issue_id: str = "lin-42", identifier: str | None = "ENG-42",
+                        body: str = "Reproduced on staging, see OPS-3.", at: str = "2026-01-05T10:35:00.000Z",
+                        action: str = "create") -> dict:
+        """A comment on an issue; `identifier=None` gives the older shape (issueId, no `issue`)."""
+        url = f"https://linear.app/acme/issue/{identifier or 'ENG-42'}/fix-login#comment-{comment_id[:8]}"
+        data = {"id": comment_id, "createdAt": at, "updatedAt": at, "archivedAt": None, "body": body,
+                "issueId": issue_id, "userId": self.ANN["id"], "editedAt": None, "reactionData": [],
+                "user": {k: self.ANN[k] for k in ("id", "name", "email", "url")}}
+        if identifier is not None:
+            data["issue"] = {"id": issue_id, "title": "Fix login", "identifier": identifier,
+                             "teamId": self.TEAM["id"], "team": self.TEAM,
+                             "url": f"https://linear.app/acme/issue/{identifier}/fix-login"}
+        return self._envelope(action, "Comment", data, url, at)
+
+
+@pytest.fixture(scope="session")
+def linear_webhooks() -> LinearWebhooks:
+    return LinearWebhooks()

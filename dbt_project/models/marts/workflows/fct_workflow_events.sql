@@ -17,10 +17,19 @@ events_correlated as (
 
 ),
 
+state_change_pairs as (
+
+    select * from {{ ref('int_linear_state_changes_paired') }}
+
+),
+
 final as (
 
     select
-        events.event_id,
+        -- A Linear state change seen live and by the poll is one row: the poll's (it knows the
+        -- old state's name) under the webhook's id, the one dashboards were sent live and the
+        -- sidecar's live store waits to see here.
+        coalesce(kept.event_id, events.event_id) as event_id,
         events_correlated.workflow_id,
         events.source,
         events.event_type,
@@ -43,6 +52,11 @@ final as (
     from events
     inner join events_correlated
         on events.event_id = events_correlated.event_id
+    left join state_change_pairs as kept
+        on events.event_id = kept.polled_event_id
+    left join state_change_pairs as dropped
+        on events.event_id = dropped.event_id
+    where dropped.event_id is null
 
 )
 
