@@ -31,11 +31,15 @@ def _without_password(url: str) -> str:
 
 
 class SidecarApp(FastAPI):
-    """FastAPI, with the webhook routes answered first (`webhooks.fast_path`)."""
+    """FastAPI, with the webhook routes answered first (`webhooks.fast_path`) and the server's
+    own WebSocket send kept for `/ws` (`ws.FrameWriter`)."""
 
     async def __call__(self, scope, receive, send) -> None:
-        if not await webhooks.fast_path(self, scope, receive, send):
-            await super().__call__(scope, receive, send)
+        if scope["type"] == "websocket":
+            scope[ws.SCOPE_SEND] = send  # the server's own send, for `ws.FrameWriter`
+        elif await webhooks.fast_path(self, scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -253,3 +253,20 @@ def test_a_batching_client_gets_json_arrays(sidecar, sign):
             assert [m["payload"]["id"] for m in got] == [f"charlie:activity:b-{i}" for i in range(200)]
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 300_000])
+def test_frames_encoded_once_are_what_a_websocket_client_parses(size):
+    # `/ws` writes room frames it encoded itself (once per room turn, not per client): each length
+    # form of RFC 6455 must read back, through the `websockets` library's own parser, as the text.
+    from websockets.frames import Frame
+    from websockets.protocol import Protocol, Side
+
+    from streaming.ws import framed, framed_array
+
+    text = ("é" + "x" * size)[:max(size, 1)] if size else ""
+    client = Protocol(Side.CLIENT, max_size=None)
+    client.receive_data(framed(text) + framed_array([json.dumps({"n": 1}), json.dumps({"n": 2})]))
+    frames = client.events_received()
+    assert all(isinstance(f, Frame) for f in frames)
+    assert [f.data.decode() for f in frames] == [text, '[{"n": 1},{"n": 2}]']
