@@ -191,13 +191,23 @@ def _pushed(payload: Any, default_kind: str | None) -> tuple[str, Any, str | Non
     return default_kind, payload, None
 
 
-@router.post("/webhooks/charlie", summary="Charlie instances' activity (X-Signature-256)")
+def _signed_or_bearer(request: Request, secret: str, body: bytes) -> bool:
+    """`X-Signature-256: sha256=<hex HMAC of the body>` when sent, else `Authorization: Bearer
+    <secret>`; both compared in constant time."""
+    signed = request.headers.get("x-signature-256")
+    if signed is not None:
+        return signature_matches(secret, body, signed, "sha256=")
+    bearer = request.headers.get("authorization", "")
+    return bearer[:7].lower() == "bearer " and token_matches(secret, bearer[7:].strip())
+
+
+@router.post("/webhooks/charlie", summary="Charlie instances' activity (X-Signature-256 or Bearer token)")
 async def charlie_webhook(request: Request) -> JSONResponse:
     async def receive(request: Request, sidecar) -> JSONResponse:
         secret = _require_secret(sidecar.settings.charlie_webhook_secret, "CC_CHARLIE_WEBHOOK_SECRET")
         body = await read_body(request, sidecar.settings.webhook_max_bytes)
-        if not signature_matches(secret, body, request.headers.get("x-signature-256"), "sha256="):
-            raise Refused(401, "X-Signature-256 does not match the body")
+        if not _signed_or_bearer(request, secret, body):
+            raise Refused(401, "send a matching X-Signature-256 or Authorization: Bearer <CC_CHARLIE_WEBHOOK_SECRET>")
         kind, data, given = _pushed(parse_json(body), request.headers.get("x-charlie-event") or "charlie.activity")
         delivery = request.headers.get("x-delivery-id") or given or _body_id(body)
         return await sidecar.accept(Delivery("charlie", delivery, kind, data))
@@ -210,13 +220,7 @@ async def push_events(request: Request) -> JSONResponse:
     async def receive(request: Request, sidecar) -> JSONResponse:
         token = _require_secret(sidecar.settings.events_api_token, "CC_EVENTS_API_TOKEN")
         body = await read_body(request, sidecar.settings.webhook_max_bytes)
-        bearer = request.headers.get("authorization", "")
-        signed = request.headers.get("x-signature-256")
-        if signed is not None:
-            ok = signature_matches(token, body, signed, "sha256=")
-        else:
-            ok = bearer[:7].lower() == "bearer " and token_matches(token, bearer[7:].strip())
-        if not ok:
+        if not _signed_or_bearer(request, token, body):
             raise Refused(401, "send Authorization: Bearer <CC_EVENTS_API_TOKEN> or a matching X-Signature-256")
         kind, data, given = _pushed(parse_json(body), None)
         if kind == METRICS_KIND:
