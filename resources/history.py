@@ -3,7 +3,9 @@ archive tiers for older ones, so callers (the sidecar's REST API, reports) never
 
     reader = HistoryReader(Settings.from_env())
     reader.event_volume(datetime(2026, 1, 1), datetime(2026, 12, 1), grain="day")  # -> rows
+    reader.event_counts(start, end, grain="hour", filters={"source": ["github", "linear"]})
     reader.events(start, end, source="github", actor_id="github:alice", limit=100)
+    reader.marts("select count(*) as n from {schema}.fct_workflows")  # the marts beside the warm tables
 
 A window is split at `today - CC_WARM_DAYS`: the part after it comes from the warm tables (the
 serving snapshot in the embedded setup, never the warehouse file dbt may hold; `CC_PG_SCHEMA` on
@@ -13,6 +15,7 @@ through the same `TierStore` whether the lake is a folder or S3. Every filter is
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -28,6 +31,8 @@ from resources.settings import Settings
 from resources.tiers import ROLLUP, TierStore
 
 Grain = Literal["hour", "day"]
+# What the volume rollups count events by, in every tier.
+DIMENSIONS = ("source", "event_type", "actor_type")
 ROLLUP_SCHEMA = pa.schema([("bucket_start_at", pa.timestamp("us")), ("source", pa.string()),
                            ("event_type", pa.string()), ("actor_type", pa.string()), ("event_count", pa.int64())])
 Row = dict[str, Any]
@@ -66,34 +71,50 @@ class HistoryReader:
             segments.append(Segment("warm", split, end))
         return segments
 
+    def held_days(self, start: datetime, end: datetime) -> set[date]:
+        """Days of [start, end) whose events (and their hourly rollup) the cold or archive tier holds;
+        for any other day before `warm_from` the history answers nothing, not zero."""
+        return self.tiers.history_index(start.date(), _end_day(end), ROLLUP)[1]
+
     # Warm ----------------------------------------------------------------------------------------
-    def _warm(self, query: str, params: dict[str, Any]) -> tuple[list[tuple], list[str]]:
-        """Run `query` (with `{schema}` for the warm tables' schema, `%(name)s` parameters)."""
+    def _warm(self, query: str, params: dict[str, Any],
+              require: str | None = "fct_event_volume_1d") -> tuple[list[tuple], list[str]]:
+        """Run `query` (with `{schema}` for the warm tables' schema, `%(name)s` parameters). With
+        `require`, a serving snapshot without that table (no warm build yet) answers no rows."""
         if self.settings.warehouse == "postgres":
             with psycopg.connect(self.settings.pg_url) as conn:
                 cur = conn.execute(sql.SQL(query).format(schema=sql.Identifier(self.settings.pg_schema)), params)
                 return cur.fetchall(), [d.name for d in cur.description]
         path = snapshot_path(self.settings)
         if not path.exists():
+            if require is None:
+                raise FileNotFoundError(f"no serving snapshot at {path} yet: run a dbt build (transform_job)")
             return [], []
         names = list(params)
         duck_query = query.replace("{schema}", "main")
         for name in names:
             duck_query = duck_query.replace(f"%({name})s", f"${name}")
         with duckdb.connect(str(path), read_only=True) as con:
-            present = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-            if "fct_event_volume_1d" not in present:
-                return [], []
+            if require is not None:
+                present = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+                if require not in present:
+                    return [], []
             cur = con.execute(duck_query, params)
             return cur.fetchall(), [d[0] for d in cur.description]
+
+    def marts(self, query: str, params: dict[str, Any] | None = None) -> list[Row]:
+        """Rows of `query` over the marts, which sit beside the warm tables (the serving snapshot in the
+        embedded setup, `CC_PG_SCHEMA` on Postgres): `{schema}.<mart>`, `%(name)s` parameters. No
+        marts yet is an error, not an empty answer."""
+        rows, names = self._warm(query, params or {}, require=None)
+        return _rows(rows, names)
 
     # History (cold + archive) --------------------------------------------------------------------
     def history_relation(self, con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
                          name: str = "history_events", table: str = "events") -> None:
         """Register `name` in `con`: the cold and archive events (or their hourly rollup) of
         [start, end), pruned to the files of those days."""
-        paths = self.tiers.history_files(start.date(), (end - timedelta(microseconds=1)).date() + timedelta(days=1),
-                                         table)
+        paths = self.tiers.history_files(start.date(), _end_day(end), table)
         self.tiers.register(con, name, paths, EVENTS_SCHEMA if table == "events" else ROLLUP_SCHEMA)
 
     def _history(self, query: str, start: datetime, end: datetime, params: dict[str, Any], table: str = "events"):
@@ -106,26 +127,45 @@ class HistoryReader:
     def event_volume(self, start: datetime, end: datetime, grain: Grain = "day",
                      source: str | None = None) -> list[Row]:
         """Events per `grain` bucket and source in [start, end), oldest first, with the tier read."""
+        return self.event_counts(start, end, grain=grain, by=("source",),
+                                 filters={"source": [source]} if source is not None else None)
+
+    def event_counts(self, start: datetime, end: datetime, *, grain: Grain = "hour",
+                     by: Sequence[str] = DIMENSIONS, filters: Mapping[str, Sequence[str]] | None = None,
+                     days: Collection[date] | None = None) -> list[Row]:
+        """Events per `grain` bucket and the `by` columns (of source, event_type, actor_type) in
+        [start, end), oldest first, each row with the tier read. `filters` keep the events whose
+        column is one of the values given (bound, never SQL); `days` limits the cold and archive part
+        to those days (e.g. the `held_days` a caller planned with)."""
         if grain not in ("hour", "day"):
             raise ValueError("grain must be hour or day")
+        unknown = set(by) - set(DIMENSIONS) or set(filters or {}) - set(DIMENSIONS)
+        if unknown:
+            raise ValueError(f"events are counted by {', '.join(DIMENSIONS)}, not {', '.join(sorted(unknown))}")
+        groups = ", ".join(by)
+        columns = f"date_trunc('{grain}', bucket_start_at) as bucket_start_at{', ' if by else ''}{groups}"
+        order = ", ".join(str(n) for n in range(1, len(by) + 2))
+        given = {k: list(v) for k, v in (filters or {}).items()}
         out: list[Row] = []
-        filters = {"source": source}
         for segment in self.plan(start, end):
             if segment.tier == "warm":
                 table = "fct_event_volume_1d" if grain == "day" else "fct_event_volume_1m"
+                where, params = _where(given, "%")
                 rows, names = self._warm(
-                    f"select date_trunc('{grain}', bucket_start_at) as bucket_start_at, source, "  # noqa: S608
-                    f"sum(event_count)::bigint as event_count from {{schema}}.{table} "
-                    f"where bucket_start_at >= %(start)s and bucket_start_at < %(end)s {_where(filters, '%')} "
-                    "group by 1, 2 order by 1, 2", {**_given(filters), "start": segment.start, "end": segment.end})
+                    f"select {columns}, sum(event_count)::bigint as event_count from {{schema}}.{table} "  # noqa: S608
+                    f"where bucket_start_at >= %(start)s and bucket_start_at < %(end)s {where} "
+                    f"group by {order} order by {order}", {**params, "start": segment.start, "end": segment.end})
             else:
                 # The cold and archive tiers keep an hourly rollup beside the events: a year of
                 # volume reads ~9k rows per month instead of every event.
+                where, params = _where(given, "$")
+                if days is not None:
+                    where += " and list_contains($days, cast(bucket_start_at as date))"
+                    params["days"] = sorted(days)
                 rows, names = self._history(
-                    f"select date_trunc('{grain}', bucket_start_at) as bucket_start_at, source, "  # noqa: S608
-                    "sum(event_count)::bigint as event_count from history_events "
-                    f"where bucket_start_at >= $start and bucket_start_at < $end {_where(filters, '$')} "
-                    "group by 1, 2 order by 1, 2", segment.start, segment.end, _given(filters), table=ROLLUP)
+                    f"select {columns}, sum(event_count)::bigint as event_count from history_events "  # noqa: S608
+                    f"where bucket_start_at >= $start and bucket_start_at < $end {where} "
+                    f"group by {order} order by {order}", segment.start, segment.end, params, table=ROLLUP)
             out += [{**r, "tier": segment.tier} for r in _rows(rows, names)]
         return out
 
@@ -133,33 +173,50 @@ class HistoryReader:
                event_type: str | None = None, actor_id: str | None = None, limit: int = 100) -> list[Row]:
         """The first `limit` events in [start, end) matching the filters, oldest first."""
         out: list[Row] = []
-        filters = {"source": source, "event_type": event_type, "actor_id": actor_id}
+        filters = {k: [v] for k, v in {"source": source, "event_type": event_type, "actor_id": actor_id}.items()
+                   if v is not None}
         for segment in self.plan(start, end):
             want = limit - len(out)
             if want <= 0:
                 break
             if segment.tier == "warm":
+                where, params = _where(filters, "%")
                 rows, names = self._warm(
                     f"select {', '.join(EVENT_COLUMNS)} from {{schema}}.fct_events "  # noqa: S608
-                    f"where event_at >= %(start)s and event_at < %(end)s {_where(filters, '%')} "
+                    f"where event_at >= %(start)s and event_at < %(end)s {where} "
                     "order by event_at, event_id limit %(limit)s",
-                    {**_given(filters), "start": segment.start, "end": segment.end, "limit": want})
+                    {**params, "start": segment.start, "end": segment.end, "limit": want})
             else:
+                where, params = _where(filters, "$")
                 rows, names = self._history(
                     f"select {', '.join(EVENT_COLUMNS)} from history_events "  # noqa: S608
-                    f"where event_at >= $start and event_at < $end {_where(filters, '$')} "
+                    f"where event_at >= $start and event_at < $end {where} "
                     "order by event_at, event_id limit $limit", segment.start, segment.end,
-                    {**_given(filters), "limit": want})
+                    {**params, "limit": want})
             out += [{**r, "tier": segment.tier} for r in _rows(rows, names)]
         return out
 
 
-def _given(filters: dict[str, str | None]) -> dict[str, str]:
-    return {k: v for k, v in filters.items() if v is not None}
+def _end_day(end: datetime) -> date:
+    """The first day after the last one [.., end) touches."""
+    return (end - timedelta(microseconds=1)).date() + timedelta(days=1)
 
 
-def _where(filters: dict[str, str | None], style: str) -> str:
-    """`and column = <parameter>` for each filter given (names are ours, values stay bound), so the
-    conditions are plain equalities the Parquet reader can push down."""
+def _where(filters: Mapping[str, Sequence[str]], style: str) -> tuple[str, dict[str, Any]]:
+    """`and column = <parameter>` (or `in (<parameters>)` for several values) for each filter, and
+    the parameters: the column names are ours, the values stay bound, and the conditions are plain
+    comparisons the Parquet reader can push down. A filter with no values matches nothing."""
     marker = (lambda k: f"%({k})s") if style == "%" else (lambda k: f"${k}")
-    return " ".join(f"and {k} = {marker(k)}" for k in _given(filters))
+    conditions, params = [], {}
+    for column, values in filters.items():
+        if column not in DIMENSIONS and column != "actor_id":
+            raise ValueError(f"no filter on {column!r}")
+        names = [f"{column}_{n}" for n in range(len(values))]
+        params.update(zip(names, values, strict=True))
+        if not names:
+            conditions.append("and false")
+        elif len(names) == 1:
+            conditions.append(f"and {column} = {marker(names[0])}")
+        else:
+            conditions.append(f"and {column} in ({', '.join(marker(n) for n in names)})")
+    return " ".join(conditions), params

@@ -250,7 +250,16 @@ class TierStore:
         """The files holding events (or their `event_volume_1h` rollup) of days in [start, end): each
         month from its archive where one exists (plus cold days the archive does not list yet),
         otherwise the cold days."""
-        cold = {d for d in self.cold_days(table) if (start is None or d >= start) and (end is None or d < end)}
+        return self.history_index(start, end, table)[0]
+
+    def history_index(self, start: date | None = None, end: date | None = None,
+                      table: str = "events") -> tuple[list[str], set[date]]:
+        """`history_files`, and the days of [start, end) those files hold: a cold day, or a day its
+        month's archive manifest lists."""
+        def wanted(day: date) -> bool:
+            return (start is None or day >= start) and (end is None or day < end)
+
+        cold = {d for d in self.cold_days(table) if wanted(d)}
         paths = []
         covered: set[date] = set()
         for month in self.archive_months():
@@ -263,7 +272,7 @@ class TierStore:
             covered |= {date.fromisoformat(d) for d in manifest.get("days", {})}
             paths.append(self.archive_path(month, table))
         paths += [self.cold_path(d, table) for d in sorted(cold - covered)]
-        return paths
+        return paths, cold | {d for d in covered if wanted(d)}
 
 
 # Moves -----------------------------------------------------------------------------------------
