@@ -23,13 +23,13 @@ from cc_events.webhooks import LANDING_STREAM, normalize_delivery
 from resources.lake import Lake
 from resources.landing import LandingLog
 from resources.metrics_agent import STREAM as METRICS_STREAM
-from resources.serving import snapshot_path
 from resources.settings import Settings
 from streaming.broker import broker_for
-from streaming.correlate import Correlator, Snapshot
+from streaming.correlate import Correlator
 from streaming.journal import DeliveryIndex, GroupCommitLog, encode_line
 from streaming.live import LiveEvents, event_dict
 from streaming.rooms import Hub, message
+from streaming.store import MartsUnavailable, marts_from_settings
 from streaming.webhooks import Delivery
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,8 @@ class Sidecar:
         self.deliveries = DeliveryIndex(self.landing, LANDING_STREAM)
         self.hub = Hub(settings.ws_queue_max, settings.ws_slow_after_s)
         self.broker = broker_for(settings.redis_url)
-        self.snapshot = Snapshot(snapshot_path(settings))
-        self.correlator = Correlator(self.snapshot)
+        self.marts = marts_from_settings(settings)  # the last build's marts, as the REST API reads them
+        self.correlator = Correlator(self.marts)
         self.context = NormalizeContext()
         self.last_status: str | None = None
         self._status_key: Any = None
@@ -92,7 +92,7 @@ class Sidecar:
             client.kick(1001, "server shutting down")
         await self.broker.disconnect()
         self.journal.close()
-        self.snapshot.close()
+        self.marts.close()
 
     async def _every(self, interval: float, step) -> None:
         while True:
@@ -127,7 +127,7 @@ class Sidecar:
     async def _refresh_status(self) -> None:
         """Push the `system.status.update` of the latest dbt build to `dashboard:overview` when it changes.
 
-        Every replica reads the same snapshot, so each delivers to its own clients only."""
+        Every replica reads the same marts, so each delivers to its own clients only."""
         rows = await asyncio.to_thread(self._status_row)
         if rows is None:
             return
@@ -141,11 +141,11 @@ class Sidecar:
         self.hub.deliver("dashboard:overview", self.last_status)
 
     def _status_row(self) -> dict[str, Any] | None:
-        rows = self.snapshot.query("select * from system_status_update limit 1")
-        if not rows:
+        try:
+            rows = self.marts.query("select * from system_status_update limit 1")
+        except MartsUnavailable:
             return None
-        names = [d[0] for d in self.snapshot._con.description]
-        return dict(zip(names, rows[0], strict=False))
+        return rows[0] if rows else None
 
     # --- in -------------------------------------------------------------------------------------
 

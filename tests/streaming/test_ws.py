@@ -270,3 +270,51 @@ def test_frames_encoded_once_are_what_a_websocket_client_parses(size):
     frames = client.events_received()
     assert all(isinstance(f, Frame) for f in frames)
     assert [f.data.decode() for f in frames] == [text, '[{"n": 1},{"n": 2}]']
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
+def test_a_live_event_joins_a_workflow_of_the_last_build_in_its_room(make_sidecar, sign, tmp_path, request,
+                                                                     warehouse):
+    # The last build linked PR acme/api#5 to Linear ENG-12: a webhook about that PR alone belongs to
+    # workflow linear:ENG-12, and its room gets it live, whichever warehouse the marts are in.
+    data_dir = tmp_path / f"data-{warehouse}"
+    rows = "select 'github:acme/api#5' as correlation_key, 'linear:ENG-12' as workflow_id"
+    env: dict[str, str] = {}
+    if warehouse == "duckdb":
+        snapshot = data_dir / "serving" / "marts.duckdb"
+        snapshot.parent.mkdir(parents=True)
+        with duckdb.connect(str(snapshot)) as con:
+            con.execute(f"create table int_correlation_keys_linked as {rows}")
+            con.execute("create table dashboard_overview as select now() as as_of_at")
+    else:
+        import psycopg
+
+        url, schema = request.getfixturevalue("pg_database"), f"ws_{os.getpid()}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"drop schema if exists {schema} cascade")
+            conn.execute(f"create schema {schema}")
+            conn.execute(f"create table {schema}.int_correlation_keys_linked as {rows}")
+            conn.execute(f"create table {schema}.dashboard_overview as select now() as as_of_at")
+        env = {"CC_WAREHOUSE": "postgres", "CC_PG_URL": url, "CC_PG_SCHEMA": schema}
+    server = make_sidecar(env, data_dir=data_dir)
+    stamp = "2026-02-13T10:45:00Z"
+    body = json.dumps({"action": "synchronize", "number": 5, "repository": {"full_name": "acme/api"},
+                       "sender": {"login": "octo", "type": "User"},
+                       "pull_request": {"number": 5, "title": "Tidy up", "body": "", "state": "open", "draft": False,
+                                        "created_at": stamp, "updated_at": stamp, "merged_at": None,
+                                        "closed_at": None, "html_url": "https://github.com/acme/api/pull/5",
+                                        "user": {"login": "octo", "type": "User"}, "head": {"ref": "tidy"},
+                                        "base": {"repo": {"full_name": "acme/api"}}}}).encode()
+
+    async def scenario():
+        async with websockets.connect(f"{server.ws_url}?token={server.token()}") as ws:
+            await subscribe(ws, "workflows:linear:ENG-12")
+            response = await asyncio.to_thread(requests.post, f"{server.url}/webhooks/github", data=body,
+                                               headers=sign.github(body, "pull_request"), timeout=10)
+            assert response.status_code == 202, response.text
+            event = await recv_json(ws)
+            assert event["room"] == "workflows:linear:ENG-12"
+            assert event["payload"]["workflow"]["id"] == "linear:ENG-12"
+            assert event["payload"]["target"]["id"] == "acme/api#5"
+
+    asyncio.run(scenario())
