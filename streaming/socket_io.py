@@ -30,7 +30,7 @@ from fastapi import FastAPI
 
 from streaming.auth import AuthError, Principal, verify_token
 from streaming.rooms import Client, as_text, message, message_type
-from streaming.ws import CLOSE_UNAUTHORIZED
+from streaming.ws import CLOSE_UNAUTHORIZED, FrameWriter, text_frame
 
 PATH = "socket.io"
 
@@ -47,6 +47,15 @@ def batch_packet(texts: list[str]) -> eio_packet.Packet:
     pkt = eio_packet.Packet(eio_packet.MESSAGE, data='2["batch",[' + ",".join(texts) + "]]")
     pkt.encode()
     return pkt
+
+
+def framed_event(text: str) -> bytes:
+    """`event_packet` as a WebSocket frame, for a client whose frames go out through `FrameWriter`."""
+    return text_frame(b"4" + event_packet(text).data.encode())
+
+
+def framed_batch(texts: list[str]) -> bytes:
+    return text_frame(('42["batch",[' + ",".join(texts) + "]]").encode())
 
 
 @dataclass
@@ -74,7 +83,16 @@ def create_server(app: FastAPI) -> socketio.AsyncServer:
         eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
         socket = sio.eio.sockets[eio_sid]
 
+        # A WebSocket client under uvicorn: frames encoded once per room turn, written straight to
+        # its transport (`ws.FrameWriter`); Engine.IO's own pings and answers keep their own path.
+        scope = environ.get("asgi.scope") or {}
+        writer = FrameWriter.of(scope) if scope.get("type") == "websocket" else None
+
         async def send(items: list[Any]) -> None:  # a batching client's are `batch_packet`s already
+            if writer is not None:
+                for frame in items:
+                    await writer.write(frame)
+                return
             # Engine.IO's own queue is unbounded: while its writer has not taken what we gave it
             # last time, wait, so a client that does not read backs up in our bounded queue,
             # where the policy applies (and Engine.IO never holds more than one turn's worth).
@@ -90,7 +108,12 @@ def create_server(app: FastAPI) -> socketio.AsyncServer:
                     "code": code_name, "closeCode": code, "detail": reason})))
             await sio.disconnect(sid)
 
-        client = sidecar.hub.client(send, close, as_text if batch else event_packet, batch=batch, pack=batch_packet)
+        if writer is None:
+            client = sidecar.hub.client(send, close, as_text if batch else event_packet, batch=batch,
+                                        pack=batch_packet)
+        else:
+            client = sidecar.hub.client(send, close, as_text if batch else framed_event, batch=batch,
+                                        pack=framed_batch)
         session = sessions[sid] = _Session(client, principal)
         client.task = asyncio.create_task(client.run())
         if principal.expires_at is not None:

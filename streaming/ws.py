@@ -62,14 +62,16 @@ class FrameWriter:
     encoded once and each client's send is one `transport.write`. Flow control is uvicorn's own:
     a write waits while the transport is paused, so a slow client still backs up into its room
     queue and is dropped from there. Only with uvicorn's websockets-sansio protocol (its default);
-    with any other server `of()` is None and frames go through ASGI."""
+    with any other server `of()` is None and frames go through ASGI. Socket.IO's WebSocket
+    clients get the same (`streaming.socket_io`)."""
 
     def __init__(self, protocol: Any) -> None:
         self._protocol = protocol
 
     @classmethod
-    def of(cls, ws: WebSocket) -> FrameWriter | None:
-        protocol = getattr(ws.scope.get(SCOPE_SEND), "__self__", None)
+    def of(cls, scope: dict) -> FrameWriter | None:
+        """The writer of a WebSocket connection's ASGI `scope`, if its server is uvicorn's."""
+        protocol = getattr(scope.get(SCOPE_SEND), "__self__", None)
         if type(protocol).__name__ != "WebSocketsSansIOProtocol" or not all(
                 hasattr(protocol, name) for name in ("transport", "writable", "disconnected", "close_sent")):
             return None
@@ -120,7 +122,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     principal, batch = authenticated
 
     hub = sidecar.hub
-    writer = FrameWriter.of(ws)
+    writer = FrameWriter.of(ws.scope)
     if writer is None:
         async def send(frames: list[str]) -> None:  # a batching client's are JSON arrays already
             for text in frames:
