@@ -22,7 +22,7 @@ from resources.settings import Settings
 SERVING_TABLES: dict[str, str | None] = {
     "dashboard_overview": None,
     "system_status_update": None,
-    "fct_workflows": "last_event_at desc, workflow_id",
+    "fct_workflows": "last_event_at desc, workflow_id desc",
     "fct_workflow_events": "event_at, event_id",
     "fct_event_volume_1h": "bucket_start_at",
     "dim_charlie_instances": None,

@@ -8,11 +8,14 @@ the warm marts (`streaming/store.py`) plus the events seen since the last build,
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import threading
 import uuid
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -493,10 +496,12 @@ class WorkflowOut(ApiModel):
 
 class WorkflowPage(ApiModel):
     workflows: list[WorkflowOut]
-    total: int
+    total: int = Field(description="Every workflow the filters match, not only those after the cursor.")
     limit: int
-    offset: int
+    offset: int | None = Field(description="The `offset` asked for; null when the page was read by `cursor`.")
     has_more: bool = Field(alias="hasMore")
+    next_cursor: str | None = Field(alias="nextCursor",
+                                    description="Pass as `cursor` for the next page; null on the last one.")
 
 
 _WORKFLOW_COLUMNS = ("workflow_id, workflow_name, status, assignee_id, assignee_name, assignee_type, "
@@ -521,33 +526,74 @@ def _workflow(row: dict, live_count: int, last_live: datetime | None) -> Workflo
         cycle_time_hours=plain(row["cycle_time_hours"]), is_live=False)
 
 
-def _live_workflows(events: list[dict]) -> list[WorkflowOut]:
-    """Workflows no build has seen yet, from their live events; newest first."""
+def _live_workflows(events: list[dict]) -> list[tuple[datetime, WorkflowOut]]:
+    """Workflows no build has seen yet, from their live events, each with its last event's time; newest first."""
     grouped: dict[str, list[dict]] = defaultdict(list)
     for e in events:
         grouped[e["effective_workflow_id"]].append(e)
     out = []
     for workflow_id, evs in grouped.items():
         evs.sort(key=lambda e: e["occurred_at"])
-        out.append(WorkflowOut(
+        out.append((evs[-1]["occurred_at"], WorkflowOut(
             id=workflow_id, name=evs[-1].get("target_title") or workflow_id, status="active", assignee=None,
             charlie_instance_id=None, priority=None, linear_issue_key=None, github=None,
             sources=sorted({e["source"] for e in evs}), event_count=len(evs), live_event_count=len(evs),
             first_event_at=iso(evs[0]["occurred_at"]), last_event_at=iso(evs[-1]["occurred_at"]),
-            completed_at=None, cycle_time_hours=None, is_live=True))
-    return sorted(out, key=lambda w: (w.last_event_at or "", w.id), reverse=True)
+            completed_at=None, cycle_time_hours=None, is_live=True)))
+    return sorted(out, key=lambda t: (t[0], t[1].id), reverse=True)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page of /api/workflows ended: the last row's sort key (last_event_at, workflow_id),
+    and whether that row was one of the live-only workflows listed before the marts' rows."""
+
+    last_event_at: datetime
+    workflow_id: str
+    live: bool = False
+
+    def encode(self) -> str:
+        key = [self.last_event_at.isoformat(timespec="microseconds"), self.workflow_id] + (["live"] if self.live else [])
+        return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+    @classmethod
+    def decode(cls, raw: str) -> Cursor:
+        """The cursor a `nextCursor` encoded; HTTP 400 for anything else."""
+        try:
+            key = json.loads(base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_", validate=True))
+            if not (isinstance(key, list) and len(key) in (2, 3) and all(isinstance(k, str) for k in key)
+                    and key[1] and key[2:] in ([], ["live"])):
+                raise ValueError("not a sort key")
+            at = datetime.fromisoformat(key[0])
+            if at.tzinfo is not None:
+                raise ValueError("not a naive UTC time")
+        except (ValueError, binascii.Error) as exc:  # JSON and Unicode decoding errors are ValueErrors
+            raise HTTPException(400, "`cursor` is not a `nextCursor` of /api/workflows: pass one back unchanged, "
+                                     "or page with `offset`") from exc
+        return cls(last_event_at=at, workflow_id=key[1], live=len(key) == 3)
 
 
 def _workflows(data: Serving, status: str | None, assignee: str | None, provider: str | None,
-               limit: int, offset: int) -> WorkflowPage:
+               limit: int, offset: int, cursor: Cursor | None = None) -> WorkflowPage:
+    """A page of workflows: the live-only ones first (newest first), then the marts' rows by
+    (last_event_at, workflow_id) descending. A `cursor` resumes after the row it names: among the
+    live-only workflows when it was one of them, else with a keyset read of the marts
+    (`where (last_event_at, workflow_id) < cursor`), which costs the same at any depth."""
     live = data.live_view()
     new_events = [e for e in live.events if e["effective_workflow_id"] in live.new_workflow_ids]
     live_only = [] if assignee or status not in (None, "active") else [
-        w for w in _live_workflows(new_events) if provider is None or provider in w.sources]
-    taken = live_only[offset:offset + limit]
-    wh_offset, wh_limit = max(0, offset - len(live_only)), limit - len(taken)
+        (at, w) for at, w in _live_workflows(new_events) if provider is None or provider in w.sources]
+    if cursor is None:
+        live_left, wh_offset = live_only[offset:], max(0, offset - len(live_only))
+    elif cursor.live:
+        live_left, wh_offset = [t for t in live_only if (t[0], t[1].id) < (cursor.last_event_at, cursor.workflow_id)], 0
+    else:
+        live_left, wh_offset = [], 0
+    taken = live_left[:limit]
+    wh_limit = limit - len(taken)
 
-    params: dict[str, Any] = {"limit": max(wh_limit, 1), "offset": wh_offset}
+    # One row more than the page shows, to know whether there is a next page.
+    params: dict[str, Any] = {"limit": wh_limit + 1, "offset": wh_offset}
     conditions = []
     if status:
         conditions.append("status = %(status)s")
@@ -563,10 +609,18 @@ def _workflows(data: Serving, status: str | None, assignee: str | None, provider
     # Event counts come with the rows (fct_workflows.event_count): no query per workflow. The total
     # is its own count: a `count(*) over ()` beside the page kept the engine from a top-N and sorted
     # every workflow for each page (150 ms a page at 250k workflows).
+    count_params = dict(params)
+    after = []
+    if cursor is not None and not cursor.live:
+        # The row comparison spelled out: the leading `<=` lets DuckDB skip row groups by their
+        # min/max (the snapshot is stored in this order) and Postgres start its index scan there.
+        after.append("last_event_at <= %(after_at)s"
+                     " and (last_event_at < %(after_at)s or workflow_id < %(after_id)s)")
+        params.update(after_at=cursor.last_event_at, after_id=cursor.workflow_id)
     rows = data.marts.query(
-        f"select {_WORKFLOW_COLUMNS} from fct_workflows{_where(conditions)}"
-        " order by last_event_at desc, workflow_id limit %(limit)s offset %(offset)s", params)
-    count_params = {k: v for k, v in params.items() if k not in ("limit", "offset")}
+        f"select {_WORKFLOW_COLUMNS} from fct_workflows{_where(conditions + after)}"
+        " order by last_event_at desc, workflow_id desc limit %(limit)s offset %(offset)s", params)
+    count_params = {k: v for k, v in count_params.items() if k not in ("limit", "offset")}
     wh_total = int(data.cached(json.dumps(["workflow_total", count_params], default=str), TTL["workflows"],
                                lambda: data.marts.query(f"select count(*) as n from fct_workflows{_where(conditions)}",
                                                         count_params)[0]["n"]))
@@ -575,14 +629,28 @@ def _workflows(data: Serving, status: str | None, assignee: str | None, provider
         wid = e["effective_workflow_id"]
         if wid and (wid not in last_live or e["occurred_at"] > last_live[wid]):
             last_live[wid] = e["occurred_at"]
-    page = taken + [_workflow(r, live.counts_by_workflow.get(r["workflow_id"], 0), last_live.get(r["workflow_id"]))
-                    for r in rows[:wh_limit]]
-    total = wh_total + len(live_only)
-    return WorkflowPage(workflows=page, total=total, limit=limit, offset=offset, has_more=offset + len(page) < total)
+    page = [w for _, w in taken] + [
+        _workflow(r, live.counts_by_workflow.get(r["workflow_id"], 0), last_live.get(r["workflow_id"]))
+        for r in rows[:wh_limit]]
+    has_more = len(live_left) > len(taken) or len(rows) > wh_limit
+    next_cursor = None
+    if has_more and rows[:wh_limit]:
+        last = rows[wh_limit - 1]
+        next_cursor = Cursor(last_event_at=_naive(last["last_event_at"]), workflow_id=last["workflow_id"]).encode()
+    elif has_more:
+        at, last_live_only = taken[-1]
+        next_cursor = Cursor(last_event_at=at, workflow_id=last_live_only.id, live=True).encode()
+    return WorkflowPage(workflows=page, total=wh_total + len(live_only), limit=limit,
+                        offset=None if cursor else offset, has_more=has_more, next_cursor=next_cursor)
+
+
+def _naive(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo is not None else ts
 
 
 @router.get("/api/workflows", response_model=WorkflowPage, tags=["workflows"],
-            summary="Workflows, newest activity first, with their event counts (live events included)")
+            summary="Workflows, newest activity first, with their event counts (live events included)",
+            responses={400: {"description": "A `cursor` that is not a `nextCursor`, or with `offset`"}})
 def list_workflows(
     request: Request, data: Data,
     status: Annotated[WorkflowStatus | None, Query()] = None,
@@ -590,10 +658,18 @@ def list_workflows(
     provider: Annotated[Source | None, Query(description="A source the workflow has events from")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    cursor: Annotated[str | None, Query(max_length=1000, description="A page's `nextCursor`: the next page, as "
+                                        "fast at any depth (offset pages get slower the deeper they are)")] = None,
 ) -> Response:
-    key = json.dumps(["workflows", status, assignee, provider, limit, offset])
+    after = None
+    if cursor is not None:
+        if offset:
+            raise HTTPException(400, "page with either `cursor` or `offset`, not both")
+        after = Cursor.decode(cursor)
+    key = json.dumps(["workflows", status, assignee, provider, limit, offset, after.encode() if after else None])
     encoded = data.cached(key, TTL["workflows"],
-                          lambda: _encode(_workflows(data, status, assignee, provider, limit, offset)), live=True)
+                          lambda: _encode(_workflows(data, status, assignee, provider, limit, offset, after)),
+                          live=True)
     return cached_response(request, encoded, TTL["workflows"])
 
 

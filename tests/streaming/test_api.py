@@ -7,6 +7,7 @@ The expected numbers come from the warehouse itself, so these are the marts a us
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
@@ -38,6 +39,7 @@ from resources.settings import Settings
 from sandbox.process import run_sandbox
 from streaming.app import create_app
 from streaming.auth import hmac_sha256_hex, issue_token
+from streaming.store import Serving
 
 # The sandbox ends now, so the 1h/24h presets see data, as in the demo.
 END = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
@@ -230,6 +232,57 @@ def test_workflows_match_the_marts_with_filters_and_pages(backend, http):
 
     for params in ({"status": "sleeping"}, {"provider": "jira"}, {"limit": 0}, {"limit": 501}, {"offset": -1}):
         assert http("GET", "/api/workflows", params=params).status_code == 422, params
+
+
+def walk(http, **params) -> list[dict]:
+    """Every page from the first on, each read by the `nextCursor` of the one before."""
+    page = get_json(http, "/api/workflows", **params)
+    pages = [page]
+    while page["nextCursor"]:
+        assert page["hasMore"] and len(page["workflows"]) == params["limit"]
+        page = get_json(http, "/api/workflows", **params, cursor=page["nextCursor"])
+        assert page["offset"] is None and page["total"] == pages[0]["total"]
+        pages.append(page)
+    assert not page["hasMore"]
+    return [w for p in pages for w in p["workflows"]]
+
+
+def test_workflows_by_cursor_are_each_workflow_once_in_order(backend, http):
+    order = " order by last_event_at desc, workflow_id desc"
+    everything = [r[0] for r in backend.query("select workflow_id from fct_workflows" + order)]
+    walked = walk(http, limit=7)
+    assert [w["id"] for w in walked] == everything and len(everything) > 14
+    # An offset page and a cursor page from the same place are the same page.
+    fourth = get_json(http, "/api/workflows", limit=7, offset=21)
+    third = get_json(http, "/api/workflows", limit=7, offset=14)
+    assert get_json(http, "/api/workflows", limit=7, cursor=third["nextCursor"])["workflows"] == fourth["workflows"]
+
+    active_github = [r[0] for r in backend.query(
+        "select workflow_id from fct_workflows where status = 'active' and sources like '%github%'" + order)]
+    assert [w["id"] for w in walk(http, limit=3, status="active", provider="github")] == active_github
+    assert active_github
+    assignee = backend.query("select assignee_name from fct_workflows where assignee_name is not null"
+                             " group by assignee_name order by count(*) desc, 1 limit 1")[0][0]
+    theirs = [i for i, name in backend.query("select workflow_id, assignee_name from fct_workflows" + order)
+              if name == assignee]
+    assert [w["id"] for w in walk(http, limit=2, assignee=assignee)] == theirs and len(theirs) > 2
+
+
+def _cursor(key: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).rstrip(b"=").decode()
+
+
+def test_a_cursor_not_from_next_cursor_is_a_400(backend, http):
+    good = get_json(http, "/api/workflows", limit=2)["nextCursor"]
+    for cursor in ("garbage!", "bm90IGpzb24", _cursor({"at": "2026-01-01"}), _cursor(["2026-01-01T00:00:00"]),
+                   _cursor(["yesterday", "linear:ENG-1"]), _cursor(["2026-01-01T00:00:00+02:00", "linear:ENG-1"]),
+                   _cursor(["2026-01-01T00:00:00", ""]), _cursor(["2026-01-01T00:00:00", "x", "dead"]),
+                   good[:-4], "x" * 1001):
+        response = http("GET", "/api/workflows", params={"cursor": cursor})
+        assert response.status_code in (400, 422), (cursor, response.text)
+        assert response.status_code == 422 or "cursor" in response.json()["detail"], response.text
+    both = http("GET", "/api/workflows", params={"cursor": good, "offset": 2})
+    assert both.status_code == 400 and "offset" in both.json()["detail"]
 
 
 def test_filters_are_values_never_sql(backend, http):
@@ -445,6 +498,33 @@ def test_a_webhook_is_visible_before_the_next_build(backend, http, server):
         export_snapshot(backend.settings.duckdb_path, snapshot_path(backend.settings))
         time.sleep(0.6)  # the snapshot is re-checked every 0.5 s
         assert get_json(http, "/dashboard/overview")["live"]["events"] == 2
+
+
+def test_cursor_pages_list_live_workflows_first_and_each_once(backend, http, server):
+    # Four pull requests in repos no build has seen: four live-only workflows, each newer than the last.
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    for n in range(4):
+        _deliver(server, _pull_request_opened(f"acme/cursor-{n}", 1, f"Cursor {n}", "feature",
+                                              now - timedelta(minutes=10 - n)))
+    mine = [f"github:acme/cursor-{n}#1" for n in (3, 2, 1, 0)]
+    time.sleep(2 * Serving.LIVE_REFRESH_S)  # reads merge new live events in at most this often
+    warehouse = [r[0] for r in backend.query(
+        "select workflow_id from fct_workflows order by last_event_at desc, workflow_id desc")]
+
+    walked = walk(http, limit=3)
+    live = [w["id"] for w in walked if w["isLive"]]
+    assert [w["id"] for w in walked] == live + warehouse  # live-only first, then the marts, none twice
+    assert [i for i in live if i in mine] == mine  # newest first among them
+    first = get_json(http, "/api/workflows", limit=3)
+    assert first["total"] == len(walked) == len({w["id"] for w in walked})
+    # A page that ends among the live-only workflows goes on with them, then with the marts.
+    second = get_json(http, "/api/workflows", limit=len(live) - 1)
+    rest = get_json(http, "/api/workflows", limit=3, cursor=second["nextCursor"])["workflows"]
+    assert [w["id"] for w in rest] == live[-1:] + warehouse[:2]
+    # Filters that no live-only workflow passes leave them out of every page.
+    assert [w["id"] for w in walk(http, limit=5, status="completed")] == [r[0] for r in backend.query(
+        "select workflow_id from fct_workflows where status = 'completed'"
+        " order by last_event_at desc, workflow_id desc")]
 
 
 def _write_locked(path: Path) -> bool:

@@ -1,4 +1,9 @@
 {#- Reads fct_workflow_events rather than staging so the million-row event dedupe runs once per build. -#}
+{#- On Postgres the sidecar pages this table newest first (`/api/workflows`): a cursor's next page
+    is an index range scan, read backwards, from the last row it showed. -#}
+{% if target.type == 'postgres' %}
+{{ config(indexes=[{'columns': ['last_event_at', 'workflow_id']}]) }}
+{% endif %}
 with
 
 workflow_events as (
