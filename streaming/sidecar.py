@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi.responses import JSONResponse
 
 from cc_events import InvalidRecord, NormalizeContext
@@ -24,7 +26,7 @@ from resources.lake import Lake
 from resources.landing import LandingLog
 from resources.metrics_agent import STREAM as METRICS_STREAM
 from resources.settings import Settings
-from streaming.broker import broker_for
+from streaming.broker import MemoryBroker, broker_for
 from streaming.correlate import Correlator
 from streaming.journal import DeliveryIndex, GroupCommitLog, encode_line
 from streaming.live import LiveEvents, event_dict
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 STATUS_INTERVAL_S = 5.0
 CONTEXT_INTERVAL_S = 60.0
 ALERT_KIND = "alert"
+# The broker's channel for the live events themselves (no client can join it: not a room name).
+LIVE_ROOM = "_live"
+_TIMES = ("event_at", "occurred_at", "received_at")
 
 
 def utcnow() -> datetime:
@@ -70,6 +75,7 @@ class Sidecar:
         self.marts = marts_from_settings(settings)  # the last build's marts, as the REST API reads them
         self.correlator = Correlator(self.marts)
         self.context = NormalizeContext()
+        self.replica = uuid.uuid4().hex[:12]  # tells this replica's own live events from the others'
         self.last_status: str | None = None
         self._status_key: Any = None
         self._tasks: list[asyncio.Task] = []
@@ -77,7 +83,7 @@ class Sidecar:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.broker.connect(self.hub.deliver)
+        await self.broker.connect(self._from_broker)
         self.context = await asyncio.to_thread(self._load_context)
         self._tasks = [asyncio.create_task(self._every(CONTEXT_INTERVAL_S, self._refresh_context)),
                        asyncio.create_task(self._every(STATUS_INTERVAL_S, self._refresh_status))]
@@ -219,6 +225,23 @@ class Sidecar:
 
     # --- out ------------------------------------------------------------------------------------
 
+    def _from_broker(self, room: str, text: str) -> None:
+        """A message from the broker: a room's, for this replica's clients, or another replica's
+        live events, for this replica's REST reads and correlation."""
+        if room != LIVE_ROOM:
+            self.hub.deliver(room, text)
+            return
+        shared = orjson.loads(text)
+        if shared.get("from") == self.replica:
+            return
+        rows = shared["rows"]
+        for row in rows:
+            for name in _TIMES:
+                if isinstance(row.get(name), str):
+                    row[name] = datetime.fromisoformat(row[name])
+            self.correlator.workflow_for(row.get("correlation_keys") or [])
+        self.live.add(rows)
+
     async def publish(self, events: list[NormalizedEvent], received_at: datetime) -> None:
         if not events:
             return
@@ -228,6 +251,11 @@ class Sidecar:
             row["workflow_id"] = self.correlator.workflow_for(row["correlation_keys"])
             rows.append(row)
         self.live.add(rows)
+        if not isinstance(self.broker, MemoryBroker):
+            # Every replica's REST reads and correlation see what any replica accepted, as its
+            # clients see the room messages.
+            await self.broker.publish(LIVE_ROOM, orjson.dumps(
+                {"from": self.replica, "rows": rows}, default=str).decode())
         for event, row in zip(events, rows, strict=True):
             payload = event.to_message()
             if row["workflow_id"]:

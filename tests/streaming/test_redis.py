@@ -54,6 +54,9 @@ def test_an_event_posted_to_replica_a_reaches_a_client_of_replica_b(make_sidecar
                 assert extra is None or extra["type"] != "github.pr.opened"
 
     asyncio.run(scenario())
+    # Replica B holds the event among its live events too (what its REST reads merge with the
+    # marts until the next build), and neither replica holds it twice.
+    assert [requests.get(f"{s.url}/healthz", timeout=5).json()["live_events"] for s in (a, b)] == [1, 1]
 
 
 def test_a_socket_io_client_of_replica_b_gets_an_event_posted_to_replica_a(make_sidecar, redis_url, sign,
