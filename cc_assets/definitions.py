@@ -10,12 +10,14 @@ warnings.filterwarnings("ignore", category=PreviewWarning)
 from cc_assets.dbt import build_dbt_assets, build_warm_dbt_assets  # noqa: E402
 from cc_assets.normalized import normalized_events  # noqa: E402
 from cc_assets.raw import raw_assets  # noqa: E402
+from cc_assets.reports import report_assets  # noqa: E402
 from cc_assets.serving import serving_marts  # noqa: E402
 from cc_assets.tiers import tier_assets, tier_checks  # noqa: E402
 from resources.dbt import dbt_resource, ensure_manifest  # noqa: E402
 from resources.platform import PlatformResource  # noqa: E402
 from resources.settings import Settings  # noqa: E402
 from sensors.jobs import ingest_job, transform_job  # noqa: E402
+from sensors.reports import REPORT_JOBS, REPORT_SCHEDULES  # noqa: E402
 from sensors.schedules import sources_schedule, transform_after_ingest_sensor  # noqa: E402
 from sensors.sources import SOURCE_JOBS, SOURCE_SCHEDULES, SOURCE_SENSORS  # noqa: E402
 from sensors.tiers import TIER_JOBS, TIER_SCHEDULES  # noqa: E402
@@ -25,10 +27,10 @@ def build_definitions(settings: Settings) -> Definitions:
     manifest = ensure_manifest(settings)
     return Definitions(
         assets=[*raw_assets, normalized_events, build_dbt_assets(manifest), build_warm_dbt_assets(manifest),
-                serving_marts, *tier_assets],
+                serving_marts, *tier_assets, *report_assets],
         asset_checks=tier_checks,
-        jobs=[ingest_job, transform_job, *SOURCE_JOBS, *TIER_JOBS],
-        schedules=[sources_schedule, *SOURCE_SCHEDULES, *TIER_SCHEDULES],
+        jobs=[ingest_job, transform_job, *SOURCE_JOBS, *TIER_JOBS, *REPORT_JOBS],
+        schedules=[sources_schedule, *SOURCE_SCHEDULES, *TIER_SCHEDULES, *REPORT_SCHEDULES],
         sensors=[transform_after_ingest_sensor, *SOURCE_SENSORS],
         resources={"platform": PlatformResource(), "dbt": dbt_resource()},
     )

@@ -31,6 +31,8 @@ SERVING_TABLES: dict[str, str | None] = {
     "fct_system_metrics_1h": "bucket_start_at",
     "fct_cron_job_health": None,
     "fct_trading_pnl_daily": None,
+    # The daily operations report (cc_assets/reports.py) reads a day's agent sessions.
+    "fct_agent_sessions_daily": "session_date",
     # The warm tier's event facts and rollups (dbt_project/models/warm/), for the history interface.
     "fct_events": "event_at, event_id",
     "fct_event_volume_1m": "bucket_start_at",

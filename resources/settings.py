@@ -231,6 +231,11 @@ class Settings:
         return self.data_dir / "hot"
 
     @property
+    def reports_dir(self) -> Path:
+        """The daily operations reports (cc_assets/reports.py): one folder per day."""
+        return self.data_dir / "reports"
+
+    @property
     def state_dir(self) -> Path:
         """Cursors and circuit states: small files a restarted process must find again."""
         return self.data_dir / "state"

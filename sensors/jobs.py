@@ -3,8 +3,10 @@
 from dagster import AssetSelection, define_asset_job
 
 INGEST_SELECTION = AssetSelection.key_prefixes(["raw"], ["normalized"])
-# The storage tiers (cc_assets/tiers.py, the warm dbt models) run in their own partitioned jobs.
+# The storage tiers (cc_assets/tiers.py, the warm dbt models) and the daily reports
+# (cc_assets/reports.py) run in their own partitioned jobs.
 TIER_SELECTION = AssetSelection.groups("tiers", "warm")
+REPORT_SELECTION = AssetSelection.groups("reports")
 
 ingest_job = define_asset_job(
     "ingest_job",
@@ -14,6 +16,6 @@ ingest_job = define_asset_job(
 
 transform_job = define_asset_job(
     "transform_job",
-    selection=AssetSelection.all() - INGEST_SELECTION - TIER_SELECTION,
+    selection=AssetSelection.all() - INGEST_SELECTION - TIER_SELECTION - REPORT_SELECTION,
     description="Build and test the dbt project: staging, correlation, workflow facts, dashboard marts.",
 )

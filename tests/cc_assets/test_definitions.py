@@ -12,7 +12,8 @@ def test_definitions_load_and_every_job_resolves():
     assert {j.name for j in repo.get_all_jobs()} >= {"ingest_job", "transform_job", "github_job", "linear_job"}
     assert {s.name for s in repo.schedule_defs} == {
         "sources_schedule", "openclaw_schedule", "weather_schedule",
-        "hot_schedule", "tiers_daily_schedule", "archive_schedule", "retention_schedule", "lake_scan_schedule"}
+        "hot_schedule", "tiers_daily_schedule", "archive_schedule", "retention_schedule", "lake_scan_schedule",
+        "reports_schedule"}
     # One trigger per source of the seeds' table (cadence in each description).
     assert {s.name for s in repo.sensor_defs} >= {
         "github_sensor", "linear_sensor", "charlie_health_sensor", "charlie_activity_sensor", "cron_events_sensor",
@@ -63,3 +64,13 @@ def test_tiers_are_partitioned_by_hour_day_and_month_with_their_lineage():
     assert AssetKey("fct_workflow_events") in graph.get(AssetKey("fct_events")).parent_keys
     assert {AssetKey(["cold", "events"]), AssetKey(["archive", "events"]), AssetKey("fct_events")} <= set(
         graph.get(AssetKey(["retention", "warm"])).parent_keys)
+
+
+def test_the_daily_report_reads_the_tiers_and_marts_and_runs_apart_from_the_build():
+    graph = defs.resolve_asset_graph()
+    report = graph.get(AssetKey(["reports", "operations"]))
+    assert type(report.partitions_def).__name__ == "DailyPartitionsDefinition"
+    assert {AssetKey(["cold", "events"]), AssetKey(["archive", "events"]), AssetKey("fct_event_volume_1d"),
+            AssetKey("fct_workflows"), AssetKey("fct_agent_sessions_daily")} <= set(report.parent_keys)
+    repo = defs.get_repository_def()
+    assert AssetKey(["reports", "operations"]) not in repo.get_job("transform_job").asset_layer.executable_asset_keys
