@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any, Literal
 
 import duckdb
@@ -55,7 +56,11 @@ class HistoryReader:
     def __init__(self, settings: Settings, today: date | None = None) -> None:
         self.settings = settings
         self.today = today or datetime.now(UTC).date()
-        self.tiers = TierStore.from_settings(settings)
+
+    @cached_property
+    def tiers(self) -> TierStore:
+        # Made on first use: a window inside the warm tier never needs the lake (on S3, a client).
+        return TierStore.from_settings(self.settings)
 
     @property
     def warm_from(self) -> datetime:

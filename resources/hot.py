@@ -66,6 +66,11 @@ class HotStore(ABC):
         """The hour's events, oldest first ([] once expired)."""
 
     @abstractmethod
+    def read_hour(self, hour: datetime) -> list[dict] | None:
+        """The hour's events, or None when the tier does not hold the hour (never written, or
+        expired): a reader then asks a colder tier instead of taking it for an hour with no events."""
+
+    @abstractmethod
     def counters(self, hour: datetime) -> dict[str, int]: ...
 
     @abstractmethod
@@ -115,6 +120,11 @@ class RedisHotStore(HotStore):
 
     def hour_events(self, hour: datetime) -> list[dict]:
         return [json.loads(m) for m in self.client.zrange(self._keys(hour)[0], 0, -1)]
+
+    def read_hour(self, hour: datetime) -> list[dict] | None:
+        # Redis keeps no empty sorted set: an hour written with no events reads as not held, and a
+        # reader asks a colder tier, which has no events for it either.
+        return self.hour_events(hour) or None
 
     def counters(self, hour: datetime) -> dict[str, int]:
         raw = self.client.hgetall(self._keys(hour)[1])
@@ -169,8 +179,11 @@ class FileHotStore(HotStore):
                 path.unlink(missing_ok=True)
 
     def hour_events(self, hour: datetime) -> list[dict]:
+        return self.read_hour(hour) or []
+
+    def read_hour(self, hour: datetime) -> list[dict] | None:
         table = self._live(self._path(hour))
-        return [] if table is None else table.to_pylist()
+        return None if table is None else table.to_pylist()
 
     def counters(self, hour: datetime) -> dict[str, int]:
         return counters_of(self.hour_events(hour))

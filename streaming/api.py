@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -25,10 +25,11 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from resources.history import HistoryReader
 from resources.settings import Settings
 from streaming.auth import AuthError, Principal, verify_token
 from streaming.live import LiveEvents
-from streaming.store import MartsUnavailable, Serving, json_value, plain, utcnow
+from streaming.store import HotHour, MartsUnavailable, Serving, json_value, plain, utcnow
 
 # The seeds' TTLs (seconds): the REST spec's `caching:` for overview (30 s) and widget data (60 s);
 # the cache service's workflows 60, events 30, instances 300; aggregations 30; entities 60.
@@ -241,6 +242,17 @@ def dashboard_overview(request: Request, data: Data) -> Response:
 PRESETS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 MAX_CUSTOM_SPAN = timedelta(days=366)
 FILTER_KEYS = {"source": "source", "eventType": "event_type", "actorType": "actor_type", "host": "host"}
+EVENT_FILTERS = ("source", "eventType", "actorType")
+# A window that starts at most this long ago (the 1h preset) counts its events from the hot tier.
+HOT_WINDOW = PRESETS["1h"]
+Tier = Literal["hot", "warm", "history"]
+
+
+class TierSpan(ApiModel):
+    tier: Tier = Field(description="hot: the hot tier (Redis or the embedded hot folder) merged with the events "
+                                   "this sidecar has seen; warm: the marts; history: the cold and archive tiers.")
+    start: str = Field(alias="from")
+    end: str = Field(alias="to")
 
 
 class MetricsQuery(ApiModel):
@@ -249,6 +261,7 @@ class MetricsQuery(ApiModel):
     end: str = Field(alias="to")
     grain: Literal["minute", "hour", "day"]
     filters: dict[str, list[str]]
+    tiers: list[TierSpan] = Field(description="Which tier counted the events of which part of the window.")
 
 
 class CountBy(ApiModel):
@@ -263,7 +276,9 @@ class EventBucket(ApiModel):
 
 class EventMetrics(ApiModel):
     total: int
-    live: int = Field(description="Of the total, events seen since the last build.")
+    live: int = Field(description="Of the total, events this sidecar has seen that the tier answering their "
+                                  "hour does not have yet (since the last build, or the hot tier's last refresh).")
+    by_tier: list[CountBy] = Field(alias="byTier", description="Of the total less `live`, events per tier read.")
     by_source: list[CountBy] = Field(alias="bySource")
     by_type: list[CountBy] = Field(alias="byType")
     by_actor_type: list[CountBy] = Field(alias="byActorType")
@@ -358,39 +373,127 @@ def _where(conditions: list[str]) -> str:
     return (" where " + " and ".join(conditions)) if conditions else ""
 
 
+Span = tuple[Tier, datetime, datetime, HotHour | None]
+
+
+def _hot_window(time_range: str, lo: datetime) -> bool:
+    return time_range == "1h" or lo >= utcnow() - HOT_WINDOW
+
+
+def _event_spans(data: Serving, lo: datetime, hi: datetime,
+                 hot_window: bool) -> tuple[list[Span], HistoryReader | None]:
+    """[lo, hi) (lo on the hour) cut into the parts each tier answers, oldest first: before the warm
+    window (`today - CC_WARM_DAYS`) the days the cold and archive tiers hold; in a window of the
+    last hour the hours the hot tier holds; the marts everything else (they hold every event the
+    landing lake has, so a day no colder tier holds yet is still counted)."""
+    spans: list[Span] = []
+    cursor, reader = lo, None
+    if data.settings is not None:
+        reader = HistoryReader(data.settings, today=utcnow().date())
+        split = min(max(reader.warm_from, lo), hi)
+        held = reader.held_days(lo, split) if lo < split else set()
+        while cursor < split:
+            step = min(datetime.combine(cursor.date() + timedelta(days=1), time()), split)
+            spans.append(("history" if cursor.date() in held else "warm", cursor, step, None))
+            cursor = step
+    now = utcnow()
+    while hot_window and cursor < hi and cursor <= now:
+        step = min(cursor + timedelta(hours=1), hi)
+        hour = data.hot_hour(cursor)
+        spans.append(("hot" if hour is not None else "warm", cursor, step, hour))
+        cursor = step
+    if cursor < hi:
+        spans.append(("warm", cursor, hi, None))
+    return spans, reader
+
+
+def _merged(spans: list[tuple[Tier, datetime, datetime, HotHour | None]]) -> list[TierSpan]:
+    out: list[TierSpan] = []
+    for tier, start, end, _ in spans:
+        if out and out[-1].tier == tier:
+            out[-1].end = iso(end)
+        else:
+            out.append(TierSpan(tier=tier, start=iso(start), end=iso(end)))
+    return out
+
+
 def _metrics(data: Serving, time_range: str, lo: datetime, hi: datetime, filters: dict[str, list[str]]) -> Metrics:
     marts = data.marts
     grain = _grain(lo, hi)
     # Events: hourly rollup buckets that start inside the window (so the window is hour-grained).
     event_grain = "day" if grain == "day" else "hour"
-    params: dict[str, Any] = {"lo": _truncate(lo, "hour"), "hi": hi}
-    conditions = ["bucket_start_at >= %(lo)s", "bucket_start_at < %(hi)s"]
-    for key in ("source", "eventType", "actorType"):
-        if key in filters:
-            params[key] = filters[key]
-            conditions.append(marts.in_list(FILTER_KEYS[key], key))
-    where = _where(conditions)
-    volume = marts.query(
-        "select bucket_start_at, source, event_type, actor_type, event_count from fct_event_volume_1h" + where, params)
-    by_source, by_type, by_actor, series = Counter(), Counter(), Counter(), Counter()
-    for r in volume:
-        n = int(r["event_count"])
-        by_source[r["source"]] += n
-        by_type[r["event_type"]] += n
-        by_actor[r["actor_type"] or "unknown"] += n
-        series[_truncate(r["bucket_start_at"], event_grain)] += n
+    lo_h = _truncate(lo, "hour")
+    spans, reader = _event_spans(data, lo_h, hi, _hot_window(time_range, lo))
+    by_source, by_type, by_actor, series, by_tier = Counter(), Counter(), Counter(), Counter(), Counter()
+
+    def count(tier: str | None, bucket: datetime, source: str, event_type: str, actor_type: str | None,
+              n: int) -> None:
+        by_source[source] += n
+        by_type[event_type] += n
+        by_actor[actor_type or "unknown"] += n
+        series[_truncate(bucket, event_grain)] += n
+        if tier is not None:
+            by_tier[tier] += n
+
+    def wanted(source: str | None, event_type: str | None, actor_type: str | None) -> bool:
+        values = {"source": source, "eventType": event_type, "actorType": actor_type}
+        return all(values[key] in filters[key] for key in EVENT_FILTERS if key in filters)
+
+    # The marts: one query over the parts they answer, each part's bounds a bound parameter.
+    warm: list[tuple[datetime, datetime]] = []
+    for tier, start, end, _ in spans:
+        if tier == "warm" and warm and warm[-1][1] == start:
+            warm[-1] = (warm[-1][0], end)
+        elif tier == "warm":
+            warm.append((start, end))
+    if warm:
+        params: dict[str, Any] = {}
+        ranges = []
+        for n, (start, end) in enumerate(warm):
+            params[f"lo{n}"], params[f"hi{n}"] = start, end
+            ranges.append(f"(bucket_start_at >= %(lo{n})s and bucket_start_at < %(hi{n})s)")
+        conditions = ["(" + " or ".join(ranges) + ")"]
+        for key in EVENT_FILTERS:
+            if key in filters:
+                params[key] = filters[key]
+                conditions.append(marts.in_list(FILTER_KEYS[key], key))
+        for r in marts.query("select bucket_start_at, source, event_type, actor_type, event_count"
+                             " from fct_event_volume_1h" + _where(conditions), params):
+            count("warm", r["bucket_start_at"], r["source"], r["event_type"], r["actor_type"], int(r["event_count"]))
+
+    # The cold and archive tiers, through the history interface, on the days they hold.
+    history = [(start, end) for tier, start, end, _ in spans if tier == "history"]
+    if history and reader is not None:
+        days = {start.date() for start, _ in history}
+        for r in reader.event_counts(history[0][0], history[-1][1], grain=event_grain, days=days,
+                                     filters={FILTER_KEYS[k]: v for k, v in filters.items() if k in EVENT_FILTERS}):
+            count("history", r["bucket_start_at"], r["source"], r["event_type"], r["actor_type"],
+                  int(r["event_count"]))
+
+    # The hot tier's hours, each merged with every event this sidecar has seen in it (by id, so an
+    # event both have counts once; what the hot tier lacks yet counts as live).
     live_n = 0
+    hot = {start: hour for tier, start, _, hour in spans if tier == "hot"}
+    for start, hour in hot.items():
+        for (source, event_type, actor_type), n in hour.counts.items():
+            if wanted(source, event_type, actor_type):
+                count("hot", start, source, event_type, actor_type, n)
+    if hot:
+        for e in data.seen_since(min(hot)):
+            bucket = _truncate(e["occurred_at"], "hour")
+            if bucket in hot and e["event_id"] not in hot[bucket].event_ids and e["occurred_at"] < hi and wanted(
+                    e["source"], e["event_type"], e.get("actor_type")):
+                live_n += 1
+                count(None, bucket, e["source"], e["event_type"], e.get("actor_type"), 1)
+
+    # Live events the marts do not have yet, in the parts the hot tier does not answer.
     for e in data.live_view().events:
-        if not (params["lo"] <= e["occurred_at"] < hi):
+        if not (lo_h <= e["occurred_at"] < hi) or _truncate(e["occurred_at"], "hour") in hot:
             continue
-        if any(key in filters and e.get(FILTER_KEYS[key]) not in filters[key]
-               for key in ("source", "eventType", "actorType")):
+        if not wanted(e["source"], e["event_type"], e.get("actor_type")):
             continue
         live_n += 1
-        by_source[e["source"]] += 1
-        by_type[e["event_type"]] += 1
-        by_actor[e.get("actor_type") or "unknown"] += 1
-        series[_truncate(e["occurred_at"], event_grain)] += 1
+        count(None, e["occurred_at"], e["source"], e["event_type"], e.get("actor_type"), 1)
 
     wf = marts.query(
         "select sum(case when first_event_at >= %(lo)s and first_event_at < %(hi)s then 1 else 0 end) as started,"
@@ -427,9 +530,11 @@ def _metrics(data: Serving, time_range: str, lo: datetime, hi: datetime, filters
         return [CountBy(key=k, count=v) for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
     return Metrics(
-        query=MetricsQuery(time_range=time_range, start=iso(lo), end=iso(hi), grain=grain, filters=filters),
+        query=MetricsQuery(time_range=time_range, start=iso(lo), end=iso(hi), grain=grain, filters=filters,
+                           tiers=_merged(spans)),
         generated_at=iso(utcnow()),
-        events=EventMetrics(total=sum(by_source.values()), live=live_n, by_source=ranked(by_source),
+        events=EventMetrics(total=sum(by_source.values()), live=live_n, by_tier=ranked(by_tier),
+                            by_source=ranked(by_source),
                             by_type=ranked(by_type, 50), by_actor_type=ranked(by_actor),
                             series=[EventBucket(start=iso(k), count=v) for k, v in sorted(series.items())]),
         workflows=WorkflowMetrics(started=int(wf["started"] or 0), completed=int(wf["completed"] or 0)),
@@ -444,7 +549,9 @@ def _metrics_cached(data: Serving, time_range: str, start: str | None, end: str 
     # Presets slide with the clock: cache them by the minute they end in.
     key = json.dumps(["metrics", time_range, iso(lo) if time_range == "custom" else None,
                       iso(hi) if time_range == "custom" else iso(_truncate(hi, "minute")), parsed], sort_keys=True)
-    return data.cached(key, TTL["metrics"], lambda: _encode(_metrics(data, time_range, lo, hi, parsed)), live=True)
+    # The hot tier changes apart from the marts (hot_job, every 5 minutes): recount it soon.
+    ttl = Serving.HOT_REFRESH_S if _hot_window(time_range, lo) else TTL["metrics"]
+    return data.cached(key, ttl, lambda: _encode(_metrics(data, time_range, lo, hi, parsed)), live=True)
 
 
 @router.get("/dashboard/metrics", response_model=Metrics, tags=["dashboard"],

@@ -7,12 +7,16 @@
   Charlie command log. It is written by API calls only, so it never waits for dbt.
 - `Serving` puts them together for the routes: mart reads cached in-process until the marts
   change (a new snapshot, a new Postgres build) or a short TTL passes, plus the live events the
-  marts do not have yet, so a webhook is visible at once.
+  marts do not have yet, so a webhook is visible at once. It also holds the hot tier
+  (`resources/hot.py`: Redis or the embedded hot folder), read-only, and remembers for a while
+  the live events a build has covered, so the hot tier's hours can be merged with everything
+  this sidecar has seen.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import re
@@ -20,7 +24,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,11 +35,13 @@ from typing import Any, Protocol
 
 import duckdb
 
+from resources.hot import HotStore, hot_store, hour_id
 from resources.serving import snapshot_path
 from resources.settings import Settings
 from streaming.live import LiveEvents
 
 Row = dict[str, Any]
+log = logging.getLogger(__name__)
 
 _PARAM = re.compile(r"%\((\w+)\)s")
 
@@ -443,6 +449,14 @@ class _Entry:
     computed_at: float
 
 
+@dataclass(frozen=True)
+class HotHour:
+    """One hour of the hot tier, as the REST API counts it."""
+
+    counts: Counter  # (source, event_type, actor_type) -> events
+    event_ids: frozenset[str]
+
+
 @dataclass
 class LiveView:
     """The live events the marts do not have yet, each with the workflow it belongs to."""
@@ -462,24 +476,36 @@ class Serving:
     # A changed live store is merged in at most this often: "at once" for a person, and a cheap
     # read under a webhook flood.
     LIVE_REFRESH_S = 0.1
+    # An hour of the hot tier is re-read at most this often (hot_job rewrites it every 5 minutes).
+    HOT_REFRESH_S = 2.0
+    # Live events a build has covered stay known this long (and at most this many), so the hot
+    # tier's hours (at most the last CC_HOT_TTL_S) can be merged with what this sidecar has seen.
+    RECENT_S = 2 * 3600
+    RECENT_MAX = 200_000
 
-    def __init__(self, marts: Marts, store: AppStore, live: LiveEvents | None = None) -> None:
+    def __init__(self, marts: Marts, store: AppStore, live: LiveEvents | None = None,
+                 settings: Settings | None = None, hot: HotStore | None = None) -> None:
         self.marts, self.store = marts, store
         self.live = live if live is not None else LiveEvents()
+        self.settings, self.hot = settings, hot
         self._cache: dict[str, _Entry] = {}
         self._lock = threading.Lock()
         self._synced_version: str | None = None
         self._covered: set[str] = set()  # live event ids the current marts already have
         self._key_workflows: dict[str, str | None] = {}
         self._live_view: _Entry | None = None
+        self._recent: OrderedDict[str, Row] = OrderedDict()  # live events dropped after a build, by id
 
     @classmethod
     def from_settings(cls, settings: Settings, live: LiveEvents | None = None) -> Serving:
-        return cls(marts_from_settings(settings), AppStore(app_store_path(settings)), live)
+        return cls(marts_from_settings(settings), AppStore(app_store_path(settings)), live, settings,
+                   hot_store(settings))
 
     def close(self) -> None:
         self.marts.close()
         self.store.close()
+        if self.hot is not None:
+            self.hot.close()
 
     def cached(self, name: str, ttl_s: float, compute: Callable[[], Any], live: bool = False) -> Any:
         """`compute()` cached until the marts change or `ttl_s` passes (and, with `live`, the live events change)."""
@@ -524,11 +550,49 @@ class Serving:
         missing = [e["received_at"] for e in events if e["event_id"] not in found]
         # Forget everything received before the first event the build does not have; any later
         # event it has stays in `_covered` so it is not counted twice.
-        if missing:
-            self.live.drop_through(min(missing) - timedelta(microseconds=1))
-        else:
-            self.live.drop_through(max(e["received_at"] for e in events))
+        cutoff = min(missing) - timedelta(microseconds=1) if missing else max(e["received_at"] for e in events)
+        self.live.drop_through(cutoff)
+        self._remember([e for e in events if e["received_at"] <= cutoff])
         self._covered = found
+
+    def _remember(self, events: list[Row]) -> None:
+        """Keep dropped live events for the hot tier's merge (called under `_lock`)."""
+        for event in events:
+            self._recent.pop(event["event_id"], None)
+            self._recent[event["event_id"]] = event
+        horizon = utcnow() - timedelta(seconds=self.RECENT_S)
+        while self._recent and (len(self._recent) > self.RECENT_MAX
+                                or next(iter(self._recent.values()))["received_at"] < horizon):
+            self._recent.popitem(last=False)
+
+    def seen_since(self, ts: datetime) -> list[Row]:
+        """Every event this sidecar has seen occur at or after `ts` in the last `RECENT_S`, whether a
+        build has covered it yet or not; oldest first."""
+        self.sync()
+        with self._lock:
+            seen = {e["event_id"]: e for e in self._recent.values() if e["occurred_at"] >= ts}
+        seen.update((e["event_id"], e) for e in self.live.since(ts))
+        return sorted(seen.values(), key=lambda e: (e["occurred_at"], e["event_id"]))
+
+    # the hot tier ------------------------------------------------------------------------------------
+    def hot_hour(self, hour: datetime) -> HotHour | None:
+        """The hot tier's `hour` as counts by (source, event_type, actor_type) and its event ids;
+        None when the tier does not hold the hour (not written, expired, or no hot tier at all)."""
+        if self.hot is None:
+            return None
+
+        def read() -> HotHour | None:
+            try:
+                events = self.hot.read_hour(hour)
+            except Exception as exc:  # the hot tier only speeds reads up: without it the marts answer
+                log.warning("the hot tier (%s) did not answer for %s: %s", self.hot.backend, hour_id(hour), exc)
+                return None
+            if events is None:
+                return None
+            return HotHour(Counter((e.get("source"), e.get("event_type"), e.get("actor_type")) for e in events),
+                           frozenset(e["event_id"] for e in events))
+
+        return self.cached(json.dumps(["hot", hour_id(hour)]), self.HOT_REFRESH_S, read)
 
     def _workflow_of_keys(self, keys: list[str]) -> str | None:
         unknown = [k for k in keys if k not in self._key_workflows]

@@ -74,3 +74,16 @@ def test_the_daily_report_reads_the_tiers_and_marts_and_runs_apart_from_the_buil
             AssetKey("fct_workflows"), AssetKey("fct_agent_sessions_daily")} <= set(report.parent_keys)
     repo = defs.get_repository_def()
     assert AssetKey(["reports", "operations"]) not in repo.get_job("transform_job").asset_layer.executable_asset_keys
+
+
+def test_hot_schedule_rewrites_the_hour_before_as_well():
+    from datetime import UTC, datetime
+
+    from dagster import build_schedule_context
+
+    from sensors.tiers import hot_schedule
+
+    context = build_schedule_context(scheduled_execution_time=datetime(2026, 11, 20, 14, 5, tzinfo=UTC))
+    (request,) = hot_schedule.evaluate_tick(context).run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-11-20-13:00"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-20-14:00"
