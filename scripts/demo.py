@@ -179,6 +179,13 @@ def main() -> int:
     if tiers is None:
         return 1
     tiers_s = time.perf_counter() - t0
+    # Yesterday's operations report, as `reports_schedule` writes it every night at 01:00 UTC.
+    yesterday = days[-2].isoformat()
+    report_run = defs.resolve_job_def("reports_job").execute_in_process(
+        run_config=quiet, instance=instance, partition_key=yesterday, raise_on_error=False)
+    if not report_run.success:
+        print("reports_job failed; see the run in `make ui`", file=sys.stderr)
+        return 1
 
     print("Landed rows per source:")
     for table, rows in lake_rows(settings.lake_dir).items():
@@ -201,6 +208,7 @@ def main() -> int:
     print(f"Warehouse    {settings.duckdb_path}")
     print(f"Raw lake     {settings.lake_dir / 'raw'}  (Parquet, zstd, date=YYYY-MM-DD)")
     print(f"Dead letters {settings.lake_dir / 'dead_letter'}")
+    print(f"Report       {settings.reports_dir / yesterday / 'report.md'}  (+ CSVs; reports_schedule, daily)")
     print(f"Dagster home {os.environ.get('DAGSTER_HOME', settings.dagster_home)}")
     print()
     print("Next: `make ui` (Dagster UI on :3000), `make test`,")
