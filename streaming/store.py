@@ -464,6 +464,7 @@ class LiveView:
     events: list[Row]  # oldest first; each has `effective_workflow_id`
     new_workflow_ids: set[str]  # workflows no build has seen
     counts_by_workflow: Counter
+    store_size: int = 0  # len(LiveEvents) when the view was made: what it is up to date with
 
     @property
     def size(self) -> int:
@@ -516,6 +517,10 @@ class Serving:
         if entry is not None and entry.key[0] == version and now - entry.computed_at < ttl_s and (
                 entry.key[1] == live_key or now - entry.computed_at < self.LIVE_REFRESH_S):
             return entry.value
+        if live:
+            # Labelled with what the compute will see: the live view can lag the store by up to
+            # LIVE_REFRESH_S, and an entry labelled newer than it is would stay until its TTL.
+            live_key = self.live_view().store_size
         value = compute()
         with self._lock:
             if len(self._cache) > 1024:
@@ -629,6 +634,6 @@ class Serving:
                 counts[workflow_id] += 1
                 if known is None:
                     new_workflows.add(workflow_id)
-        result = LiveView(events, new_workflows, counts)
+        result = LiveView(events, new_workflows, counts, size)
         self._live_view = _Entry((version, size), result, now)
         return result
