@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await sidecar.stop()
+            serving = getattr(app.state, "serving", None)  # the REST API's, made on its first read
+            if serving is not None:
+                serving.close()
 
     app = SidecarApp(title="Command Center sidecar", lifespan=lifespan,
                   description="Webhooks in, live rooms out (`/ws`, Socket.IO at `/socket.io/`), and the "

@@ -495,6 +495,9 @@ class Serving:
         self._covered: set[str] = set()  # live event ids the current marts already have
         self._key_workflows: dict[str, str | None] = {}
         self._live_view: _Entry | None = None
+        self._kept: dict[str, tuple[float, Callable[[], Any]]] = {}  # name -> (ttl_s, compute), see keep()
+        self._keeper: threading.Thread | None = None
+        self._closed = threading.Event()
         self._recent: OrderedDict[str, Row] = OrderedDict()  # live events dropped after a build, by id
 
     @classmethod
@@ -503,6 +506,7 @@ class Serving:
                    hot_store(settings))
 
     def close(self) -> None:
+        self._closed.set()
         self.marts.close()
         self.store.close()
         if self.hot is not None:
@@ -514,9 +518,8 @@ class Serving:
         now = time.monotonic()
         live_key = len(self.live) if live else None
         entry = self._cache.get(name)
-        if entry is not None and entry.key[0] == version and now - entry.computed_at < ttl_s and (
-                entry.key[1] == live_key or now - entry.computed_at < self.LIVE_REFRESH_S):
-            return entry.value
+        if self._fresh(entry, version, live_key, ttl_s, now):
+            return entry.value  # type: ignore[union-attr]
         if live:
             # Labelled with what the compute will see: the live view can lag the store by up to
             # LIVE_REFRESH_S, and an entry labelled newer than it is would stay until its TTL.
@@ -527,6 +530,51 @@ class Serving:
                 self._cache.clear()
             self._cache[name] = _Entry((version, live_key), value, now)
         return value
+
+    def _fresh(self, entry: _Entry | None, version: str | None, live_key: int | None, ttl_s: float, now: float,
+               live_refresh_s: float = LIVE_REFRESH_S) -> bool:
+        return entry is not None and entry.key[0] == version and now - entry.computed_at < ttl_s and (
+            entry.key[1] == live_key or now - entry.computed_at < live_refresh_s)
+
+    # bodies kept ready -------------------------------------------------------------------------------
+    # How often the keeper looks for a new build or new live events.
+    KEEP_EVERY_S = 0.02
+
+    def keep(self, name: str, ttl_s: float, compute: Callable[[], Any]) -> None:
+        """Keep `cached(name, ttl_s, compute, live=True)` fresh from a background thread: recomputed
+        when the marts change, when live events arrive (at most every LIVE_REFRESH_S / 2) and before
+        `ttl_s` runs out, so that `ready(name)` finds it and a read does no work at all."""
+        with self._lock:
+            self._kept[name] = (ttl_s, compute)
+            if self._keeper is None:
+                self._keeper = threading.Thread(target=self._keep_fresh, name="serving-keeper", daemon=True)
+                self._keeper.start()
+
+    def ready(self, name: str) -> Any | None:
+        """What `cached(name, ...)` would return, if that needs no work (no query, no I/O); else None.
+
+        Judged against the marts version the keeper last saw (it looks every KEEP_EVERY_S)."""
+        kept = self._kept.get(name)
+        entry = self._cache.get(name)
+        if kept is not None and self._fresh(entry, self._synced_version, len(self.live), kept[0], time.monotonic()):
+            return entry.value  # type: ignore[union-attr]
+        return None
+
+    def _keep_fresh(self) -> None:
+        while not self._closed.wait(self.KEEP_EVERY_S):
+            try:
+                version = self.sync()
+            except Exception:  # the marts are unreachable for now: the reads will say so
+                continue
+            for name, (ttl_s, compute) in list(self._kept.items()):
+                if version is None or self._fresh(self._cache.get(name), version, len(self.live), 0.9 * ttl_s,
+                                                  time.monotonic(), self.LIVE_REFRESH_S / 2):
+                    continue  # no build yet, or still fresh for a while
+                try:
+                    self.cached(name, 0, compute, live=True)
+                except Exception:  # computed again on the next read, which reports what is wrong
+                    if not self._closed.is_set():
+                        log.exception("keeping %s ready failed", name)
 
     # live events -------------------------------------------------------------------------------------
     def sync(self) -> str | None:

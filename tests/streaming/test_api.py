@@ -476,6 +476,7 @@ def test_a_webhook_is_visible_before_the_next_build(backend, http, server):
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     _deliver(server, _pull_request_opened("acme/api", 90001, f"{issue_key}: fix it", f"{issue_key.lower()}-fix", now))
     _deliver(server, _pull_request_opened("acme/brand-new", 7, "Brand new thing", "feature", now))
+    time.sleep(2 * Serving.LIVE_REFRESH_S)  # reads merge new live events in at most this often
 
     after = get_json(http, "/dashboard/overview")
     assert after["events"]["total"] == before["events"]["total"] + 2
