@@ -23,40 +23,41 @@ state_change_pairs as (
 
 ),
 
+events_counted_once as (
+
+    -- A Linear state change seen live and by the poll is one row: the poll's (it knows the old
+    -- state's name) under the webhook's id, the one dashboards were sent live and the sidecar's
+    -- live store waits to see here. The tier moves count the lake the same way.
+    {{ linear_state_changes_counted_once('events', 'state_change_pairs') }}
+
+),
+
 final as (
 
     select
-        -- A Linear state change seen live and by the poll is one row: the poll's (it knows the
-        -- old state's name) under the webhook's id, the one dashboards were sent live and the
-        -- sidecar's live store waits to see here.
-        coalesce(kept.event_id, events.event_id) as event_id,
+        events_counted_once.counted_event_id as event_id,
         events_correlated.workflow_id,
-        events.source,
-        events.event_type,
-        events.actor_id,
-        events.actor_name,
-        events.actor_type,
-        events.actor_instance_id,
-        events.target_type,
-        events.target_id,
-        events.target_title,
-        events.target_url,
-        events.correlation_id,
-        events.parent_event_id,
+        events_counted_once.source,
+        events_counted_once.event_type,
+        events_counted_once.actor_id,
+        events_counted_once.actor_name,
+        events_counted_once.actor_type,
+        events_counted_once.actor_instance_id,
+        events_counted_once.target_type,
+        events_counted_once.target_id,
+        events_counted_once.target_title,
+        events_counted_once.target_url,
+        events_counted_once.correlation_id,
+        events_counted_once.parent_event_id,
         events_correlated.correlation_key_count,
         events_correlated.correlation_keys,
-        events.tags,
-        events.payload,
-        events.event_at,
-        events.ingested_at
-    from events
+        events_counted_once.tags,
+        events_counted_once.payload,
+        events_counted_once.event_at,
+        events_counted_once.ingested_at
+    from events_counted_once
     inner join events_correlated
-        on events.event_id = events_correlated.event_id
-    left join state_change_pairs as kept
-        on events.event_id = kept.polled_event_id
-    left join state_change_pairs as dropped
-        on events.event_id = dropped.event_id
-    where dropped.event_id is null
+        on events_counted_once.event_id = events_correlated.event_id
 
 )
 
