@@ -19,6 +19,7 @@ and leaves both tiers as they were. Nothing is deleted from a hotter tier here: 
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import json
 import uuid
@@ -33,7 +34,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from resources.settings import Settings
+from resources.settings import PROJECT_ROOT, Settings
 
 PART_FILE = "part-0.parquet"
 COLD_ZSTD_LEVEL = 3
@@ -48,14 +49,49 @@ FINGERPRINT_SQL = (
     "cast(epoch_us(event_at) as varchar)), 1, 15))::bigint::hugeint), 0)::varchar as checksum"
 )
 
-DEDUPE_SQL = """
-    select * exclude (copy_rank) from (
-        select *, row_number() over (partition by event_id
-                                     order by _ingested_at desc, _partition_date desc) as copy_rank
-        from events
-    ) where copy_rank = 1
-    order by event_at, event_id
-"""
+MACROS_DIR = PROJECT_ROOT / "dbt_project" / "macros"
+
+
+@functools.cache
+def _state_change_pairing() -> tuple[str, str, timedelta]:
+    """The dbt project's Linear state-change pairing (macros/linear_state_change_pairs.sql), rendered
+    for DuckDB with plain Jinja: the pairs among `events`, every event counted once with the pairs
+    applied, and the pairing tolerance. One definition for the warm models and the lake's tiers."""
+    import jinja2  # dbt-core's own template engine, a dependency of it
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.globals["json_text"] = env.from_string((MACROS_DIR / "json_text.sql").read_text()).module.duckdb__json_text
+    macros = env.from_string((MACROS_DIR / "linear_state_change_pairs.sql").read_text()).module
+    return (str(macros.linear_state_change_pairs("events")),
+            str(macros.linear_state_changes_counted_once("events", "pairs")),
+            timedelta(minutes=int(str(macros.linear_state_change_pair_minutes()))))
+
+
+def landing_sql() -> str:
+    """The events of [$start, $end) among the `landing` rows (copies included), as the warm tier
+    counts them: the latest copy of each event id (stg_normalized__events), then a Linear state
+    change seen by webhook and by the poll once, under the webhook's id (fct_workflow_events)."""
+    pairs, counted_once, _ = _state_change_pairing()
+    return f"""
+        with copies_ranked as (
+            select *, row_number() over (partition by event_id
+                                         order by _ingested_at desc, _partition_date desc) as copy_rank
+            from landing
+        ),
+        events as (select * exclude (copy_rank) from copies_ranked where copy_rank = 1),
+        pairs as ({pairs}),
+        counted as ({counted_once})
+        select * exclude (counted_event_id) replace (counted_event_id as event_id) from counted
+        where event_at >= $start and event_at < $end
+        order by event_at, event_id
+    """
+
+
+def pairing_margin() -> timedelta:
+    """How far beyond a window the landing is read so that its pairs come out as over the whole lake:
+    a copy pairs with the nearest twin within the tolerance only if it is that twin's nearest too,
+    and that twin's other candidates lie up to two tolerances away."""
+    return 2 * _state_change_pairing()[2]
 
 
 class TierError(RuntimeError):
@@ -315,8 +351,13 @@ def check_readable(store: TierStore, paths: Iterable[str]) -> dict[str, str]:
 
 
 def landing_events(landing: TierStore, start: datetime, end: datetime) -> pa.Table:
-    """Every event with `start <= event_at < end` in the landing lake, one (latest) copy each."""
-    files = landing_event_files(landing, start.date())
+    """Every event with `start <= event_at < end` in the landing lake, counted as the warm tier
+    counts it (`landing_sql`): one (latest) copy each, and a Linear state change seen by webhook
+    and by the poll once. The landing is read `pairing_margin()` beyond the window on both sides,
+    as a pair may straddle its edge (the poll's copy, and so the pair, on one day, the webhook's on
+    the other); only the window's events come out."""
+    margin = pairing_margin()
+    files = landing_event_files(landing, (start - margin).date())
     if not files:
         return pa.table({})
     bad = check_readable(landing, files)
@@ -324,11 +365,11 @@ def landing_events(landing: TierStore, start: datetime, end: datetime) -> pa.Tab
         raise CorruptFiles(bad)
     dataset = landing.dataset(files)
     event_at = ds.field("event_at")
-    events = dataset.to_table(filter=(event_at >= pa.scalar(start, pa.timestamp("us")))
-                              & (event_at < pa.scalar(end, pa.timestamp("us"))))
+    rows = dataset.to_table(filter=(event_at >= pa.scalar(start - margin, pa.timestamp("us")))
+                            & (event_at < pa.scalar(end + margin, pa.timestamp("us"))))
     with duckdb.connect() as con:
-        con.register("events", events)
-        return con.execute(DEDUPE_SQL).to_arrow_table()
+        con.register("landing", rows)
+        return con.execute(landing_sql(), {"start": start, "end": end}).to_arrow_table()
 
 
 ROLLUP = "event_volume_1h"

@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance
@@ -293,6 +294,84 @@ def test_retention_removes_only_verified_partitions(tiered, tmp_path):
     assert cold_meta["bytes_freed"].value == cold_before[date(2026, 11, 16)] + rollup_16 > rollup_16 > 0
     assert not tiers.exists(tiers.cold_path(date(2026, 11, 16), "event_volume_1h"))
     assert "2026-11-17" in cold_meta["kept"].value
+
+
+def land_events(data_dir, day: date, events, ingested_at: datetime) -> None:
+    """Normalized events (and their keys) as one more landing file of the day's partition."""
+    from resources.lake import EVENT_KEYS_SCHEMA, EVENTS_SCHEMA
+
+    lineage = {"_partition_date": day, "_ingested_at": ingested_at}
+    for table, schema, rows in (
+            ("events", EVENTS_SCHEMA, [e.to_row() for e in events]),
+            ("event_keys", EVENT_KEYS_SCHEMA, [k for e in events for k in e.key_rows()])):
+        folder = data_dir / "lake" / "normalized" / table / f"date={day.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist([{**r, **lineage} for r in rows], schema=schema),
+                       folder / "part-webhooks.parquet")
+
+
+def test_a_linear_state_change_seen_twice_is_one_event_in_every_tier(tiered, linear_webhooks, tmp_path):
+    """A state change the webhook pushed and the poll then found in the issue's history is one event
+    in the warm tier (dbt pairs them) and in the cold tier (the move pairs them the same way), also
+    when the pair straddles midnight: the days verify, and warm retention drops them."""
+    from cc_events import NormalizeContext, normalize
+    from cc_events.webhooks import normalize_delivery
+    from resources.tiers import landing_events
+    from resources.warm import WarmStore
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(tiered["data_dir"], data_dir)
+    platform = PlatformResource(data_dir=str(data_dir), warehouse="duckdb")
+    settings = Settings.from_env({"CC_DATA_DIR": str(data_dir)})
+    tiers = TierStore.landing(settings)
+    ctx = NormalizeContext()
+    todo, started = linear_webhooks.TODO, linear_webhooks.STARTED
+    # (issue, webhook's updatedAt, the poll's history entry): on the 16th, and across midnight.
+    moves = [("lin-4242", "ENG-4242", "2026-11-16T10:30:00.000Z", "2026-11-16T10:30:00.120Z"),
+             ("lin-4243", "ENG-4243", "2026-11-16T23:58:00.000Z", "2026-11-17T00:02:00.000Z")]
+    polled, pushed = [], {}
+    for issue_id, identifier, webhook_at, history_at in moves:
+        [change] = normalize_delivery("linear", "Issue", linear_webhooks.state_changed(
+            issue_id, identifier, started, webhook_at, todo), ctx)
+        pushed[identifier] = change
+        issue = linear_webhooks.issue_data(issue_id, identifier, started, history_at)
+        issue = {**issue, "createdAt": "2026-11-16T09:00:00.000Z", "creator": {"id": "user-ann", "name": "Ann Lee"},
+                 "history": {"nodes": [{"id": f"h-{identifier}", "createdAt": history_at,
+                                        "actor": {"id": "user-ann", "name": "Ann Lee"},
+                                        "fromState": todo, "toState": started}]}}
+        polled += normalize("linear", "issues", issue, ctx)
+    # The webhooks land on the 16th as they come; the poll lands the issues in the 17th's partition.
+    land_events(data_dir, date(2026, 11, 16), list(pushed.values()), datetime(2026, 11, 16, 23, 59))
+    land_events(data_dir, date(2026, 11, 17), polled, datetime(2026, 11, 17, 0, 30))
+    history_ids = {f"linear:history:h-{identifier}" for _, identifier, *_ in moves}
+    assert history_ids <= {e.id for e in polled}
+
+    with DagsterInstance.ephemeral() as instance:
+        assert run("transform_job", platform, instance).success
+        assert run("tiers_daily_job", platform, instance, tags=range_tags("2026-11-16", "2026-11-17")).success
+        warm = WarmStore(settings)
+        for day in (date(2026, 11, 16), date(2026, 11, 17)):
+            cold = tiers.read_table(tiers.cold_path(day))
+            ids = set(cold.column("event_id").to_pylist())
+            # Each pair once, under the webhook's id, with the poll's time and the old state's name.
+            assert not ids & history_ids
+            assert Fingerprint.of(cold) == warm.fingerprint(day)
+            start = datetime.combine(day, datetime.min.time())
+            assert Fingerprint.of(landing_events(tiers, start, start + timedelta(days=1))) == Fingerprint.of(cold)
+        cold_16 = tiers.read_table(tiers.cold_path(date(2026, 11, 16))).to_pylist()
+        cold_17 = tiers.read_table(tiers.cold_path(date(2026, 11, 17))).to_pylist()
+        same_day = [r for r in cold_16 if r["event_id"] == pushed["ENG-4242"].id]
+        straddling = [r for r in cold_17 if r["event_id"] == pushed["ENG-4243"].id]
+        assert [(r["event_at"], json.loads(r["payload"])["from"]) for r in same_day + straddling] == [
+            (datetime(2026, 11, 16, 10, 30, 0, 120000), "Todo"), (datetime(2026, 11, 17, 0, 2), "Todo")]
+        assert pushed["ENG-4243"].id not in {r["event_id"] for r in cold_16}
+        result = run("retention_job", platform, instance, run_config={
+            "ops": {"retention__warm": {"config": {"as_of": "2026-12-18"}},
+                    "retention__cold": {"config": {"as_of": "2026-11-23"}}}})
+    assert result.success
+    meta = materialization(result, ["retention", "warm"]).metadata
+    assert sorted(meta["moved"].value) == ["2026-11-16", "2026-11-17"] and meta["kept"].value == {}
+    assert date(2026, 11, 16) not in warm.days() and date(2026, 11, 17) not in warm.days()
 
 
 def test_analyst_catalog_answers_the_readme_questions_while_dbt_holds_the_warehouse(tiered):
