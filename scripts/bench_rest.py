@@ -1,19 +1,23 @@
 """REST reads of the sidecar with millions of events in the warehouse, also while dbt builds.
 
 Usage: python -m scripts.bench_rest [--seed-events 100000] [--copies 10] [--requests 2000]
+                                   [--data-dir DIR] [--only TEXT]
 
 Builds a warehouse of about `seed-events × copies` events: the sandbox's organisation goes
 through the real ingest, then its normalized events and keys are copied into earlier weeks
 (new event ids, keys suffixed per copy so each copy is its own set of workflows), and the real
-dbt build runs over all of it. Then the sidecar (uvicorn, its own process) serves, and one
-client reads each endpoint `--requests` times: once the same URL (the seeds' TTL cache answers)
-and once a distinct URL per request (every read misses the cache). The overview is read again
-while a full dbt build runs beside it. Prints p50/p99 per endpoint; nothing is asserted.
+dbt build runs over all of it (kept in `--data-dir` for the next run, if given). Then the sidecar
+(uvicorn, its own process) serves, and one client reads each endpoint `--requests` times: once
+the same URL (the seeds' TTL cache answers) and once a distinct URL per request (every read
+misses the cache). `/api/workflows` is read by offset (50 a page, up to `requests × 50` deep) and
+as deep by following `nextCursor`. The overview is read again while a full dbt build runs beside
+it. Prints p50/p99 per endpoint; nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -103,42 +107,78 @@ def read_many(url: str, paths: list[str], token: str) -> list[float]:
     return timings
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seed-events", type=int, default=100_000)
-    parser.add_argument("--copies", type=int, default=10)
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--requests", type=int, default=2000)
-    args = parser.parse_args()
+def walk_cursor(url: str, first: str, pages: int, token: str) -> list[float]:
+    """Read `pages` pages from `first` on, each by the `nextCursor` of the one before (uncached)."""
+    import httpx
 
+    timings = []
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        cursor = client.get(url + first).json()["nextCursor"]  # connection and first read out of the way
+        while cursor and len(timings) < pages:
+            started = time.perf_counter()
+            response = client.get(url + first, params={"cursor": cursor})
+            timings.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise RuntimeError(f"GET {first} cursor={cursor}: {response.status_code} {response.text[:200]}")
+            cursor = response.json()["nextCursor"]
+    return timings
+
+
+def build_warehouse(work: Path, data_dir: Path, seed_events: int, copies: int, days_back: int,
+                    end: datetime) -> None:
+    """Ingest the sandbox's organisation, copy its events into earlier weeks, and build the marts."""
     from dagster import DagsterInstance
 
     from cc_assets.definitions import defs
     from resources.platform import PlatformResource
-    from resources.warehouse import mart_counts
     from sandbox.process import run_sandbox
+
+    days = [(end - timedelta(days=n)).date() for n in range(days_back, -1, -1)]
+    t0 = time.perf_counter()
+    with run_sandbox(work / "sandbox", events=seed_events, days=days_back, end=end,
+                     rate_limit=10_000_000) as sandbox:
+        sandbox.set_limits(linear_requests=10**9, linear_complexity=10**12)
+        platform = PlatformResource(data_dir=str(data_dir), sandbox_url=sandbox.url)
+        tags = {"dagster/asset_partition_range_start": days[0].isoformat(),
+                "dagster/asset_partition_range_end": days[-1].isoformat()}
+        with DagsterInstance.ephemeral() as instance:
+            defs.resolve_job_def("ingest_job").execute_in_process(
+                instance=instance, tags=tags, resources={"platform": platform}, raise_on_error=True)
+    ingest_s = time.perf_counter() - t0
+    events = amplify(data_dir / "lake", copies)
+    build_s = transform(data_dir)
+    (data_dir / BUILT).write_text(json.dumps({"end": end.isoformat(), "events": events}))
+    print(f"built: ~{events:,} events; ingest {ingest_s:.0f} s, dbt build {build_s:.0f} s", flush=True)
+
+
+BUILT = "bench-rest.json"  # in the data folder: what was built there, so `--data-dir` can reuse it
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed-events", type=int, default=100_000, help="sandbox events ingested (default 100k)")
+    parser.add_argument("--copies", type=int, default=10, help="copies of them in earlier weeks (default 10)")
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=2000, help="reads per endpoint and kind (default 2000)")
+    parser.add_argument("--only", default="", help="run only the endpoints whose name contains this text")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="build the warehouse here and keep it; a later run with the same folder reuses it "
+                             "(and ignores --seed-events/--copies/--days). Default: a temporary folder")
+    args = parser.parse_args()
+
+    from resources.warehouse import mart_counts
     from streaming.auth import issue_token
 
-    end = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)
-    days = [(end - timedelta(days=n)).date() for n in range(args.days, -1, -1)]
     with tempfile.TemporaryDirectory(prefix="cc-bench-rest-") as tmp:
-        data_dir = Path(tmp) / "data"
-        t0 = time.perf_counter()
-        with run_sandbox(Path(tmp) / "sandbox", events=args.seed_events, days=args.days, end=end,
-                         rate_limit=10_000_000) as sandbox:
-            sandbox.set_limits(linear_requests=10**9, linear_complexity=10**12)
-            platform = PlatformResource(data_dir=str(data_dir), sandbox_url=sandbox.url)
-            tags = {"dagster/asset_partition_range_start": days[0].isoformat(),
-                    "dagster/asset_partition_range_end": days[-1].isoformat()}
-            with DagsterInstance.ephemeral() as instance:
-                defs.resolve_job_def("ingest_job").execute_in_process(
-                    instance=instance, tags=tags, resources={"platform": platform}, raise_on_error=True)
-        ingest_s = time.perf_counter() - t0
-        events = amplify(data_dir / "lake", args.copies)
-        build_s = transform(data_dir)
+        data_dir = args.data_dir.resolve() if args.data_dir else Path(tmp) / "data"
+        if not (data_dir / BUILT).exists():
+            end = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)
+            build_warehouse(Path(tmp), data_dir, args.seed_events, args.copies, args.days, end)
+        built = json.loads((data_dir / BUILT).read_text())
+        end, events = datetime.fromisoformat(built["end"]), built["events"]
         counts = mart_counts(data_dir / "warehouse.duckdb")
-        print(f"warehouse: ~{events:,} events, {counts.get('fct_workflows', 0):,} workflows; "
-              f"ingest {ingest_s:.0f} s, dbt build {build_s:.0f} s", flush=True)
+        print(f"warehouse: ~{events:,} events, {counts.get('fct_workflows', 0):,} workflows in {data_dir}",
+              flush=True)
 
         secret = "bench-secret-of-at-least-32-bytes-for-hs256"
         port = 8890
@@ -173,21 +213,29 @@ def main() -> None:
             }
             rows = []
             for name, (same, distinct) in cases.items():
+                if args.only not in name:
+                    continue
                 cached = read_many(url, same, token)
                 rows.append((name, "same URL (TTL cache)", cached))
                 if distinct:
                     rows.append((name, "distinct URLs (no cache)", read_many(url, distinct, token)))
                 print(f"{name}: done", flush=True)
+            # Keyset pages as deep as the offset ones above: each `where (last_event_at, workflow_id) < ...`.
+            name = "/api/workflows by cursor (50 per page)"
+            if args.only in name:
+                rows.append((name, "following nextCursor (no cache)", walk_cursor(url, "/api/workflows?limit=50", n, token)))
+                print(f"{name}: done", flush=True)
 
-            # The overview while a full dbt build runs in another process.
-            during: list[float] = []
-            build = threading.Thread(target=lambda: during.append(transform_in_subprocess(data_dir)))
-            build.start()
-            overview_during: list[float] = []
-            while build.is_alive():
-                overview_during.extend(read_many(url, ["/dashboard/overview"] * 200, token))
-            build.join()
-            rows.append(("/dashboard/overview", f"during a dbt build ({during[0]:.0f} s)", overview_during))
+            if args.only in "/dashboard/overview":
+                # The overview while a full dbt build runs in another process.
+                during: list[float] = []
+                build = threading.Thread(target=lambda: during.append(transform_in_subprocess(data_dir)))
+                build.start()
+                overview_during: list[float] = []
+                while build.is_alive():
+                    overview_during.extend(read_many(url, ["/dashboard/overview"] * 200, token))
+                build.join()
+                rows.append(("/dashboard/overview", f"during a dbt build ({during[0]:.0f} s)", overview_during))
         finally:
             sidecar.terminate()
             sidecar.wait(10)
