@@ -80,6 +80,9 @@ class Settings:
     warehouse: str = "duckdb"
     pg_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     pg_schema: str = "analytics"
+    # With the warehouse on Postgres, the sidecar's dashboards, widgets and command log live in
+    # this schema of it (shared by every replica); embedded, in a SQLite file under the data dir.
+    app_schema: str = "cc_app"
     dagster_pg_url: str | None = field(default=None, repr=False)
     dagster_home: Path = PROJECT_ROOT / ".dagster_home"
     # The streaming sidecar (streaming/). A webhook route whose secret is unset refuses every request.
@@ -164,6 +167,7 @@ class Settings:
             warehouse=warehouse,
             pg_url=get("PG_URL") or base.pg_url,
             pg_schema=get("PG_SCHEMA") or base.pg_schema,
+            app_schema=get("APP_SCHEMA") or base.app_schema,
             dagster_pg_url=get("DAGSTER_PG_URL"),
             dagster_home=Path(get("DAGSTER_HOME_DIR") or base.dagster_home),
             github_webhook_secret=get("GITHUB_WEBHOOK_SECRET"),

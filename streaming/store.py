@@ -3,8 +3,10 @@
 - `DuckDBSnapshot` reads the serving snapshot (`resources/serving.py`), never the warehouse file
   that dbt holds open while it builds; `PostgresMarts` reads `CC_PG_SCHEMA` directly.
   Both take SQL with `%(name)s` parameters: every filter is a bound value, never SQL text.
-- `AppStore` is the sidecar's own SQLite file: dashboards and widgets (the seeds' schema) and the
-  Charlie command log. It is written by API calls only, so it never waits for dbt.
+- `AppStore` is the sidecar's own store: dashboards and widgets (the seeds' schema) and the
+  Charlie command log, in a SQLite file (embedded) or, with the warehouse on Postgres, in schema
+  `CC_APP_SCHEMA` there (`PostgresAppStore`), so that every replica serves the same dashboards.
+  It is written by API calls only, so it never waits for dbt.
 - `Serving` puts them together for the routes: mart reads cached in-process until the marts
   change (a new snapshot, a new Postgres build) or a short TTL passes, plus the live events the
   marts do not have yet, so a webhook is visible at once. It also holds the hot tier
@@ -264,15 +266,36 @@ def _iso(ts: datetime) -> str:
     return ts.isoformat(timespec="microseconds")
 
 
-def _dashboard(row: sqlite3.Row) -> Row:
-    return {"id": row["id"], "name": row["name"], "config": json.loads(row["config"]),
-            "owner_id": row["owner_id"], "created_at": row["created_at"], "updated_at": row["updated_at"]}
+def _is_uuid(value: str) -> bool:
+    """Dashboard and widget ids are uuids (the seeds' schema): any other id names nothing."""
+    try:
+        uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True
 
 
-def _widget(row: sqlite3.Row) -> Row:
-    return {"id": row["id"], "dashboard_id": row["dashboard_id"], "type": row["type"], "title": row["title"],
-            "config": json.loads(row["config"]), "position": json.loads(row["position"]),
-            "created_at": row["created_at"]}
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value  # Postgres' jsonb comes decoded
+
+
+def _text(value: Any) -> Any:
+    """SQLite's text as it is; Postgres' uuid and timestamp as the same text SQLite holds."""
+    if isinstance(value, datetime):
+        return _iso(value)
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def _dashboard(row: Any) -> Row:
+    return {"id": _text(row["id"]), "name": row["name"], "config": _json(row["config"]),
+            "owner_id": row["owner_id"], "created_at": _text(row["created_at"]),
+            "updated_at": _text(row["updated_at"])}
+
+
+def _widget(row: Any) -> Row:
+    return {"id": _text(row["id"]), "dashboard_id": _text(row["dashboard_id"]), "type": row["type"],
+            "title": row["title"], "config": _json(row["config"]), "position": _json(row["position"]),
+            "created_at": _text(row["created_at"])}
 
 
 class AppStore:
@@ -330,6 +353,8 @@ class AppStore:
         return [{**_dashboard(r), "widget_count": r["widget_count"]} for r in rows]
 
     def dashboard(self, dashboard_id: str) -> Row | None:
+        if not _is_uuid(dashboard_id):
+            return None
         rows = self._read("select * from dashboards where id = ?", (dashboard_id,))
         if not rows:
             return None
@@ -346,6 +371,8 @@ class AppStore:
         return self.dashboard(dashboard_id)  # type: ignore[return-value]
 
     def update_dashboard(self, dashboard_id: str, name: str | None, config: dict | None) -> Row | None:
+        if not _is_uuid(dashboard_id):
+            return None
         with self._tx() as db:
             found = db.execute(
                 "update dashboards set name = coalesce(?, name), config = coalesce(?, config), updated_at = ?"
@@ -354,6 +381,8 @@ class AppStore:
         return self.dashboard(dashboard_id) if found else None
 
     def delete_dashboard(self, dashboard_id: str) -> bool:
+        if not _is_uuid(dashboard_id):
+            return False
         with self._tx() as db:
             db.execute("delete from widgets where dashboard_id = ?", (dashboard_id,))
             return db.execute("delete from dashboards where id = ?", (dashboard_id,)).rowcount > 0
@@ -367,6 +396,8 @@ class AppStore:
         return widget_id
 
     def add_widget(self, dashboard_id: str, widget: dict) -> Row | None:
+        if not _is_uuid(dashboard_id):
+            return None
         now = _iso(utcnow())
         with self._tx() as db:
             if not db.execute("select 1 from dashboards where id = ?", (dashboard_id,)).fetchone():
@@ -376,10 +407,14 @@ class AppStore:
         return self.widget(widget_id)
 
     def widget(self, widget_id: str) -> Row | None:
+        if not _is_uuid(widget_id):
+            return None
         rows = self._read("select * from widgets where id = ?", (widget_id,))
         return _widget(rows[0]) if rows else None
 
     def update_widget(self, widget_id: str, changes: dict) -> Row | None:
+        if not _is_uuid(widget_id):
+            return None
         with self._tx() as db:
             found = db.execute(
                 "update widgets set title = coalesce(?, title), config = coalesce(?, config),"
@@ -391,6 +426,8 @@ class AppStore:
         return self.widget(widget_id) if found else None
 
     def delete_widget(self, widget_id: str) -> bool:
+        if not _is_uuid(widget_id):
+            return False
         with self._tx() as db:
             return db.execute("delete from widgets where id = ?", (widget_id,)).rowcount > 0
 
@@ -418,8 +455,116 @@ class AppStore:
                  "response": None if r["response"] is None else json.loads(r["response"])} for r in rows]
 
 
+# The seeds' dashboards and widgets (uuid ids, jsonb configs); `owner_id` is the token's `sub`,
+# which need not be a uuid. The command log is the SQLite one.
+_PG_SCHEMA = """
+create table if not exists dashboards (
+    id uuid primary key,
+    name varchar(255) not null,
+    config jsonb not null,
+    owner_id text not null,
+    created_at timestamp not null default now(),
+    updated_at timestamp not null default now()
+);
+create table if not exists widgets (
+    id uuid primary key,
+    dashboard_id uuid not null references dashboards(id) on delete cascade,
+    type varchar(100) not null,
+    title varchar(255) not null,
+    config jsonb not null,
+    position jsonb not null,
+    created_at timestamp not null default now()
+);
+create index if not exists widgets_dashboard on widgets(dashboard_id);
+""" + _SCHEMA[_SCHEMA.index("create table if not exists charlie_commands"):]
+
+_INSERT_OR_IGNORE = re.compile(r"^insert or ignore into (.*)$", re.S)
+
+
+def _pg_sql(sql: str) -> str:
+    """AppStore's SQLite statements for Postgres: `?` placeholders, `on conflict do nothing`."""
+    sql = sql.replace("?", "%s")
+    match = _INSERT_OR_IGNORE.match(sql)
+    return f"insert into {match.group(1)} on conflict do nothing" if match else sql
+
+
+class _PgSession:
+    """The one method of a sqlite3 connection AppStore uses, on a psycopg connection."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: tuple = ()) -> Any:
+        return self._conn.execute(_pg_sql(sql), params)
+
+
+class PostgresAppStore(AppStore):
+    """AppStore's tables in a Postgres schema: every replica of the sidecar reads and writes the
+    same dashboards, widgets and command log. One connection, reopened if it breaks."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema):
+            raise ValueError(f"not a plain schema name: {schema!r}")
+        self.url, self.schema = url, schema
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                conn.execute("select pg_advisory_xact_lock(hashtext('cc_app_schema'))")  # replicas starting at once
+                conn.execute(f"create schema if not exists {schema}")
+                conn.execute(f"set search_path = {schema}")
+                for statement in filter(str.strip, _PG_SCHEMA.split(";")):
+                    conn.execute(statement)
+        self._seed_default()
+
+    def _connection(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
+                                         options=f"-c search_path={self.schema}")
+        return self._conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        import psycopg
+
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.transaction():
+                    yield _PgSession(conn)
+            except psycopg.OperationalError:
+                conn.close()
+                raise
+
+    def _read(self, sql: str, params: tuple = ()) -> list[Any]:
+        import psycopg
+
+        with self._lock:
+            conn = self._connection()
+            try:
+                return conn.execute(_pg_sql(sql), params).fetchall()
+            except psycopg.OperationalError:
+                conn.close()
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+
+
 def app_store_path(settings: Settings) -> Path:
     return settings.data_dir / "sidecar" / "app.sqlite3"
+
+
+def app_store_from_settings(settings: Settings) -> AppStore:
+    if settings.warehouse == "postgres":
+        return PostgresAppStore(settings.pg_url, settings.app_schema)
+    return AppStore(app_store_path(settings))
 
 
 # --- marts + live events -------------------------------------------------------------------------------
@@ -502,7 +647,7 @@ class Serving:
 
     @classmethod
     def from_settings(cls, settings: Settings, live: LiveEvents | None = None) -> Serving:
-        return cls(marts_from_settings(settings), AppStore(app_store_path(settings)), live, settings,
+        return cls(marts_from_settings(settings), app_store_from_settings(settings), live, settings,
                    hot_store(settings))
 
     def close(self) -> None:

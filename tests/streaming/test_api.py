@@ -8,6 +8,7 @@ The expected numbers come from the warehouse itself, so these are the marts a us
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -115,10 +116,16 @@ def backend(request, sandbox, tmp_path_factory) -> Iterator[Backend]:
 @pytest.fixture(scope="module")
 def server(backend) -> Iterator[str]:
     """The real sidecar app (`create_app`, as `uvicorn streaming.app:app` builds it) on a loopback port."""
+    with _serve(backend.settings) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _serve(settings: Settings) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(create_app(backend.settings), log_level="warning", lifespan="on"))
+    uv = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -385,6 +392,12 @@ def test_dashboards_crud_by_their_owner(backend, http, server):
     assert get_json(http, f"/dashboard/widgets/{widget_id}/data")["data"]["total"] >= 0
 
     assert http("PUT", path, json={"name": "Operations"}).json()["name"] == "Operations"
+    # Another replica of the sidecar serves the same dashboard (on Postgres, from CC_APP_SCHEMA there).
+    with _serve(backend.settings) as other:
+        seen = requests.get(other + path, headers={"Authorization": f"Bearer {issue_token(SECRET, 'carol')}"},
+                            timeout=10)
+        assert seen.status_code == 200 and seen.json()["name"] == "Operations", seen.text
+    assert http("GET", "/dashboard/dashboards/not-a-uuid").status_code == 404
     added = http("POST", f"{path}/widgets", json={"type": "recent_events", "title": "Latest", "config": {"limit": 3}})
     assert added.status_code == 201
     assert len(get_json(http, f"/dashboard/widgets/{added.json()['id']}/data")["data"]) == 3
