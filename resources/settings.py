@@ -100,6 +100,9 @@ class Settings:
     # may stay that far behind before it is disconnected (4408).
     ws_queue_max: int = 1000
     ws_slow_after_s: float = 10.0
+    # A batching client's frame interval, and the most batch frames a second a replica writes.
+    ws_batch_ms: float = 8.0
+    ws_frames_per_s: int = 25_000
     http_timeout_s: float = 30.0
     http_max_retries: int = 5
     http_backoff_s: float = 0.5
@@ -179,6 +182,8 @@ class Settings:
             webhook_max_bytes=int(get("WEBHOOK_MAX_BYTES") or base.webhook_max_bytes),
             ws_queue_max=int(get("WS_QUEUE_MAX") or base.ws_queue_max),
             ws_slow_after_s=float(get("WS_SLOW_AFTER_S") or base.ws_slow_after_s),
+            ws_batch_ms=float(get("WS_BATCH_MS") or base.ws_batch_ms),
+            ws_frames_per_s=int(get("WS_FRAMES_PER_S") or base.ws_frames_per_s),
             http_timeout_s=float(get("HTTP_TIMEOUT_S") or base.http_timeout_s),
             http_max_retries=int(get("HTTP_MAX_RETRIES") or base.http_max_retries),
             http_backoff_s=float(get("HTTP_BACKOFF_S") or base.http_backoff_s),

@@ -1,6 +1,7 @@
 """Webhook → client latency of the sidecar's rooms, against a Node.js Socket.IO relay (`make bench-stream`).
 
 Usage: python -m scripts.bench_stream [--seconds 10] [--points 1000x100,5000x500] [--targets ws,socketio,node]
+                                     [--server-env CC_WS_BATCH_MS=5 ...]
 
 One process tree on loopback. For each target and load point (events/s x clients): the server
 (the sidecar under uvicorn with uvloop and httptools, or `streaming/js/peer.mjs`, a Node
@@ -229,13 +230,14 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not answer in {timeout} s")
 
 
-def start_server(target: str, port: int, data_dir: Path, log) -> subprocess.Popen:
+def start_server(target: str, port: int, data_dir: Path, log, server_env: dict[str, str] | None = None
+                 ) -> subprocess.Popen:
     if target == "node":
         proc = subprocess.Popen(["node", "peer.mjs", str(port), WEBHOOK_SECRET], cwd=JS_DIR, stdout=log, stderr=log)
         _wait_http(f"http://127.0.0.1:{port}/", proc)
         return proc
     env = {**os.environ, "CC_DATA_DIR": str(data_dir), "CC_GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
-           "CC_JWT_SECRET": JWT_SECRET}
+           "CC_JWT_SECRET": JWT_SECRET, **(server_env or {})}
     args = [sys.executable, "-m", "uvicorn", "streaming.app:app", "--host", "127.0.0.1", "--port", str(port),
             "--log-level", "warning", "--no-access-log"]
     for option, module in (("--loop", "uvloop"), ("--http", "httptools")):
@@ -276,7 +278,8 @@ def landed_ids(data_dir: Path) -> set[str]:
     return ids
 
 
-def measure(target: str, rate: int, clients: int, seconds: float, work: Path) -> dict:
+def measure(target: str, rate: int, clients: int, seconds: float, work: Path,
+            server_env: dict[str, str] | None = None) -> dict:
     from streaming.auth import issue_token
 
     run = secrets.token_hex(4)
@@ -285,7 +288,7 @@ def measure(target: str, rate: int, clients: int, seconds: float, work: Path) ->
     point.mkdir(parents=True)
     port = _free_port()
     log = (point / "server.log").open("wb")
-    server = start_server(target, port, data_dir, log)
+    server = start_server(target, port, data_dir, log, server_env)
     client_procs, outs = [], []
     try:
         kind = "ws" if target == "ws" else "sio"
@@ -387,7 +390,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10, help="load per point")
     parser.add_argument("--points", default="1000x100,5000x500", help="events/s x clients, comma-separated")
     parser.add_argument("--targets", default="ws,socketio,node")
+    parser.add_argument("--server-env", action="append", default=[], metavar="CC_NAME=value",
+                        help="settings for the sidecar, e.g. CC_WS_BATCH_MS=5 (repeatable)")
     args = parser.parse_args(argv)
+    server_env = dict(item.split("=", 1) for item in args.server_env)
     targets = args.targets.split(",")
     if "node" in targets and not (JS_DIR / "node_modules" / "socket.io").is_dir():
         print("skipping the Node peer: node or `npm ci` in streaming/js missing (make install)")
@@ -398,7 +404,7 @@ def main(argv: list[str] | None = None) -> None:
         for rate, clients in points:
             for target in targets:
                 print(f"{target}: {rate} events/s, {clients} clients ...", flush=True)
-                result = measure(target, rate, clients, args.seconds, Path(tmp))
+                result = measure(target, rate, clients, args.seconds, Path(tmp), server_env)
                 results.append(result)
                 print(f"  p50 {_fmt(result['p50'])} ms  p99 {_fmt(result['p99'])} ms  max {_fmt(result['max'])} ms  "
                       f"delivered {result['delivered']}/{result['expected']}  acks {result['acked']}/{result['sent']} "

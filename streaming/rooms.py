@@ -274,7 +274,10 @@ class Group:
 class Hub:
     """Room membership of this replica's clients, kept as groups of clients with the same rooms."""
 
-    def __init__(self, max_queue: int = 1000, slow_after_s: float = 10.0) -> None:
+    def __init__(self, max_queue: int = 1000, slow_after_s: float = 10.0,
+                 batch_interval_s: float = BATCH_INTERVAL_S, frames_per_s: int = FRAMES_PER_S) -> None:
+        self.batch_interval_s = batch_interval_s
+        self.frames_per_s = frames_per_s
         self.rooms: dict[str, set[Group]] = {}
         self.groups: dict[tuple, Group] = {}
         self.clients: set[Client] = set()
@@ -285,9 +288,9 @@ class Hub:
         self.batch_clients = 0
 
     def interval(self) -> float:
-        """Time between a batching client's frames: BATCH_INTERVAL_S, longer when there are so
-        many batching clients that their frames would pass FRAMES_PER_S."""
-        return max(BATCH_INTERVAL_S, self.batch_clients / FRAMES_PER_S)
+        """Time between a batching client's frames: `batch_interval_s`, longer when there are so
+        many batching clients that their frames would pass `frames_per_s`."""
+        return max(self.batch_interval_s, self.batch_clients / self.frames_per_s)
 
     def client(self, send: Send, close: Callable[[int, str], Awaitable[None]],
                encode: Callable[[str], Any] = as_text, batch: bool = False,

@@ -70,7 +70,8 @@ class Sidecar:
         self.landing = LandingLog(settings.landing_dir)
         self.journal = GroupCommitLog(settings.landing_dir)
         self.deliveries = DeliveryIndex(self.landing, LANDING_STREAM)
-        self.hub = Hub(settings.ws_queue_max, settings.ws_slow_after_s)
+        self.hub = Hub(settings.ws_queue_max, settings.ws_slow_after_s, settings.ws_batch_ms / 1000,
+                       settings.ws_frames_per_s)
         self.broker = broker_for(settings.redis_url)
         self.marts = marts_from_settings(settings)  # the last build's marts, as the REST API reads them
         self.correlator = Correlator(self.marts)
