@@ -10,7 +10,7 @@ from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from cc_assets.partitions import daily_partitions, single_run_backfill
-from resources.dbt import dbt_project
+from resources.dbt import dbt_project, run_nicer
 from resources.platform import PlatformResource
 from resources.serving import export_snapshot, snapshot_path
 from resources.warm import ensure_pg_partitions
@@ -40,7 +40,9 @@ def build_dbt_assets(manifest_path):
         settings = platform.settings()
         # dbt's profile reads these; the subprocess inherits them.
         os.environ.update(settings.dbt_env())
-        yield from dbt.cli(["build", "--target", settings.warehouse], context=context).stream()
+        build = dbt.cli(["build", "--target", settings.warehouse], context=context)
+        run_nicer(build.process.pid)  # the sidecar's reads keep their latency (resources/dbt.py)
+        yield from build.stream()
 
     return dbt_models
 
@@ -59,8 +61,10 @@ def build_warm_dbt_assets(manifest_path):
             days = [start.date() + timedelta(days=n) for n in range((end - start).days)]
             ensure_pg_partitions(settings.pg_url, settings.pg_schema, days)
         window_vars = {"window_start": f"{start:%Y-%m-%d %H:%M:%S}", "window_end": f"{end:%Y-%m-%d %H:%M:%S}"}
-        yield from dbt.cli(["build", "--target", settings.warehouse, "--vars", json.dumps(window_vars)],
-                           context=context).stream()
+        build = dbt.cli(["build", "--target", settings.warehouse, "--vars", json.dumps(window_vars)],
+                        context=context)
+        run_nicer(build.process.pid)
+        yield from build.stream()
         if settings.warehouse == "duckdb":
             # Readers (the history interface, the sidecar, `make sql`) never open the warehouse
             # file dbt holds; they read the serving snapshot, which now carries the warm tables too.
