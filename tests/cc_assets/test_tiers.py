@@ -188,6 +188,44 @@ def test_history_reads_warm_recent_days_and_archive_older_ones(tiered):
     assert all(e["source"] == "github" for e in github) and github == sorted(github, key=lambda e: e["event_at"])
 
 
+def test_history_reads_each_new_snapshot_a_build_swaps_in(tiered, tmp_path):
+    """The history reader keeps one DuckDB open between queries: a snapshot a build renames into
+    place is read by the next query, even while something else in the process holds the old file
+    open (DuckDB's instance cache would hand that one back), and the old file is let go."""
+    from resources.history import ENGINE
+    from resources.serving import export_snapshot, snapshot_path
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(tiered["data_dir"], data_dir)
+    settings = replace(Settings.from_env({"CC_DATA_DIR": str(data_dir)}), warm_days=30)
+    reader = HistoryReader(settings, today=date(2026, 11, 23))
+    window = (datetime(2026, 11, 16), datetime(2026, 11, 21))
+
+    def per_day() -> dict[str, int]:
+        out: dict[str, int] = {}
+        for row in reader.event_volume(*window):
+            day = row["bucket_start_at"].date().isoformat()
+            out[day] = out.get(day, 0) + row["event_count"]
+        return out
+
+    before = per_day()
+    assert before == {d: tiered["truth"][d].rows for d in PARTITIONS if d in tiered["truth"]}
+    held = duckdb.connect(str(snapshot_path(settings)), read_only=True)  # as the sidecar's marts reader does
+    try:
+        with duckdb.connect(str(settings.duckdb_path)) as con:
+            con.execute("delete from fct_event_volume_1d where cast(bucket_start_at as date) = '2026-11-18'")
+        export_snapshot(settings.duckdb_path, snapshot_path(settings))
+        assert per_day() == {d: n for d, n in before.items() if d != "2026-11-18"}
+    finally:
+        held.close()
+    with ENGINE.cursor() as con:
+        attached = con.execute("select count(*) from duckdb_databases() where path = ?",
+                               [str(snapshot_path(settings))]).fetchone()[0]
+    assert attached == 1  # the replaced file is detached once no query reads it
+    snapshot_path(settings).unlink()
+    assert per_day() == {}
+
+
 def landing_by_day_and_source(data_dir) -> dict[tuple[str, str], int]:
     files = sorted(str(p) for p in (data_dir / "lake" / "normalized" / "events").glob("date=*/*.parquet"))
     with duckdb.connect() as con:
