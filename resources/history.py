@@ -106,6 +106,12 @@ class DuckEngine:
             # The OS page cache already keeps the lake's files; DuckDB's own copy would only pin
             # them in this long-lived process (~1 GB after one year-long scan at 10M events/month).
             self._con.execute("set global enable_external_file_cache = false")
+            # A top-N reads the columns it does not sort or filter by only for the rows it keeps
+            # ("late materialization") up to this many rows. DuckDB's default, 50, is below the REST
+            # API's pages (limit + 1 <= 501 workflows, up to 1000 events), which then read every
+            # column of every row they scanned: a cursor page of /api/workflows at 728k workflows
+            # took 29 ms, 8 ms with this.
+            self._con.execute("set global late_materialization_max_rows = 1001")
         return self._con
 
     @contextmanager
