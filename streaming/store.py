@@ -35,8 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-import duckdb
-
+from resources.history import ENGINE
 from resources.hot import HotStore, hot_store, hour_id
 from resources.serving import snapshot_path
 from resources.settings import Settings
@@ -69,60 +68,37 @@ def utcnow() -> datetime:
 
 
 class DuckDBSnapshot:
-    """The serving snapshot file, reopened when a build has swapped a new one in."""
+    """The serving snapshot file, read through the process's one DuckDB (`resources.history.ENGINE`),
+    which attaches each new version the build swaps in.
 
-    def __init__(self, path: Path, check_every_s: float = 0.5) -> None:
+    Not `duckdb.connect(path)`: DuckDB's instance cache hands back the database of the file that
+    was at `path` while anything in the process still holds it, so after the first build a
+    long-running sidecar kept answering from the snapshot it had opened first."""
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._check_every_s = check_every_s
-        self._lock = threading.Lock()
-        self._checked_at = 0.0
-        self._state: tuple[str, duckdb.DuckDBPyConnection] | None = None
-        self._local = threading.local()
-
-    def _current(self) -> tuple[str, duckdb.DuckDBPyConnection] | None:
-        now = time.monotonic()
-        if now - self._checked_at < self._check_every_s:
-            return self._state
-        with self._lock:
-            if now - self._checked_at < self._check_every_s:
-                return self._state
-            try:
-                st = os.stat(self.path)
-            except FileNotFoundError:
-                self._checked_at = now
-                self._state = None
-                return None
-            version = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
-            if self._state is None or self._state[0] != version:
-                # The old connection is dropped, not closed: a query running on it finishes on the
-                # file it opened (the rename left it intact), and the last reference closes it.
-                self._state = (version, duckdb.connect(str(self.path), read_only=True))
-            self._checked_at = now
-            return self._state
 
     def version(self) -> str | None:
-        state = self._current()
-        return state[0] if state else None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
-        state = self._current()
-        if state is None:
-            raise MartsUnavailable(f"no serving snapshot at {self.path} yet: run a dbt build (transform_job)")
-        version, con = state
-        # One cursor per thread and snapshot: a DuckDB connection must not be shared by threads.
-        cursor = getattr(self._local, "cursor", None)
-        if cursor is None or self._local.version != version:
-            cursor = con.cursor()
-            self._local.cursor, self._local.version = cursor, version
-        cursor.execute(_PARAM.sub(r"$\1", sql), params or {})
-        columns = [d[0] for d in cursor.description]
-        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        with ENGINE.snapshot(self.path) as snapshot:
+            if snapshot is None:
+                raise MartsUnavailable(f"no serving snapshot at {self.path} yet: run a dbt build (transform_job)")
+            cursor, _tables = snapshot
+            cursor.execute(_PARAM.sub(r"$\1", sql), params or {})
+            columns = [d[0] for d in cursor.description]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
     def in_list(self, column: str, param: str) -> str:
         return f"list_contains(%({param})s, {column})"
 
     def close(self) -> None:
-        self._state = None
+        pass
 
 
 class PostgresMarts:
