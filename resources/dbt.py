@@ -52,8 +52,7 @@ def ensure_manifest(settings: Settings) -> Path:
 # A build runs this much nicer than everything else on the host: with Linux's weights a nice-10
 # process gets about a tenth of the CPU a nice-0 one gets when both want it, and all of it when
 # nothing else does. A build takes minutes and can wait a few milliseconds; the sidecar's reads take
-# milliseconds and cannot (on 2 cores a build at equal priority took /dashboard/overview's p99 from
-# 12 ms to 25 ms, see README "Benchmarks").
+# milliseconds and cannot (README, "The overview while dbt builds", has the measurements).
 DBT_NICENESS = 10
 
 
