@@ -35,27 +35,39 @@ from streaming.ws import CLOSE_UNAUTHORIZED, FrameWriter, text_frame
 PATH = "socket.io"
 
 
-def event_packet(text: str) -> eio_packet.Packet:
-    """The Socket.IO event `[type, message]` as one Engine.IO packet, encoded now (it caches)."""
-    pkt = eio_packet.Packet(eio_packet.MESSAGE, data='2["' + message_type(text) + '",' + text + "]")
-    pkt.encode()
+def _event(text: str) -> str:
+    """The Socket.IO EVENT `[type, message]` (packet type 2) of one message."""
+    return '2["' + message_type(text) + '",' + text + "]"
+
+
+def _batch(texts: list[str]) -> str:
+    """The Socket.IO EVENT `["batch", [messages...]]`."""
+    return '2["batch",[' + ",".join(texts) + "]]"
+
+
+def _packet(data: str) -> eio_packet.Packet:
+    pkt = eio_packet.Packet(eio_packet.MESSAGE, data=data)
+    pkt.encode()  # now, once: the packet caches it and is shared by every client it is for
     return pkt
+
+
+def event_packet(text: str) -> eio_packet.Packet:
+    """One message as an Engine.IO MESSAGE packet, for Engine.IO's own send path."""
+    return _packet(_event(text))
 
 
 def batch_packet(texts: list[str]) -> eio_packet.Packet:
-    """The `batch` event of these messages, encoded now: one packet shared by every client it is for."""
-    pkt = eio_packet.Packet(eio_packet.MESSAGE, data='2["batch",[' + ",".join(texts) + "]]")
-    pkt.encode()
-    return pkt
+    return _packet(_batch(texts))
 
 
 def framed_event(text: str) -> bytes:
-    """`event_packet` as a WebSocket frame, for a client whose frames go out through `FrameWriter`."""
-    return text_frame(b"4" + event_packet(text).data.encode())
+    """One message as the WebSocket frame of its Engine.IO MESSAGE (`4` + the Socket.IO packet),
+    for a client whose frames go out through `FrameWriter`."""
+    return text_frame(("4" + _event(text)).encode())
 
 
 def framed_batch(texts: list[str]) -> bytes:
-    return text_frame(('42["batch",[' + ",".join(texts) + "]]").encode())
+    return text_frame(("4" + _batch(texts)).encode())
 
 
 @dataclass

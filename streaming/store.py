@@ -504,28 +504,26 @@ class PostgresAppStore(AppStore):
         return self._conn
 
     @contextmanager
-    def _tx(self) -> Iterator[Any]:
+    def _session(self) -> Iterator[Any]:
+        """The connection, under the lock; closed (and reopened next time) if it broke."""
         import psycopg
 
         with self._lock:
             conn = self._connection()
             try:
-                with conn.transaction():
-                    yield _PgSession(conn)
+                yield conn
             except psycopg.OperationalError:
                 conn.close()
                 raise
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        with self._session() as conn, conn.transaction():
+            yield _PgSession(conn)
 
     def _read(self, sql: str, params: tuple = ()) -> list[Any]:
-        import psycopg
-
-        with self._lock:
-            conn = self._connection()
-            try:
-                return conn.execute(_pg_sql(sql), params).fetchall()
-            except psycopg.OperationalError:
-                conn.close()
-                raise
+        with self._session() as conn:
+            return conn.execute(_pg_sql(sql), params).fetchall()
 
     def close(self) -> None:
         with self._lock:
