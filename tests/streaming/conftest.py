@@ -3,102 +3,23 @@ sign requests as GitHub, Linear, Charlie and the event pushers do."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
-from streaming.auth import issue_token
-
-ROOT = Path(__file__).resolve().parents[2]
-
-SECRETS = {
-    "CC_GITHUB_WEBHOOK_SECRET": "gh-secret-0123456789abcdef0123456789abcdef",
-    "CC_LINEAR_WEBHOOK_SECRET": "linear-secret-0123456789abcdef0123456789ab",
-    "CC_CHARLIE_WEBHOOK_SECRET": "charlie-secret-0123456789abcdef0123456789",
-    "CC_JWT_SECRET": "jwt-secret-0123456789abcdef0123456789abcdef",
-    "CC_EVENTS_API_TOKEN": "events-token-0123456789abcdef0123456789abc",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Sidecar:
-    """One sidecar process; `restart()` keeps its data dir (and port)."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self.data_dir = data_dir
-        self.env = env
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def start(self) -> Sidecar:
-        env = {**os.environ, "CC_DATA_DIR": str(self.data_dir), **self.env}
-        self.log = (self.data_dir.parent / f"sidecar-{self.port}.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "streaming.app:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "warning"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sidecar exited with {self.proc.returncode}; see {self.log.name}")
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=0.5).ok:
-                    return self
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError("sidecar did not start in 30 s")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, no flushing — a crash."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
-
-    def restart(self) -> Sidecar:
-        self.kill()
-        return self.start()
-
-    def token(self, sub: str = "tester", ttl_s: float = 600, rooms=None) -> str:
-        return issue_token(SECRETS["CC_JWT_SECRET"], sub, ttl_s, rooms)
-
-    def landed(self, stream: str = "webhooks") -> list[dict]:
-        lines = []
-        for path in sorted((self.data_dir / "landing" / stream).glob("date=*.jsonl")):
-            lines.extend(json.loads(line) for line in path.read_text().split("\n") if line.strip())
-        return lines
+from scripts.chaos.harness import (  # noqa: F401  (re-exported for the test modules)
+    ROOT,
+    SECRETS,
+    Sidecar,
+    bearer,
+    free_port,
+    github_headers,
+    linear_body,
+    linear_headers,
+    signed_headers,
+)
 
 
 @pytest.fixture
@@ -119,39 +40,6 @@ def make_sidecar(tmp_path) -> Iterator:
 @pytest.fixture
 def sidecar(make_sidecar) -> Sidecar:
     return make_sidecar({"CC_WEBHOOK_MAX_BYTES": str(256 * 1024)})
-
-
-# --- signing as the senders do -------------------------------------------------------------------
-
-
-def github_headers(body: bytes, event: str, delivery: str | None = None,
-                   secret: str = SECRETS["CC_GITHUB_WEBHOOK_SECRET"]) -> dict[str, str]:
-    return {
-        "Content-Type": "application/json",
-        "User-Agent": "GitHub-Hookshot/abc123",
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-        "X-GitHub-Hook-ID": "123456",
-        "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
-    }
-
-
-def linear_body(payload: dict, timestamp_ms: int | None = None) -> bytes:
-    return json.dumps({**payload, "webhookTimestamp": timestamp_ms or int(time.time() * 1000)}).encode()
-
-
-def linear_headers(body: bytes, event: str = "Issue", secret: str = SECRETS["CC_LINEAR_WEBHOOK_SECRET"]):
-    return {"Content-Type": "application/json", "Linear-Event": event, "Linear-Delivery": str(uuid.uuid4()),
-            "Linear-Signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
-
-
-def signed_headers(body: bytes, secret: str) -> dict[str, str]:
-    return {"Content-Type": "application/json",
-            "X-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
-
-
-def bearer(token: str = SECRETS["CC_EVENTS_API_TOKEN"]) -> dict[str, str]:
-    return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="session")
