@@ -39,7 +39,7 @@ from resources.tiers import ROLLUP, TierStore
 _EXTENSION_NAME = "postgres_scanner.duckdb_extension"
 
 
-def _quote(value: str) -> str:
+def quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -57,10 +57,10 @@ def load_postgres_extension(con: duckdb.DuckDBPyConnection) -> None:
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(found[-1])
         os.replace(tmp, link)
-    con.execute(f"load {_quote(str(link))}")
+    con.execute(f"load {quote(str(link))}")
 
 
-def _pg_conninfo(settings: Settings) -> str:
+def pg_conninfo(settings: Settings) -> str:
     pg = settings.pg
     parts = {"host": pg.host, "port": pg.port, "user": pg.user, "dbname": pg.dbname}
     if pg.password:
@@ -105,13 +105,13 @@ def open_catalog(settings: Settings) -> duckdb.DuckDBPyConnection:
 
     snapshot = snapshot_path(settings)
     if snapshot.exists():
-        con.execute(f"attach {_quote(str(snapshot))} as marts (read_only)")
+        con.execute(f"attach {quote(str(snapshot))} as marts (read_only)")
         for (table,) in con.execute("select table_name from information_schema.tables "
                                     "where table_catalog = 'marts'").fetchall():
             mart_source[table] = f"marts.main.{table}"
     if settings.warehouse == "postgres":
         load_postgres_extension(con)
-        con.execute(f"attach {_quote(_pg_conninfo(settings))} as warm (type postgres, read_only)")
+        con.execute(f"attach {quote(pg_conninfo(settings))} as warm (type postgres, read_only)")
         for (table,) in con.execute(
                 "select table_name from information_schema.tables where table_catalog = 'warm' "
                 "and table_schema = ?", [settings.pg_schema]).fetchall():
@@ -128,7 +128,7 @@ def open_catalog(settings: Settings) -> duckdb.DuckDBPyConnection:
         files = [str(f) for f in sorted(folder.glob("date=*/*.parquet"))]
         if files:
             name = f"raw_{folder.parent.name}__{folder.name}"
-            listed = ", ".join(_quote(f) for f in files)
+            listed = ", ".join(quote(f) for f in files)
             con.execute(f"create view {name} as select * from read_parquet([{listed}], union_by_name = true)")
 
     store = hot_store(settings)

@@ -119,7 +119,7 @@ def main() -> int:
     from resources.landing import LandingLog
     from resources.metrics_agent import STREAM, sample
     from resources.settings import Settings
-    from resources.warehouse import compare_with_truth, mart_counts
+    from resources.warehouse import compare_with_truth, mart_counts, open_warehouse
     from sandbox.logs import LogWriter
     from sandbox.process import run_sandbox
 
@@ -190,11 +190,15 @@ def main() -> int:
     print("Landed rows per source:")
     for table, rows in lake_rows(settings.lake_dir).items():
         print(f"  raw/{table:<30} {rows:>10,}")
-    counts = mart_counts(settings.duckdb_path)
-    report = compare_with_truth(settings.duckdb_path, *truth_paths)
+    # The summary reads the warehouse dbt built: the DuckDB file, or CC_PG_SCHEMA on Postgres.
+    with open_warehouse(settings) as warehouse:
+        counts = mart_counts(warehouse)
+        report = compare_with_truth(warehouse, *truth_paths)
+    on_postgres = settings.warehouse == "postgres"
+    where = f"Postgres {settings.pg.host}:{settings.pg.port}/{settings.pg.dbname}, schema {settings.pg_schema}"
     print()
     print(f"Landed {days[0]} .. {days[-1]} in {ingest_s:.1f}s; dbt build + tests in {transform_s:.1f}s")
-    print("Marts (DuckDB):")
+    print(f"Marts ({where if on_postgres else 'DuckDB'}):")
     for mart, rows in counts.items():
         print(f"  {mart:<32} {rows:>10,} rows")
     print(f"Storage tiers, moved once in {tiers_s:.1f}s (`make sql` to query them all):")
@@ -205,15 +209,19 @@ def main() -> int:
     for event_id, expected, got in report.mismatched_examples:
         print(f"  {event_id}: expected {expected}, got {got}")
     print()
-    print(f"Warehouse    {settings.duckdb_path}")
+    print(f"Warehouse    {where if on_postgres else settings.duckdb_path}")
     print(f"Raw lake     {settings.lake_dir / 'raw'}  (Parquet, zstd, date=YYYY-MM-DD)")
     print(f"Dead letters {settings.lake_dir / 'dead_letter'}")
     print(f"Report       {settings.reports_dir / yesterday / 'report.md'}  (+ CSVs; reports_schedule, daily)")
     print(f"Dagster home {os.environ.get('DAGSTER_HOME', settings.dagster_home)}")
     print()
     print("Next: `make ui` (Dagster UI on :3000), `make test`,")
-    print(f"      `.venv/bin/python -c \"import duckdb; duckdb.connect('{settings.duckdb_path}', read_only=True)"
-          f".sql('from fct_workflows limit 5').show()\"`")
+    if on_postgres:
+        print(f"      `psql {settings.pg.dbname} -h {settings.pg.host} -p {settings.pg.port} "
+              f"-c 'select * from {settings.pg_schema}.fct_workflows limit 5'`")
+    else:
+        print(f"      `.venv/bin/python -c \"import duckdb; duckdb.connect('{settings.duckdb_path}', read_only=True)"
+              f".sql('from fct_workflows limit 5').show()\"`")
     print(f"Done in {time.perf_counter() - started:.1f}s")
     return 0 if report.exact else 2
 
