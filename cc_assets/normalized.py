@@ -13,30 +13,13 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResul
 
 from cc_assets.partitions import daily_partitions, single_run_backfill
 from cc_events import InvalidRecord, NormalizeContext, normalize
+from cc_events.latest import CONTEXT_TABLES, context_from_lake
 from cc_events.normalize import NORMALIZERS
 from resources.lake import EVENT_KEYS_SCHEMA, EVENTS_SCHEMA, DeadLetter, Lake
 from resources.platform import PlatformResource
 
 EVENTS_KEY = AssetKey(["normalized", "events"])
 EVENT_KEYS_KEY = AssetKey(["normalized", "event_keys"])
-
-CONTEXT_TABLES = [("linear", "teams"), ("charlie", "instances")]
-
-
-def normalize_context(lake: Lake) -> NormalizeContext:
-    """Teams and Charlie identities as last seen in the lake (latest snapshot per id)."""
-
-    def latest(source: str, entity: str) -> list[dict]:
-        table = lake.read_all(("raw", source, entity))
-        if table is None:
-            return []
-        by_id: dict[str, dict] = {}
-        for row in sorted(table.to_pylist(), key=lambda r: r["_ingested_at"]):
-            by_id[row["id"]] = row
-        return list(by_id.values())
-
-    return NormalizeContext.build(latest("linear", "teams"), latest("charlie", "instances"))
-
 
 def normalize_day(lake: Lake, ctx: NormalizeContext, day: date):
     """All events of one day's raw partitions, their keys, and what could not be normalized."""
@@ -78,7 +61,7 @@ def normalize_day(lake: Lake, ctx: NormalizeContext, day: date):
 )
 def normalized_events(context: AssetExecutionContext, platform: PlatformResource):
     lake = platform.lake()
-    ctx = normalize_context(lake)
+    ctx = context_from_lake(lake)
     ingested_at = datetime.utcnow().replace(microsecond=0)
     counts: dict[str, int] = {}
     key_count = 0

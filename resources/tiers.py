@@ -53,6 +53,16 @@ MACROS_DIR = PROJECT_ROOT / "dbt_project" / "macros"
 
 
 @functools.cache
+def macro(file: str, name: str):
+    """A macro of the dbt project rendered with plain Jinja (dbt-core's own template engine), so the
+    tier moves apply the very SQL the dbt models do."""
+    import jinja2
+
+    return getattr(jinja2.Environment(undefined=jinja2.StrictUndefined)
+                   .from_string((MACROS_DIR / file).read_text()).module, name)
+
+
+@functools.cache
 def _state_change_pairing() -> tuple[str, str, timedelta]:
     """The dbt project's Linear state-change pairing (macros/linear_state_change_pairs.sql), rendered
     for DuckDB with plain Jinja: the pairs among `events`, every event counted once with the pairs
@@ -74,8 +84,7 @@ def landing_sql() -> str:
     pairs, counted_once, _ = _state_change_pairing()
     return f"""
         with copies_ranked as (
-            select *, row_number() over (partition by event_id
-                                         order by _ingested_at desc, _partition_date desc) as copy_rank
+            select *, {macro("latest_copy.sql", "latest_copy_rank")("event_id")} as copy_rank
             from landing
         ),
         events as (select * exclude (copy_rank) from copies_ranked where copy_rank = 1),

@@ -18,6 +18,7 @@ import orjson
 from fastapi.responses import JSONResponse
 
 from cc_events import InvalidRecord, NormalizeContext
+from cc_events.latest import context_from_lake
 from cc_events.model import NormalizedEvent
 from cc_events.normalize import parse_time
 from cc_events.raw_tables import RAW_TABLES
@@ -111,19 +112,8 @@ class Sidecar:
 
     def _load_context(self) -> NormalizeContext:
         """Linear teams and Charlie identities as last landed (what makes ENG-12 a key)."""
-        lake = Lake(self.settings.lake_dir)
-
-        def latest(source: str, entity: str) -> list[dict]:
-            table = lake.read_all(("raw", source, entity))
-            if table is None:
-                return []
-            rows: dict[str, dict] = {}
-            for row in sorted(table.to_pylist(), key=lambda r: r["_ingested_at"]):
-                rows[row["id"]] = row
-            return list(rows.values())
-
         try:
-            return NormalizeContext.build(latest("linear", "teams"), latest("charlie", "instances"))
+            return context_from_lake(Lake(self.settings.lake_dir))
         except Exception:  # an unreadable lake leaves the previous context
             log.exception("could not read the normalize context from the lake")
             return self.context

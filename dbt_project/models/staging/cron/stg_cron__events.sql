@@ -10,10 +10,7 @@ copies_ranked as (
 
     select
         *,
-        row_number() over (
-            partition by id
-            order by _ingested_at desc, _partition_date desc
-        ) as copy_rank
+        {{ latest_copy_rank('id') }} as copy_rank
     from source
 
 ),

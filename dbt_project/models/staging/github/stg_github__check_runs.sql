@@ -8,13 +8,11 @@ source as (
 
 copies_ranked as (
 
-    -- Fetched with each snapshot of its PR: the copy that saw it finish, then the latest.
+    -- Fetched with each snapshot of its PR (and of each PR sharing its head): the copy that saw
+    -- it finish, then the newest PR's, then the latest.
     select
         *,
-        row_number() over (
-            partition by id
-            order by case when status = 'completed' then 0 else 1 end, _ingested_at desc, pull_number desc
-        ) as copy_rank
+        {{ latest_copy_rank('id', prefer=["case when status = 'completed' then 0 else 1 end", "pull_number desc"]) }} as copy_rank
     from source
 
 ),

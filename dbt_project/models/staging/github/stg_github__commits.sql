@@ -9,16 +9,11 @@ source as (
 listings_ranked as (
 
     -- A commit is listed by the default branch and by each pull request it belongs to;
-    -- the pull request listing says more (which PR), so it wins, then the latest copy.
+    -- the pull request listing says more (which PR), so it wins (the newest PR if several),
+    -- then the latest copy.
     select
         *,
-        row_number() over (
-            partition by sha
-            order by
-                case when pull_number is null then 1 else 0 end,
-                _ingested_at desc,
-                pull_number desc
-        ) as listing_rank
+        {{ latest_copy_rank('sha', prefer=["case when pull_number is null then 1 else 0 end", "pull_number desc"]) }} as listing_rank
     from source
 
 ),

@@ -11,10 +11,7 @@ snapshots_ranked as (
     -- A run is listed again while it runs and when it is re-run: the latest attempt and update win.
     select
         *,
-        row_number() over (
-            partition by id
-            order by coalesce(run_attempt, 1) desc, updated_at desc, _ingested_at desc
-        ) as snapshot_rank
+        {{ latest_copy_rank('id', prefer=["coalesce(run_attempt, 1) desc", "updated_at desc"]) }} as snapshot_rank
     from source
 
 ),

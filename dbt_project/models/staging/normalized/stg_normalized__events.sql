@@ -21,10 +21,7 @@ copies_ranked as (
     -- Each snapshot of a source record re-emits its events; the latest copy is the truth.
     select
         *,
-        row_number() over (
-            partition by event_id
-            order by _ingested_at desc, _partition_date desc
-        ) as copy_rank
+        {{ latest_copy_rank('event_id') }} as copy_rank
     from source
 
 ),

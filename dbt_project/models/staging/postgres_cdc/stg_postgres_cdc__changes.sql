@@ -11,10 +11,7 @@ copies_ranked as (
     -- A change can be landed twice (a replay after a crash); its position identifies it.
     select
         *,
-        row_number() over (
-            partition by commit_lsn, seq
-            order by _ingested_at desc, _partition_date desc
-        ) as copy_rank
+        {{ latest_copy_rank(['commit_lsn', 'seq']) }} as copy_rank
     from source
 
 ),

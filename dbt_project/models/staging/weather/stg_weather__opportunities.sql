@@ -10,10 +10,7 @@ snapshots_ranked as (
 
     select
         *,
-        row_number() over (
-            partition by id
-            order by updated_at desc, _ingested_at desc, _partition_date desc
-        ) as snapshot_rank
+        {{ latest_copy_rank('id', prefer=["updated_at desc"]) }} as snapshot_rank
     from source
 
 ),
