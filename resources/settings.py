@@ -277,4 +277,6 @@ class Settings:
             "CC_DBT_PG_DBNAME": pg.dbname,
             "CC_DBT_PG_SCHEMA": self.pg_schema,
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            # dbt's output goes to Dagster's compute logs and files, never a terminal: no colour codes.
+            "DBT_USE_COLORS": "false",
         }

@@ -12,7 +12,9 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 DEMO_EVENTS = int(os.environ.get("CC_DEMO_EVENTS", "5000"))
 DEMO_DAYS = int(os.environ.get("CC_DEMO_DAYS", "7"))
@@ -38,6 +40,48 @@ def _cdc_source(stack: contextlib.ExitStack, settings) -> str:
 
 
 DEMO_MARK = ".cc-demo"
+
+
+class Steps:
+    """The demo's steps, a line each: a spinner while one runs on a terminal, plain lines elsewhere
+    (no control codes in files). What a step prints itself — dbt's line per node, Dagster's
+    warnings — goes to `log_path`, which a failing step names."""
+
+    def __init__(self, log_path: Path) -> None:
+        from rich.console import Console
+
+        self.console = Console(file=sys.stdout, highlight=False)
+        self.log_path = log_path
+
+    def say(self, text: str = "") -> None:
+        self.console.print(text, markup=False, soft_wrap=True)
+
+    @contextlib.contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        spinner = self.console.status(title) if self.console.is_terminal else contextlib.nullcontext()
+        try:
+            with self.log_path.open("a") as log, spinner, contextlib.redirect_stdout(log), \
+                    contextlib.redirect_stderr(log):
+                print(f"\n=== {title}", flush=True)
+                yield
+        except BaseException:
+            self.say(f"✗ {title} ({time.perf_counter() - t0:.1f}s): its output is in {self.log_path}")
+            raise
+        self.say(f"✓ {title} ({time.perf_counter() - t0:.1f}s)")
+
+
+def dbt_summary(result) -> str:
+    """What a dbt build did, in one line: models materialized, tests passed and failed."""
+    built = [m for m in result.get_asset_materialization_events()
+             if m.asset_key.path[0] not in ("serving", "raw", "normalized")]
+    checks = result.get_asset_check_evaluations()
+    failed = [c for c in checks if not c.passed]
+    line = f"{len(built)} models built, {len(checks)} tests: {len(checks) - len(failed)} passed, {len(failed)} failed"
+    if failed:
+        line += " (" + ", ".join(f"{c.asset_key.to_user_string()}:{c.check_name}" for c in failed[:5]) + ")"
+    return line
 
 
 def _fresh_data_dir(settings) -> None:
@@ -112,22 +156,46 @@ def move_tiers(defs, instance, run_config, days, now) -> list[str] | None:
     return lines
 
 
+class StepFailed(Exception):
+    """A step's Dagster run failed: the message says where to look."""
+
+
 def main() -> int:
     started = time.perf_counter()
-    from dagster import DagsterInstance
-
-    from resources.landing import LandingLog
-    from resources.metrics_agent import STREAM, sample
     from resources.settings import Settings
-    from resources.warehouse import compare_with_truth, mart_counts, open_warehouse
-    from sandbox.logs import LogWriter
-    from sandbox.process import run_sandbox
 
     settings = Settings.from_env()
     _fresh_data_dir(settings)
+    steps = Steps(settings.data_dir / "logs" / "demo.log")
+    try:
+        return _run(settings, steps, started)
+    except StepFailed as failed:
+        steps.say(str(failed))
+        return 1
+
+
+def _execute(defs, job: str, instance, **kwargs):
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+    if not result.success:
+        failed = [e.step_key for e in result.all_events if e.is_step_failure]
+        raise StepFailed(f"{job} failed in step(s) {', '.join(failed) or '?'}; see the run in `make ui`")
+    return result
+
+
+def _run(settings, steps: Steps, started: float) -> int:
     now = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)
     days = [(now - timedelta(days=n)).date() for n in range(DEMO_DAYS, -1, -1)]
-    print(f"Command Center demo: {DEMO_EVENTS:,} sandbox events over {DEMO_DAYS} days into {settings.data_dir}")
+    steps.say(f"Command Center demo: {DEMO_EVENTS:,} sandbox events over {DEMO_DAYS} days into {settings.data_dir} "
+              f"(warehouse: {settings.warehouse})")
+    with steps.step("Loading Dagster and the sources' clients"):
+        from dagster import DagsterInstance
+
+        from resources.landing import LandingLog
+        from resources.metrics_agent import STREAM, sample
+        from resources.warehouse import compare_with_truth, mart_counts, open_warehouse
+        from sandbox.logs import LogWriter
+        from sandbox.process import run_sandbox
+
 
     # This host's metrics, as the agent (`python -m resources.metrics_agent`) would send them.
     reading = sample()
@@ -141,88 +209,82 @@ def main() -> int:
         writer.write(200)
         writer.close()
 
+    # Dagster's per-step debug lines are for the UI; the demo's log gets warnings only.
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with contextlib.ExitStack() as stack:
-        cdc = _cdc_source(stack, settings)
-        print(f"CDC source: {cdc}")
-        sandbox = stack.enter_context(run_sandbox(settings.data_dir / "sandbox", events=DEMO_EVENTS,
-                                                  days=DEMO_DAYS, end=now))
-        # The sources' URL is configuration like any other: the definitions read it from here.
-        os.environ["CC_SANDBOX_URL"] = sandbox.url
-        from cc_assets.definitions import defs
+        with steps.step("Starting the sandbox sources (GitHub, Linear, Charlie, agents, cron, weather, CDC)"):
+            cdc = _cdc_source(stack, settings)
+            sandbox = stack.enter_context(run_sandbox(settings.data_dir / "sandbox", events=DEMO_EVENTS,
+                                                      days=DEMO_DAYS, end=now))
+            # The sources' URL is configuration like any other: the definitions read it from here.
+            os.environ["CC_SANDBOX_URL"] = sandbox.url
+            from cc_assets.definitions import defs
 
-        instance = DagsterInstance.get()
-        # Dagster's per-step debug lines are for the UI; the demo's terminal gets warnings only.
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+            instance = DagsterInstance.get()
+        steps.say(f"  CDC source: {cdc}")
         t0 = time.perf_counter()
-        ingest = defs.resolve_job_def("ingest_job").execute_in_process(
-            run_config=quiet,
-            instance=instance,
-            tags={"dagster/asset_partition_range_start": days[0].isoformat(),
-                  "dagster/asset_partition_range_end": days[-1].isoformat()},
-            raise_on_error=False,
-        )
+        with steps.step(f"Landing every source, {days[0]} .. {days[-1]} (ingest_job, one run)"):
+            _execute(defs, "ingest_job", instance, run_config=quiet,
+                     tags={"dagster/asset_partition_range_start": days[0].isoformat(),
+                           "dagster/asset_partition_range_end": days[-1].isoformat()})
         ingest_s = time.perf_counter() - t0
-        if not ingest.success:
-            failed = [e.step_key for e in ingest.all_events if e.is_step_failure]
-            print(f"ingest failed in step(s) {', '.join(failed)}; see the run in `make ui`", file=sys.stderr)
-            return 1
         t0 = time.perf_counter()
-        transform = defs.resolve_job_def("transform_job").execute_in_process(
-            run_config=quiet, instance=instance, raise_on_error=False)
+        with steps.step(f"Building and testing the dbt project on {settings.warehouse} (transform_job)"):
+            transform = _execute(defs, "transform_job", instance, run_config=quiet)
         transform_s = time.perf_counter() - t0
+        steps.say(f"  dbt: {dbt_summary(transform)}")
         truth_paths = (sandbox.truth_path, sandbox.agents_truth_path)
-    if not transform.success:
-        print("dbt build failed; see dbt_project/target/ and the run in `make ui`", file=sys.stderr)
-        return 1
     t0 = time.perf_counter()
-    tiers = move_tiers(defs, instance, quiet, days, now)
-    if tiers is None:
-        return 1
+    with steps.step("Moving the storage tiers once (hot, warm, cold, archive, retention)"):
+        tiers = move_tiers(defs, instance, quiet, days, now)
+        if tiers is None:
+            raise StepFailed("a tier job failed; see the run in `make ui`")
     tiers_s = time.perf_counter() - t0
     # Yesterday's operations report, as `reports_schedule` writes it every night at 01:00 UTC.
     yesterday = days[-2].isoformat()
-    report_run = defs.resolve_job_def("reports_job").execute_in_process(
-        run_config=quiet, instance=instance, partition_key=yesterday, raise_on_error=False)
-    if not report_run.success:
-        print("reports_job failed; see the run in `make ui`", file=sys.stderr)
-        return 1
+    with steps.step(f"Writing the operations report for {yesterday} (reports_job)"):
+        _execute(defs, "reports_job", instance, run_config=quiet, partition_key=yesterday)
 
-    print("Landed rows per source:")
+    say = steps.say
+    say()
+    say("Landed rows per source:")
     for table, rows in lake_rows(settings.lake_dir).items():
-        print(f"  raw/{table:<30} {rows:>10,}")
+        say(f"  raw/{table:<30} {rows:>10,}")
     # The summary reads the warehouse dbt built: the DuckDB file, or CC_PG_SCHEMA on Postgres.
     with open_warehouse(settings) as warehouse:
         counts = mart_counts(warehouse)
         report = compare_with_truth(warehouse, *truth_paths)
     on_postgres = settings.warehouse == "postgres"
     where = f"Postgres {settings.pg.host}:{settings.pg.port}/{settings.pg.dbname}, schema {settings.pg_schema}"
-    print()
-    print(f"Landed {days[0]} .. {days[-1]} in {ingest_s:.1f}s; dbt build + tests in {transform_s:.1f}s")
-    print(f"Marts ({where if on_postgres else 'DuckDB'}):")
+    say()
+    say(f"Landed {days[0]} .. {days[-1]} in {ingest_s:.1f}s; dbt build + tests in {transform_s:.1f}s")
+    say(f"Marts ({where if on_postgres else 'DuckDB'}):")
     for mart, rows in counts.items():
-        print(f"  {mart:<32} {rows:>10,} rows")
-    print(f"Storage tiers, moved once in {tiers_s:.1f}s (`make sql` to query them all):")
+        say(f"  {mart:<32} {rows:>10,} rows")
+    say(f"Storage tiers, moved once in {tiers_s:.1f}s (`make sql` to query them all):")
     for line in tiers:
-        print(f"  {line}")
-    print(f"Correlation vs the generator's ground truth: {report.matched:,} / {report.events_in_truth:,} events "
-          f"({report.ratio:.2%}){'  exact' if report.exact else '  MISMATCH'}")
-    for event_id, expected, got in report.mismatched_examples:
-        print(f"  {event_id}: expected {expected}, got {got}")
-    print()
-    print(f"Warehouse    {where if on_postgres else settings.duckdb_path}")
-    print(f"Raw lake     {settings.lake_dir / 'raw'}  (Parquet, zstd, date=YYYY-MM-DD)")
-    print(f"Dead letters {settings.lake_dir / 'dead_letter'}")
-    print(f"Report       {settings.reports_dir / yesterday / 'report.md'}  (+ CSVs; reports_schedule, daily)")
-    print(f"Dagster home {os.environ.get('DAGSTER_HOME', settings.dagster_home)}")
-    print()
-    print("Next: `make ui` (Dagster UI on :3000), `make test`,")
+        say(f"  {line}")
+    say()
+    say(f"Warehouse    {where if on_postgres else settings.duckdb_path}")
+    say(f"Raw lake     {settings.lake_dir / 'raw'}  (Parquet, zstd, date=YYYY-MM-DD)")
+    say(f"Dead letters {settings.lake_dir / 'dead_letter'}")
+    say(f"Report       {settings.reports_dir / yesterday / 'report.md'}  (+ CSVs; reports_schedule, daily)")
+    say(f"Dagster home {os.environ.get('DAGSTER_HOME', settings.dagster_home)}")
+    say(f"Demo log     {steps.log_path}  (dbt's and Dagster's own output)")
+    say()
+    say("Next: `make ui` (Dagster UI on :3000), `make test`,")
     if on_postgres:
-        print(f"      `psql {settings.pg.dbname} -h {settings.pg.host} -p {settings.pg.port} "
-              f"-c 'select * from {settings.pg_schema}.fct_workflows limit 5'`")
+        say(f"      `psql {settings.pg.dbname} -h {settings.pg.host} -p {settings.pg.port} "
+            f"-c 'select * from {settings.pg_schema}.fct_workflows limit 5'`")
     else:
-        print(f"      `.venv/bin/python -c \"import duckdb; duckdb.connect('{settings.duckdb_path}', read_only=True)"
-              f".sql('from fct_workflows limit 5').show()\"`")
-    print(f"Done in {time.perf_counter() - started:.1f}s")
+        say(f"      `.venv/bin/python -c \"import duckdb; duckdb.connect('{settings.duckdb_path}', read_only=True)"
+            f".sql('from fct_workflows limit 5').show()\"`")
+    say()
+    say(f"Correlation vs the generator's ground truth: {report.matched:,} / {report.events_in_truth:,} events "
+        f"({report.ratio:.2%}){'  exact' if report.exact else '  MISMATCH'}")
+    for event_id, expected, got in report.mismatched_examples:
+        say(f"  {event_id}: expected {expected}, got {got}")
+    say(f"Done in {time.perf_counter() - started:.1f}s")
     return 0 if report.exact else 2
 
 
