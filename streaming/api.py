@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from resources.history import HistoryReader
 from resources.settings import Settings
+from streaming import grants
 from streaming.auth import AuthError, Principal, verify_token
 from streaming.live import LiveEvents
 from streaming.store import HotHour, MartsUnavailable, Serving, json_value, plain, utcnow
@@ -69,6 +70,16 @@ async def principal(request: Request,
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
 
 
+async def authorize(request: Request, user: Annotated[Principal, Depends(principal)]) -> None:
+    """403 unless the token's `rooms` / `scopes` grant this route (`streaming.grants`)."""
+    route = request.scope.get("route")
+    need = grants.need_of(request.method, getattr(route, "path_format", ""),
+                          {k: request.query_params.getlist(k) for k in request.query_params})
+    refused = grants.refusal(user, need)
+    if refused:
+        raise HTTPException(403, refused)
+
+
 async def get_serving(request: Request) -> Serving:
     """The app's `Serving`, made on first use over `app.state.live` (the webhook routes' store)."""
     serving = getattr(request.app.state, "serving", None)
@@ -92,8 +103,9 @@ def _make_serving(request: Request) -> Serving:
 User = Annotated[Principal, Depends(principal)]
 Data = Annotated[Serving, Depends(get_serving)]
 
-router = APIRouter(dependencies=[Depends(principal)],
-                   responses={401: {"description": "Missing, invalid or expired bearer token"}})
+router = APIRouter(dependencies=[Depends(authorize)],
+                   responses={401: {"description": "Missing, invalid or expired bearer token"},
+                              403: {"description": "The token's `rooms` or `scopes` claim does not grant this"}})
 
 
 def _default(value: Any) -> Any:
@@ -1287,10 +1299,13 @@ def _widget_data(data: Serving, widget: dict) -> Any:
             summary="The data a widget shows, from its type and config",
             responses={404: {"description": "Unknown widget"},
                        400: {"description": "The widget's config names a bad range or filter"}})
-def widget_data(request: Request, data: Data, widget_id: Annotated[str, Path(max_length=64)]) -> Response:
+def widget_data(request: Request, data: Data, user: User, widget_id: Annotated[str, Path(max_length=64)]) -> Response:
     widget = data.store.widget(widget_id)
     if widget is None:
         raise HTTPException(404, f"no widget {widget_id!r}")
+    refused = grants.refusal(user, grants.widget_need(widget["type"], widget["config"] or {}))
+    if refused:
+        raise HTTPException(403, refused)
 
     def compute() -> tuple[bytes, str]:
         return _encode(WidgetData(widget_id=widget["id"], type=widget["type"], title=widget["title"],

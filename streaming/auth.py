@@ -1,5 +1,9 @@
 """Who may talk to the sidecar: HS256 JWTs for clients, HMAC signatures for webhook senders.
 
+A client token's claims say what it may do: `rooms` what it may read (the rooms it may join, and
+the REST reads that show the same data, `streaming.grants`), `scopes` what it may change
+(`commands`, `dashboards`). No `rooms` claim reads everything; `commands` is never implied.
+
 Every comparison of a secret-derived value goes through `hmac.compare_digest`, so a forger learns
 nothing from how long a wrong signature took to refuse.
 """
@@ -15,6 +19,14 @@ from typing import Any
 import jwt
 
 ALGORITHM = "HS256"
+# How far ahead of ours an issuer's clock may be: a token whose `nbf` or `iat` is at most this far in
+# the future is accepted (it was just minted on a host a little ahead). `exp` gets none: a token is
+# refused from the second it expires, as the rooms' expiry timer closes a client then too.
+CLOCK_SKEW_S = 30
+# What a token may change. `dashboards` (create, change or delete its own dashboards and widgets) is
+# granted to a token that names neither `rooms` nor `scopes` (the full user token of before scopes
+# existed); `commands` (POST /api/charlie/command) only ever by name.
+SCOPES = ("commands", "dashboards")
 
 
 class AuthError(Exception):
@@ -23,26 +35,47 @@ class AuthError(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated client: its subject and the rooms it may join (None: any)."""
+    """An authenticated client: its subject, the rooms it may read (None: any) and what it may change."""
 
     sub: str
     rooms: frozenset[str] | None = None
     expires_at: float | None = None  # epoch seconds (`exp`)
+    scopes: frozenset[str] = frozenset()
 
     def may_join(self, room: str) -> bool:
+        """May read `room`: join it over /ws or Socket.IO, and the REST reads it grants."""
         if self.rooms is None:
             return True
         # A claim may name a family with a trailing `*`: `workflows:*`.
         return room in self.rooms or any(r.endswith("*") and room.startswith(r[:-1]) for r in self.rooms)
 
+    def may_join_all(self, prefix: str) -> bool:
+        """May read every room whose name starts with `prefix` (`workflows:`): a list of them all."""
+        return self.rooms is None or any(r.endswith("*") and prefix.startswith(r[:-1]) for r in self.rooms)
+
+    def may(self, scope: str) -> bool:
+        return scope in self.scopes
+
 
 def issue_token(secret: str, sub: str, ttl_s: float = 3600, rooms: Iterable[str] | None = None,
-                **claims: Any) -> str:
-    """A token for `sub` valid for `ttl_s` seconds (for tests, scripts and the UI's backend)."""
+                scopes: Iterable[str] | None = None, **claims: Any) -> str:
+    """A token for `sub` valid for `ttl_s` seconds (for tests, scripts and the UI's backend):
+    `rooms` limits what it reads, `scopes` names what it may change (`["commands"]` to command)."""
     body: dict[str, Any] = {"sub": sub, "exp": int(time.time() + ttl_s), **claims}
     if rooms is not None:
         body["rooms"] = list(rooms)
+    if scopes is not None:
+        body["scopes"] = list(scopes)
     return jwt.encode(body, secret, algorithm=ALGORITHM)
+
+
+def _names(claims: dict[str, Any], name: str) -> frozenset[str] | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise AuthError(f"invalid token: `{name}` must be a list of names")
+    return frozenset(value)
 
 
 def verify_token(secret: str | None, token: str | None) -> Principal:
@@ -51,15 +84,20 @@ def verify_token(secret: str | None, token: str | None) -> Principal:
     if not token:
         raise AuthError("no token")
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
+        # Only HS256 with our secret: the header's `alg`, `kid` and `jku` choose nothing (an RS256,
+        # HS512 or `none` token is refused however it was signed).
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], leeway=CLOCK_SKEW_S,
+                            options={"require": ["sub", "exp"]})
     except jwt.ExpiredSignatureError as exc:
         raise AuthError("token expired") from exc
-    except jwt.InvalidTokenError as exc:
+    except jwt.PyJWTError as exc:  # InvalidKeyError too: a PEM key as CC_JWT_SECRET refuses every token
         raise AuthError(f"invalid token: {exc}") from exc
-    rooms = claims.get("rooms")
-    if rooms is not None and not (isinstance(rooms, list) and all(isinstance(r, str) for r in rooms)):
-        raise AuthError("invalid token: `rooms` must be a list of room names")
-    return Principal(str(claims["sub"]), None if rooms is None else frozenset(rooms), float(claims["exp"]))
+    if float(claims["exp"]) <= time.time():  # inside the leeway, which is for nbf and iat only
+        raise AuthError("token expired")
+    rooms, scopes = _names(claims, "rooms"), _names(claims, "scopes")
+    if scopes is None:
+        scopes = frozenset({"dashboards"}) if rooms is None else frozenset()
+    return Principal(str(claims["sub"]), rooms, float(claims["exp"]), scopes)
 
 
 def hmac_sha256_hex(secret: str, body: bytes) -> str:

@@ -89,8 +89,9 @@ class Sidecar:
         self.kill()
         return self.start()
 
-    def token(self, sub: str = "tester", ttl_s: float = 600, rooms=None) -> str:
-        return issue_token(SECRETS["CC_JWT_SECRET"], sub, ttl_s, rooms)
+    def token(self, sub: str = "tester", ttl_s: float = 600, rooms=None, scopes=None) -> str:
+        """`rooms` limits what it reads; `scopes` (`commands`, `dashboards`) what it may change."""
+        return issue_token(SECRETS["CC_JWT_SECRET"], sub, ttl_s, rooms, scopes)
 
     def landed(self, stream: str = "webhooks") -> list[dict]:
         lines = []

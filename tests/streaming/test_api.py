@@ -7,6 +7,7 @@ The expected numbers come from the warehouse itself, so these are the marts a us
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import fcntl
@@ -29,6 +30,7 @@ import psycopg
 import pytest
 import requests
 import uvicorn
+import websockets
 from dagster import DagsterInstance
 from psycopg import sql
 
@@ -38,6 +40,7 @@ from resources.platform import PlatformResource
 from resources.serving import export_snapshot, snapshot_path
 from resources.settings import Settings
 from sandbox.process import run_sandbox
+from scripts.chaos.auth_attacks import EXPECTED
 from streaming.app import create_app
 from streaming.auth import hmac_sha256_hex, issue_token
 from streaming.store import Serving
@@ -142,7 +145,7 @@ def _serve(settings: Settings) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def http(backend, server) -> Iterator[Callable[..., requests.Response]]:
-    token = issue_token(SECRET, "alice")
+    token = issue_token(SECRET, "alice", scopes=["commands", "dashboards"])
     with requests.Session() as session:
         session.headers["Authorization"] = f"Bearer {token}"
 
@@ -456,6 +459,121 @@ def test_a_charlie_command_is_validated_sent_and_logged(backend, http):
         assert http("POST", "/api/charlie/command", json=bad).status_code == 422, bad
     assert http("POST", "/api/charlie/command", data="{", headers={"Content-Type": "application/json"}
                 ).status_code == 422
+
+
+# --- what a token may read and do (the `rooms` and `scopes` claims) --------------------------------------
+
+def bearer(**claims) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(SECRET, 'scoped', **claims)}"}
+
+
+def ws_joins(server: str, headers: dict[str, str], rooms: list[str]) -> list[str]:
+    """The rooms /ws on the same sidecar lets the token join of `rooms`."""
+    token = headers["Authorization"].removeprefix("Bearer ")
+
+    async def ask() -> list[str]:
+        async with websockets.connect(f"{server.replace('http', 'ws', 1)}/ws?token={token}") as ws:
+            await ws.send(json.dumps({"type": "subscribe", "rooms": rooms}))
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if message["type"] == "subscribed":
+                    return message["payload"]["rooms"]
+
+    return asyncio.run(ask())
+
+
+def test_a_token_limited_to_one_workflow_reads_only_that_workflow(backend, http, server):
+    """The defect: such a token was refused other rooms over /ws but listed every workflow and read
+    every event over REST. Now REST answers what /ws answers, and names the room it lacks."""
+    mine, other = (w["id"] for w in get_json(http, "/api/workflows", limit=2)["workflows"])
+    scoped = bearer(rooms=[f"workflows:{mine}"])
+    own = requests.get(f"{server}/api/events", params={"workflow": mine, "limit": 1000}, headers=scoped, timeout=30)
+    assert own.status_code == 200, own.text
+    assert own.json()["events"] == get_json(http, "/api/events", workflow=mine, limit=1000)["events"]
+    assert own.json()["events"] and {e["workflow"]["id"] for e in own.json()["events"]} == {mine}
+    for path, params, room in (("/api/events", {}, "events:all"), ("/api/events", {"workflow": other}, "events:all"),
+                               ("/api/workflows", {}, "workflows:*"), ("/dashboard/overview", {}, "dashboard:overview"),
+                               ("/dashboard/metrics", {}, "metrics:realtime"),
+                               ("/api/charlie/instances", {}, "dashboard:overview"),
+                               ("/dashboard/dashboards", {}, "dashboard:overview")):
+        refused = requests.get(server + path, params=params, headers=scoped, timeout=30)
+        assert refused.status_code == 403 and f"`{room}`" in refused.json()["detail"], (path, params, refused.text)
+    assert ws_joins(server, scoped, [f"workflows:{mine}", f"workflows:{other}", "events:all", "dashboard:overview",
+                                     "metrics:realtime", "alerts:all"]) == [f"workflows:{mine}"]
+    # A family claim reads the whole family: the list, and any workflow's events.
+    family = bearer(rooms=["workflows:*"])
+    listed = requests.get(f"{server}/api/workflows", params={"limit": 2}, headers=family, timeout=30)
+    assert listed.status_code == 200 and [w["id"] for w in listed.json()["workflows"]] == [mine, other]
+    assert requests.get(f"{server}/api/events", params={"workflow": other}, headers=family,
+                        timeout=30).status_code == 200
+
+
+def test_a_command_needs_the_commands_scope(backend, http, server):
+    """The defect: any valid token's command was sent to the instance. Now only one whose `scopes`
+    claim names `commands`; the others are refused before anything is sent or logged."""
+    instance = next(i["id"] for i in get_json(http, "/api/charlie/instances")["instances"]
+                    if i["health"]["status"] == "healthy")
+    sent_to = f"{backend.sandbox_url}/charlie/instances/{instance}/commands"
+    command = {"instanceId": instance, "command": "cancel_task", "taskId": "task-scoped"}
+    before = len(requests.get(sent_to, timeout=10).json()["commands"])
+    for claims in ({}, {"scopes": ["dashboards"]}, {"rooms": ["workflows:*", "dashboard:overview"]}):
+        refused = requests.post(f"{server}/api/charlie/command", json=command, headers=bearer(**claims), timeout=30)
+        assert refused.status_code == 403 and "`commands` scope" in refused.json()["detail"], (claims, refused.text)
+    assert len(requests.get(sent_to, timeout=10).json()["commands"]) == before
+    assert not [c for c in get_json(http, "/api/charlie/commands", instance=instance)["commands"]
+                if c["requestedBy"] == "scoped"]
+    sent = requests.post(f"{server}/api/charlie/command", json=command, headers=bearer(scopes=["commands"]), timeout=30)
+    assert sent.status_code == 202, sent.text
+    assert len(requests.get(sent_to, timeout=10).json()["commands"]) == before + 1
+
+
+def test_widget_data_needs_the_room_of_what_the_widget_shows(backend, http, server):
+    widgets = get_json(http, f"/dashboard/dashboards/{_default_dashboard(http)['id']}")["widgets"]
+    rooms_of = {"overview": "dashboard:overview", "workflow_status": "dashboard:overview",
+                "system_status": "dashboard:overview", "charlie_workload": "dashboard:overview",
+                "event_volume": "metrics:realtime", "system_metrics": "metrics:realtime",
+                "recent_events": "events:all", "workflows": "workflows:*"}
+    assert {w["type"] for w in widgets} == set(rooms_of)
+    for widget in widgets:
+        room = rooms_of[widget["type"]]
+        path = f"{server}/dashboard/widgets/{widget['id']}/data"
+        # The dashboard page (dashboard:overview) plus what the widget shows.
+        assert requests.get(path, headers=bearer(rooms=["dashboard:overview", room]), timeout=30).status_code == 200
+        if room != "dashboard:overview":
+            refused = requests.get(path, headers=bearer(rooms=["dashboard:overview"]), timeout=30)
+            assert refused.status_code == 403 and f"`{room}`" in refused.json()["detail"], widget
+        refused = requests.get(path, headers=bearer(rooms=[room] if room != "dashboard:overview" else []), timeout=30)
+        assert refused.status_code == 403, widget
+
+
+def _claims(grant: tuple[str, str]) -> dict[str, list[str]]:
+    kind, name = grant
+    return {"rooms": [name], "scopes": []} if kind == "room" else {"rooms": [], "scopes": [name]}
+
+
+@pytest.mark.parametrize(("route", "grant"), [(r, g) for r, grants in EXPECTED.items() for g in grants],
+                         ids=lambda v: " ".join(v))
+def test_each_route_is_open_to_a_token_with_just_its_grant(backend, http, server, route, grant):
+    """The other side of scope escalation (tests/streaming/test_auth_attacks.py): the room or scope
+    the README's table names is enough on its own, with real ids and real marts."""
+    method, path = route
+    dashboard = _default_dashboard(http)["id"]
+    widget = next(w["id"] for w in get_json(http, f"/dashboard/dashboards/{dashboard}")["widgets"]
+                  if w["type"] == "overview")
+    body = {"POST /api/charlie/command": {"instanceId": "ghost", "command": "pause"},
+            "POST /dashboard/dashboards": {"name": "Mine"},
+            "PUT /dashboard/dashboards/{dashboard_id}": {"name": "Mine"},
+            "POST /dashboard/dashboards/{dashboard_id}/widgets": {"type": "overview", "title": "Mine"},
+            "PUT /dashboard/widgets/{widget_id}": {"title": "Mine"}}.get(f"{method} {path}")
+    if method != "GET":  # changes go to ids that name nothing (404), so the shared dashboard stays as it is
+        dashboard = widget = "00000000-0000-0000-0000-000000000000"
+    url = server + path.replace("{dashboard_id}", dashboard).replace("{widget_id}", widget)
+    headers = bearer(**_claims(grant))
+    answer = requests.request(method, url, json=body, headers=headers, timeout=30)
+    assert answer.status_code in (200, 201, 404), answer.text
+    if answer.status_code == 201:
+        assert requests.delete(f"{server}/dashboard/dashboards/{answer.json()['id']}", headers=headers,
+                               timeout=30).status_code == 204
 
 
 # --- live events and builds ----------------------------------------------------------------------------
