@@ -45,7 +45,7 @@ ui: install
 	$(BIN)/python -m scripts.ui
 
 sidecar: install
-	$(BIN)/uvicorn streaming.app:app --host 127.0.0.1 --port $${CC_SIDECAR_PORT:-8000}
+	$(BIN)/python -m streaming.serve --host 127.0.0.1 --port $${CC_SIDECAR_PORT:-8000}
 
 bench: install
 	$(BIN)/python -m scripts.bench $(BENCH_ARGS)
