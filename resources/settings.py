@@ -116,6 +116,7 @@ class Settings:
     http_header_timeout_s: float = 10.0
     http_body_timeout_s: float = 30.0
     http_max_connections: int = 10_000
+    # Outbound: the source API clients.
     http_timeout_s: float = 30.0
     http_max_retries: int = 5
     http_backoff_s: float = 0.5
@@ -218,6 +219,12 @@ class Settings:
             warm_days=int(get("WARM_DAYS") or base.warm_days),
             cold_days=int(get("COLD_DAYS") or base.cold_days),
         )
+
+    @property
+    def ws_close_grace_s(self) -> float:
+        """How long a client closed for being slow (4408) may take to read the close frame behind
+        its backlog before its connection is dropped: as long as the keepalive would have waited."""
+        return self.ws_ping_interval_s + self.ws_ping_timeout_s
 
     # Source endpoints: the real API once a token is set, the sandbox otherwise.
     @property
