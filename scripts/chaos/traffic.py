@@ -138,7 +138,7 @@ async def slowloris(port: int, stalled: int, trickled: int, stop: asyncio.Event,
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
             except OSError:
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(1.0)
                 continue
             attack.opened += 1
             try:
@@ -164,10 +164,45 @@ async def slowloris(port: int, stalled: int, trickled: int, stop: asyncio.Event,
                 attack.cut += 1
             finally:
                 writer.close()
+            await asyncio.sleep(1.0)  # reopened on the next tick, as slowloris does
 
     tasks = [asyncio.create_task(one(False)) for _ in range(stalled)]
     tasks += [asyncio.create_task(one(True)) for _ in range(trickled)]
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def attack_main(argv: list[str] | None = None) -> None:
+    """`python -m scripts.chaos.traffic PORT STALLED TRICKLED OUT`: the slowloris in a process of its
+    own (so its CPU does not skew the sender's timings); prints `ready` once its connections are
+    open, and writes its `Attack` counts as JSON to OUT on SIGTERM."""
+    import signal
+    import sys
+    from dataclasses import asdict
+    from pathlib import Path
+
+    port, stalled, trickled, out = sys.argv[1:5] if argv is None else argv
+    allow_open_files(int(stalled) + int(trickled) + 256)
+
+    async def attack_until_terminated() -> None:
+        stop, attack = asyncio.Event(), Attack()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        task = asyncio.create_task(slowloris(int(port), int(stalled), int(trickled), stop, attack))
+        while attack.opened < int(stalled) + int(trickled) and not task.done():
+            await asyncio.sleep(0.1)
+        print("ready", flush=True)
+        await task
+        Path(out).write_text(json.dumps(asdict(attack)))
+
+    asyncio.run(attack_until_terminated())
+
+
+def allow_open_files(n: int) -> None:
+    """Let this process hold `n` sockets, within its hard limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < n:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n if hard == resource.RLIM_INFINITY else min(n, hard), hard))
 
 
 class StalledWebSocket:
@@ -233,3 +268,7 @@ class StalledWebSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+
+if __name__ == "__main__":
+    attack_main()
