@@ -22,20 +22,22 @@ from scripts.chaos.traffic import MARK, Sent, StalledWebSocket, percentile, send
 @dataclass
 class Outcome:
     close_code: int | None
+    told_too_slow: bool  # a Socket.IO `notice` {code: too_slow, closeCode: 4408} came before the close
+    last_texts: list[bytes]  # the last text frames before the close
     sent: Sent
     missed: int  # acknowledged events a normal client did not receive, summed over the clients
     kicked_after_s: float | None  # from the load's start to the slow client's kick
 
 
 async def slow_beside_normal(server: Sidecar, *, normal: int, rate: float, load_s: float,
-                             read_after_s: float = 0.0, padding: int = 0) -> Outcome:
+                             read_after_s: float = 0.0, padding: int = 0, socket_io: bool = False) -> Outcome:
     """Connect a never-reading client and `normal` reading ones to `events:all`, post webhooks at
     `rate` for `load_s` (or until 3 s after the slow one is kicked), then, once
     `read_after_s` have passed since the slow one connected, read the slow one's close code, and
-    count what the normal ones missed."""
+    count what the normal ones missed. `socket_io`: the never-reading client is a Socket.IO one."""
     import websockets
 
-    slow = StalledWebSocket(server.port, server.token("slow"))
+    slow = StalledWebSocket(server.port, server.token("slow"), socket_io=socket_io)
     received: list[set[int]] = [set() for _ in range(normal)]
     clients = []
     for i in range(normal):
@@ -72,14 +74,15 @@ async def slow_beside_normal(server: Sidecar, *, normal: int, rate: float, load_
     missed = sum(len(set(sent.acked) - got) for got in received)
     if (wait := slow.connected_at + read_after_s - time.monotonic()) > 0:
         await asyncio.sleep(wait)
-    code = await asyncio.to_thread(slow.close_code, 15.0)
+    texts, code = await asyncio.to_thread(slow.ending, 15.0)
+    told = any(b'"notice"' in text and b'"too_slow"' in text and b'"closeCode":4408' in text for text in texts)
     slow.close()
     for ws in clients:
         await ws.close()
     for reader in readers:
         reader.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
-    return Outcome(code, sent, missed, None if kicked_at is None else kicked_at - started)
+    return Outcome(code, told, [t[:300] for t in texts], sent, missed, None if kicked_at is None else kicked_at - started)
 
 
 def run(ctx: Context) -> list[Row]:

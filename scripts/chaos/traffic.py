@@ -15,7 +15,7 @@ import re
 import socket
 import struct
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from scripts.chaos.harness import SECRETS
@@ -206,16 +206,19 @@ def allow_open_files(n: int) -> None:
 
 
 class StalledWebSocket:
-    """A `/ws` client that subscribes and then never reads: a raw socket with a tiny receive buffer
-    (a client library would keep reading into its own memory), so the server's sends back up
-    within kilobytes. `frames()` reads, later, everything the server sent."""
+    """A client of `/ws` (or of Socket.IO over WebSocket) that subscribes and then never reads: a raw
+    socket with a tiny receive buffer (a client library would keep reading into its own memory),
+    so the server's sends back up within kilobytes. `ending()` reads, later, everything the
+    server sent."""
 
-    def __init__(self, port: int, token: str, rooms: tuple[str, ...] = ("events:all",)) -> None:
+    def __init__(self, port: int, token: str, rooms: tuple[str, ...] = ("events:all",),
+                 socket_io: bool = False) -> None:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        path = "/socket.io/?EIO=4&transport=websocket" if socket_io else f"/ws?token={token}"
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
                            ).encode())
         self.buffer = b""
@@ -224,12 +227,25 @@ class StalledWebSocket:
         assert self.buffer.startswith(b"HTTP/1.1 101"), self.buffer[:200]
         self.buffer = self.buffer.split(b"\r\n\r\n", 1)[1]
         self.connected_at = time.monotonic()
-        self.send_json({"type": "subscribe", "rooms": list(rooms)})
+        if socket_io:  # Engine.IO open, Socket.IO connect with the token, then the seeds' subscribe
+            self._until(b"0")
+            self.send_text("40" + json.dumps({"token": token}))
+            self._until(b"40")
+            self.send_text('42["subscribe",' + json.dumps({"rooms": list(rooms)}) + "]")
+        else:
+            self.send_text(json.dumps({"type": "subscribe", "rooms": list(rooms)}))
 
-    def send_json(self, value) -> None:
-        data, mask = json.dumps(value).encode(), os.urandom(4)
-        assert len(data) < 126
-        self.sock.sendall(bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+    def _until(self, prefix: bytes) -> None:
+        for opcode, payload in self.frames(10.0):
+            if opcode == 0x1 and payload.startswith(prefix):
+                return
+        raise RuntimeError(f"the server never sent a {prefix!r} frame")
+
+    def send_text(self, text: str) -> None:
+        data, mask = text.encode(), os.urandom(4)
+        assert len(data) < 65536
+        head = bytes([0x81, 0x80 | len(data)]) if len(data) < 126 else struct.pack("!BBH", 0x81, 0x80 | 126, len(data))
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
 
     def frames(self, timeout: float = 10.0):
         """(opcode, payload) of everything the server sent, until its close frame or EOF."""
@@ -259,12 +275,16 @@ class StalledWebSocket:
         except (EOFError, ConnectionResetError, TimeoutError):
             return
 
-    def close_code(self, timeout: float = 10.0) -> int | None:
-        """The code of the server's close frame, reading everything before it; None if none came."""
+    def ending(self, timeout: float = 10.0) -> tuple[list[bytes], int | None]:
+        """Read everything the server sent: the last text frames before its close frame, and the
+        close frame's code (None if the connection ended without one)."""
+        texts: deque[bytes] = deque(maxlen=5)
         for opcode, payload in self.frames(timeout):
-            if opcode == 0x8:
-                return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
-        return None
+            if opcode == 0x1:
+                texts.append(payload)
+            elif opcode == 0x8:
+                return list(texts), struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+        return list(texts), None
 
     def close(self) -> None:
         self.sock.close()
