@@ -14,7 +14,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-tiers lint sql clean
+.PHONY: install demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-tiers lint sql clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,13 +45,14 @@ ui: install
 	$(BIN)/python -m scripts.ui
 
 sidecar: install
-	$(BIN)/uvicorn streaming.app:app --host 127.0.0.1 --port $${CC_SIDECAR_PORT:-8000}
+	$(BIN)/python -m streaming.serve --host 127.0.0.1 --port $${CC_SIDECAR_PORT:-8000}
 
 bench: install
 	$(BIN)/python -m scripts.bench $(BENCH_ARGS)
 	$(BIN)/python -m scripts.bench_cdc $(BENCH_CDC_ARGS)
 	$(BIN)/python -m scripts.bench_rest $(BENCH_REST_ARGS)
 	$(BIN)/python -m scripts.bench_stream $(BENCH_STREAM_ARGS)
+	$(BIN)/python -m scripts.bench_slowloris $(BENCH_SLOWLORIS_ARGS)
 
 bench-cdc: install
 	$(BIN)/python -m scripts.bench_cdc $(BENCH_CDC_ARGS)
@@ -61,6 +62,9 @@ bench-rest: install
 
 bench-stream: install
 	$(BIN)/python -m scripts.bench_stream $(BENCH_STREAM_ARGS)
+
+bench-slowloris: install
+	$(BIN)/python -m scripts.bench_slowloris $(BENCH_SLOWLORIS_ARGS)
 
 # The long chaos and attack suite (≤ 10 min, loopback only); its fast parts run in `make test`.
 chaos: install

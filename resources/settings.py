@@ -103,6 +103,20 @@ class Settings:
     # A batching client's frame interval, and the most batch frames a second a replica writes.
     ws_batch_ms: float = 8.0
     ws_frames_per_s: int = 25_000
+    # WebSocket keepalive (uvicorn's ping): a client that does not answer a ping within the
+    # timeout is closed with 1011. Passed by the launcher, `python -m streaming.serve`.
+    ws_ping_interval_s: float = 20.0
+    ws_ping_timeout_s: float = 20.0
+    # Read timeouts and the connection budget of the launcher's HTTP protocol (`streaming.serve`):
+    # a connection whose request headers are not in within the first is closed; a request whose
+    # body is not in within the second (from its headers) gets 408. Past the budget a new
+    # connection evicts the oldest one still waiting for its headers, so stalled connections
+    # (slowloris) can never use up the file descriptors that senders with a request need. The
+    # budget is also capped below the process's open-file limit.
+    http_header_timeout_s: float = 10.0
+    http_body_timeout_s: float = 30.0
+    http_max_connections: int = 10_000
+    # Outbound: the source API clients.
     http_timeout_s: float = 30.0
     http_max_retries: int = 5
     http_backoff_s: float = 0.5
@@ -184,6 +198,11 @@ class Settings:
             ws_slow_after_s=float(get("WS_SLOW_AFTER_S") or base.ws_slow_after_s),
             ws_batch_ms=float(get("WS_BATCH_MS") or base.ws_batch_ms),
             ws_frames_per_s=int(get("WS_FRAMES_PER_S") or base.ws_frames_per_s),
+            ws_ping_interval_s=float(get("WS_PING_INTERVAL_S") or base.ws_ping_interval_s),
+            ws_ping_timeout_s=float(get("WS_PING_TIMEOUT_S") or base.ws_ping_timeout_s),
+            http_header_timeout_s=float(get("HTTP_HEADER_TIMEOUT_S") or base.http_header_timeout_s),
+            http_body_timeout_s=float(get("HTTP_BODY_TIMEOUT_S") or base.http_body_timeout_s),
+            http_max_connections=int(get("HTTP_MAX_CONNECTIONS") or base.http_max_connections),
             http_timeout_s=float(get("HTTP_TIMEOUT_S") or base.http_timeout_s),
             http_max_retries=int(get("HTTP_MAX_RETRIES") or base.http_max_retries),
             http_backoff_s=float(get("HTTP_BACKOFF_S") or base.http_backoff_s),
@@ -200,6 +219,12 @@ class Settings:
             warm_days=int(get("WARM_DAYS") or base.warm_days),
             cold_days=int(get("COLD_DAYS") or base.cold_days),
         )
+
+    @property
+    def ws_close_grace_s(self) -> float:
+        """How long a client closed for being slow (4408) may take to read the close frame behind
+        its backlog before its connection is dropped: as long as the keepalive would have waited."""
+        return self.ws_ping_interval_s + self.ws_ping_timeout_s
 
     # Source endpoints: the real API once a token is set, the sandbox otherwise.
     @property

@@ -238,12 +238,8 @@ def start_server(target: str, port: int, data_dir: Path, log, server_env: dict[s
         return proc
     env = {**os.environ, "CC_DATA_DIR": str(data_dir), "CC_GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
            "CC_JWT_SECRET": JWT_SECRET, **(server_env or {})}
-    args = [sys.executable, "-m", "uvicorn", "streaming.app:app", "--host", "127.0.0.1", "--port", str(port),
+    args = [sys.executable, "-m", "streaming.serve", "--host", "127.0.0.1", "--port", str(port),
             "--log-level", "warning", "--no-access-log"]
-    for option, module in (("--loop", "uvloop"), ("--http", "httptools")):
-        with contextlib.suppress(ImportError):
-            __import__(module)
-            args += [option, module]
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
     _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
     return proc

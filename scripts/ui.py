@@ -1,5 +1,5 @@
 """`make ui`: the Dagster UI on the embedded setup, with the sandbox sources and the streaming
-sidecar (`uvicorn streaming.app:app` on `CC_SIDECAR_PORT`, default 8000) serving beside it.
+sidecar (`python -m streaming.serve` on `CC_SIDECAR_PORT`, default 8000) serving beside it.
 
 The sandbox listens where `CC_SANDBOX_URL` says (default http://127.0.0.1:8765), so assets
 materialized from the UI land data exactly as in `make demo`. With real tokens set for every
@@ -40,7 +40,7 @@ def main() -> int:
                                             port=target.port or 8765))
             print(f"sandbox sources serving at {settings.sandbox_url}")
         sidecar_port = os.environ.get("CC_SIDECAR_PORT", "8000")
-        sidecar = subprocess.Popen([str(bin_dir / "uvicorn"), "streaming.app:app", "--host", "127.0.0.1",
+        sidecar = subprocess.Popen([sys.executable, "-m", "streaming.serve", "--host", "127.0.0.1",
                                     "--port", sidecar_port])
         stack.callback(_stop, sidecar)
         print(f"streaming sidecar (webhooks, /ws, REST) at http://127.0.0.1:{sidecar_port} (docs: /docs)")

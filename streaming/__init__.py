@@ -1,1 +1,1 @@
-"""The streaming sidecar: webhooks in, room pushes out, and the REST API (`uvicorn streaming.app:app`)."""
+"""The streaming sidecar: webhooks in, room pushes out, and the REST API (`python -m streaming.serve`)."""

@@ -1,4 +1,4 @@
-"""The sidecar's ASGI app: `uvicorn streaming.app:app`.
+"""The sidecar's ASGI app, run by the launcher `python -m streaming.serve` (or `uvicorn streaming.app:app`).
 
 Webhooks in (`streaming/webhooks.py`), rooms out over `/ws` (`streaming/ws.py`) and Socket.IO at
 `/socket.io/` (`streaming/socket_io.py`), and the REST API.

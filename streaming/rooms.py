@@ -193,9 +193,9 @@ class Client:
                 self.full_since = None
         finally:
             if self.kicked:
-                # Not under a timeout: cancelling the close would lose the close frame queued
-                # behind the backlog. A client that never reads again is dropped by the server's
-                # keepalive ping timeout.
+                # Under uvicorn the close goes past flow control (`ws.FrameWriter.close`), so it
+                # does not wait for the client; through plain ASGI it waits behind the backlog,
+                # and is not put under a timeout here, which would lose the close frame.
                 with contextlib.suppress(Exception):  # the socket may already be gone
                     await self._close(self.close_code, self.close_reason)
 

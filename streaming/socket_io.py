@@ -115,9 +115,15 @@ def create_server(app: FastAPI) -> socketio.AsyncServer:
 
         async def close(code: int, reason: str) -> None:
             code_name = "token_expired" if code == CLOSE_UNAUTHORIZED else "too_slow"
+            notice = message("notice", None, {"code": code_name, "closeCode": code, "detail": reason})
+            if writer is not None:
+                # Past flow control, like `/ws` (`FrameWriter.close`): the notice, Socket.IO's
+                # DISCONNECT, the close frame; Engine.IO then sees the socket closed and ends the session.
+                writer.close(code, reason, sidecar.settings.ws_close_grace_s,
+                             (framed_event(notice), text_frame(b"41")))
+                return
             with contextlib.suppress(Exception):
-                await sio.eio.send_packet(eio_sid, event_packet(message("notice", None, {
-                    "code": code_name, "closeCode": code, "detail": reason})))
+                await sio.eio.send_packet(eio_sid, event_packet(notice))
             await sio.disconnect(sid)
 
         if writer is None:

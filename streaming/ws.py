@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from websockets.exceptions import InvalidState
 
 from streaming.auth import AuthError, Principal, verify_token
 from streaming.rooms import as_text, json_array, message
@@ -72,8 +73,8 @@ class FrameWriter:
     def of(cls, scope: dict) -> FrameWriter | None:
         """The writer of a WebSocket connection's ASGI `scope`, if its server is uvicorn's."""
         protocol = getattr(scope.get(SCOPE_SEND), "__self__", None)
-        if type(protocol).__name__ != "WebSocketsSansIOProtocol" or not all(
-                hasattr(protocol, name) for name in ("transport", "writable", "disconnected", "close_sent")):
+        if type(protocol).__name__ != "WebSocketsSansIOProtocol" or not all(hasattr(protocol, name) for name in (
+                "transport", "writable", "disconnected", "close_sent", "conn", "queue", "close_timer", "loop")):
             return None
         return cls(protocol)
 
@@ -84,6 +85,30 @@ class FrameWriter:
         if protocol.disconnected or protocol.close_sent or protocol.transport.is_closing():
             raise WebSocketDisconnect(1006)
         protocol.transport.write(frame)
+
+    def close(self, code: int, reason: str, grace_s: float, frames: tuple[bytes, ...] = ()) -> None:
+        """Close now, past flow control: `frames`, then the close frame, go to the transport at once.
+
+        A client that stopped reading has a full transport, so an ASGI `websocket.close` waits
+        behind flow control until uvicorn's keepalive gives up on the unanswered ping and closes
+        with 1011; the client never learns it was too slow. Written now, the close frame ends
+        the transport's buffer: a client that reads again within `grace_s` reads its backlog,
+        then 4408; past that the connection is dropped (the descriptor is not held for a client
+        that never reads). A client that answers the close is closed at once."""
+        protocol = self._protocol
+        if protocol.disconnected or protocol.close_sent or protocol.transport.is_closing():
+            return
+        try:
+            protocol.conn.send_close(code, reason)
+        except InvalidState:  # the client's close crossed ours
+            return
+        protocol.transport.write(b"".join((*frames, *protocol.conn.data_to_send())))
+        protocol.close_sent = True  # also stops uvicorn's keepalive pings
+        protocol.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        if getattr(protocol, "read_paused", False):  # to read the client's answer to the close
+            protocol.read_paused = False
+            protocol.transport.resume_reading()
+        protocol.close_timer = protocol.loop.call_later(grace_s, protocol.transport.abort)
 
 
 def _truthy(value: object) -> bool:
@@ -134,7 +159,10 @@ async def websocket_endpoint(ws: WebSocket) -> None:
             for frame in frames:
                 await writer.write(frame)
 
-        client = hub.client(send, ws.close, as_text if batch else framed, batch=batch, pack=framed_array)
+        async def close(code: int, reason: str) -> None:
+            writer.close(code, reason, sidecar.settings.ws_close_grace_s)
+
+        client = hub.client(send, close, as_text if batch else framed, batch=batch, pack=framed_array)
     client.task = asyncio.create_task(client.run())
     expiry = None
     if principal.expires_at is not None:

@@ -15,6 +15,8 @@ from scripts.chaos import Context, Row, Scenario, scratch
 # One line per scenario module, in the order they run (cheap and independent ones first).
 MODULES: list[str] = [
     "auth_attacks",
+    "slowloris",
+    "slow_ws_client",
 ]
 
 

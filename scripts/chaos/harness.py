@@ -37,13 +37,21 @@ def free_port() -> int:
 
 
 class Sidecar:
-    """One sidecar process; `restart()` keeps its data dir (and port)."""
+    """One sidecar process, run as in production by the launcher (`python -m streaming.serve`);
+    `restart()` keeps its data dir (and port). `max_open_files` caps the process's open-file
+    limit (soft and hard), as on a host whose limit is low."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str], max_open_files: int | None = None) -> None:
         self.data_dir = data_dir
         self.env = env
+        self.max_open_files = max_open_files
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
+
+    def _limit_files(self) -> None:  # in the child, before exec
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_open_files, self.max_open_files))
 
     @property
     def url(self) -> str:
@@ -57,8 +65,9 @@ class Sidecar:
         env = {**os.environ, "CC_DATA_DIR": str(self.data_dir), **self.env}
         self.log = (self.data_dir.parent / f"sidecar-{self.port}.log").open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "streaming.app:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "warning"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            [sys.executable, "-m", "streaming.serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "warning"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=self._limit_files if self.max_open_files else None)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

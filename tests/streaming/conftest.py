@@ -1,4 +1,4 @@
-"""A real sidecar: `uvicorn streaming.app:app` in a subprocess on a loopback port, and helpers to
+"""A real sidecar: the launcher (`python -m streaming.serve`) in a subprocess on a loopback port, and helpers to
 sign requests as GitHub, Linear, Charlie and the event pushers do."""
 
 from __future__ import annotations

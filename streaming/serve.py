@@ -1,0 +1,212 @@
+"""The sidecar's launcher: `python -m streaming.serve [--host H] [--port P] [--log-level L]`.
+
+uvicorn reads a request without a deadline: a connection that never finishes its headers, or a
+body sent a byte a minute, holds a file descriptor for ever, and 1,100 such connections (a
+slowloris) used up the 1,024-file limit so that no webhook could even be accepted. Its only
+limit, `limit_concurrency`, answers 503 to everyone once full, the attacker's connections
+included. So the launcher runs uvicorn (uvloop, httptools, its websockets-sansio WebSockets)
+with `GuardedHttpToolsProtocol`, which adds:
+
+- a header timeout (`CC_HTTP_HEADER_TIMEOUT_S`): a connection whose request headers are not in
+  within it is closed;
+- a body timeout (`CC_HTTP_BODY_TIMEOUT_S`, from the headers): 408, then closed;
+- a connection budget (`CC_HTTP_MAX_CONNECTIONS`, capped below the open-file limit): when it is
+  full a new connection evicts the oldest one that is still waiting for a request's headers, or
+  is refused (503) if every connection is busy with a request. A sender that completes its
+  request is never starved by connections that do not.
+
+and raises the open-file soft limit to the hard one. `uvicorn streaming.app:app` still works,
+without any of that; `uvicorn --http streaming.serve:GuardedHttpToolsProtocol ...` gets the
+protocol (not the file limit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import resource
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from resources.settings import Settings
+
+logger = logging.getLogger("uvicorn.error")
+
+# Descriptors kept out of the connection budget for the app itself: landing-log files, DuckDB,
+# Redis and Postgres connections, the event loop's own, log files.
+RESERVED_FILES = 128
+
+REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                   b"content-length: 32\r\nconnection: close\r\n\r\nthe request body came too slowly")
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\n"
+        b"content-length: 32\r\nconnection: close\r\n\r\nevery connection slot is working")
+
+
+def raise_open_files() -> int:
+    """Raise RLIMIT_NOFILE's soft limit as far as the hard one allows; the soft limit after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for target in (hard, 1 << 20, 65536):  # an unlimited hard limit is not always settable
+        if target == resource.RLIM_INFINITY or (soft != resource.RLIM_INFINITY and target <= soft):
+            continue
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+        except (ValueError, OSError):
+            continue
+    return soft
+
+
+def connection_budget(wanted: int) -> int:
+    """`wanted`, capped so that a full budget still leaves files for the app."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - RESERVED_FILES))
+
+
+class Guard:
+    """One server's budget and the connections waiting for a request's headers, oldest first."""
+
+    def __init__(self, settings: Settings, connections: set) -> None:
+        self.header_timeout_s = settings.http_header_timeout_s
+        self.body_timeout_s = settings.http_body_timeout_s
+        self.budget = connection_budget(settings.http_max_connections)
+        self.connections = connections  # uvicorn's: every open HTTP and WebSocket connection
+        self.waiting: dict[GuardedHttpToolsProtocol, None] = {}  # insertion order: the oldest first
+        self.evicted = self.refused = 0
+
+    @classmethod
+    def of(cls, server_state: Any) -> Guard:
+        guard = getattr(server_state, "cc_guard", None)
+        if guard is None:
+            guard = server_state.cc_guard = cls(Settings.from_env(), server_state.connections)
+        return guard
+
+    def admit(self) -> bool:
+        """Make room for one more connection; False if none can be made."""
+        while len(self.connections) >= self.budget:
+            if not self.waiting:
+                self.refused += 1
+                return False
+            oldest = next(iter(self.waiting))
+            self.waiting.pop(oldest)
+            # Counted out now: its connection_lost comes on a later loop turn.
+            self.connections.discard(oldest)
+            oldest.transport.abort()
+            if not self.evicted:
+                logger.warning("%d connections open: evicting the oldest that have sent no request", self.budget)
+            self.evicted += 1
+        return True
+
+    def wait(self, protocol: GuardedHttpToolsProtocol) -> None:
+        self.waiting.pop(protocol, None)
+        self.waiting[protocol] = None
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with read timeouts and the connection budget (`Guard`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guard = Guard.of(self.server_state)
+        self.deadline: asyncio.TimerHandle | None = None
+
+    def _arm(self, seconds: float, then) -> None:
+        self._disarm()
+        self.deadline = self.loop.call_later(seconds, then)
+
+    def _disarm(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        admitted = self.guard.admit()
+        super().connection_made(transport)
+        if not admitted:
+            transport.write(BUSY)
+            transport.close()
+            return
+        self.guard.wait(self)
+        self._arm(self.guard.header_timeout_s, self._headers_too_slow)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self.guard.waiting.pop(self, None)
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self.deadline is None:  # the next request on a kept-alive connection: its headers are timed too
+            self._arm(self.guard.header_timeout_s, self._headers_too_slow)
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        self.guard.waiting.pop(self, None)
+        super().on_headers_complete()
+        if not (self.parser.should_upgrade() and self._should_upgrade()):
+            self._arm(self.guard.body_timeout_s, self._body_too_slow)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:  # idle until the next request: evictable
+            self.guard.wait(self)
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()
+        self.guard.waiting.pop(self, None)
+        super().handle_websocket_upgrade()
+
+    def _start_asgi_task(self, cycle, app) -> None:
+        async def run(scope, receive, send) -> None:
+            try:
+                await app(scope, receive, send)
+            except Exception:
+                # The app saw a request cut short by the body timeout (Starlette raises
+                # ClientDisconnect): already answered 408, nothing to log.
+                if not getattr(cycle, "cc_timed_out", False):
+                    raise
+
+        super()._start_asgi_task(cycle, run)
+
+    def _headers_too_slow(self) -> None:
+        self.deadline = None
+        self.guard.waiting.pop(self, None)
+        self.transport.close()
+
+    def _body_too_slow(self) -> None:
+        self.deadline = None
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_started:
+            cycle.cc_timed_out = True
+            cycle.disconnected = True
+            cycle.message_event.set()
+            self.transport.write(REQUEST_TIMEOUT)
+        self.transport.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--no-access-log", action="store_true")
+    parser.add_argument("--app", default="streaming.app:app", help="the ASGI app, as an import string")
+    args = parser.parse_args(argv)
+    raise_open_files()
+    settings = Settings.from_env()
+    uvicorn.run(args.app, host=args.host, port=args.port, log_level=args.log_level,
+                access_log=not args.no_access_log, http=GuardedHttpToolsProtocol,
+                ws_ping_interval=settings.ws_ping_interval_s, ws_ping_timeout=settings.ws_ping_timeout_s)
+
+
+if __name__ == "__main__":
+    main()
