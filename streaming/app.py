@@ -71,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sidecar = request.app.state.sidecar
         return {"status": "ok", "broker": _without_password(sidecar.broker.url), "clients": sidecar.hub.count(),
                 "live_events": len(sidecar.live), "landing_fsyncs": sidecar.journal.batches,
-                "landed_lines": sidecar.journal.lines, "queued": sidecar.hub.backlog(),
+                "landed_lines": sidecar.journal.lines, "deliveries_in_flight": sidecar.deliveries.in_flight(),
+                "duplicates_waiting": sidecar.deliveries.waiting, "dedupe_index": sidecar.deliveries.startup,
+                "queued": sidecar.hub.backlog(),
                 "slow_clients_closed": sidecar.hub.kicked}
 
     return app
