@@ -14,6 +14,7 @@ from scripts.chaos import Context, Row, Scenario, scratch
 
 # One line per scenario module, in the order they run (cheap and independent ones first).
 MODULES: list[str] = [
+    "durability",  # webhook_defects: issue 10's defects 1, 2, 3, 5 replayed
 ]
 
 
