@@ -6,8 +6,9 @@ states apart: a key is *in flight* from its claim until its landing write is fsy
 *durable*) or fails (then free again). A copy that finds its key in flight waits for that write.
 
 Durable keys are persisted per landing file, in `<landing>/_index/<stream>/date=D.ids`: one
-JSON string per key, and after each group commit a checkpoint `#<landing offset> <crc32>` saying
-"every line of the landing file before this offset has its keys above". The writer thread
+JSON string per key, and after each group commit a checkpoint `[<landing offset>, <crc32>]` saying
+"every line of the landing file before this offset has its keys above" (the CRC is of the whole
+id file before the checkpoint, so one check vouches for all of it). The writer thread
 appends them after the fsync and the acks, with no fsync of its own (an ack still means the
 landing line is on disk, and the hot path keeps one fsync per batch). At start only the landing
 bytes past the last checkpoint whose segment checks out are read: a crash between the landing
@@ -42,10 +43,13 @@ def id_path(landing_path: Path) -> Path:
     return landing_path.parent.parent / INDEX_DIR / landing_path.parent.name / (landing_path.stem + ".ids")
 
 
-def encode_keys(keys: Iterable[str], end_offset: int) -> bytes:
-    """Keys and the checkpoint that says the landing file is indexed up to `end_offset`."""
+def encode_keys(keys: Iterable[str], end_offset: int, crc: int) -> tuple[bytes, int]:
+    """Keys and the checkpoint that says the landing file is indexed up to `end_offset`, to
+    append to an id file whose bytes so far have CRC `crc`; and the CRC after them."""
     segment = b"".join(orjson.dumps(k) + b"\n" for k in keys)
-    return segment + b"#%d %08x\n" % (end_offset, zlib.crc32(segment))
+    crc = zlib.crc32(segment, crc)
+    checkpoint = b"[%d,%d]\n" % (end_offset, crc)
+    return segment + checkpoint, zlib.crc32(checkpoint, crc)
 
 
 def line_keys(line: bytes) -> list[str]:
@@ -69,34 +73,36 @@ class Loaded:
     scanned_bytes: int = 0  # landing bytes read because no checkpoint covered them
 
 
+_MAX_CHECKS = 64
+
+
 def _verified(data: bytes, landing_size: int) -> tuple[list[str], int, int] | None:
-    """Keys up to the last checkpoint whose segment checks out, that checkpoint's landing offset
-    and its end in the id file; None if a checkpoint points past the landing file (it was
-    replaced or cut: trust nothing)."""
-    keys: list[str] = []
-    segment: list[bytes] = []
-    offset = end = pos = 0
-    for raw in data.split(b"\n")[:-1]:  # a last piece without its newline is torn
-        pos += len(raw) + 1
-        if raw.startswith(b"#"):
+    """Keys up to the last checkpoint that checks out, its landing offset and its end in the id
+    file; None if a good checkpoint points past the landing file (it was replaced or cut: trust
+    nothing). Searched from the end: only a torn or stray tail is ever skipped."""
+    pos = data.rfind(b"\n") + 1  # a last piece without its newline is torn
+    checks = 0
+    while pos > 0 and checks < _MAX_CHECKS:
+        start = data.rfind(b"\n", 0, pos - 1) + 1
+        line = data[start:pos - 1]
+        pos_next = start
+        if line.startswith(b"["):
+            checks += 1
             try:
-                at, crc = raw[1:].split(b" ")
-                at_offset, at_crc = int(at), int(crc, 16)
-            except ValueError:
-                break
-            if at_crc != zlib.crc32(b"".join(s + b"\n" for s in segment)):
-                break
-            if at_offset > landing_size:
-                return None
-            try:
-                keys.extend(orjson.loads(s) for s in segment)
-            except orjson.JSONDecodeError:
-                break
-            segment.clear()
-            offset, end = at_offset, pos
-        else:
-            segment.append(raw)
-    return keys, offset, end
+                offset, expected = orjson.loads(line)
+            except (orjson.JSONDecodeError, ValueError, TypeError):
+                offset, expected = -1, -1
+            if expected == zlib.crc32(data[:start]):
+                if offset > landing_size:
+                    return None
+                # Keys and checkpoints are all JSON: one parse, then the checkpoints dropped.
+                try:
+                    items = orjson.loads(b"[" + data[:start - 1].replace(b"\n", b",") + b"]") if start else []
+                except orjson.JSONDecodeError:
+                    return None
+                return [k for k in items if type(k) is str], offset, pos
+        pos = pos_next
+    return [], 0, 0
 
 
 def _scan(path: Path, start: int) -> tuple[list[str], int, int]:
@@ -128,15 +134,23 @@ def load(landing_root: Path, stream: str, days: int, today: date | None = None) 
                 old.unlink(missing_ok=True)
     for day in sorted(wanted):
         landing = landing_root / stream / f"date={day}.jsonl"
-        if not landing.exists():
-            continue
         ids = id_path(landing)
+        if not landing.exists():  # a landing file made again later must not inherit old keys
+            ids.unlink(missing_ok=True)
+            continue
         size = landing.stat().st_size
         data = ids.read_bytes() if ids.exists() else b""
-        verified = _verified(data, size) or ([], 0, 0)
-        keys, start, keep = verified
+        keys, start, keep = _verified(data, size) or ([], 0, 0)
         loaded.keys.extend(keys)
         tail, end, scanned = _scan(landing, start)
+        if scanned:
+            # Lines a crash left unacknowledged may not be on disk yet: a "duplicate" answer for
+            # them must mean they are.
+            fd = os.open(landing, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         loaded.keys.extend(tail)
         loaded.scanned_bytes += scanned
         if keep != len(data) or end != start:
@@ -145,7 +159,7 @@ def load(landing_root: Path, stream: str, days: int, today: date | None = None) 
                 handle.truncate(keep)  # an unverified tail would hide every checkpoint after it
                 handle.seek(keep)
                 if end != start:
-                    handle.write(encode_keys(tail, end))
+                    handle.write(encode_keys(tail, end, zlib.crc32(data[:keep]))[0])
     return loaded
 
 
@@ -153,27 +167,38 @@ class IdWriter:
     """Appends keys and checkpoints to the id files; used by the landing writer thread only."""
 
     def __init__(self) -> None:
-        self._fds: dict[Path, int] = {}
+        self._files: dict[Path, tuple[int, int]] = {}  # id file -> (fd, CRC of its bytes)
 
     def record(self, landing_path: Path, keys: list[str], end_offset: int) -> None:
         path = id_path(landing_path)
         try:
-            fd = self._fds.get(path)
-            if fd is None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                if len(self._fds) >= 8:
-                    for old in list(self._fds):
-                        os.close(self._fds.pop(old))
-                self._fds[path] = fd
-            os.write(fd, encode_keys(keys, end_offset))
+            fd, crc = self._files.get(path) or self._open(path)
+            data, crc = encode_keys(keys, end_offset, crc)
+            os.write(fd, data)
+            self._files[path] = (fd, crc)
         except OSError:  # the landing line is durable; the next start scans it instead
             log.exception("could not index %s", landing_path)
+            stale = self._files.pop(path, None)
+            if stale is not None:
+                os.close(stale[0])
+
+    def _open(self, path: Path) -> tuple[int, int]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        if len(self._files) >= 8:  # past days' files are done with
+            for old in list(self._files):
+                os.close(self._files.pop(old)[0])
+        with open(fd, "rb", closefd=False) as handle:
+            data = handle.read()
+        if data and not data.endswith(b"\n"):  # torn by a crash: end it, it will not verify
+            os.write(fd, b"\n")
+            data += b"\n"
+        return fd, zlib.crc32(data)
 
     def close(self) -> None:
-        for fd in self._fds.values():
+        for fd, _ in self._files.values():
             os.close(fd)
-        self._fds.clear()
+        self._files.clear()
 
 
 class Claim:
