@@ -176,7 +176,7 @@ class IdWriter:
             data, crc = encode_keys(keys, end_offset, crc)
             os.write(fd, data)
             self._files[path] = (fd, crc)
-        except OSError:  # the landing line is durable; the next start scans it instead
+        except Exception:  # never the writer thread's end: the line is durable, the next start scans it
             log.exception("could not index %s", landing_path)
             stale = self._files.pop(path, None)
             if stale is not None:
