@@ -80,3 +80,26 @@ def test_too_deep_filters_are_400(sidecar):
     still = requests.get(f"{sidecar.url}/dashboard/metrics", params={"filters": json.dumps({"source": "github"})},
                          headers={"Authorization": f"Bearer {sidecar.token()}"}, timeout=30)
     assert still.status_code != 400, still.text
+
+
+def test_the_deepest_storable_body_lands_and_the_assets_read_it(sidecar, sign):
+    from datetime import UTC, datetime
+
+    import pyarrow.parquet as pq
+    from dagster import AssetKey, DagsterInstance, materialize
+
+    from cc_assets.normalized import normalized_events
+    from cc_assets.raw import raw_assets
+    from resources.platform import PlatformResource
+
+    body = ('{\n "action": "opened",\n "deep": ' + deep(127) + "\n}").encode()  # 128 levels, the most; re-encoded (line breaks)
+    assert github(sidecar, sign, body, "deep-ok").status_code == 202
+    today = datetime.now(UTC).date().isoformat()
+    platform = PlatformResource(data_dir=str(sidecar.data_dir))
+    raw = next(a for a in raw_assets if a.key == AssetKey(["raw", "webhooks", "deliveries"]))
+    assert materialize([raw, normalized_events], partition_key=today, resources={"platform": platform},
+                       instance=DagsterInstance.ephemeral(), selection=[raw.key, *normalized_events.keys]).success
+    rows = pq.read_table(sidecar.data_dir / "lake" / "raw" / "webhooks" / "deliveries" / f"date={today}"
+                         / "part-0.parquet").to_pylist()
+    assert [r["delivery_id"] for r in rows] == ["deep-ok"]
+    assert json.loads(rows[0]["_raw"])["payload"]["deep"] == json.loads(deep(127))
