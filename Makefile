@@ -14,7 +14,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-tiers lint sql clean
+.PHONY: install demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers lint sql clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python -m scripts.bench_rest $(BENCH_REST_ARGS)
 	$(BIN)/python -m scripts.bench_stream $(BENCH_STREAM_ARGS)
 	$(BIN)/python -m scripts.bench_slowloris $(BENCH_SLOWLORIS_ARGS)
+	$(BIN)/python -m scripts.bench_startup $(BENCH_STARTUP_ARGS)
 
 bench-cdc: install
 	$(BIN)/python -m scripts.bench_cdc $(BENCH_CDC_ARGS)
@@ -65,6 +66,10 @@ bench-stream: install
 
 bench-slowloris: install
 	$(BIN)/python -m scripts.bench_slowloris $(BENCH_SLOWLORIS_ARGS)
+
+# Process start → first 202, with an empty and a ~2 GB landing log (writes 2 GB to a temp dir).
+bench-startup: install
+	$(BIN)/python -m scripts.bench_startup $(BENCH_STARTUP_ARGS)
 
 # The long chaos and attack suite (≤ 10 min, loopback only); its fast parts run in `make test`.
 chaos: install

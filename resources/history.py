@@ -30,9 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
-import psycopg
 import pyarrow as pa
-from psycopg import sql
 
 from resources.lake import EVENTS_SCHEMA
 from resources.serving import snapshot_path
@@ -209,6 +207,9 @@ class HistoryReader:
         """Run `query` (with `{schema}` for the warm tables' schema, `%(name)s` parameters). With
         `require`, a serving snapshot without that table (no warm build yet) answers no rows."""
         if self.settings.warehouse == "postgres":
+            import psycopg  # here: the sidecar imports this module before serving its first webhook
+            from psycopg import sql
+
             with psycopg.connect(self.settings.pg_url) as conn:
                 cur = conn.execute(sql.SQL(query).format(schema=sql.Identifier(self.settings.pg_schema)), params)
                 return cur.fetchall(), [d.name for d in cur.description]

@@ -14,8 +14,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import psutil
-
 from resources.landing import LandingLog
 from resources.settings import Settings
 
@@ -24,6 +22,8 @@ STREAM = "system_metrics"
 
 def sample(host: str | None = None) -> dict[str, Any]:
     """One reading of this machine, in the shape of raw/system/metrics."""
+    import psutil  # here: the sidecar and the assets import this module for STREAM alone
+
     now = datetime.now(UTC).replace(tzinfo=None)
     host = host or socket.gethostname()
     memory = psutil.virtual_memory()

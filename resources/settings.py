@@ -96,6 +96,9 @@ class Settings:
     # GitHub caps a delivery at 25 MB and drops bigger ones itself, so anything under that cap is a
     # real delivery (a large push) that must not be refused; it bounds memory per request.
     webhook_max_bytes: int = 25 * 1024 * 1024
+    # Fault injection, for tests and chaos only: every landing group commit waits this long before
+    # its write and fsync, as a very slow disk would. Never set it in production.
+    fault_fsync_delay_s: float = 0.0
     # Per WebSocket client: messages queued before the oldest are dropped, and how long a client
     # may stay that far behind before it is disconnected (4408).
     ws_queue_max: int = 1000
@@ -194,6 +197,7 @@ class Settings:
             events_api_token=get("EVENTS_API_TOKEN"),
             redis_url=get("REDIS_URL"),
             webhook_max_bytes=int(get("WEBHOOK_MAX_BYTES") or base.webhook_max_bytes),
+            fault_fsync_delay_s=float(get("FAULT_FSYNC_DELAY_S") or base.fault_fsync_delay_s),
             ws_queue_max=int(get("WS_QUEUE_MAX") or base.ws_queue_max),
             ws_slow_after_s=float(get("WS_SLOW_AFTER_S") or base.ws_slow_after_s),
             ws_batch_ms=float(get("WS_BATCH_MS") or base.ws_batch_ms),

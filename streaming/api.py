@@ -375,6 +375,8 @@ def parse_filters(raw: str | None) -> dict[str, list[str]]:
         value = json.loads(raw)
     except ValueError as exc:
         raise HTTPException(400, f"`filters` is not JSON: {exc}") from exc
+    except RecursionError as exc:  # a few kilobytes of brackets exhaust the parser's stack
+        raise HTTPException(400, "`filters` is nested too deeply: it is an object of strings or lists of strings") from exc
     if not isinstance(value, dict):
         raise HTTPException(400, "`filters` must be a JSON object")
     out: dict[str, list[str]] = {}

@@ -8,6 +8,8 @@ opened and closed in the lifespan, so importing this module starts nothing.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlparse, urlunparse
@@ -15,7 +17,7 @@ from urllib.parse import urlparse, urlunparse
 from fastapi import FastAPI, Request
 
 from resources.settings import Settings
-from streaming import api, socket_io, webhooks, ws
+from streaming import api, webhooks, ws
 from streaming.live import LiveEvents
 from streaming.sidecar import Sidecar
 
@@ -42,6 +44,28 @@ class SidecarApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+class LazySocketIO:
+    """`/socket.io/`, built on its first request: python-socketio's package pulls in its clients,
+    aiohttp and redis, a quarter of the sidecar's import time, which would otherwise come before
+    the first webhook can be answered. The import runs in a thread, not on the event loop."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._asgi = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self._asgi is None:
+            async with self._lock:
+                if self._asgi is None:
+                    self._asgi = await asyncio.to_thread(self._build)
+        await self._asgi(scope, receive, send)
+
+    def _build(self):
+        socket_io = importlib.import_module("streaming.socket_io")
+        return socket_io.socketio.ASGIApp(socket_io.create_server(self.app), socketio_path=socket_io.PATH)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,14 +88,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(api.router)
     app.add_exception_handler(api.MartsUnavailable, api.marts_unavailable)
-    socket_io.mount(app)
+    app.mount("/socket.io", LazySocketIO(app))
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with this replica's fan-out state")
     async def healthz(request: Request) -> dict:
         sidecar = request.app.state.sidecar
         return {"status": "ok", "broker": _without_password(sidecar.broker.url), "clients": sidecar.hub.count(),
                 "live_events": len(sidecar.live), "landing_fsyncs": sidecar.journal.batches,
-                "landed_lines": sidecar.journal.lines, "queued": sidecar.hub.backlog(),
+                "landed_lines": sidecar.journal.lines, "deliveries_in_flight": sidecar.deliveries.in_flight(),
+                "duplicates_waiting": sidecar.deliveries.waiting, "dedupe_index": sidecar.deliveries.startup,
+                "queued": sidecar.hub.backlog(),
                 "slow_clients_closed": sidecar.hub.kicked}
 
     return app

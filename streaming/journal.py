@@ -1,11 +1,12 @@
-"""Group commit into the landing log, and the set of delivery ids already acknowledged.
+"""Group commit into the landing log.
 
 `LandingLog.append` fsyncs once per call: at a thousand webhooks a second that is a thousand
 fsyncs, each a few milliseconds on a real disk, one after another. Here one writer thread takes
 *everything* queued, writes it, fsyncs each touched file once and only then resolves every
 waiting request: concurrent requests share one fsync, so throughput grows with load while an
 ack still means "on disk". The lines are `LandingLog`'s (`{..., "_received_at": iso}`), so
-`LandingLog.read` and the raw assets read them unchanged.
+`LandingLog.read` and the raw assets read them unchanged. After the acks, the keys of an indexed
+stream's lines go to its id files (`streaming.dedupe`), so a restart does not re-read the log.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from resources.landing import LandingLog
+from streaming.dedupe import IdWriter
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +53,21 @@ class _Write:
     data: bytes
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
+    keys: tuple[str, ...] | None = None  # dedupe keys of the lines, for an indexed stream
 
 
 class GroupCommitLog:
-    """`await log.append(stream, records, received_at)` returns once the lines are fsynced."""
+    """`await log.append(stream, records, received_at)` returns once the lines are fsynced.
 
-    def __init__(self, root: Path) -> None:
+    `fault_delay_s` (`CC_FAULT_FSYNC_DELAY_S`, for tests and chaos only) holds every commit that
+    long before its write and fsync, as a very slow disk would."""
+
+    def __init__(self, root: Path, fault_delay_s: float = 0.0) -> None:
         self.landing = LandingLog(root)
+        self.fault_delay_s = fault_delay_s
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._fds: dict[Path, int] = {}
+        self._ids = IdWriter()
         self._thread = threading.Thread(target=self._run, name="landing-group-commit", daemon=True)
         self._thread.start()
         self.batches = 0  # fsync rounds, for tests and metrics
@@ -69,12 +78,19 @@ class GroupCommitLog:
 
     async def append_lines(self, stream: str, data: bytes, received_at: datetime) -> None:
         """Land lines already encoded (`encode_line`); returns once they are fsynced."""
-        if not data:
-            return
+        if data:
+            await self.submit(stream, data, received_at)
+
+    def submit(self, stream: str, data: bytes, received_at: datetime,
+               keys: tuple[str, ...] | None = None) -> asyncio.Future:
+        """Queue lines; the future resolves once they are fsynced (or fails with the OSError).
+
+        With `keys`, they are indexed once the lines are durable. The future is the writer's,
+        not the request's: cancelling a waiting request does not cancel it."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Write(self.landing.path(stream, received_at.date()), data, loop, future))
-        await future
+        self._queue.put(_Write(self.landing.path(stream, received_at.date()), data, loop, future, keys))
+        return future
 
     def close(self) -> None:
         self._queue.put(None)
@@ -82,6 +98,7 @@ class GroupCommitLog:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        self._ids.close()
 
     def _fd(self, path: Path) -> int:
         fd = self._fds.get(path)
@@ -127,7 +144,10 @@ class GroupCommitLog:
                 return
 
     def _commit(self, batch: list[_Write]) -> None:
+        if self.fault_delay_s:
+            time.sleep(self.fault_delay_s)
         by_path: dict[Path, list[_Write]] = {}
+        indexed: list[tuple[Path, list[str], int]] = []
         for write in batch:
             by_path.setdefault(write.path, []).append(write)
         for path, writes in by_path.items():
@@ -139,6 +159,9 @@ class GroupCommitLog:
                 while view:
                     view = view[os.write(fd, view):]
                 os.fsync(fd)
+                keys = [k for w in writes if w.keys is not None for k in w.keys]
+                if keys:
+                    indexed.append((path, keys, os.fstat(fd).st_size))
             except OSError as exc:
                 log.exception("landing write to %s failed", path)
                 error = exc
@@ -149,6 +172,8 @@ class GroupCommitLog:
             self.lines += len(writes)
             for write in writes:
                 write.loop.call_soon_threadsafe(_resolve, write.future, error)
+        for path, keys, end in indexed:  # after the acks: off the ack's path
+            self._ids.record(path, keys, end)
 
 
 def _resolve(future: asyncio.Future, error: BaseException | None) -> None:
@@ -158,36 +183,3 @@ def _resolve(future: asyncio.Future, error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
-
-
-class DeliveryIndex:
-    """Delivery ids already acknowledged, rebuilt from the landing log so a restart still dedupes.
-
-    GitHub lets a delivery be redelivered for 3 days; `days` (7) of the stream are read back.
-    A claim is taken before the write and dropped if the write fails, so two concurrent copies of
-    one delivery land once.
-    """
-
-    def __init__(self, landing: LandingLog, stream: str, days: int = 7) -> None:
-        self._seen: set[str] = set()
-        today = datetime.now(UTC).date()
-        for offset in range(days, -2, -1):
-            day: date = today - timedelta(days=offset)
-            for record in landing.read(stream, day):
-                if isinstance(record, dict) and record.get("id"):
-                    self._seen.add(str(record["id"]))
-
-    def claim(self, delivery: str) -> bool:
-        if delivery in self._seen:
-            return False
-        self._seen.add(delivery)
-        return True
-
-    def release(self, delivery: str) -> None:
-        self._seen.discard(delivery)
-
-    def __contains__(self, delivery: str) -> bool:
-        return delivery in self._seen
-
-    def __len__(self) -> int:
-        return len(self._seen)

@@ -29,7 +29,8 @@ from resources.metrics_agent import STREAM as METRICS_STREAM
 from resources.settings import Settings
 from streaming.broker import MemoryBroker, broker_for
 from streaming.correlate import Correlator
-from streaming.journal import DeliveryIndex, GroupCommitLog, encode_line
+from streaming.dedupe import DeliveryIndex
+from streaming.journal import GroupCommitLog, encode_line
 from streaming.live import LiveEvents, event_dict
 from streaming.rooms import Hub, message
 from streaming.store import MartsUnavailable, marts_from_settings
@@ -47,6 +48,10 @@ _TIMES = ("event_at", "occurred_at", "received_at")
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _duplicate(delivery: Delivery) -> JSONResponse:
+    return JSONResponse({"status": "duplicate", "delivery": delivery.id})
 
 
 def status_payload(row: dict[str, Any]) -> dict[str, Any]:
@@ -69,8 +74,9 @@ class Sidecar:
         self.settings = settings
         self.live = live
         self.landing = LandingLog(settings.landing_dir)
-        self.journal = GroupCommitLog(settings.landing_dir)
-        self.deliveries = DeliveryIndex(self.landing, LANDING_STREAM)
+        # The index first: it may scan and index the landing files' tails before any write.
+        self.deliveries = DeliveryIndex(settings.landing_dir, LANDING_STREAM)
+        self.journal = GroupCommitLog(settings.landing_dir, settings.fault_fsync_delay_s)
         self.hub = Hub(settings.ws_queue_max, settings.ws_slow_after_s, settings.ws_batch_ms / 1000,
                        settings.ws_frames_per_s)
         self.broker = broker_for(settings.redis_url)
@@ -147,8 +153,14 @@ class Sidecar:
     # --- in -------------------------------------------------------------------------------------
 
     async def accept(self, delivery: Delivery) -> JSONResponse:
-        if not self.deliveries.claim(delivery.id):
-            return JSONResponse({"status": "duplicate", "delivery": delivery.id})
+        """Land a delivery once: 202 when its line is fsynced, 200 "duplicate" only for a copy
+        that is durable (a copy still being written is waited for), 503 if the disk fails.
+
+        Everything that can fail before the write (normalizing, encoding the line) happens before
+        the claim; from the claim on, the claim is settled by the write's own outcome, so no
+        error or cancelled request can leave a key claimed without a durable line."""
+        if self.deliveries.durable(delivery.keys):
+            return _duplicate(delivery)
         reason = None
         try:
             events = normalize_delivery(delivery.source, delivery.event, delivery.payload, self.context)
@@ -161,15 +173,26 @@ class Sidecar:
         record = {"id": delivery.id, "source": delivery.source, "delivery_id": delivery.delivery_id,
                   "event": delivery.event, "action": delivery.action, "status": status, "reason": reason,
                   "repo": delivery.repo}
+        if delivery.aliases:
+            record["aliases"] = list(delivery.aliases)
         received_at = utcnow()
-        if delivery.raw is None:
-            line = encode_line({**record, "payload": delivery.payload}, received_at)
-        else:
-            line = encode_line(record, received_at, {"payload": delivery.raw})
         try:
-            await self.journal.append_lines(LANDING_STREAM, line, received_at)
+            line = encode_line(record, received_at, {"payload": delivery.raw})
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            return JSONResponse({"detail": f"the delivery cannot be stored: {exc}"}, status_code=400)
+        claim = await self.deliveries.claim(delivery.keys)
+        if claim is None:
+            return _duplicate(delivery)
+        try:
+            write = self.journal.submit(LANDING_STREAM, line, received_at, delivery.keys)
+        except BaseException:
+            self.deliveries.settle(claim, durable=False)
+            raise
+        write.add_done_callback(lambda done: self.deliveries.settle(
+            claim, durable=not done.cancelled() and done.exception() is None))
+        try:
+            await asyncio.shield(write)
         except OSError as exc:
-            self.deliveries.release(delivery.id)
             return JSONResponse({"detail": f"could not store the delivery, retry: {exc}"}, status_code=503,
                                 headers={"Retry-After": "5"})
         # On disk: from here on nothing may turn this into an error for the sender.

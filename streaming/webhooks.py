@@ -2,29 +2,30 @@
 
 Every route answers in the same order: a route without its secret refuses (403); a body over
 `CC_WEBHOOK_MAX_BYTES` gets 413 (from Content-Length, and counted while streaming); a bad
-signature or a stale Linear timestamp 401; malformed JSON 400. A signed delivery is then landed
-— `2xx` only once its line is fsynced — and a known kind whose payload the normalizer cannot use
-is still landed and answered 202 with the reason (a dead letter: the normalized asset records it
-in `lake/dead_letter/normalized/webhooks__deliveries`). A redelivery is answered 200 and not
-landed again. A storage failure answers 503 so the sender retries: nothing is acknowledged that
-is not on disk.
+signature or a stale Linear timestamp 401; malformed JSON, or JSON that cannot be stored (nested
+more than `bodies.MAX_DEPTH` levels, a lone surrogate escape) 400 with the reason, before any
+delivery id is claimed. A signed delivery is then landed — `2xx` only once its line is fsynced —
+and a known kind whose payload the normalizer cannot use is still landed and answered 202 with
+the reason (a dead letter: the normalized asset records it in
+`lake/dead_letter/normalized/webhooks__deliveries`). A redelivery is answered 200 and not landed
+again, once the first copy is durable (a copy still being written is waited for). A storage
+failure answers 503 so the sender retries: nothing is acknowledged that is not on disk.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from cc_events.webhooks import METRICS_KIND
+from streaming import bodies
 from streaming.auth import signature_matches, token_matches
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,18 @@ class Delivery:
     payload: Any
     action: str | None = None
     repo: str | None = None
-    raw: bytes | None = None  # `payload` as the JSON text it came as, when it can be landed as is
+    raw: bytes = b"null"  # `payload` as the one-line JSON text it is landed as (`parse_body`, `storable`)
+    # More ids that make a copy a duplicate: what a sender's signature covers, where the delivery
+    # id is a header it does not (Linear).
+    aliases: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
         return f"{self.source}:{self.delivery_id}"
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.id, *self.aliases)
 
 
 def _require_secret(value: str | None, variable: str) -> str:
@@ -82,26 +90,22 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_json(body: bytes) -> Any:
+def parse_body(body: bytes) -> tuple[Any, bytes]:
+    """The body's JSON value and the JSON text to land it as (`streaming.bodies.parse`); what is
+    not JSON, or cannot be stored, is a 400 that says why, before any delivery id is claimed."""
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass  # orjson is strict (no NaN, 64-bit integers at most): the standard parser decides
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return bodies.parse(body)
+    except bodies.Unstorable as exc:
+        raise Refused(400, str(exc)) from exc
+    except ValueError as exc:
         raise Refused(400, f"malformed JSON: {exc}") from exc
 
 
-def parse_body(body: bytes) -> tuple[Any, bytes | None]:
-    """The body's JSON value, and the body itself when it can be landed as it came: strict JSON
-    (orjson's) without a line break. Landing it as is saves encoding a GitHub payload (tens of
-    kilobytes) a second time on every webhook's path."""
+def storable(value: Any) -> bytes:
     try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return parse_json(body), None
-    return value, None if b"\n" in body or b"\r" in body else body
+        return bodies.encode(value)
+    except bodies.Unstorable as exc:
+        raise Refused(400, str(exc)) from exc
 
 
 def _body_id(body: bytes) -> str:
@@ -157,7 +161,7 @@ async def linear_webhook(request: Request) -> JSONResponse:
         body = await read_body(request, sidecar.settings.webhook_max_bytes)
         if not signature_matches(secret, body, request.headers.get("linear-signature")):
             raise Refused(401, "Linear-Signature does not match the body")
-        payload = parse_json(body)
+        payload, raw = parse_body(body)
         if not isinstance(payload, dict):
             raise Refused(400, "a Linear webhook body is a JSON object")
         stamp = payload.get("webhookTimestamp")
@@ -168,8 +172,11 @@ async def linear_webhook(request: Request) -> JSONResponse:
         event = str(payload.get("type") or request.headers.get("linear-event") or "unknown")
         delivery = request.headers.get("linear-delivery") or str(payload.get("webhookId") or "") + f":{stamp}"
         action = payload.get("action")
+        # Linear-Delivery is not signed: the same signed body under a new one is a replay, so
+        # the body's digest is a key of the delivery too (a retry keeps both).
         return await sidecar.accept(Delivery("linear", delivery, event, payload,
-                                             action if isinstance(action, str) else None))
+                                             action if isinstance(action, str) else None, None, raw,
+                                             (f"linear:{_body_id(body)}",)))
 
     return await _handle(request, receive)
 
@@ -208,9 +215,9 @@ async def charlie_webhook(request: Request) -> JSONResponse:
         body = await read_body(request, sidecar.settings.webhook_max_bytes)
         if not _signed_or_bearer(request, secret, body):
             raise Refused(401, "send a matching X-Signature-256 or Authorization: Bearer <CC_CHARLIE_WEBHOOK_SECRET>")
-        kind, data, given = _pushed(parse_json(body), request.headers.get("x-charlie-event") or "charlie.activity")
+        kind, data, given = _pushed(parse_body(body)[0], request.headers.get("x-charlie-event") or "charlie.activity")
         delivery = request.headers.get("x-delivery-id") or given or _body_id(body)
-        return await sidecar.accept(Delivery("charlie", delivery, kind, data))
+        return await sidecar.accept(Delivery("charlie", delivery, kind, data, raw=storable(data)))
 
     return await _handle(request, receive)
 
@@ -222,11 +229,11 @@ async def push_events(request: Request) -> JSONResponse:
         body = await read_body(request, sidecar.settings.webhook_max_bytes)
         if not _signed_or_bearer(request, token, body):
             raise Refused(401, "send Authorization: Bearer <CC_EVENTS_API_TOKEN> or a matching X-Signature-256")
-        kind, data, given = _pushed(parse_json(body), None)
+        kind, data, given = _pushed(parse_body(body)[0], None)
         if kind == METRICS_KIND:
             return await sidecar.accept_metrics(data)
         delivery = request.headers.get("x-delivery-id") or given or _body_id(body)
-        return await sidecar.accept(Delivery("events", delivery, kind, data))
+        return await sidecar.accept(Delivery("events", delivery, kind, data, raw=storable(data)))
 
     return await _handle(request, receive)
 

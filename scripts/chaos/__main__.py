@@ -17,6 +17,7 @@ MODULES: list[str] = [
     "auth_attacks",
     "slowloris",
     "slow_ws_client",
+    "durability",  # webhook_defects: issue 10's defects 1, 2, 3, 5 replayed
 ]
 
 

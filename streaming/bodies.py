@@ -1,0 +1,85 @@
+"""A webhook body's JSON value, and the JSON text it is landed as, checked before anything is claimed.
+
+What the sidecar cannot store must be found out before a delivery id is taken, or the sender's
+retry meets "200 duplicate" for a delivery that was never landed. Two things parse here yet
+cannot be stored or read back: a lone surrogate escape (`"\\ud800"`: Python's parser takes it,
+but it is not Unicode text, so neither the landing line's encoder nor the Parquet writer of the
+raw asset can write it), and deep nesting (the landing encoder stops at 254 levels, Python's
+parser near 1,000, the raw asset's readers recurse). Both are answered 400 with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+# Real payloads are a few levels deep (a GitHub push: under 10). Well under every reader's limit.
+MAX_DEPTH = 128
+
+
+class Unstorable(ValueError):
+    """The body cannot be landed as JSON; the message says why, for the sender."""
+
+
+def _too_deep() -> Unstorable:
+    return Unstorable(f"the body is nested more than {MAX_DEPTH} levels deep: it cannot be stored")
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def _check_depth(body: bytes, value: Any) -> None:
+    # Counting brackets is cheap and rules out deep nesting for nearly every body.
+    if isinstance(value, dict | list) and body.count(b"[") + body.count(b"{") > MAX_DEPTH \
+            and _depth_over(value, MAX_DEPTH):
+        raise _too_deep()
+
+
+def encode(value: Any) -> bytes:
+    """`value` as one line of JSON text, or `Unstorable` with the reason."""
+    try:
+        return orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        text = str(exc)
+        if "surrogates" in text:
+            raise Unstorable("a string in the body holds a lone UTF-16 surrogate escape (such as \\ud800): "
+                             "it is not Unicode text and cannot be stored") from exc
+        if "Recursion" in text:
+            raise _too_deep() from exc
+        raise Unstorable(f"the body cannot be stored as JSON: {text}") from exc
+
+
+def parse(body: bytes) -> tuple[Any, bytes]:
+    """The body's JSON value and the one-line JSON text to land it as.
+
+    Strict JSON (orjson's) on one line is landed as it came, which saves encoding a GitHub
+    payload (tens of kilobytes) a second time on every webhook's path; anything else is encoded
+    once here. Raises `Unstorable` (nested too deep, not Unicode) or `ValueError` (not JSON)."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc).lower():
+            raise _too_deep() from exc
+        # orjson is strict (no NaN, 64-bit integers at most): the standard parser decides.
+        try:
+            value = json.loads(body)
+        except RecursionError as deep:
+            raise _too_deep() from deep
+        except UnicodeDecodeError as bad:
+            raise ValueError(str(bad)) from bad
+        _check_depth(body, value)
+        return value, encode(value)
+    _check_depth(body, value)
+    if b"\n" in body or b"\r" in body:
+        return value, encode(value)
+    return value, body
