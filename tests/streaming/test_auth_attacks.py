@@ -101,7 +101,5 @@ def test_a_github_replay_is_a_duplicate_landed_once(server):
     assert failures(attacks.github_replay_probes(server)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="defect 5 (Linear replay with a new Linear-Delivery) is fixed on the "
-                                       "durability branch: remove this mark once both are merged")
 def test_a_linear_replay_with_a_new_delivery_header_is_a_duplicate_landed_once(server):
     assert failures(attacks.linear_replay_probes(server)) == []
