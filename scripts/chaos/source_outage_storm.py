@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,6 +29,7 @@ from resources.circuit import CircuitBreaker  # noqa: E402
 from resources.platform import PlatformResource  # noqa: E402
 from sandbox.process import SandboxHandle, run_sandbox  # noqa: E402
 from scripts.chaos import Context, Row, Scenario  # noqa: E402
+from scripts.chaos.env import environment  # noqa: E402
 from scripts.chaos.partitions import compare, lake_partitions  # noqa: E402
 
 POLLED = ("github", "linear", "charlie", "openclaw", "cron", "weather")
@@ -86,21 +84,6 @@ def storm_faults(storm: Storm) -> list[dict]:
             spec["kind"] = kind
         faults.append(spec)
     return faults
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """`CC_*` settings for the in-process runs (PlatformResource reads the environment)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def window(storm: Storm) -> dict[str, str]:
