@@ -51,6 +51,11 @@ class MartsUnavailable(RuntimeError):
     """No dbt build has been served yet (no snapshot, or the marts do not exist)."""
 
 
+class AppStoreUnavailable(MartsUnavailable):
+    """The app store's Postgres cannot be reached (restarting, down): the routes' 503 with
+    Retry-After, as for missing marts, not a 500."""
+
+
 class Marts(Protocol):
     def version(self) -> str | None:
         """Changes whenever the marts were rebuilt; None while there are none."""
@@ -485,7 +490,7 @@ class PostgresAppStore(AppStore):
         self._lock = threading.Lock()
         self._conn: Any = None
         with self._lock:
-            conn = self._connection()
+            conn, _ = self._connection()
             with conn.transaction():
                 conn.execute("select pg_advisory_xact_lock(hashtext('cc_app_schema'))")  # replicas starting at once
                 conn.execute(f"create schema if not exists {schema}")
@@ -494,36 +499,62 @@ class PostgresAppStore(AppStore):
                     conn.execute(statement)
         self._seed_default()
 
-    def _connection(self) -> Any:
+    def _connection(self) -> tuple[Any, bool]:
+        """The connection, and whether it was opened before this call (it may have broken since)."""
         import psycopg
         from psycopg.rows import dict_row
 
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
+            self._conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=5,
                                          options=f"-c search_path={self.schema}")
-        return self._conn
+            return self._conn, False
+        return self._conn, True
 
     @contextmanager
-    def _session(self) -> Iterator[Any]:
-        """The connection, under the lock; closed (and reopened next time) if it broke."""
+    def _session(self, first: Callable[[Any], Any]) -> Iterator[tuple[Any, Any]]:
+        """Under the lock: the connection and what `first(conn)` (its first statement) returned.
+
+        A connection that broke while idle (Postgres restarted since its last use) fails on its
+        first statement, before anything of this call reached the server: that statement is
+        sent again once on a fresh connection. A failure after that is `AppStoreUnavailable`."""
         import psycopg
 
         with self._lock:
-            conn = self._connection()
             try:
-                yield conn
-            except psycopg.OperationalError:
-                conn.close()
-                raise
+                conn, reused = self._connection()
+                try:
+                    result = first(conn)
+                except psycopg.OperationalError:
+                    if not reused:
+                        raise
+                    conn.close()
+                    conn, _ = self._connection()
+                    result = first(conn)
+                yield conn, result
+            except psycopg.OperationalError as exc:
+                if self._conn is not None:
+                    self._conn.close()
+                raise AppStoreUnavailable(f"the app store's Postgres is unavailable: {exc}".splitlines()[0]) from exc
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
-        with self._session() as conn, conn.transaction():
-            yield _PgSession(conn)
+        def begin(conn: Any) -> Any:
+            transaction = conn.transaction()
+            transaction.__enter__()  # BEGIN: the statement a broken connection fails on
+            return transaction
+
+        with self._session(begin) as (conn, transaction):
+            try:
+                yield _PgSession(conn)
+            except BaseException as exc:
+                if not transaction.__exit__(type(exc), exc, exc.__traceback__):
+                    raise
+            else:
+                transaction.__exit__(None, None, None)  # COMMIT
 
     def _read(self, sql: str, params: tuple = ()) -> list[Any]:
-        with self._session() as conn:
-            return conn.execute(_pg_sql(sql), params).fetchall()
+        with self._session(lambda conn: conn.execute(_pg_sql(sql), params).fetchall()) as (_, rows):
+            return rows
 
     def close(self) -> None:
         with self._lock:
