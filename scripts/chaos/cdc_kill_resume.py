@@ -52,10 +52,9 @@ class Lander:
 
     def __init__(self, data_dir: Path, env: dict[str, str], number: int) -> None:
         self.out = data_dir.parent / f"lander-{number}.jsonl"
-        self.stop_file = data_dir.parent / "stop-landers"
         with self.out.open("wb") as out, (data_dir.parent / f"lander-{number}.log").open("wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "scripts.chaos.cdc_landing", str(data_dir), "--stop-file", str(self.stop_file)],
+                [sys.executable, "-m", "scripts.chaos.cdc_landing", str(data_dir)],
                 cwd=ROOT, env=env, stdout=out, stderr=err)
 
     def runs(self) -> list[dict]:
@@ -78,14 +77,6 @@ class Lander:
         self.proc.kill()
         self.proc.wait(10)
         return time.time()
-
-    def stop(self) -> None:
-        self.stop_file.touch()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 def source_database(cluster: PgCluster, name: str) -> str:
@@ -129,7 +120,7 @@ def run_kills(workdir: Path, plan: Kills) -> KillOutcome:
                     time.sleep(left)
         finally:
             writer.stop()
-            lander.stop()
+            lander.kill()  # at a random point too: the next run after the load lands the rest
         with environment(env):
             if not land(data_dir, first_day):  # the sensor's next run, after the load
                 raise RuntimeError("the CDC run after the load failed")

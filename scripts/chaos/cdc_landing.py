@@ -2,7 +2,7 @@
 
 - `python -m scripts.chaos.cdc_landing DATA_DIR` runs the `raw/postgres_cdc/changes` asset again
   and again (as its sensor does, every `--interval` s) with `CC_CDC_PG_URL` from the environment,
-  printing one JSON line per run, until it is killed or `--stop-file` appears.
+  printing one JSON line per run, until it is killed.
 - `Writer` commits `ChangeGenerator` transactions at a steady rate in a thread; when the
   connection breaks (a Postgres restart) it reconnects and goes on.
 - `TruthSlot` is a second replication slot, created before the writes and read only at the end,
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import sys
 import threading
 import time
 import warnings
@@ -53,18 +52,16 @@ def land(data_dir: Path, first_day: date | None = None) -> bool:
                            resources={"platform": PlatformResource(data_dir=str(data_dir))}).success
 
 
-def lander(argv: list[str] | None = None) -> int:
+def lander(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--interval", type=float, default=0.3)
-    parser.add_argument("--stop-file", type=Path)
     args = parser.parse_args(argv)
     print(json.dumps({"at": time.time(), "started": True}), flush=True)
-    while not (args.stop_file and args.stop_file.exists()):
+    while True:
         ok = land(args.data_dir)
         print(json.dumps({"at": time.time(), "ok": ok}), flush=True)
         time.sleep(args.interval)
-    return 0
 
 
 def key_of(change: dict) -> str:
@@ -183,4 +180,4 @@ def compare(truth_snapshot: list[Change], truth: list[Change], landed: list[Chan
 
 
 if __name__ == "__main__":
-    sys.exit(lander())
+    lander()

@@ -95,9 +95,10 @@ def polled_tables() -> list[tuple[str, str]]:
     return [(a.key.path[1], a.key.path[2]) for a in raw_assets if a.key.path[1] in POLLED]
 
 
-def ingest(data_dir: Path, sandbox: SandboxHandle, sources: list[str], storm: Storm):
+def ingest(data_dir: Path, sandbox: SandboxHandle, sources: list[str], storm: Storm, warehouse: str = "duckdb",
+           pg_url: str | None = None):
     """One run of the polled sources' raw assets over the window, as a source job would run them."""
-    platform = PlatformResource(data_dir=str(data_dir), sandbox_url=sandbox.url, warehouse="duckdb")
+    platform = PlatformResource(data_dir=str(data_dir), sandbox_url=sandbox.url, warehouse=warehouse, pg_url=pg_url)
     selection = AssetSelection.key_prefixes(*[["raw", s] for s in sources])
     with DagsterInstance.ephemeral() as instance:
         return materialize(raw_assets, selection=selection, tags=window(storm), instance=instance,

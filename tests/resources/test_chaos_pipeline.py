@@ -13,17 +13,26 @@ import pytest
 import requests
 
 from sandbox.pg_cluster import find_pg_bin, restartable_cluster
+from scripts.chaos.cdc_kill_resume import Kills, run_kills
+from scripts.chaos.cdc_landing import compare
 from scripts.chaos.harness import SECRETS, Sidecar
+from scripts.chaos.partitions import compare as compare_partitions
+from scripts.chaos.postgres_restart import Restarts, run_restarts
+from scripts.chaos.source_outage_storm import Storm, problems, run_storm
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    """A cluster of our own to restart; outside CI missing binaries skip, in CI they fail."""
+def cluster_binaries() -> None:
+    """Clusters of our own to restart; outside CI missing binaries skip, in CI they fail."""
     if find_pg_bin() is None:
         reason = "no PostgreSQL server binaries (initdb, pg_ctl, postgres) for a cluster the test may restart"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI must run the Postgres chaos tests: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture
+def cluster(cluster_binaries, tmp_path):
     with restartable_cluster(tmp_path) as handle:
         yield handle
 
@@ -56,3 +65,39 @@ def test_the_app_store_answers_503_while_postgres_is_down_and_serves_again_once_
     # Each dashboard answered 201 exists once; the one refused with 503 does not (beside the seeded one).
     assert {n: names[n] for n in ("before", "after restart", "after start", "while down")} == {
         "before": 1, "after restart": 1, "after start": 1, "while down": 0}
+
+
+# --- the fast forms of the scenarios --------------------------------------------------------------
+
+def test_counting_lost_and_duplicated_rows_and_changes():
+    clean = {("github/pull_requests", "2026-11-20"): Counter({"a": 1, "b": 1})}
+    assert compare_partitions(clean, {("github/pull_requests", "2026-11-20"): Counter({"a": 2})}).differing == [
+        "github/pull_requests 2026-11-20: -1 +1"]
+    assert compare_partitions(clean, clean).equal
+    truth = [("0/10", 0, "todos", "insert", "1"), ("0/10", 1, "trades", "update", "4")]
+    cdc = compare([("x", 0, "todos", "snapshot", "9")], truth,
+                  [("0/1", 0, "todos", "snapshot", "9"), truth[0], truth[0]])
+    assert (cdc.lost, cdc.duplicated, cdc.snapshot_lost, cdc.snapshot_duplicated) == (1, 1, 0, 0)
+
+
+def test_a_source_outage_storm_ends_with_every_partition_equal_to_a_clean_run(tmp_path):
+    outcome = run_storm(tmp_path, Storm(events=300, days=2, seconds=10, outage_s=4, recovery_budget_s=60))
+    assert outcome.differing == [] and outcome.rows > 0
+    assert (outcome.row.acked_lost, outcome.row.duplicated) == (0, 0)
+    assert outcome.row.attempts > 0, "the storm spoiled no request"
+    assert problems(outcome) == []  # circuits opened in the outage, all closed again, every source landed
+
+
+def test_the_cdc_lander_killed_under_write_load_lands_every_change_once(cluster_binaries, tmp_path):
+    outcome = run_kills(tmp_path, Kills(kills=2, seconds=3, rate=30))
+    assert outcome.comparison.committed > 0 and outcome.comparison.examples == []
+    assert (outcome.row.acked_lost, outcome.row.duplicated) == (0, 0)
+
+
+def test_postgres_restarted_under_loads_app_store_and_cdc_loses_nothing(cluster_binaries, tmp_path):
+    rows = run_restarts(tmp_path, Restarts(disruptions=("restart",), events=300, days=1,
+                                           sources=("github", "linear"), settle_s=1))
+    failed = [(r.scenario, r.notes) for r in rows if r.failed or r.recovery_s is None]
+    assert failed == []
+    assert all(r.attempts > 0 for r in rows)
+    assert "1 of 1 with a load in flight" in rows[0].notes
