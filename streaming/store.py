@@ -120,17 +120,22 @@ class PostgresMarts:
         self._version: str | None = None
         self._lock = threading.Lock()
 
+    def _connect(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=5,
+                               options=f"-c search_path={self.schema}")
+
     @contextmanager
     def _conn(self) -> Iterator[Any]:
         import psycopg
-        from psycopg.rows import dict_row
 
         with self._slots:
             try:
                 conn = self._pool.get_nowait()
             except queue.Empty:
-                conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
-                                       options=f"-c search_path={self.schema}")
+                conn = self._connect()
             try:
                 yield conn
             except psycopg.OperationalError:
@@ -138,6 +143,13 @@ class PostgresMarts:
                 raise
             else:
                 self._pool.put(conn)
+
+    def _drop_pool(self) -> None:
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
 
     def version(self) -> str | None:
         now = time.monotonic()
@@ -155,13 +167,33 @@ class PostgresMarts:
         return self._version
 
     def _query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+        """A read; one that failed on a pooled connection (Postgres restarted since it was pooled,
+        which broke the others too) is read again on a fresh one. Unreachable is `MartsUnavailable`."""
         import psycopg
 
-        with self._conn() as conn:
+        try:
             try:
-                return list(conn.execute(sql, params or {}).fetchall())
-            except psycopg.errors.UndefinedTable as exc:
-                raise MartsUnavailable(f"the marts are not built in schema {self.schema} yet: {exc}") from exc
+                with self._conn() as conn:
+                    return list(conn.execute(sql, params or {}).fetchall())
+            except psycopg.errors.QueryCanceled:
+                raise  # the query's own fault (a timeout): not worth a second try
+            except psycopg.OperationalError:
+                self._drop_pool()
+                with self._slots:
+                    conn = self._connect()
+                    try:
+                        rows = list(conn.execute(sql, params or {}).fetchall())
+                    except BaseException:
+                        conn.close()
+                        raise
+                    self._pool.put(conn)
+                    return rows
+        except psycopg.errors.UndefinedTable as exc:
+            raise MartsUnavailable(f"the marts are not built in schema {self.schema} yet: {exc}") from exc
+        except psycopg.errors.QueryCanceled:
+            raise
+        except psycopg.OperationalError as exc:
+            raise MartsUnavailable(f"the warehouse is unavailable: {exc}".splitlines()[0]) from exc
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
         return self._query(sql, params)

@@ -44,7 +44,7 @@ LOCKED_TABLE = "raw.github__pull_requests"
 
 @dataclass
 class Restarts:
-    disruptions: tuple[str, ...] = ("restart", "kill", "restart")
+    disruptions: tuple[str, ...] = ("restart", "kill")
     events: int = 600
     days: int = 2
     sources: tuple[str, ...] = POLLED  # loaded into the warehouse; github's pull requests are the load held
@@ -240,7 +240,7 @@ def _rows(plan, disruptions, runs, failed_runs, warehouse_back, warehouse, dashb
 
 
 def run(ctx: Context) -> list[Row]:
-    return run_restarts(ctx.workdir, Restarts(seed=ctx.seed, settle_s=max(2.0, ctx.seconds / 12)))
+    return run_restarts(ctx.workdir, Restarts(seed=ctx.seed, settle_s=max(1.0, ctx.seconds / 30)))
 
 
 SCENARIO = Scenario("postgres_restart", run, 60, needs=("pg_ctl",))
