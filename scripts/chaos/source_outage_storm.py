@@ -44,7 +44,7 @@ class Storm:
     seconds: float = 60.0  # the storm, outage spell included
     outage_s: float = 8.0  # every source down (503), in the middle of the storm
     rate: float = 0.3
-    client_timeout_s: float = 0.5  # CC_HTTP_TIMEOUT_S for the runs; a "timeout" fault outlasts it
+    client_timeout_s: float = 0.3  # CC_HTTP_TIMEOUT_S for the runs; a "timeout" fault outlasts it
     retry_after_s: int = 1
     circuit_open_s: float = 2.0
     recovery_budget_s: float = 60.0
@@ -219,7 +219,7 @@ def problems(outcome: Outcome) -> list[str]:
 
 def run(ctx: Context) -> list[Row]:
     seconds = max(20.0, ctx.seconds - 40)  # the clean run, the recovery and the comparison need the rest
-    storm = Storm(seconds=seconds, outage_s=min(8.0, seconds / 5), seed=ctx.seed)
+    storm = Storm(seconds=seconds, outage_s=min(15.0, seconds / 4), seed=ctx.seed)
     outcome = run_storm(ctx.workdir, storm)
     if trouble := problems(outcome):
         raise AssertionError(f"{'; '.join(trouble)} ({outcome.row.notes})")
