@@ -132,7 +132,16 @@ class CircuitWatch:
 
 
 def run_storm(workdir: Path, storm: Storm) -> Outcome:
-    logging.getLogger("resources").setLevel(logging.ERROR)  # every retry would be a warning line
+    quiet = logging.getLogger("resources")  # every retry would be a warning line
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return _run_storm(workdir, storm)
+    finally:
+        quiet.setLevel(level)
+
+
+def _run_storm(workdir: Path, storm: Storm) -> Outcome:
     env = {"CC_HTTP_TIMEOUT_S": str(storm.client_timeout_s), "CC_HTTP_MAX_RETRIES": "5", "CC_HTTP_BACKOFF_S": "0.05",
            "CC_HTTP_MAX_BACKOFF_S": "5", "CC_CIRCUIT_FAILURES": "5", "CC_CIRCUIT_OPEN_S": str(storm.circuit_open_s)}
     tables = polled_tables()
@@ -145,7 +154,7 @@ def run_storm(workdir: Path, storm: Storm) -> Outcome:
         data_dir = workdir / "storm"
         breakers = {s: CircuitBreaker(s, data_dir / "state" / "circuits", 5, storm.circuit_open_s) for s in POLLED}
         outcome = Outcome(Row("source_outage_storm"))
-        spoiled = 0
+        spoiled, over, cleared_at = 0, threading.Event(), [0.0]
 
         def switch(faults: list[dict] | None) -> None:
             nonlocal spoiled
@@ -154,6 +163,9 @@ def run_storm(workdir: Path, storm: Storm) -> Outcome:
                 sandbox.set_faults(faults)
             else:
                 sandbox.clear_faults()
+                if not over.is_set():
+                    cleared_at[0] = time.monotonic()
+                    over.set()
 
         calm = (storm.seconds - storm.outage_s) / 2
         plan = [(calm, [{"match": "/", "kind": "down"}]), (calm + storm.outage_s, storm_faults(storm)),
@@ -161,16 +173,12 @@ def run_storm(workdir: Path, storm: Storm) -> Outcome:
         timers = [threading.Timer(at, switch, (faults,)) for at, faults in plan]
         with CircuitWatch(data_dir / "state" / "circuits") as watch:
             sandbox.set_faults(storm_faults(storm))
-            started = time.monotonic()
             for timer in timers:
                 timer.start()
-            storm_over = started + storm.seconds
+            deadline = time.monotonic() + storm.seconds + storm.recovery_budget_s
             recovered_at = None
             try:
-                while recovered_at is None:
-                    now = time.monotonic()
-                    if now > storm_over + storm.recovery_budget_s:
-                        break
+                while recovered_at is None and time.monotonic() < deadline:
                     sources = [s for s in POLLED if not breakers[s].is_open()]
                     outcome.skipped_open += len(POLLED) - len(sources)
                     if not sources:
@@ -179,14 +187,14 @@ def run_storm(workdir: Path, storm: Storm) -> Outcome:
                     result = ingest(data_dir, sandbox, sources, storm)
                     outcome.runs += 1
                     outcome.failed_steps += sum(1 for e in result.all_events if e.is_step_failure)
-                    if time.monotonic() > storm_over and len(sources) == len(POLLED) and result.success:
+                    if over.is_set() and len(sources) == len(POLLED) and result.success:
                         recovered_at = time.monotonic()
             finally:
                 for timer in timers:
                     timer.cancel()
                     if timer.is_alive():
                         timer.join()
-                sandbox.clear_faults()
+                switch(None)  # counts what the last faults spoiled, if their timer had not come
             outcome.opened = set(watch.opened)
         outcome.still_open = [s for s, b in breakers.items() if b.state().opened_at is not None]
         got = lake_partitions(data_dir, tables)
@@ -195,7 +203,7 @@ def run_storm(workdir: Path, storm: Storm) -> Outcome:
     row = outcome.row
     row.attempts = spoiled
     row.acked_lost, row.duplicated = diff.lost, diff.duplicated
-    row.recovery_s = None if recovered_at is None else max(0.0, recovered_at - storm_over)
+    row.recovery_s = None if recovered_at is None else recovered_at - cleared_at[0]
     notes = [f"{outcome.runs} runs, {outcome.failed_steps} failed steps, {outcome.skipped_open} skips on an open "
              f"circuit; circuits opened: {', '.join(sorted(outcome.opened)) or 'none'}; "
              f"{diff.partitions} partitions, {diff.rows:,} rows compared"]
