@@ -47,7 +47,7 @@ class Restarts:
     disruptions: tuple[str, ...] = ("restart", "kill")
     events: int = 600
     days: int = 2
-    sources: tuple[str, ...] = POLLED  # loaded into the warehouse; github's pull requests are the load held
+    sources: tuple[str, ...] = POLLED  # loaded into the warehouse; with github: its pull requests are the load held
     dashboards_per_s: float = 20.0
     changes_per_s: float = 20.0
     settle_s: float = 3.0  # between disruptions: everything runs normally
@@ -176,7 +176,8 @@ def run_restarts(workdir: Path, plan: Restarts) -> list[Row]:
                         deadline = time.monotonic() + 60
                         while not result.success and time.monotonic() < deadline:
                             time.sleep(0.5)
-                            result = ingest(workdir / "data", sandbox, unfinished(result), storm, warehouse="postgres",
+                            again = unfinished(result) or list(plan.sources)
+                            result = ingest(workdir / "data", sandbox, again, storm, warehouse="postgres",
                                             pg_url=warehouse_url)
                             runs += 1
                             failed_runs += not result.success
