@@ -18,6 +18,9 @@ MODULES: list[str] = [
     "slowloris",
     "slow_ws_client",
     "durability",  # webhook_defects: issue 10's defects 1, 2, 3, 5 replayed
+    "cdc_kill_resume",
+    "postgres_restart",
+    "source_outage_storm",
 ]
 
 
