@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlparse, urlunparse
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from starlette.exceptions import HTTPException
 
 from resources.settings import Settings
 from streaming import api, socket_io, webhooks, ws
@@ -28,6 +30,18 @@ def get_live(request: Request) -> LiveEvents:
 def _without_password(url: str) -> str:
     parsed = urlparse(url)
     return urlunparse(parsed._replace(netloc=parsed.netloc.rsplit("@", 1)[-1])) if parsed.password else url
+
+
+async def http_error(request: Request, exc: HTTPException):
+    """FastAPI's answer, except that a 405's `Allow` names every method of the path: Starlette's
+    names those of the first route with that path only (`GET` for `/dashboard/dashboards`, which
+    takes `POST` too)."""
+    if exc.status_code == 405:
+        path = request.scope["path"]
+        allowed = {method for route in request.app.routes if getattr(route, "methods", None)
+                   and route.path_regex.match(path) for method in route.methods}
+        exc = HTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))})
+    return await http_exception_handler(request, exc)
 
 
 class SidecarApp(FastAPI):
@@ -64,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(api.router)
     app.add_exception_handler(api.MartsUnavailable, api.marts_unavailable)
+    app.add_exception_handler(HTTPException, http_error)
     socket_io.mount(app)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with this replica's fan-out state")

@@ -29,7 +29,18 @@ from streaming.auth import signature_matches, token_matches
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["webhooks"])
+# What every webhook route answers (the module's docstring says in which order), for /openapi.json.
+router = APIRouter(tags=["webhooks"], responses={
+    200: {"description": "A redelivery of one already landed (`duplicate`), not landed again; "
+                         "a GitHub `ping` is answered `pong`"},
+    202: {"description": "Landed (fsynced): `normalized`, `raw`, or `dead_letter` with its `reason`"},
+    400: {"description": "Malformed JSON, or a header or field the route needs is missing"},
+    401: {"description": "The signature (or token) does not match the body; on Linear also a missing or "
+                         "stale `webhookTimestamp`"},
+    403: {"description": "The route's secret is not set: it refuses every request"},
+    413: {"description": "The body is over `CC_WEBHOOK_MAX_BYTES`"},
+    503: {"description": "Could not store it: retry after `Retry-After` seconds"},
+})
 
 LINEAR_REPLAY_WINDOW_S = 60.0
 

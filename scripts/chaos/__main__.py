@@ -14,6 +14,8 @@ from scripts.chaos import Context, Row, Scenario, scratch
 
 # One line per scenario module, in the order they run (cheap and independent ones first).
 MODULES: list[str] = [
+    "fuzz",
+    "schemathesis_api",
 ]
 
 
