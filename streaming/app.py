@@ -15,6 +15,7 @@ from urllib.parse import urlparse, urlunparse
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from resources.settings import Settings
 from streaming import api, socket_io, webhooks, ws
@@ -32,15 +33,18 @@ def _without_password(url: str) -> str:
     return urlunparse(parsed._replace(netloc=parsed.netloc.rsplit("@", 1)[-1])) if parsed.password else url
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 async def http_error(request: Request, exc: HTTPException):
     """FastAPI's answer, except that a 405's `Allow` names every method of the path: Starlette's
     names those of the first route with that path only (`GET` for `/dashboard/dashboards`, which
     takes `POST` too)."""
     if exc.status_code == 405:
-        path = request.scope["path"]
-        allowed = {method for route in request.app.routes if getattr(route, "methods", None)
-                   and route.path_regex.match(path) for method in route.methods}
-        exc = HTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))})
+        # Asked of the routes themselves: included routers are not flattened into `app.routes`.
+        allowed = [method for method in METHODS if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.router.routes)]
+        exc = HTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": ", ".join(allowed)})
     return await http_exception_handler(request, exc)
 
 

@@ -284,7 +284,7 @@ def test_a_cursor_not_from_next_cursor_is_a_400(backend, http):
     for cursor in ("garbage!", "bm90IGpzb24", _cursor({"at": "2026-01-01"}), _cursor(["2026-01-01T00:00:00"]),
                    _cursor(["yesterday", "linear:ENG-1"]), _cursor(["2026-01-01T00:00:00+02:00", "linear:ENG-1"]),
                    _cursor(["2026-01-01T00:00:00", ""]), _cursor(["2026-01-01T00:00:00", "x", "dead"]),
-                   good[:-4], "x" * 1001):
+                   good.replace(":", ";", 1), "x" * 1001):
         response = http("GET", "/api/workflows", params={"cursor": cursor})
         assert response.status_code in (400, 422), (cursor, response.text)
         assert response.status_code == 422 or "cursor" in response.json()["detail"], response.text
