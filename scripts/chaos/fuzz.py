@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,16 @@ def has_lone_surrogate(value: Any) -> bool:
         return any(has_lone_surrogate(v) for v in value)
     if isinstance(value, dict):
         return any(has_lone_surrogate(k) or has_lone_surrogate(v) for k, v in value.items())
+    return False
+
+
+def has_big_int(value: Any) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return not -(2**63) <= value < 2**64
+    if isinstance(value, list):
+        return any(has_big_int(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_big_int(v) for v in value.values())
     return False
 
 
@@ -122,6 +133,20 @@ class Attempt:
     note: str = ""
     surrogates: bool = False
     depth: int = 0
+    nan_big_int: bool = False  # NaN text (so Python's parser reads it) and an integer beyond 64 bits
+
+    @property
+    def cause(self) -> str:
+        """Which known failure this attempt is, if any (the module `KNOWN_DEPTH` comment)."""
+        if self.depth > 1024:
+            return "over 1,024 levels (defect 3)"
+        if self.depth >= KNOWN_DEPTH:
+            return "256+ levels (defect 1)"
+        if self.surrogates:
+            return "lone surrogate (defect 1)"
+        if self.nan_big_int:
+            return "NaN + int over 64 bits (like defect 1)"
+        return "other"
 
 
 def _json_ok(raw: bytes) -> tuple[bool, Any]:
@@ -159,7 +184,7 @@ def attempts(draw, route: str, known: bool = True) -> Attempt:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         ok, _ = _json_ok(text)
         return Attempt(route, raw, {**extra, **headers}, ok, f"{event}{' form' if form else ''}", body.surrogates,
-                       body.depth)
+                       body.depth, body.style == "nan" and has_big_int(body.inner))
     if route == "/webhooks/linear":
         fields = draw(st.dictionaries(texts(known), json_values(known, known or body.style != "nan"), max_size=3))
         stamp = draw(st.sampled_from(["now", "now", "now", "none", "stale"]))
@@ -173,7 +198,9 @@ def attempts(draw, route: str, known: bool = True) -> Attempt:
                    "Linear-Signature": signed_headers(raw, SECRETS["CC_LINEAR_WEBHOOK_SECRET"])["X-Signature-256"]
                    .removeprefix("sha256=")}
         ok, _ = _json_ok(raw)
-        return Attempt(route, raw, {**extra, **headers}, ok and stamp == "now", stamp, body.surrogates, body.depth)
+        return Attempt(route, raw, {**extra, **headers}, ok and stamp == "now", stamp,
+                       body.surrogates or has_lone_surrogate(fields), body.depth,
+                       body.style == "nan" and (has_big_int(body.inner) or has_big_int(fields)))
     secret = SECRETS["CC_CHARLIE_WEBHOOK_SECRET" if route == "/webhooks/charlie" else "CC_EVENTS_API_TOKEN"]
     shape = draw(st.sampled_from(["kind", "kind", "bare"]))
     kind = draw(st.sampled_from(["charlie.activity", "deploy.finished", "bot.trade"])
@@ -191,7 +218,8 @@ def attempts(draw, route: str, known: bool = True) -> Attempt:
     else:
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {secret}"}
     headers["X-Delivery-Id"] = delivery
-    return Attempt(route, raw, {**extra, **headers}, ok, shape, body.surrogates, body.depth)
+    return Attempt(route, raw, {**extra, **headers}, ok, shape, body.surrogates or has_lone_surrogate(kind),
+                   body.depth, body.style == "nan" and has_big_int(body.inner))
 
 
 MARKER = "\x00fuzz-body\x00"
@@ -241,11 +269,13 @@ class Tally:
     duplicated: int = 0
     wrongly_accepted: int = 0
     problems: list[str] = field(default_factory=list)
+    causes: Counter = field(default_factory=Counter)  # requests with a problem, by `Attempt.cause`
 
     def problem(self, attempt: Attempt, what: str) -> str:
-        text = (f"{attempt.route} ({attempt.note}, depth {attempt.depth}, lone surrogates {attempt.surrogates}, "
+        text = (f"{attempt.route} ({attempt.note}, {attempt.cause}, depth {attempt.depth}, "
                 f"{len(attempt.body)} bytes): {what}")
         self.problems.append(text)
+        self.causes[attempt.cause] += 1
         return text
 
 
@@ -341,10 +371,10 @@ def run(ctx: Context) -> list[Row]:
                 fuzz_route(fuzzer, route, max_examples=10, seed=ctx.seed * 1000 + chunk)
                 chunk += 1
             t = fuzzer.tally
-            kinds = sorted({p.split(": ", 1)[1][:60] for p in t.problems})[:3]
+            causes = ", ".join(f"{cause} {n}" for cause, n in t.causes.most_common())
             rows.append(Row(f"fuzz_webhooks {route}", attempts=t.attempts, acked_lost=t.lost, duplicated=t.duplicated,
                             errors_5xx=t.errors_5xx, wrongly_accepted=t.wrongly_accepted,
-                            notes=f"{t.acked:,} acked; " + ("; ".join(kinds) if kinds else "no problem")))
+                            notes=f"{t.acked:,} acked; " + (f"problems by cause: {causes}" if causes else "no problem")))
     finally:
         sidecar.stop()
     return rows
