@@ -120,6 +120,9 @@ EXTRA_HEADERS = st.dictionaries(
     st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12).map(lambda s: "X-Fuzz-" + s),
     st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=40)
     .map(str.strip), max_size=3)  # Latin-1, as HTTP carries it; no edge whitespace, which clients refuse to send
+# The Content-Type a sender says, whatever the body is (None: the route's own).
+CONTENT_TYPES = st.sampled_from([None, None, None, "application/json; charset=utf-8", "text/plain",
+                                 "application/x-www-form-urlencoded", ""])
 ODD_IDS = st.text(st.characters(min_codepoint=0x21, max_codepoint=0xFF, exclude_characters="\x7f"),
                   min_size=1, max_size=80).map(str.strip).filter(bool)
 
@@ -170,6 +173,9 @@ def attempts(draw, route: str, known: bool = True) -> Attempt:
     body = draw(bodies(known))
     broken = draw(st.integers(0, 9)) == 0
     extra = draw(EXTRA_HEADERS)
+    content_type = draw(CONTENT_TYPES)
+    if content_type is not None:
+        extra["Content-Type"] = content_type
     odd_id = draw(st.booleans()) and draw(st.booleans())
     # Unique even when odd: two examples with one id are a sender's redelivery, rightly not landed twice.
     delivery = (draw(ODD_IDS) + uuid.uuid4().hex[:8]) if odd_id else str(uuid.uuid4())
@@ -183,7 +189,7 @@ def attempts(draw, route: str, known: bool = True) -> Attempt:
         if form:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         ok, _ = _json_ok(text)
-        return Attempt(route, raw, {**extra, **headers}, ok, f"{event}{' form' if form else ''}", body.surrogates,
+        return Attempt(route, raw, {**headers, **extra}, ok, f"{event}{' form' if form else ''}", body.surrogates,
                        body.depth, body.style == "nan" and has_big_int(body.inner))
     if route == "/webhooks/linear":
         fields = draw(st.dictionaries(texts(known), json_values(known, known or body.style != "nan"), max_size=3))
@@ -198,7 +204,7 @@ def attempts(draw, route: str, known: bool = True) -> Attempt:
                    "Linear-Signature": signed_headers(raw, SECRETS["CC_LINEAR_WEBHOOK_SECRET"])["X-Signature-256"]
                    .removeprefix("sha256=")}
         ok, _ = _json_ok(raw)
-        return Attempt(route, raw, {**extra, **headers}, ok and stamp == "now", stamp,
+        return Attempt(route, raw, {**headers, **extra}, ok and stamp == "now", stamp,
                        body.surrogates or has_lone_surrogate(fields), body.depth,
                        body.style == "nan" and (has_big_int(body.inner) or has_big_int(fields)))
     secret = SECRETS["CC_CHARLIE_WEBHOOK_SECRET" if route == "/webhooks/charlie" else "CC_EVENTS_API_TOKEN"]
@@ -218,7 +224,7 @@ def attempts(draw, route: str, known: bool = True) -> Attempt:
     else:
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {secret}"}
     headers["X-Delivery-Id"] = delivery
-    return Attempt(route, raw, {**extra, **headers}, ok, shape, body.surrogates or has_lone_surrogate(kind),
+    return Attempt(route, raw, {**headers, **extra}, ok, shape, body.surrogates or has_lone_surrogate(kind),
                    body.depth, body.style == "nan" and has_big_int(body.inner))
 
 
