@@ -92,7 +92,9 @@ User = Annotated[Principal, Depends(principal)]
 Data = Annotated[Serving, Depends(get_serving)]
 
 router = APIRouter(dependencies=[Depends(principal)],
-                   responses={401: {"description": "Missing, invalid or expired bearer token"}})
+                   responses={401: {"description": "Missing, invalid or expired bearer token"},
+                              503: {"description": "No marts to read yet (no build served), or the warehouse "
+                                                   "is gone: retry after `Retry-After` seconds"}})
 
 # What the routes with a body answer besides their own codes: FastAPI's 400 for a body that is not
 # JSON at all (a JSON body that breaks the schema is a 422).
