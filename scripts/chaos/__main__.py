@@ -21,6 +21,8 @@ MODULES: list[str] = [
     "cdc_kill_resume",
     "postgres_restart",
     "source_outage_storm",
+    "fuzz",
+    "schemathesis_api",
 ]
 
 
