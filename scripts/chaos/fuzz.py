@@ -89,8 +89,8 @@ class Body:
 
 
 DEPTHS = [0, 0, 0, 1, 50, 200, 300, 1100, 3000]
-# The bodies the sidecar is known to answer 500 (issue 10): lone surrogates and nesting deeper than
-# orjson re-encodes (255 levels) answered 500 after the delivery id was claimed, so the retry is a
+# The bodies the sidecar answered 500 before issue 10's fixes (each a 400 now, nothing claimed): lone
+# surrogates and nesting deeper than orjson re-encodes (255 levels) answered 500 after the delivery id was claimed, so the retry is a
 # `duplicate` and nothing lands (defect 1); deeper than ~1,024 levels a RecursionError (defect 3);
 # found by this fuzz, the same loss as defect 1: NaN/Infinity text (read by Python's parser, not
 # orjson) with an integer beyond 64 bits, which orjson cannot write back. `known=False` leaves them out.

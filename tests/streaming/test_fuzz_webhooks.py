@@ -25,10 +25,9 @@ def sidecar(tmp_path_factory):
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_signed_arbitrary_bodies_are_landed_once_or_refused(sidecar, route):
-    # known=False: the bodies defects 1 and 3 answer 500 (below, as xfails) are left out of the
-    # strategy until those fixes are merged; the chaos run (`make chaos`) sends them too.
+    # known=True: the strategy also draws the bodies of defects 1 and 3 (lone surrogates, deep nesting).
     fuzzer = Fuzzer(sidecar, strict=True)
-    fuzz_route(fuzzer, route, max_examples=25, known=False)
+    fuzz_route(fuzzer, route, max_examples=25, known=True)
     assert fuzzer.tally.acked > 0 and fuzzer.tally.acked < fuzzer.tally.attempts, "the fuzz neither acked nor refused"
 
 
@@ -48,9 +47,9 @@ def _attempt(route: str, data: str) -> Attempt:
     return Attempt(route, raw, {**signed_headers(raw, secret), "X-Delivery-Id": str(uuid.uuid4())}, True)
 
 
-DEFECT_1 = ("issue 10 defect 1: a body the sidecar cannot re-encode is answered 500 after its delivery id "
-            "is claimed, and the retry is a `duplicate` of nothing landed")
-DEFECT_3 = "issue 10 defect 3: JSON nested deeper than ~1,024 levels raises RecursionError (500)"
+# The bodies issue 10's defects 1 and 3 lost or answered 500 (each a 400 now, nothing claimed).
+DEFECT_1 = "defect 1: a body the sidecar cannot re-encode was a 500 after its id was claimed: lost"
+DEFECT_3 = "defect 3: JSON nested deeper than ~1,024 levels was a RecursionError (500)"
 KNOWN = {
     # A lone surrogate, as JSON carries it (an escape): orjson cannot write it back.
     "lone surrogate escape": ('{"title":"\\ud800"}', DEFECT_1),
@@ -65,10 +64,8 @@ KNOWN = {
 
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("case", list(KNOWN))
-def test_known_unencodable_bodies_are_landed_once_or_refused(sidecar, route, case, request):
-    data, reason = KNOWN[case]
-    # Strict: when the fix is merged these pass, and the mark must go.
-    request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+def test_known_unencodable_bodies_are_landed_once_or_refused(sidecar, route, case):
+    data, _defect = KNOWN[case]
     fuzzer = Fuzzer(sidecar, strict=True)
     fuzzer.check(_attempt(route, data))
 
