@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-import httpx
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -1115,6 +1114,8 @@ def charlie_command(request: Request, data: Data, user: User,
         headers["Authorization"] = f"Bearer {settings.charlie_api_token}"
     url = f"{settings.charlie_base_url}/instances/{command.instance_id}/commands"
     http_status, result, error = None, None, None
+    import httpx  # here, not at the top: its import (rich, click for its CLI) slowed every sidecar start
+
     try:
         # Not retried: a command is not idempotent on every instance; the key lets one dedupe.
         reply = httpx.post(url, json={"id": command_id, "command": command.command, "args": args,
