@@ -84,10 +84,6 @@ def normalize(
         raise InvalidRecord(f"{type(exc).__name__}: {exc}") from exc
 
 
-def has_events(source: str, entity: str) -> bool:
-    return (source, entity) in NORMALIZERS
-
-
 def pushed_records(kind: str, data: Any) -> list[SourceRecord]:
     """`POST /events` / `POST /webhooks/charlie`: one record, or a list of them, of a known kind."""
     if kind not in PUSHED_KINDS:
