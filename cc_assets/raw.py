@@ -29,10 +29,11 @@ from dagster import (
 )
 
 from cc_assets.partitions import daily_partitions, single_run_backfill
-from cc_events.logs import log_event_id
 from cc_events.model import InvalidRecord
-from cc_events.raw_tables import RAW_TABLES, RawTable
-from cc_events.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
+from cc_events.raw_tables import RawTable
+from cc_events.registry import RAW_TABLES
+from cc_events.sources.logs import log_event_id
+from cc_events.sources.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
 from resources.cdc import CdcReader, parse_lsn
 from resources.cursors import CursorStore
 from resources.http import MalformedPage, NotFound, SourceUnavailable, dumps

@@ -21,8 +21,8 @@ from typing import Any
 import requests
 import urllib3
 
+from cc_events.helpers import parse_time
 from cc_events.model import InvalidRecord
-from cc_events.normalize import parse_time
 from resources.http import (
     RETRYABLE_STATUS,
     HttpClient,

@@ -27,7 +27,7 @@ from dagster import (
 
 from cc_assets.normalized import EVENT_KEYS_KEY, EVENTS_KEY
 from cc_assets.raw import source_cursors
-from cc_events.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
+from cc_events.sources.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
 from resources.circuit import CircuitBreaker
 from resources.http import MalformedPage, SourceUnavailable
 from resources.landing import LandingLog

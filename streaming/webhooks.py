@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from cc_events.webhooks import METRICS_KIND
+from cc_events.sources.system import METRICS_KIND
 from streaming import bodies
 from streaming.auth import signature_matches, token_matches
 

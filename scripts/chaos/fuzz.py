@@ -32,7 +32,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cc_events.webhooks import METRICS_KIND
+from cc_events.sources.system import METRICS_KIND
 from scripts.chaos import Context, Row, Scenario
 from scripts.chaos.harness import SECRETS, Sidecar, github_headers, signed_headers
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cc_events.logs import log_event_id, normalize_log_record
+from cc_events.sources.logs import log_event_id, normalize_log_record
 from resources.logs import LogTailer, parse_line
 from sandbox.logs import LogWriter
 
@@ -321,7 +321,7 @@ DRIVER = r'''
 import json, os, sys, time
 from pathlib import Path
 
-from cc_events.logs import log_event_id
+from cc_events.sources.logs import log_event_id
 from resources.logs import LogTailer
 
 
