@@ -14,6 +14,9 @@ from scripts.chaos import Context, Row, Scenario, scratch
 
 # One line per scenario module, in the order they run (cheap and independent ones first).
 MODULES: list[str] = [
+    "kill_storm_duckdb",
+    "kill_storm_postgres",
+    "replicas_redis",
 ]
 
 
