@@ -38,17 +38,17 @@ class Storm:
 
 
 async def storm(server: Sidecar, deliveries: Deliveries, seconds: float, rate: float, concurrency: int,
-                kill_every: tuple[float, float], max_kills: int | None, seed: int) -> Storm:
+                kill_every: tuple[float, float], kills: int | None, seed: int) -> Storm:
     sender = RetryingSender([("127.0.0.1", server.port)], rate, concurrency)
     rng = random.Random(seed)
     result = Storm(sender.tally)
     started = time.monotonic()
 
     async def killer() -> None:
-        # No kill in the last 2 s of sending: the drain then runs against a live sidecar.
-        while time.monotonic() + kill_every[0] < started + seconds - 2:
-            if max_kills is not None and len(result.kills) >= max_kills:
-                return
+        # With `kills`, that many kills however slow the restarts, then 2 s more of sending;
+        # else kills for `seconds` but none in the last 2 s. The drain runs against a live sidecar.
+        while (len(result.kills) < kills if kills is not None
+               else time.monotonic() + kill_every[1] < started + seconds - 2):
             await asyncio.sleep(rng.uniform(*kill_every))
             moment = time.monotonic()
             await asyncio.to_thread(server.kill)
@@ -57,8 +57,12 @@ async def storm(server: Sidecar, deliveries: Deliveries, seconds: float, rate: f
             result.restarts_s.append(time.monotonic() - moment)
 
     killing = asyncio.create_task(killer())
-    await sender.run(deliveries, seconds)
+    sending = asyncio.create_task(sender.run(deliveries, seconds if kills is None else 600))
     await killing
+    if kills is not None:
+        await asyncio.sleep(2)
+        sender.stopping = True
+    await sending
     result.seconds = time.monotonic() - started
     return result
 
@@ -132,7 +136,7 @@ def run(ctx: Context, warehouse: str = "duckdb", **options) -> list[Row]:
 
 
 def attack(ctx: Context, warehouse: str = "duckdb", *, rate: float = 300, concurrency: int = 32,
-        kill_every: tuple[float, float] = (2.0, 4.0), max_kills: int | None = None,
+        kill_every: tuple[float, float] = (2.0, 4.0), kills: int | None = None,
         storm_s: float | None = None, end_to_end: bool = True) -> Outcome:
     name = f"kill_storm_{warehouse}"
     if storm_s is None:
@@ -143,13 +147,16 @@ def attack(ctx: Context, warehouse: str = "duckdb", *, rate: float = 300, concur
         env = dict(SECRETS)
         if warehouse == "postgres":
             env.update(CC_WAREHOUSE="postgres", CC_PG_URL=pg_url)
+        began = time.monotonic()
         if end_to_end:
             baseline(data_dir, ctx.workdir, warehouse, pg_url)
+        phases = {"baseline": time.monotonic() - began}
         server = Sidecar(data_dir, env).start()
         try:
             deliveries = Deliveries(ctx.seed)
-            result = asyncio.run(storm(server, deliveries, storm_s, rate, concurrency, kill_every, max_kills,
+            result = asyncio.run(storm(server, deliveries, storm_s, rate, concurrency, kill_every, kills,
                                        ctx.seed))
+            phases["storm"] = result.seconds
             server.kill()  # a last crash right after the last ack
             tally = result.tally
             ledger = count.Ledger([a.delivery for a in tally.acks.values()])
@@ -159,7 +166,7 @@ def attack(ctx: Context, warehouse: str = "duckdb", *, rate: float = 300, concur
                      f"{ledger.event_count:,} events",
                      f"restart ≤ {max(result.restarts_s, default=0):.1f} s"]
             if end_to_end:
-                timings = pipeline(data_dir, warehouse, pg_url)
+                phases.update(pipeline(data_dir, warehouse, pg_url))
                 findings.append(ledger.deliveries("raw", count.raw_deliveries(data_dir)))
                 findings.append(ledger.events("normalized", count.normalized_events(data_dir)))
                 if warehouse == "duckdb":
@@ -171,7 +178,7 @@ def attack(ctx: Context, warehouse: str = "duckdb", *, rate: float = 300, concur
                 findings.append(ledger.events("marts", marts))
                 server.start()
                 findings.append(ledger.events("rest", count.rest_events(server.url, server.token())))
-                notes.append(f"dbt build {timings['transform_job']:.0f} s")
+            notes.append(", ".join(f"{k} {v:.0f} s" for k, v in phases.items()))
             lost, dup, checked = count.summary(findings)
             notes.insert(1, checked)
             if tally.unacked:
