@@ -76,3 +76,60 @@ def test_replicas_over_a_restarted_redis_and_a_killed_replica(tmp_path, redis_se
     assert all(c.connects[-1][1] == 1 for c in outcome.clients)
     assert sorted(outcome.lost)[:5] == [] and sorted(outcome.duplicated)[:5] == []
     assert outcome.tally.errors_5xx == [] and outcome.tally.unacked == []
+
+
+def test_an_event_acknowledged_while_redis_is_down_reaches_the_other_replica(tmp_path, redis_server_binary):
+    """Replica A takes a webhook while Redis is restarting: once Redis is back, a client of replica
+    B gets it live and B's REST reads serve it (it used to be logged and dropped)."""
+    import asyncio
+    import json
+    import uuid
+
+    import requests
+    import websockets
+
+    from scripts.chaos.harness import SECRETS, Sidecar, signed_headers
+    from scripts.chaos.replicas_redis import RedisServer, empty_marts
+
+    data_dir = tmp_path / "data"
+    empty_marts(data_dir)
+    redis_server = RedisServer(tmp_path).start()
+    env = {**SECRETS, "CC_REDIS_URL": f"{redis_server.url}?channel=cc-test-{uuid.uuid4().hex[:8]}"}
+    a, b = Sidecar(data_dir, env).start(), Sidecar(data_dir, env).start()
+    record = {"id": "act-outage", "instance_id": "charlie-1", "type": "task_started",
+              "timestamp": "2026-01-05T10:00:00Z", "message": "taken while Redis was down"}
+    body = json.dumps({"kind": "charlie.activity", "data": record}).encode()
+
+    async def scenario() -> dict:
+        async with websockets.connect(f"{b.ws_url}?token={b.token()}") as ws:
+            await ws.send(json.dumps({"type": "subscribe", "rooms": ["events:all"]}))
+            while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "subscribed":
+                pass
+            await asyncio.to_thread(redis_server.stop)
+            answer = await asyncio.to_thread(
+                requests.post, f"{a.url}/webhooks/charlie", data=body,
+                headers=signed_headers(body, SECRETS["CC_CHARLIE_WEBHOOK_SECRET"]), timeout=30)
+            assert answer.status_code == 202, answer.text
+            await asyncio.to_thread(redis_server.start)
+
+            async def first_event() -> dict:
+                while True:
+                    message = json.loads(await ws.recv())
+                    if message["type"] == "charlie.task_started":
+                        return message
+            try:  # bounded: a message that never comes fails the test instead of hanging it
+                return await asyncio.wait_for(first_event(), 30)
+            except TimeoutError:
+                raise AssertionError("the event replica A acknowledged while Redis was down never "
+                                     "reached the client of replica B") from None
+
+    try:
+        message = asyncio.run(scenario())
+        assert message["payload"]["id"] == "charlie:activity:act-outage"
+        events = requests.get(f"{b.url}/api/events", headers={"Authorization": f"Bearer {b.token()}"},
+                              timeout=10).json()["events"]
+        assert [e["id"] for e in events] == ["charlie:activity:act-outage"]
+    finally:
+        a.stop()
+        b.stop()
+        redis_server.stop()
