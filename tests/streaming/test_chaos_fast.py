@@ -44,7 +44,7 @@ def test_kill_storm_counted_end_to_end_on_duckdb(tmp_path):
     from scripts.chaos.kill_storm import attack
 
     outcome = attack(Context(tmp_path, 60), "duckdb", rate=80, concurrency=12, kill_every=(1.0, 2.0), kills=3,
-                     storm_s=None)
+                     full_build=False)
     tally = outcome.storm.tally
     assert len(outcome.storm.kills) >= 2, "the storm must kill the sidecar while it is sent to"
     assert tally.connection_errors > 0 and len(tally.acks) >= 100
