@@ -160,8 +160,8 @@ def run(ctx: Context, warehouse: str = "duckdb", **options) -> list[Row]:
 
 
 def attack(ctx: Context, warehouse: str = "duckdb", *, rate: float = 300, concurrency: int = 32,
-        kill_every: tuple[float, float] = (2.0, 4.0), kills: int | None = None,
-        storm_s: float | None = None, end_to_end: bool = True, full_build: bool = True) -> Outcome:
+           kill_every: tuple[float, float] = (2.0, 4.0), kills: int | None = None,
+           storm_s: float | None = None, end_to_end: bool = True, full_build: bool = True) -> Outcome:
     """`full_build=False` (the fast test) builds only the models `/api/events` reads, which need
     no other source: no sandbox day first."""
     name = f"kill_storm_{warehouse}"
