@@ -1,4 +1,4 @@
-"""Two sidecar replicas over one Redis: Redis restarted mid-stream, then one replica `kill -9`ed.
+"""Two sidecar replicas over one Redis: Redis `kill -9`ed and restarted mid-stream, then one replica `kill -9`ed.
 
 Both replicas share one data dir, as the README's deployment has it (one landing log; a delivery
 a dying replica landed but never acknowledged may be landed again by the other, and the raw asset
@@ -248,7 +248,7 @@ async def _scenario(ctx: Context, replicas: list[Sidecar], redis_server: RedisSe
     async def faults() -> None:
         await asyncio.sleep(storm_s * 0.25)
         moment = fault_at["redis restart"] = time.monotonic()
-        await asyncio.to_thread(redis_server.stop)  # SIGTERM; no persistence: it comes back empty
+        await asyncio.to_thread(redis_server.stop, signal.SIGKILL)  # a crash; no persistence: it comes back empty
         await asyncio.sleep(1.0)
         await asyncio.to_thread(redis_server.start)
         recoveries["redis restart"] = await flowing_again(moment, replicas, clients, deliveries, probes)
