@@ -1,4 +1,4 @@
-"""Two sidecar replicas over one Redis: Redis `kill -9`ed and restarted mid-stream, then one replica `kill -9`ed.
+"""Two sidecar replicas over one Redis: Redis killed and restarted mid-stream, then a replica `kill -9`ed.
 
 Both replicas share one data dir, as the README's deployment has it (one landing log; a delivery
 a dying replica landed but never acknowledged may be landed again by the other, and the raw asset
