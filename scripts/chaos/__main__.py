@@ -23,6 +23,9 @@ MODULES: list[str] = [
     "source_outage_storm",
     "fuzz",
     "schemathesis_api",
+    "kill_storm_duckdb",
+    "kill_storm_postgres",
+    "replicas_redis",
 ]
 
 
