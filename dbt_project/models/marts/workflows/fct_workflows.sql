@@ -5,7 +5,7 @@
     is an index range scan, read backwards, from the last row it showed.
 -#}
 {% if target.type == 'postgres' %}
-{{ config(indexes=[{'columns': ['last_event_at', 'workflow_id']}]) }}
+    {{ config(indexes=[{'columns': ['last_event_at', 'workflow_id']}]) }}
 {% endif %}
 with
 
@@ -142,21 +142,24 @@ workflows_with_status as (
             else 'events'
         end as status_source,
         case
-            when linear_issue_id is not null then
-                case linear_state_type
-                    when 'started' then 'active'
-                    when 'completed' then 'completed'
-                    when 'canceled' then 'canceled'
-                    else 'pending'
-                end
-            when pull_request_id is not null then
-                case
-                    when is_pr_merged then 'completed'
-                    when pr_state = 'closed' then 'canceled'
-                    else 'active'
-                end
-            when github_issue_id is not null then
-                case when is_github_issue_closed then 'completed' else 'active' end
+            when linear_issue_id is not null
+                then
+                    case linear_state_type
+                        when 'started' then 'active'
+                        when 'completed' then 'completed'
+                        when 'canceled' then 'canceled'
+                        else 'pending'
+                    end
+            when pull_request_id is not null
+                then
+                    case
+                        when is_pr_merged then 'completed'
+                        when pr_state = 'closed' then 'canceled'
+                        else 'active'
+                    end
+            when github_issue_id is not null
+                then
+                    case when is_github_issue_closed then 'completed' else 'active' end
             when last_charlie_outcome = 'charlie.task.completed' then 'completed'
             when last_charlie_outcome = 'charlie.task.failed' then 'failed'
             else 'active'
