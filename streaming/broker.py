@@ -28,6 +28,8 @@ OUTBOX_MAX = 50_000
 # before sending what was kept (a replica that died meanwhile never will).
 RESUBSCRIBE_WAIT_S = 5.0
 RECONNECT_MAX_S = 1.0
+# A delivery's "landed" marker outlives GitHub's 3-day redelivery window.
+LANDED_TTL_S = 7 * 24 * 3600
 Deliver = Callable[[str, str], None]  # (room, text)
 
 
@@ -41,7 +43,8 @@ def unpack(message: str) -> tuple[str, str]:
 
 
 class Broker:
-    """Base: `connect(deliver)`, `publish(room, text)`, `disconnect()`."""
+    """Base: `connect(deliver)`, `publish(room, text)`, `disconnect()`, and the delivery keys
+    landed by any replica (`landed`, `mark_landed`): one process needs none beyond its own index."""
 
     url = "memory://"
 
@@ -50,6 +53,12 @@ class Broker:
 
     async def publish(self, room: str, text: str) -> None:
         self._deliver(room, text)
+
+    async def landed(self, keys: tuple[str, ...]) -> bool:
+        return False
+
+    async def mark_landed(self, keys: tuple[str, ...]) -> None:
+        pass
 
     async def disconnect(self) -> None:
         pass
@@ -145,6 +154,30 @@ class RedisBroker(Broker):
             if subscribed >= self._receivers:
                 return
             await asyncio.sleep(0.05)
+
+    # Replicas share their webhook dedupe through one marker per delivery key, set once the
+    # delivery is on disk and before it is published: a redelivery that fails over to another
+    # replica after the first one landed (and maybe published) it is a duplicate there too.
+    # Best effort: with Redis unreachable each replica still dedupes what it landed itself.
+
+    def _marker(self, key: str) -> str:
+        return f"{self.channel}:landed:{key}"
+
+    async def landed(self, keys: tuple[str, ...]) -> bool:
+        try:
+            return bool(await self._redis.exists(*(self._marker(k) for k in keys)))
+        except Exception as exc:
+            log.warning("redis broker: cannot read landed markers (%s); deduping locally", exc)
+            return False
+
+    async def mark_landed(self, keys: tuple[str, ...]) -> None:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.set(self._marker(key), 1, ex=LANDED_TTL_S)
+                await pipe.execute()
+        except Exception as exc:
+            log.warning("redis broker: cannot set landed markers (%s)", exc)
 
     async def disconnect(self) -> None:
         for task in (self._reader, self._flusher):

@@ -159,7 +159,7 @@ class Sidecar:
         Everything that can fail before the write (normalizing, encoding the line) happens before
         the claim; from the claim on, the claim is settled by the write's own outcome, so no
         error or cancelled request can leave a key claimed without a durable line."""
-        if self.deliveries.durable(delivery.keys):
+        if self.deliveries.durable(delivery.keys) or await self.broker.landed(delivery.keys):
             return _duplicate(delivery)
         reason = None
         try:
@@ -197,6 +197,7 @@ class Sidecar:
                                 headers={"Retry-After": "5"})
         # On disk: from here on nothing may turn this into an error for the sender.
         try:
+            await self.broker.mark_landed(delivery.keys)  # before publishing: see RedisBroker.landed
             await self.publish(events, received_at)
             if delivery.event == ALERT_KIND:
                 await self.broker.publish("alerts:all", message(ALERT_KIND, "alerts:all", delivery.payload))

@@ -76,9 +76,8 @@ def test_replicas_over_a_restarted_redis_and_a_killed_replica(tmp_path, redis_se
     # The killed replica's clients moved to the other one.
     assert all(c.connects[-1][1] == 1 for c in outcome.clients)
     assert sorted(outcome.lost)[:5] == [], outcome.row.notes
-    # A delivery landed and published by the replica that died before its ack, then by the other,
-    # reaches clients twice: the open defect the xfail test below pins. Any other duplicate is new.
-    assert outcome.duplicated <= outcome.landed_twice, outcome.row.notes
+    # Replicas share their dedupe through Redis: a redelivery that fails over reaches clients once.
+    assert not outcome.duplicated, outcome.row.notes
     assert outcome.tally.errors_5xx == [] and outcome.tally.unacked == []
 
 
@@ -139,8 +138,6 @@ def test_an_event_acknowledged_while_redis_is_down_reaches_the_other_replica(tmp
         redis_server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="open: replicas do not share their dedupe, so a redelivery that fails over "
-                                       "to the other replica is landed and published again (issue 10, replicas_redis)")
 def test_a_redelivery_that_fails_over_to_the_other_replica_reaches_clients_once(tmp_path, redis_server_binary):
     """What `replicas_redis` sees when replica A lands and publishes a delivery, dies before its
     ack, and the sender retries on replica B: here without the kill, the same delivery sent to A
