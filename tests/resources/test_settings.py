@@ -134,3 +134,11 @@ def test_commands_print_a_bad_value_in_one_line(module, tmp_path) -> None:
     done = subprocess.run([sys.executable, "-m", "scripts.run", module], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (2, "", "CC_WS_QUEUE_MAX: expected an integer, got '1k'\n")
+
+
+def test_commands_read_a_dot_env_in_their_directory(tmp_path) -> None:
+    (tmp_path / ".env").write_text("CC_WS_QUEUE_MAX=1k\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "CC_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run([sys.executable, "-m", "scripts.run", "scripts.sql"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (2, "CC_WS_QUEUE_MAX: expected an integer, got '1k'\n")
