@@ -26,7 +26,6 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -331,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     out = args.out or Path(tempfile.mkdtemp(prefix="cc-bench-tiers-"))
-    settings = replace(Settings.from_env({"CC_DATA_DIR": str(out)}), warm_days=args.warm_days)
+    settings = Settings.from_env({"CC_DATA_DIR": str(out)}).model_copy(update={"warm_days": args.warm_days})
     if args.queries_only:
         print_queries(settings, args.repeat)
         if args.busy:

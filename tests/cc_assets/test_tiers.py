@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import duckdb
@@ -97,7 +96,7 @@ def tiered(sandbox, tmp_path_factory):
 
 
 def settings_of(tiered, **changes) -> Settings:
-    return replace(Settings.from_env({"CC_DATA_DIR": str(tiered["data_dir"])}), **changes)
+    return Settings.from_env({"CC_DATA_DIR": str(tiered["data_dir"])}).model_copy(update=changes)
 
 
 def materialization(result, key: list[str]):
@@ -197,7 +196,7 @@ def test_history_reads_each_new_snapshot_a_build_swaps_in(tiered, tmp_path):
 
     data_dir = tmp_path / "data"
     shutil.copytree(tiered["data_dir"], data_dir)
-    settings = replace(Settings.from_env({"CC_DATA_DIR": str(data_dir)}), warm_days=30)
+    settings = Settings.from_env({"CC_DATA_DIR": str(data_dir)}).model_copy(update={"warm_days": 30})
     reader = HistoryReader(settings, today=date(2026, 11, 23))
     window = (datetime(2026, 11, 16), datetime(2026, 11, 21))
 
@@ -553,7 +552,7 @@ def test_cold_and_archive_on_s3_through_the_same_code(tiered, s3_lake, tmp_path)
         assert manifest["days"] == {d: {"rows": f.rows, "checksum": f.checksum} for d, f in truth.items()}
         assert manifest["files"][0]["sha256"] == tiers.sha256(tiers.archive_path(date(2026, 11, 1)))
         # History and the analysts' catalog read S3 like a folder.
-        reader = HistoryReader(replace(settings, warm_days=0), today=date(2026, 11, 23))
+        reader = HistoryReader(settings.model_copy(update={"warm_days": 0}), today=date(2026, 11, 23))
         volume = reader.event_volume(datetime(2026, 11, 1), datetime(2026, 12, 1))
         assert {r["tier"] for r in volume} == {"history"}
         assert sum(r["event_count"] for r in volume) == sum(f.rows for f in truth.values())
@@ -612,7 +611,7 @@ def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partiti
         assert set(partitions("fct_event_volume_1m")) == {f"fct_event_volume_1m_p{d.replace('-', '')}" for d in truth}
         settings = Settings.from_env({"CC_DATA_DIR": str(data_dir), "CC_WAREHOUSE": "postgres",
                                       "CC_PG_URL": pg_database, "CC_PG_SCHEMA": "tiers"})
-        reader = HistoryReader(replace(settings, warm_days=5), today=date(2026, 11, 23))
+        reader = HistoryReader(settings.model_copy(update={"warm_days": 5}), today=date(2026, 11, 23))
         volume = reader.event_volume(datetime(2026, 11, 16), datetime(2026, 11, 21))
         assert {r["tier"] for r in volume} == {"history", "warm"}
         assert sum(r["event_count"] for r in volume) == sum(f.rows for f in truth.values())
