@@ -33,15 +33,15 @@ from cc_events.logs import log_event_id
 from cc_events.model import InvalidRecord
 from cc_events.raw_tables import RAW_TABLES, RawTable
 from cc_events.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
-from resources.cdc import CdcReader, parse_lsn
-from resources.cursors import CursorStore
-from resources.http import MalformedPage, NotFound, SourceUnavailable, dumps
-from resources.lake import DeadLetter, Lake, raw_schema
-from resources.landing import LandingLog
-from resources.logs import LogTailer
-from resources.metrics_agent import STREAM as METRICS_STREAM
+from resources.http.client import MalformedPage, NotFound, SourceUnavailable, dumps
+from resources.ingest.cdc import CdcReader, parse_lsn
+from resources.ingest.log_tailer import LogTailer
+from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
 from resources.platform import PlatformResource
-from resources.sources import Item
+from resources.sources.paging import Item
+from resources.storage.cursors import CursorStore
+from resources.storage.lake import DeadLetter, Lake, raw_schema
+from resources.storage.landing import LandingLog
 
 CDC_STREAM = "postgres_cdc"
 # A pushed stream's run pulls for at most this long, then lands what it has: its sensor runs again soon.

@@ -8,18 +8,16 @@ from datetime import date, datetime
 import pyarrow as pa
 from dagster import ConfigurableResource
 
-from resources.cursors import CursorStore
-from resources.lake import Lake, TablePath, WrittenPartition, warehouse_table_name
-from resources.postgres import PostgresWarehouse
 from resources.settings import Settings
-from resources.sources import (
-    CharlieClient,
-    CronClient,
-    GitHubClient,
-    LinearClient,
-    OpenClawClient,
-    WeatherClient,
-)
+from resources.sources.charlie import CharlieClient
+from resources.sources.cron import CronClient
+from resources.sources.github import GitHubClient
+from resources.sources.linear import LinearClient
+from resources.sources.openclaw import OpenClawClient
+from resources.sources.weather import WeatherClient
+from resources.storage.cursors import CursorStore
+from resources.storage.lake import Lake, TablePath, WrittenPartition, warehouse_table_name
+from resources.storage.postgres import PostgresWarehouse
 
 
 class PlatformResource(ConfigurableResource):

@@ -1,4 +1,4 @@
-"""`make sql`: DuckDB on a catalog of every tier (resources/catalog.py), for analysts.
+"""`make sql`: DuckDB on a catalog of every tier (resources/storage/catalog.py), for analysts.
 
     make sql                                   # interactive: end a statement with `;`, `.tables`, `.quit`
     make sql SQL_ARGS='-c "from tier_partitions"'
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", action="store_true", help="run the README's five example questions")
     args = parser.parse_args(argv)
 
-    from resources.catalog import open_catalog
     from resources.settings import Settings
+    from resources.storage.catalog import open_catalog
 
     con = open_catalog(Settings.from_env())
     if args.questions:

@@ -28,11 +28,11 @@ from dagster import (
 from cc_assets.normalized import EVENT_KEYS_KEY, EVENTS_KEY
 from cc_assets.raw import source_cursors
 from cc_events.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
-from resources.circuit import CircuitBreaker
-from resources.http import MalformedPage, SourceUnavailable
-from resources.landing import LandingLog
-from resources.metrics_agent import STREAM as METRICS_STREAM
+from resources.http.circuit import CircuitBreaker
+from resources.http.client import MalformedPage, SourceUnavailable
+from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
 from resources.platform import PlatformResource
+from resources.storage.landing import LandingLog
 
 NORMALIZED = AssetSelection.assets(EVENTS_KEY, EVENT_KEYS_KEY)
 
@@ -193,7 +193,7 @@ def system_metrics_sensor(context: SensorEvaluationContext, platform: PlatformRe
     path = LandingLog(platform.settings().landing_dir).path(METRICS_STREAM, datetime.now(UTC).date())
     size = str(path.stat().st_size) if path.exists() else "0"
     if size == (context.cursor or "0"):
-        return SkipReason("no new metrics samples (is `python -m resources.metrics_agent` running?)")
+        return SkipReason("no new metrics samples (is `python -m resources.ingest.metrics_agent` running?)")
     context.update_cursor(size)
     return RunRequest(partition_key=today())
 

@@ -5,8 +5,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from resources.http import HttpClient, MalformedPage
-from resources.sources import GitHubClient, LinearClient
+from resources.http.client import HttpClient, MalformedPage
+from resources.sources.github import GitHubClient
+from resources.sources.linear import LinearClient
 from sandbox import generate
 from sandbox.process import run_sandbox
 

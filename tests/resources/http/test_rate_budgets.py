@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from resources.http import HttpClient, RateLimited
-from resources.sources import ISSUES_QUERY, LinearClient
+from resources.http.client import HttpClient, RateLimited
+from resources.sources.linear import ISSUES_QUERY, LinearClient
 from sandbox.process import run_sandbox
 
 END = datetime(2026, 11, 20, 15, 30)

@@ -2,8 +2,8 @@ import subprocess
 import sys
 from datetime import datetime
 
-from resources.landing import LandingLog
-from resources.metrics_agent import STREAM, sample
+from resources.ingest.metrics_agent import STREAM, sample
+from resources.storage.landing import LandingLog
 
 
 def test_append_is_durable_per_day_and_a_torn_line_is_kept_as_text(tmp_path):
@@ -23,7 +23,7 @@ def test_metrics_agent_samples_the_real_machine(tmp_path):
     assert reading["host"] == "host-a"
     assert 0 <= reading["cpu_percent"] <= 100 * reading["cpu_count"]
     assert 0 < reading["memory_used_bytes"] <= reading["memory_total_bytes"]
-    out = subprocess.run([sys.executable, "-m", "resources.metrics_agent", "--once"],
+    out = subprocess.run([sys.executable, "-m", "resources.ingest.metrics_agent", "--once"],
                          env={"CC_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     [path] = (tmp_path / "landing" / STREAM).glob("date=*.jsonl")

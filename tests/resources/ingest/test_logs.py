@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from cc_events.logs import log_event_id, normalize_log_record
-from resources.logs import LogTailer, parse_line
+from resources.ingest.log_format import parse_line
+from resources.ingest.log_tailer import LogTailer
 from sandbox.logs import LogWriter
 
 RECEIVED = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[3]
 
 
 class MemoryCursors:
@@ -322,7 +323,7 @@ import json, os, sys, time
 from pathlib import Path
 
 from cc_events.logs import log_event_id
-from resources.logs import LogTailer
+from resources.ingest.log_tailer import LogTailer
 
 
 class JsonFileCursors:

@@ -8,8 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from resources.http import HttpClient, MalformedPage, SourceUnavailable
-from resources.sources import CronClient, OpenClawClient, SseEvent, SseParser, WeatherClient
+from resources.http.client import HttpClient, MalformedPage, SourceUnavailable
+from resources.http.sse import SseEvent, SseParser
+from resources.sources.cron import CronClient
+from resources.sources.openclaw import OpenClawClient
+from resources.sources.weather import WeatherClient
 from sandbox.process import run_sandbox
 
 END = datetime(2026, 11, 20, 15, 30)

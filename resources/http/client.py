@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from resources.circuit import CircuitBreaker
+from resources.http.circuit import CircuitBreaker
 from resources.settings import Settings
 
 log = logging.getLogger(__name__)

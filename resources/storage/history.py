@@ -32,10 +32,11 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from resources.lake import EVENTS_SCHEMA
-from resources.serving import snapshot_path
 from resources.settings import Settings
-from resources.tiers import ROLLUP, TierStore
+from resources.storage.lake import EVENTS_SCHEMA
+from resources.storage.serving import snapshot_path
+from resources.storage.tier_moves import ROLLUP
+from resources.storage.tiers import TierStore
 
 Grain = Literal["hour", "day"]
 # What the volume rollups count events by, in every tier.

@@ -7,7 +7,7 @@ appends into it. Retention then drops a day's partitions instead of deleting row
 setup the same tables live in the DuckDB warehouse and retention deletes the day's rows.
 
 A warm day is dropped only when its fingerprint (row count + checksum of event ids and times, the
-same function as the cold tier's, `resources/tiers.py`) equals its verified colder copy's.
+same function as the cold tier's, `resources/storage/tiers.py`) equals its verified colder copy's.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import psycopg
 from psycopg import sql
 
 from resources.settings import Settings
-from resources.tiers import Fingerprint, MoveReport, TierStore, colder_fingerprint
+from resources.storage.tier_moves import MoveReport, colder_fingerprint
+from resources.storage.tiers import Fingerprint, TierStore
 
 # table -> (time column, columns with their Postgres types), as the models select them.
 WARM_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
@@ -103,7 +104,7 @@ class WarmStore:
                 query = sql.SQL(PG_FINGERPRINT_SQL).format(sql.Identifier(self.settings.pg_schema, EVENTS_TABLE))
                 rows, checksum = conn.execute(query, bounds).fetchone()
             return Fingerprint(int(rows), str(checksum))
-        from resources.tiers import FINGERPRINT_SQL
+        from resources.storage.tiers import FINGERPRINT_SQL
 
         with self._duck(read_only=True) as con:
             rows, checksum = con.execute(

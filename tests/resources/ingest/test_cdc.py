@@ -25,20 +25,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from resources.cdc import (
-    Batch,
-    CdcReader,
-    PgOutputDecoder,
-    Position,
-    decode_value,
-    drop_slot,
-    parse_lsn,
-)
-from resources.cursors import CursorStore
+from resources.ingest.cdc import Batch, CdcReader, drop_slot
+from resources.ingest.pgoutput import PgOutputDecoder, Position, decode_value, parse_lsn
+from resources.storage.cursors import CursorStore
 from sandbox.pg_cluster import find_pg_bin, throwaway_cluster
 from sandbox.source_db import KEYS, TABLES, ChangeGenerator, setup_source_db
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 SNAPSHOT_ROWS = 146  # the seed's rows: 40 todos, 6 system_state, 60 trades, 40 signals
 
 
@@ -579,7 +572,7 @@ def test_cursor_store_is_atomic_durable_and_shared_between_processes(tmp_path):
     assert not [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
     # Four processes update their own keys at once: no update is lost to another's write.
-    bump = "import sys; from resources.cursors import CursorStore; s = CursorStore(sys.argv[1])\n" \
+    bump = "import sys; from resources.storage.cursors import CursorStore; s = CursorStore(sys.argv[1])\n" \
            "for i in range(30): s.set(sys.argv[2], i)"
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     procs = [subprocess.Popen([sys.executable, "-c", bump, str(path), f"log/{i}"], env=env) for i in range(4)]

@@ -52,7 +52,7 @@ def open_warehouse(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
         with connect_read_only(settings.duckdb_path) as con:
             yield con
         return
-    from resources.catalog import load_postgres_extension, pg_conninfo, quote
+    from resources.storage.catalog import load_postgres_extension, pg_conninfo, quote
 
     with duckdb.connect() as con:
         load_postgres_extension(con)

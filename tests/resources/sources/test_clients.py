@@ -4,8 +4,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from resources.http import HttpClient, MalformedPage, SourceUnavailable
-from resources.sources import CharlieClient, GitHubClient, LinearClient
+from resources.http.client import HttpClient, MalformedPage, SourceUnavailable
+from resources.sources.charlie import CharlieClient
+from resources.sources.github import GitHubClient
+from resources.sources.linear import LinearClient
 from sandbox.process import run_sandbox
 
 END = datetime(2026, 11, 20, 15, 30)

@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cc_events.raw_tables import RAW_TABLES
-from resources.lake import Lake, raw_schema
+from resources.storage.lake import Lake, raw_schema
 
 TABLE = RAW_TABLES["linear", "teams"]
 DAY = date(2026, 11, 20)

@@ -28,11 +28,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resources.hot import hot_store
-from resources.lake import EVENTS_SCHEMA
-from resources.serving import snapshot_path
 from resources.settings import Settings
-from resources.tiers import ROLLUP, TierStore
+from resources.storage.hot import hot_store
+from resources.storage.lake import EVENTS_SCHEMA
+from resources.storage.serving import snapshot_path
+from resources.storage.tier_moves import ROLLUP
+from resources.storage.tiers import TierStore
 
 # Postgres' extension is named postgres_scanner inside; DuckDB derives the entry point from the
 # file name, so the wheel's `postgres.duckdb_extension` is loaded through a link with that name.

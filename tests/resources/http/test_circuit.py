@@ -4,8 +4,8 @@ from datetime import datetime
 
 import pytest
 
-from resources.circuit import CircuitBreaker
-from resources.http import CircuitOpen, HttpClient, SourceUnavailable
+from resources.http.circuit import CircuitBreaker
+from resources.http.client import CircuitOpen, HttpClient, SourceUnavailable
 from sandbox.process import run_sandbox
 
 

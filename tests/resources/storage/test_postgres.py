@@ -9,8 +9,8 @@ import pytest
 from psycopg import sql
 
 from cc_events.raw_tables import RAW_TABLES
-from resources.lake import raw_schema
-from resources.postgres import PostgresWarehouse
+from resources.storage.lake import raw_schema
+from resources.storage.postgres import PostgresWarehouse
 
 pytestmark = pytest.mark.postgres
 

@@ -1,6 +1,6 @@
 """The system metrics agent: CPU, memory, disk and network of this host every 30 s (psutil).
 
-`python -m resources.metrics_agent [--interval 30] [--once]` appends one sample per tick to the
+`python -m resources.ingest.metrics_agent [--interval 30] [--once]` appends one sample per tick to the
 landing log stream `system_metrics` under `$CC_DATA_DIR/landing`, where the `raw/system/metrics`
 asset picks it up. Run one per host.
 """
@@ -14,8 +14,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from resources.landing import LandingLog
 from resources.settings import Settings
+from resources.storage.landing import LandingLog
 
 STREAM = "system_metrics"
 
