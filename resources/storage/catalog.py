@@ -32,8 +32,7 @@ from resources.settings import Settings
 from resources.storage.hot import hot_store
 from resources.storage.lake import EVENTS_SCHEMA
 from resources.storage.serving import snapshot_path
-from resources.storage.tier_moves import ROLLUP
-from resources.storage.tiers import TierStore
+from resources.storage.tiers import ROLLUP, TierStore
 
 # Postgres' extension is named postgres_scanner inside; DuckDB derives the entry point from the
 # file name, so the wheel's `postgres.duckdb_extension` is loaded through a link with that name.

@@ -35,8 +35,7 @@ import pyarrow as pa
 from resources.settings import Settings
 from resources.storage.lake import EVENTS_SCHEMA
 from resources.storage.serving import snapshot_path
-from resources.storage.tier_moves import ROLLUP
-from resources.storage.tiers import TierStore
+from resources.storage.tiers import ROLLUP, TierStore
 
 Grain = Literal["hour", "day"]
 # What the volume rollups count events by, in every tier.

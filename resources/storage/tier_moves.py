@@ -20,6 +20,7 @@ from resources.storage.tiers import (
     ARCHIVE_ZSTD_LEVEL,
     COLD_ZSTD_LEVEL,
     FINGERPRINT_SQL,
+    ROLLUP,
     ROW_GROUP_ROWS,
     CorruptFiles,
     Fingerprint,
@@ -90,7 +91,6 @@ def landing_events(landing: TierStore, start: datetime, end: datetime) -> pa.Tab
         return con.execute(landing_sql(), {"start": start, "end": end}).to_arrow_table()
 
 
-ROLLUP = "event_volume_1h"
 ROLLUP_SQL = """
     select cast(date_trunc('hour', event_at) as timestamp) as bucket_start_at, source, event_type, actor_type,
            count(*)::bigint as event_count

@@ -36,6 +36,8 @@ import pyarrow.parquet as pq
 from resources.settings import PROJECT_ROOT, Settings
 
 PART_FILE = "part-0.parquet"
+# The hourly volume rollup written beside each tier's events (history charts read it, not the events).
+ROLLUP = "event_volume_1h"
 COLD_ZSTD_LEVEL = 3
 ARCHIVE_ZSTD_LEVEL = 12
 ROW_GROUP_ROWS = 1_000_000

@@ -21,7 +21,7 @@ from psycopg import sql
 
 from resources.settings import Settings
 from resources.storage.tier_moves import MoveReport, colder_fingerprint
-from resources.storage.tiers import Fingerprint, TierStore
+from resources.storage.tiers import FINGERPRINT_SQL, Fingerprint, TierStore
 
 # table -> (time column, columns with their Postgres types), as the models select them.
 WARM_TABLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
@@ -104,7 +104,6 @@ class WarmStore:
                 query = sql.SQL(PG_FINGERPRINT_SQL).format(sql.Identifier(self.settings.pg_schema, EVENTS_TABLE))
                 rows, checksum = conn.execute(query, bounds).fetchone()
             return Fingerprint(int(rows), str(checksum))
-        from resources.storage.tiers import FINGERPRINT_SQL
 
         with self._duck(read_only=True) as con:
             rows, checksum = con.execute(

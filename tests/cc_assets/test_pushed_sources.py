@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
-from cc_assets.raw import raw_assets
+from cc_assets.sources import raw_assets
 from resources.ingest.metrics_agent import STREAM, sample
 from resources.platform import PlatformResource
 from resources.storage.landing import LandingLog

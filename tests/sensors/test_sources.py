@@ -8,7 +8,10 @@ from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_contex
 from resources.http.circuit import CircuitBreaker
 from resources.platform import PlatformResource
 from sandbox.process import run_sandbox
-from sensors.sources import cron_events_sensor, github_sensor, linear_sensor, postgres_cdc_sensor
+from sensors.cron import cron_events_sensor
+from sensors.github import github_sensor
+from sensors.linear import linear_sensor
+from sensors.postgres_cdc import postgres_cdc_sensor
 
 
 @pytest.fixture(scope="module")
