@@ -59,6 +59,7 @@ class Page:
     status: int
     data: Any
     headers: Mapping[str, str]
+    from_cache: bool = False  # a 304 answered a conditional request: this is the cached copy
 
     @property
     def not_modified(self) -> bool:
@@ -160,6 +161,12 @@ class HttpClient:
     def close(self) -> None:
         self.session.close()
 
+    def use_session(self, session: requests.Session) -> None:
+        """Send through `session` (a caching one) from now on, with this client's headers."""
+        session.headers.update(self.session.headers)
+        self.session.close()
+        self.session = session
+
     def _backoff(self, attempt: int) -> float:
         return min(self.max_backoff_s, self.backoff_s * (2**attempt)) * (0.5 + self._random.random() / 2)
 
@@ -202,7 +209,8 @@ class HttpClient:
                         data = response.json()
                     except ValueError as exc:
                         return MalformedPage(response.url, f"invalid JSON: {exc}", response.text, response.headers)
-                    return Page(response.url, response.status_code, data, response.headers)
+                    return Page(response.url, response.status_code, data, response.headers,
+                                from_cache=bool(getattr(response, "from_cache", False)))
                 last_problem = f"HTTP {response.status_code}: {response.text[:200]}"
                 if _is_rate_limited(response):
                     wait = rate_limit_wait(response)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from resources.http.client import HttpClient, MalformedPage, Page, SourceUnavailable
-from resources.http.etag_cache import ConditionalCache
+from resources.http.response_cache import revalidating_session
 from resources.settings import Settings
 from resources.sources.paging import Item, http_client, iso, listed, time_or_none
 
@@ -27,17 +28,17 @@ class GitHubClient:
 
     def __init__(
         self, http: HttpClient, base_url: str, org: str, repos: tuple[str, ...] = (), page_size: int = 100,
-        etags: ConditionalCache | None = None,
+        cache_path: Path | None = None,
     ) -> None:
         self.http = http
         self.page_size = page_size
         self.base_url = base_url.rstrip("/")
         self.org = org
         self._repos = repos
-        # request -> (etag, data, link): a 304 costs no rate limit and gives back the cached page,
-        # including where the next page is (a 304 need not repeat the Link header). Without a
-        # cache file the ETags live as long as this client.
-        self._etags = etags if etags is not None else ConditionalCache(":memory:", "github")
+        # Every listing goes out conditional: a 304 costs no rate limit and gives back the cached
+        # page, including where the next page is. Without a cache file the copies live as long as
+        # this client.
+        http.use_session(revalidating_session(cache_path))
         self.not_modified = 0
 
     @classmethod
@@ -45,23 +46,16 @@ class GitHubClient:
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
         if settings.github_token:
             headers["Authorization"] = f"Bearer {settings.github_token}"
-        etags = ConditionalCache(settings.state_dir / "http_cache.sqlite", "github")
         return cls(http_client("github", settings, headers), settings.github_base_url, settings.github_org,
-                   settings.github_repos, etags=etags)
+                   settings.github_repos, cache_path=settings.state_dir / "github_responses.sqlite")
 
     def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[Page | MalformedPage]:
         url: str | None = f"{self.base_url}{path}"
         query: Mapping[str, Any] | None = {"per_page": self.page_size, **params}
         while url:
-            cache_key = url if query is None else f"{url}?{sorted(query.items())}"
-            cached = self._etags.get(cache_key)
-            page = self.http.get(url, params=query, headers={"If-None-Match": cached[0]} if cached else None)
-            if isinstance(page, Page):
-                if page.not_modified and cached:
-                    self.not_modified += 1
-                    page = Page(page.url, 200, cached[1], {**page.headers, "Link": cached[2]})
-                elif page.headers.get("ETag"):
-                    self._etags.put(cache_key, page.headers["ETag"], page.data, page.headers.get("Link", ""))
+            page = self.http.get(url, params=query)
+            if isinstance(page, Page) and page.from_cache:
+                self.not_modified += 1
             yield page
             match = _NEXT_LINK.search(page.headers.get("Link", ""))
             url, query = (match.group(1), None) if match else (None, None)

@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 import pytest
+import requests
 
 from resources.http.client import HttpClient, MalformedPage, SourceUnavailable
 from resources.sources.charlie import CharlieClient
@@ -121,3 +122,27 @@ def test_charlie_instances_health_and_activity(sandbox):
     events = list(client.activity(instances[0]["id"], START, END + timedelta(minutes=1)))
     assert len({e["id"] for e in events}) == len(events) > 25
     assert [e["timestamp"] for e in events] == sorted(e["timestamp"] for e in events)
+
+
+def test_a_listing_fetched_again_in_a_new_process_spends_no_rate_limit(sandbox, tmp_path):
+    """The cache file outlives the client: the next run's client sends every page conditional,
+    gets 304s (free on GitHub), and still reads every page, the `Link` to the next one included."""
+    token = {"Authorization": "Bearer revalidation-test"}
+
+    def used() -> int:  # the token's spent budget, by a plain request (which spends one)
+        response = requests.get(f"{sandbox.github_url}/repos/acme/api", headers=token, timeout=10)
+        return int(response.headers["X-RateLimit-Used"])
+
+    def client() -> GitHubClient:
+        http = HttpClient("github", headers=token, sleep=lambda _: None)
+        return GitHubClient(http, sandbox.github_url, "acme", page_size=10, cache_path=tmp_path / "cache.sqlite")
+
+    first = client()
+    listed = list(first.items("/repos/acme/api/pulls", {"state": "all"}))
+    pages = first.http.requests_made
+    assert pages > 1 and first.not_modified == 0  # several pages, so `Link` was followed
+    before = used()
+    second = client()
+    assert list(second.items("/repos/acme/api/pulls", {"state": "all"})) == listed
+    assert second.not_modified == second.http.requests_made == pages
+    assert used() == before + 1  # only the probe itself
