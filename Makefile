@@ -83,6 +83,7 @@ bench-tiers: install
 
 lint: install
 	$(BIN)/ruff check .
+	cd dbt_project && $(abspath $(BIN))/sqlfluff lint . --disable-progress-bar
 
 clean:
 	rm -rf data .dagster_home dbt_project/target dbt_project/logs

@@ -14,7 +14,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResul
 from cc_assets.partitions import daily_partitions, single_run_backfill
 from cc_events import InvalidRecord, NormalizeContext, normalize
 from cc_events.latest import CONTEXT_TABLES, context_from_lake
-from cc_events.normalize import NORMALIZERS
+from cc_events.registry import NORMALIZERS
 from resources.platform import PlatformResource
 from resources.storage.lake import EVENT_KEYS_SCHEMA, EVENTS_SCHEMA, DeadLetter, Lake
 

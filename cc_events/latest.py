@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from cc_events.context import NormalizeContext
+
 _OLDEST = datetime.min
 
 
@@ -37,7 +39,6 @@ CONTEXT_TABLES = (("linear", "teams"), ("charlie", "instances"))
 def context_from_lake(lake: Any):
     """Linear teams and Charlie identities as last landed (`lake.read_all`: a `resources.lake.Lake`),
     for the batch normalizer and the sidecar alike."""
-    from cc_events import NormalizeContext
 
     def latest(source: str, entity: str) -> list[dict[str, Any]]:
         table = lake.read_all(("raw", source, entity))

@@ -19,6 +19,9 @@ import time
 
 from sandbox import text
 from sandbox.model import (
+    DAY,
+    HOUR,
+    MIN,
     Activity,
     AgentWorld,
     CronEvent,
@@ -31,8 +34,6 @@ from sandbox.model import (
     Session,
     paused_gc,
 )
-
-MIN, HOUR, DAY = 60, 3600, 86400
 
 # USD per million tokens (input, output), list prices without cache discounts.
 MODEL_PRICES: dict[str, tuple[float, float]] = {

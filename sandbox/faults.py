@@ -6,19 +6,25 @@
     {"match": "/charlie", "kind": "bad_record"}
     {"match": "/github", "kind": "down"}          # 503 until cleared
     {"match": "/github", "kind": "disconnect"}    # the connection closes without a response
+    {"match": "/github", "kind": "timeout", "delay": 5}  # held 5 s, then closed unanswered
+    {"match": "/", "status": 502, "rate": 0.1, "seed": 3}  # a seeded 10% of requests, until cleared
     {"match": "/cron/v1/stream", "kind": "drop_stream", "after": 3, "times": 1}  # cut after 3 events
 
-`times` omitted means until cleared. The first live fault that matches wins.
+`times` omitted means until cleared. The first live fault that matches wins; a fault with a
+`rate` matches only that share of the requests it could match (a coin flip from its own RNG,
+seeded by `seed`, so a storm is repeatable for a given order of requests), and `used` counts the
+requests it actually spoiled.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
 STATUSES = (403, 429, 500, 502, 503)
-EARLY_KINDS = ("down", "disconnect")  # answer instead of the API
+EARLY_KINDS = ("down", "disconnect", "timeout")  # answer instead of the API (or never answer)
 LATE_KINDS = ("malformed_json", "bad_record", "drop_stream")  # spoil a 200 the API gave
 # Removed from the spoiled record: whichever of these it has (a PR loses number and created_at).
 REQUIRED_FIELDS = ("number", "created_at", "identifier", "sha", "submitted_at", "timestamp")
@@ -33,13 +39,17 @@ class Fault:
     retry_after: int | None = None
     rate_limit: bool = False
     after: int | None = None  # drop_stream: events sent before the connection is cut
+    rate: float | None = None  # the share of matching requests this fault spoils; None: all of them
+    seed: int = 0  # the RNG behind `rate`
+    delay: float = 30.0  # timeout: seconds the request is held before the connection is closed
     used: int = 0
 
     @classmethod
     def parse(cls, spec: Any) -> Fault:
         if not isinstance(spec, dict) or not isinstance(spec.get("match"), str):
             raise ValueError("a fault is an object with a `match` path prefix")
-        unknown = set(spec) - {"match", "status", "kind", "times", "retry_after", "rate_limit", "after"}
+        unknown = set(spec) - {"match", "status", "kind", "times", "retry_after", "rate_limit", "after", "rate",
+                               "seed", "delay"}
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
         fault = cls(**spec)
@@ -53,6 +63,13 @@ class Fault:
             raise ValueError("times must be a positive integer")
         if fault.after is not None and (not isinstance(fault.after, int) or fault.after < 0):
             raise ValueError("after must be a non-negative integer")
+        if fault.rate is not None and (isinstance(fault.rate, bool) or not isinstance(fault.rate, int | float)
+                                       or not 0 < fault.rate <= 1):
+            raise ValueError("rate must be a number in (0, 1]")
+        if isinstance(fault.seed, bool) or not isinstance(fault.seed, int):
+            raise ValueError("seed must be an integer")
+        if isinstance(fault.delay, bool) or not isinstance(fault.delay, int | float) or not 0 <= fault.delay <= 600:
+            raise ValueError("delay must be a number of seconds in [0, 600]")
         return fault
 
     @property
@@ -66,16 +83,19 @@ class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._rngs: list[random.Random] = []  # one per fault, beside it: a Random is not JSON
 
     def set(self, specs: Any) -> list[dict]:
         faults = [Fault.parse(s) for s in (specs if isinstance(specs, list) else [specs])]
         with self._lock:
             self._faults = faults
+            self._rngs = [random.Random(f.seed) for f in faults]
         return self.describe()
 
     def clear(self) -> None:
         with self._lock:
             self._faults = []
+            self._rngs = []
 
     def describe(self) -> list[dict]:
         with self._lock:
@@ -84,10 +104,12 @@ class Faults:
     def take(self, target: str, late: bool, kind: str | None = None) -> Fault | None:
         """The first live fault matching `target` (early: statuses and outages; late: `kind`), used once."""
         with self._lock:
-            for fault in self._faults:
+            for fault, rng in zip(self._faults, self._rngs, strict=True):
                 if not fault.live or not target.startswith(fault.match):
                     continue
                 if (late and fault.kind == kind) or (not late and fault.kind not in LATE_KINDS):
+                    if fault.rate is not None and rng.random() >= fault.rate:
+                        continue
                     fault.used += 1
                     return fault
         return None

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+MIN, HOUR, DAY = 60, 3600, 86400  # seconds: the world's times are epoch seconds
+
 
 @contextmanager
 def paused_gc() -> Iterator[None]:

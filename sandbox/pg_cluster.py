@@ -5,7 +5,8 @@ replication gets a cluster of its own: `initdb` into a temporary folder, start i
 loopback port with trust authentication (replication included), and on exit stop it and remove
 the folder, also when the body raised. Postgres refuses to run as root: as root the binaries run
 as the `postgres` OS user. The cluster trades durability for speed (`fsync=off`): it is thrown
-away, and what the tests crash is the client, never the server. `synchronous_commit` stays on:
+away, and a crash the chaos suite causes (`PgCluster.kill`) kills the postmaster, not the machine,
+so the OS still has every write. `synchronous_commit` stays on:
 walsenders only send flushed WAL, so with it off every change would wait for the WAL writer.
 """
 
@@ -127,10 +128,61 @@ def _stop(bin_dir: Path, base: Path, data: Path) -> None:
     shutil.rmtree(base, ignore_errors=True)
 
 
+class PgCluster:
+    """A started throwaway cluster that a chaos test may stop, kill and start again on its port."""
+
+    def __init__(self, bin_dir: Path, base: Path, port: int, start_timeout_s: float) -> None:
+        self.bin_dir, self.base, self.data, self.port = bin_dir, base, base / "data", port
+        self.start_timeout_s = start_timeout_s
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        """Start on the same port; after a kill, until the old backends have let go of shared memory."""
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            try:
+                _run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.base / "server.log"), "-w",
+                      "-t", str(int(self.start_timeout_s)), "-o", f"-p {self.port}", "start"], self.base,
+                     self.start_timeout_s + 10)
+                return
+            except PgClusterError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    def stop(self, mode: str = "fast") -> None:
+        """`pg_ctl stop`: `fast` rolls back open transactions and closes every connection."""
+        _run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop"], self.base, 40)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster: a crash. The next start runs crash recovery."""
+        pid = _postmaster_pid(self.data)
+        if pid is None:
+            raise PgClusterError("the cluster is not running")
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+
 @contextmanager
-def throwaway_cluster(tmp_dir: Path | str | None = None, bin_dir: Path | None = None,
-                      start_timeout_s: float = 60) -> Iterator[str]:
-    """Start a logical-replication cluster and yield its superuser DSN; stop and delete it on exit."""
+def restartable_cluster(tmp_dir: Path | str | None = None, bin_dir: Path | None = None,
+                        start_timeout_s: float = 60) -> Iterator[PgCluster]:
+    """Start a logical-replication cluster and yield it; stop and delete it on exit."""
     bin_dir = bin_dir or find_pg_bin()
     if bin_dir is None:
         raise PgClusterError("no PostgreSQL server binaries (initdb, pg_ctl, postgres) found")
@@ -155,6 +207,14 @@ def throwaway_cluster(tmp_dir: Path | str | None = None, bin_dir: Path | None = 
                     log = base / "server.log"
                     tail = log.read_text()[-3000:] if log.exists() else ""
                     raise PgClusterError(f"cluster did not start: {exc}\n{tail}") from exc
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        yield PgCluster(bin_dir, base, port, start_timeout_s)
     finally:
         _stop(bin_dir, base, data)
+
+
+@contextmanager
+def throwaway_cluster(tmp_dir: Path | str | None = None, bin_dir: Path | None = None,
+                      start_timeout_s: float = 60) -> Iterator[str]:
+    """Start a logical-replication cluster and yield its superuser DSN; stop and delete it on exit."""
+    with restartable_cluster(tmp_dir, bin_dir, start_timeout_s) as cluster:
+        yield cluster.dsn

@@ -72,6 +72,10 @@ class SandboxHandle:
         """Replace the active faults (see `sandbox.faults`)."""
         return self._call("POST", "faults", faults)
 
+    def faults(self) -> list[dict]:
+        """The active faults, each with `used`: how many requests it spoiled so far."""
+        return self._call("GET", "faults")
+
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 

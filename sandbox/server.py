@@ -117,7 +117,9 @@ class SandboxApp:
             if source not in SOURCES:
                 return _json(404, {"message": "Not Found"})
             if fault := self.faults.take(target, late=False):
-                return None if fault.kind == "disconnect" else self._fault(source, fault)
+                if fault.kind == "timeout":
+                    time.sleep(fault.delay)  # this request's thread only: the others are served
+                return None if fault.kind in ("disconnect", "timeout") else self._fault(source, fault)
             if source == "github":
                 return self._github(method, path[len("/github") :], query, headers, target)
             if source == "linear":

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
-from cc_events.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
+from cc_events.sources.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
 from resources.platform import PlatformResource
 from resources.storage.landing import LandingLog
 from sensors.triggers import source_job

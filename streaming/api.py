@@ -8,10 +8,9 @@ the warm marts (`streaming/store.py`) plus the events seen since the last build,
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
+import re
 import threading
 import uuid
 from collections import Counter, defaultdict
@@ -19,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-import httpx
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -105,7 +103,14 @@ Data = Annotated[Serving, Depends(get_serving)]
 
 router = APIRouter(dependencies=[Depends(authorize)],
                    responses={401: {"description": "Missing, invalid or expired bearer token"},
-                              403: {"description": "The token's `rooms` or `scopes` claim does not grant this"}})
+                              403: {"description": "The token's `rooms` or `scopes` claim does not grant this"},
+                              503: {"description": "No marts to read yet (no build served), or the warehouse "
+                                                   "is gone: retry after `Retry-After` seconds"}})
+
+# What the routes with a body answer besides their own codes: FastAPI's 400 for a body that is not
+# JSON at all (a JSON body that breaks the schema is a 422).
+BAD_BODY = {400: {"description": "The body is not JSON"}}
+NOT_OWNER = {403: {"description": "Not the dashboard's owner, or the token's `scopes` claim lacks `dashboards`"}}
 
 
 def _default(value: Any) -> Any:
@@ -339,19 +344,29 @@ class Metrics(ApiModel):
     system: list[SystemBucket]
 
 
+# The query parameters that take a time: the document says `date-time` (RFC 3339), and every
+# RFC 3339 time is read (lower-case `t`/`z` too); anything else is a 400 that says so.
+ISO_TIME = {"format": "date-time"}
+
+
 def _parse_time(name: str, value: str) -> datetime:
     try:
-        ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        ts = datetime.fromisoformat(value.strip().upper().replace("Z", "+00:00"))
     except ValueError as exc:
         raise HTTPException(400, f"`{name}` is not an ISO 8601 time: {value!r}") from exc
-    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
+    if ts.tzinfo is None:
+        return ts
+    try:
+        return ts.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # within a day of year 1 or 9999 with an offset: the range's end is as good
+        return datetime.min if ts.year == 1 else datetime.max
 
 
 def resolve_range(time_range: str, start: str | None, end: str | None,
                   now: datetime | None = None) -> tuple[datetime, datetime]:
     """The [from, to) window of a `timeRange`; HTTP 400 with the reason for anything else."""
     if time_range == "custom":
-        if not start or not end:
+        if start is None or end is None:
             raise HTTPException(400, "timeRange=custom needs both `from` and `to` (ISO 8601)")
         lo, hi = _parse_time("from", start), _parse_time("to", end)
         if lo >= hi:
@@ -361,7 +376,7 @@ def resolve_range(time_range: str, start: str | None, end: str | None,
         return lo, hi
     if time_range not in PRESETS:
         raise HTTPException(400, f"timeRange must be one of 1h, 24h, 7d, 30d, custom; not {time_range!r}")
-    if start or end:
+    if start is not None or end is not None:  # `to=` (empty) too: it is not "no `to`"
         raise HTTPException(400, "`from` and `to` go with timeRange=custom only")
     hi = now or utcnow()
     return hi - PRESETS[time_range], hi
@@ -369,7 +384,7 @@ def resolve_range(time_range: str, start: str | None, end: str | None,
 
 def parse_filters(raw: str | None) -> dict[str, list[str]]:
     """`filters` is a JSON object (the seeds' `type: object`): source, eventType, actorType, host."""
-    if not raw:
+    if raw is None:
         return {}
     try:
         value = json.loads(raw)
@@ -588,16 +603,34 @@ def _metrics_cached(data: Serving, time_range: str, start: str | None, end: str 
     return data.cached(key, ttl, lambda: _encode(_metrics(data, time_range, lo, hi, parsed)), live=True)
 
 
+_FILTER_VALUE = {"type": "string", "minLength": 1, "maxLength": 200}
+# `filters` is JSON in a query parameter: declared with its media type and schema (FastAPI would
+# only say "a string"), so the document says which filters are valid.
+FILTERS_PARAMETER = {
+    "name": "filters", "in": "query", "required": False,
+    "description": 'A JSON object, e.g. {"source": ["github"], "host": "web-1"}: each key a string or a '
+                   "non-empty list of strings.",
+    "content": {"application/json": {"schema": {
+        "type": "object", "additionalProperties": False,
+        "properties": {key: {"anyOf": [_FILTER_VALUE, {"type": "array", "items": _FILTER_VALUE, "minItems": 1}]}
+                       for key in FILTER_KEYS}}}},
+}
+
+
 @router.get("/dashboard/metrics", response_model=Metrics, tags=["dashboard"],
             summary="Event volume, workflow throughput and host metrics over a time range",
-            responses={400: {"description": "Bad timeRange, from/to or filters"}})
+            responses={400: {"description": "`from`/`to` without timeRange=custom (or custom without both), "
+                                            "`from` not before `to`, a custom range over 366 days, or `filters` "
+                                            "that are not the JSON object described"}},
+            openapi_extra={"parameters": [FILTERS_PARAMETER]})
 def dashboard_metrics(
     request: Request, data: Data,
-    time_range: Annotated[str, Query(alias="timeRange", description="1h, 24h, 7d, 30d or custom")] = "24h",
-    start: Annotated[str | None, Query(alias="from", description="ISO 8601; with timeRange=custom")] = None,
-    end: Annotated[str | None, Query(alias="to", description="ISO 8601, exclusive; with timeRange=custom")] = None,
-    filters: Annotated[str | None, Query(description='JSON object, e.g. {"source": ["github"], "host": "web-1"}; '
-                                                     "keys source, eventType, actorType, host")] = None,
+    time_range: Annotated[Literal["1h", "24h", "7d", "30d", "custom"], Query(alias="timeRange")] = "24h",
+    start: Annotated[str | None, Query(alias="from", description="With timeRange=custom",
+                                       json_schema_extra=ISO_TIME)] = None,
+    end: Annotated[str | None, Query(alias="to", description="Exclusive; with timeRange=custom",
+                                     json_schema_extra=ISO_TIME)] = None,
+    filters: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> Response:
     encoded = _metrics_cached(data, time_range, start, end, filters)
     return cached_response(request, encoded, TTL["metrics"])
@@ -684,6 +717,13 @@ def _live_workflows(events: list[dict]) -> list[tuple[datetime, WorkflowOut]]:
     return sorted(out, key=lambda t: (t[0], t[1].id), reverse=True)
 
 
+_EPOCH = datetime(1970, 1, 1)
+# `<last_event_at as microseconds since 1970 UTC>:<marts|live>:<workflow_id>`. The document gives
+# this pattern, and every text it matches is a place in the order (17 digits reach the year 5138),
+# so no cursor the document allows is refused. No `$`: the id runs to the end, whatever it holds.
+CURSOR_PATTERN = r"^[0-9]{1,17}:(marts|live):[\s\S]"
+
+
 @dataclass(frozen=True)
 class Cursor:
     """Where a page of /api/workflows ended: the last row's sort key (last_event_at, workflow_id),
@@ -694,24 +734,18 @@ class Cursor:
     live: bool = False
 
     def encode(self) -> str:
-        key = [self.last_event_at.isoformat(timespec="microseconds"), self.workflow_id] + (["live"] if self.live else [])
-        return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).rstrip(b"=").decode()
+        micros = (self.last_event_at - _EPOCH) // timedelta(microseconds=1)
+        return f"{max(micros, 0)}:{'live' if self.live else 'marts'}:{self.workflow_id}"
 
     @classmethod
     def decode(cls, raw: str) -> Cursor:
-        """The cursor a `nextCursor` encoded; HTTP 400 for anything else."""
-        try:
-            key = json.loads(base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_", validate=True))
-            if not (isinstance(key, list) and len(key) in (2, 3) and all(isinstance(k, str) for k in key)
-                    and key[1] and key[2:] in ([], ["live"])):
-                raise ValueError("not a sort key")
-            at = datetime.fromisoformat(key[0])
-            if at.tzinfo is not None:
-                raise ValueError("not a naive UTC time")
-        except (ValueError, binascii.Error) as exc:  # JSON and Unicode decoding errors are ValueErrors
+        """The place a cursor names; HTTP 400 for a text that does not match `CURSOR_PATTERN`."""
+        if not re.match(CURSOR_PATTERN, raw):
             raise HTTPException(400, "`cursor` is not a `nextCursor` of /api/workflows: pass one back unchanged, "
-                                     "or page with `offset`") from exc
-        return cls(last_event_at=at, workflow_id=key[1], live=len(key) == 3)
+                                     "or page with `offset`")
+        micros, tier, workflow_id = raw.split(":", 2)
+        return cls(last_event_at=_EPOCH + timedelta(microseconds=int(micros)), workflow_id=workflow_id,
+                   live=tier == "live")
 
 
 def _workflows(data: Serving, status: str | None, assignee: str | None, provider: str | None,
@@ -791,7 +825,7 @@ def _naive(ts: datetime) -> datetime:
 
 @router.get("/api/workflows", response_model=WorkflowPage, tags=["workflows"],
             summary="Workflows, newest activity first, with their event counts (live events included)",
-            responses={400: {"description": "A `cursor` that is not a `nextCursor`, or with `offset`"}})
+            responses={400: {"description": "A `cursor` with an `offset` other than 0"}})
 def list_workflows(
     request: Request, data: Data,
     status: Annotated[WorkflowStatus | None, Query()] = None,
@@ -799,8 +833,10 @@ def list_workflows(
     provider: Annotated[Source | None, Query(description="A source the workflow has events from")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    cursor: Annotated[str | None, Query(max_length=1000, description="A page's `nextCursor`: the next page, as "
-                                        "fast at any depth (offset pages get slower the deeper they are)")] = None,
+    cursor: Annotated[str | None, Query(max_length=1000, pattern=CURSOR_PATTERN,
+                                        description="A page's `nextCursor`: the next page, as fast at any depth "
+                                        "(offset pages get slower the deeper they are). Any text of this pattern "
+                                        "is a place in the order: the workflows after it")] = None,
 ) -> Response:
     after = None
     if cursor is not None:
@@ -913,17 +949,18 @@ def _events(data: Serving, workflow: str | None, since: datetime | None, limit: 
 
 
 @router.get("/api/events", response_model=EventPage, tags=["events"],
-            summary="Events (oldest first), of one workflow and/or from a time on; live events included")
+            summary="Events (oldest first), of one workflow and/or from a time on; live events included",
+            responses={400: {"description": "`since` is not an ISO 8601 time"}})
 def list_events(
     request: Request, data: Data,
     workflow: Annotated[str | None, Query(max_length=300, description="A workflow id, e.g. linear:ENG-12")] = None,
-    since: Annotated[datetime | None, Query(description="ISO 8601; events at or after it")] = None,
+    since: Annotated[str | None, Query(description="Events at or after it", json_schema_extra=ISO_TIME)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
-    if since is not None and since.tzinfo is not None:
-        since = since.astimezone(UTC).replace(tzinfo=None)
-    key = json.dumps(["events", workflow, iso(since), limit])
-    encoded = data.cached(key, TTL["events"], lambda: _encode(_events(data, workflow, since, limit)), live=True)
+    # Read as text: as a `datetime` parameter it took numbers too (`since=0.5`, seconds from 1970).
+    since_at = _parse_time("since", since) if since is not None else None
+    key = json.dumps(["events", workflow, iso(since_at), limit])
+    encoded = data.cached(key, TTL["events"], lambda: _encode(_events(data, workflow, since_at, limit)), live=True)
     return cached_response(request, encoded, TTL["events"])
 
 
@@ -1060,7 +1097,8 @@ def _instance_known(data: Serving, instance_id: str) -> bool:
 
 @router.post("/api/charlie/command", response_model=CommandResult, status_code=202, tags=["charlie"],
              summary="Send a validated command to a Charlie instance's API, and log it",
-             responses={404: {"description": "Unknown instance"}, 409: {"description": "The instance refused it"},
+             responses={**BAD_BODY, 404: {"description": "Unknown instance"},
+                        409: {"description": "The instance refused it"},
                         502: {"description": "The instance's API did not answer"}})
 def charlie_command(request: Request, data: Data, user: User,
                     command: Annotated[CharlieCommand, Body()]) -> Response:
@@ -1076,6 +1114,8 @@ def charlie_command(request: Request, data: Data, user: User,
         headers["Authorization"] = f"Bearer {settings.charlie_api_token}"
     url = f"{settings.charlie_base_url}/instances/{command.instance_id}/commands"
     http_status, result, error = None, None, None
+    import httpx  # here, not at the top: its import (rich, click for its CLI) slowed every sidecar start
+
     try:
         # Not retried: a command is not idempotent on every instance; the key lets one dedupe.
         reply = httpx.post(url, json={"id": command_id, "command": command.command, "args": args,
@@ -1195,7 +1235,7 @@ def list_dashboards(request: Request, data: Data) -> Response:
 
 
 @router.post("/dashboard/dashboards", response_model=DashboardOut, status_code=201, tags=["dashboards"],
-             summary="Create a dashboard (owned by the token's subject), with its widgets")
+             summary="Create a dashboard (owned by the token's subject), with its widgets", responses=BAD_BODY)
 def create_dashboard(data: Data, user: User, body: DashboardIn) -> Response:
     created = data.store.create_dashboard(body.name, body.config, user.sub,
                                           [w.model_dump() for w in body.widgets])
@@ -1214,7 +1254,7 @@ def get_dashboard(request: Request, data: Data, dashboard_id: Annotated[str, Pat
 
 @router.put("/dashboard/dashboards/{dashboard_id}", response_model=DashboardOut, tags=["dashboards"],
             summary="Rename or reconfigure a dashboard (its owner only)",
-            responses={403: {"description": "Not the owner"}, 404: {"description": "Unknown dashboard"}})
+            responses={**BAD_BODY, **NOT_OWNER, 404: {"description": "Unknown dashboard"}})
 def update_dashboard(data: Data, user: User, dashboard_id: Annotated[str, Path(max_length=64)],
                      body: DashboardUpdate) -> Response:
     _owned(data, dashboard_id, user)
@@ -1226,7 +1266,7 @@ def update_dashboard(data: Data, user: User, dashboard_id: Annotated[str, Path(m
 
 @router.delete("/dashboard/dashboards/{dashboard_id}", status_code=204, tags=["dashboards"],
                summary="Delete a dashboard and its widgets (its owner only)",
-               responses={403: {"description": "Not the owner"}, 404: {"description": "Unknown dashboard"}})
+               responses={**NOT_OWNER, 404: {"description": "Unknown dashboard"}})
 def delete_dashboard(data: Data, user: User, dashboard_id: Annotated[str, Path(max_length=64)]) -> Response:
     _owned(data, dashboard_id, user)
     data.store.delete_dashboard(dashboard_id)
@@ -1234,7 +1274,8 @@ def delete_dashboard(data: Data, user: User, dashboard_id: Annotated[str, Path(m
 
 
 @router.post("/dashboard/dashboards/{dashboard_id}/widgets", response_model=WidgetOut, status_code=201,
-             tags=["dashboards"], summary="Add a widget to a dashboard (its owner only)")
+             tags=["dashboards"], summary="Add a widget to a dashboard (its owner only)",
+             responses={**BAD_BODY, **NOT_OWNER, 404: {"description": "Unknown dashboard"}})
 def add_widget(data: Data, user: User, dashboard_id: Annotated[str, Path(max_length=64)], body: WidgetIn) -> Response:
     _owned(data, dashboard_id, user)
     widget = data.store.add_widget(dashboard_id, body.model_dump())
@@ -1252,7 +1293,8 @@ def _owned_widget(data: Serving, widget_id: str, user: Principal) -> dict:
 
 
 @router.put("/dashboard/widgets/{widget_id}", response_model=WidgetOut, tags=["dashboards"],
-            summary="Change a widget's title, config or position (the dashboard's owner only)")
+            summary="Change a widget's title, config or position (the dashboard's owner only)",
+            responses={**BAD_BODY, **NOT_OWNER, 404: {"description": "Unknown widget"}})
 def update_widget(data: Data, user: User, widget_id: Annotated[str, Path(max_length=64)],
                   body: WidgetUpdate) -> Response:
     _owned_widget(data, widget_id, user)
@@ -1261,7 +1303,8 @@ def update_widget(data: Data, user: User, widget_id: Annotated[str, Path(max_len
 
 
 @router.delete("/dashboard/widgets/{widget_id}", status_code=204, tags=["dashboards"],
-               summary="Remove a widget (the dashboard's owner only)")
+               summary="Remove a widget (the dashboard's owner only)",
+               responses={**NOT_OWNER, 404: {"description": "Unknown widget"}})
 def delete_widget(data: Data, user: User, widget_id: Annotated[str, Path(max_length=64)]) -> Response:
     _owned_widget(data, widget_id, user)
     data.store.delete_widget(widget_id)

@@ -15,6 +15,9 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlparse, urlunparse
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from resources.settings import Settings
 from streaming import api, webhooks, ws
@@ -30,6 +33,21 @@ def get_live(request: Request) -> LiveEvents:
 def _without_password(url: str) -> str:
     parsed = urlparse(url)
     return urlunparse(parsed._replace(netloc=parsed.netloc.rsplit("@", 1)[-1])) if parsed.password else url
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+async def http_error(request: Request, exc: HTTPException):
+    """FastAPI's answer, except that a 405's `Allow` names every method of the path: Starlette's
+    names those of the first route with that path only (`GET` for `/dashboard/dashboards`, which
+    takes `POST` too)."""
+    if exc.status_code == 405:
+        # Asked of the routes themselves: included routers are not flattened into `app.routes`.
+        allowed = [method for method in METHODS if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.router.routes)]
+        exc = HTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": ", ".join(allowed)})
+    return await http_exception_handler(request, exc)
 
 
 class SidecarApp(FastAPI):
@@ -88,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(api.router)
     app.add_exception_handler(api.MartsUnavailable, api.marts_unavailable)
+    app.add_exception_handler(HTTPException, http_error)
     app.mount("/socket.io", LazySocketIO(app))
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with this replica's fan-out state")

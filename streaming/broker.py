@@ -2,7 +2,9 @@
 
 `memory://` (the default) hands a message straight to this process's rooms; `redis://` publishes
 it on one Redis channel that every replica subscribes to, so a client on replica B gets an event
-posted to replica A. A message is `<room>\\n<json>`: the JSON is encoded once, by the publisher,
+posted to replica A. While Redis is unreachable (restarted, failed over) a replica keeps what it
+could not publish, in order, and sends it once Redis and the replicas subscribed before are back:
+an event acknowledged during the outage still reaches every replica's rooms and REST reads. A message is `<room>\\n<json>`: the JSON is encoded once, by the publisher,
 and the same text goes to every client of the room.
 """
 
@@ -11,12 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "cc:rooms"
+# Messages kept while Redis is unreachable: minutes of a busy replica's events; past it the
+# oldest go (the landing log and the next build still have them).
+OUTBOX_MAX = 50_000
+# After an outage, how long to wait for the replicas that were subscribed to subscribe again
+# before sending what was kept (a replica that died meanwhile never will).
+RESUBSCRIBE_WAIT_S = 5.0
+RECONNECT_MAX_S = 1.0
 Deliver = Callable[[str, str], None]  # (room, text)
 
 
@@ -53,6 +64,10 @@ class RedisBroker(Broker):
         self.url = url
         self.channel = channel
         self._reader: asyncio.Task | None = None
+        self._outbox: deque[str] = deque()
+        self._flusher: asyncio.Task | None = None
+        self._receivers = 0  # subscribers the last successful publish reached
+        self.dropped = 0
 
     async def connect(self, deliver: Deliver) -> None:
         import redis.asyncio as redis  # optional: only a redis:// broker needs it
@@ -75,7 +90,7 @@ class RedisBroker(Broker):
             except Exception as exc:  # Redis restarted: resubscribe and carry on
                 log.warning("redis broker: %s; resubscribing in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, RECONNECT_MAX_S)
                 with contextlib.suppress(Exception):  # retried on the next turn
                     await self._pubsub.subscribe(self.channel)
                 continue
@@ -89,13 +104,54 @@ class RedisBroker(Broker):
                 log.exception("redis broker: delivering to %s failed", room)
 
     async def publish(self, room: str, text: str) -> None:
-        await self._redis.publish(self.channel, pack(room, text))
+        packed = pack(room, text)
+        if not self._outbox:
+            try:
+                self._receivers = await self._redis.publish(self.channel, packed)
+                return
+            except Exception as exc:  # Redis unreachable: keep it, in order, until it is back
+                log.warning("redis broker: publish failed (%s); keeping messages until Redis is back", exc)
+        if len(self._outbox) >= OUTBOX_MAX:
+            self._outbox.popleft()
+            self.dropped += 1
+        self._outbox.append(packed)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="redis-broker-outbox")
+
+    async def _flush(self) -> None:
+        """Send what was kept, in order, once Redis answers again."""
+        backoff = 0.1
+        while self._outbox:
+            try:
+                await self._resubscribed()
+                while self._outbox:
+                    self._receivers = await self._redis.publish(self.channel, self._outbox[0])
+                    self._outbox.popleft()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # still down: try again shortly
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RECONNECT_MAX_S)
+        if self.dropped:
+            log.warning("redis broker: %d messages dropped while Redis was unreachable", self.dropped)
+            self.dropped = 0
+
+    async def _resubscribed(self) -> None:
+        """Pub/sub reaches only who is subscribed now: wait (a little) for as many subscribers as
+        the last publish before the outage reached, this replica's own reader among them."""
+        deadline = time.monotonic() + RESUBSCRIBE_WAIT_S
+        while time.monotonic() < deadline:
+            [(_, subscribed)] = await self._redis.pubsub_numsub(self.channel)
+            if subscribed >= self._receivers:
+                return
+            await asyncio.sleep(0.05)
 
     async def disconnect(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
-                await self._reader
+        for task in (self._reader, self._flusher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
+                    await task
         await self._pubsub.aclose()
         await self._redis.aclose()
 

@@ -18,11 +18,11 @@ import orjson
 from fastapi.responses import JSONResponse
 
 from cc_events import InvalidRecord, NormalizeContext
+from cc_events.helpers import parse_time
 from cc_events.latest import context_from_lake
 from cc_events.model import NormalizedEvent
-from cc_events.normalize import parse_time
-from cc_events.raw_tables import RAW_TABLES
-from cc_events.webhooks import LANDING_STREAM, normalize_delivery
+from cc_events.registry import RAW_TABLES, normalize_delivery
+from cc_events.sources.webhooks import LANDING_STREAM
 from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
 from resources.settings import Settings
 from resources.storage.lake import Lake

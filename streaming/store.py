@@ -51,6 +51,11 @@ class MartsUnavailable(RuntimeError):
     """No dbt build has been served yet (no snapshot, or the marts do not exist)."""
 
 
+class AppStoreUnavailable(MartsUnavailable):
+    """The app store's Postgres cannot be reached (restarting, down): the routes' 503 with
+    Retry-After, as for missing marts, not a 500."""
+
+
 class Marts(Protocol):
     def version(self) -> str | None:
         """Changes whenever the marts were rebuilt; None while there are none."""
@@ -115,17 +120,22 @@ class PostgresMarts:
         self._version: str | None = None
         self._lock = threading.Lock()
 
+    def _connect(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=5,
+                               options=f"-c search_path={self.schema}")
+
     @contextmanager
     def _conn(self) -> Iterator[Any]:
         import psycopg
-        from psycopg.rows import dict_row
 
         with self._slots:
             try:
                 conn = self._pool.get_nowait()
             except queue.Empty:
-                conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
-                                       options=f"-c search_path={self.schema}")
+                conn = self._connect()
             try:
                 yield conn
             except psycopg.OperationalError:
@@ -133,6 +143,13 @@ class PostgresMarts:
                 raise
             else:
                 self._pool.put(conn)
+
+    def _drop_pool(self) -> None:
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
 
     def version(self) -> str | None:
         now = time.monotonic()
@@ -150,13 +167,33 @@ class PostgresMarts:
         return self._version
 
     def _query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+        """A read; one that failed on a pooled connection (Postgres restarted since it was pooled,
+        which broke the others too) is read again on a fresh one. Unreachable is `MartsUnavailable`."""
         import psycopg
 
-        with self._conn() as conn:
+        try:
             try:
-                return list(conn.execute(sql, params or {}).fetchall())
-            except psycopg.errors.UndefinedTable as exc:
-                raise MartsUnavailable(f"the marts are not built in schema {self.schema} yet: {exc}") from exc
+                with self._conn() as conn:
+                    return list(conn.execute(sql, params or {}).fetchall())
+            except psycopg.errors.QueryCanceled:
+                raise  # the query's own fault (a timeout): not worth a second try
+            except psycopg.OperationalError:
+                self._drop_pool()
+                with self._slots:
+                    conn = self._connect()
+                    try:
+                        rows = list(conn.execute(sql, params or {}).fetchall())
+                    except BaseException:
+                        conn.close()
+                        raise
+                    self._pool.put(conn)
+                    return rows
+        except psycopg.errors.UndefinedTable as exc:
+            raise MartsUnavailable(f"the marts are not built in schema {self.schema} yet: {exc}") from exc
+        except psycopg.errors.QueryCanceled:
+            raise
+        except psycopg.OperationalError as exc:
+            raise MartsUnavailable(f"the warehouse is unavailable: {exc}".splitlines()[0]) from exc
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
         return self._query(sql, params)
@@ -485,7 +522,7 @@ class PostgresAppStore(AppStore):
         self._lock = threading.Lock()
         self._conn: Any = None
         with self._lock:
-            conn = self._connection()
+            conn, _ = self._connection()
             with conn.transaction():
                 conn.execute("select pg_advisory_xact_lock(hashtext('cc_app_schema'))")  # replicas starting at once
                 conn.execute(f"create schema if not exists {schema}")
@@ -494,36 +531,62 @@ class PostgresAppStore(AppStore):
                     conn.execute(statement)
         self._seed_default()
 
-    def _connection(self) -> Any:
+    def _connection(self) -> tuple[Any, bool]:
+        """The connection, and whether it was opened before this call (it may have broken since)."""
         import psycopg
         from psycopg.rows import dict_row
 
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
+            self._conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=5,
                                          options=f"-c search_path={self.schema}")
-        return self._conn
+            return self._conn, False
+        return self._conn, True
 
     @contextmanager
-    def _session(self) -> Iterator[Any]:
-        """The connection, under the lock; closed (and reopened next time) if it broke."""
+    def _session(self, first: Callable[[Any], Any]) -> Iterator[tuple[Any, Any]]:
+        """Under the lock: the connection and what `first(conn)` (its first statement) returned.
+
+        A connection that broke while idle (Postgres restarted since its last use) fails on its
+        first statement, before anything of this call reached the server: that statement is
+        sent again once on a fresh connection. A failure after that is `AppStoreUnavailable`."""
         import psycopg
 
         with self._lock:
-            conn = self._connection()
             try:
-                yield conn
-            except psycopg.OperationalError:
-                conn.close()
-                raise
+                conn, reused = self._connection()
+                try:
+                    result = first(conn)
+                except psycopg.OperationalError:
+                    if not reused:
+                        raise
+                    conn.close()
+                    conn, _ = self._connection()
+                    result = first(conn)
+                yield conn, result
+            except psycopg.OperationalError as exc:
+                if self._conn is not None:
+                    self._conn.close()
+                raise AppStoreUnavailable(f"the app store's Postgres is unavailable: {exc}".splitlines()[0]) from exc
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
-        with self._session() as conn, conn.transaction():
-            yield _PgSession(conn)
+        def begin(conn: Any) -> Any:
+            transaction = conn.transaction()
+            transaction.__enter__()  # BEGIN: the statement a broken connection fails on
+            return transaction
+
+        with self._session(begin) as (conn, transaction):
+            try:
+                yield _PgSession(conn)
+            except BaseException as exc:
+                if not transaction.__exit__(type(exc), exc, exc.__traceback__):
+                    raise
+            else:
+                transaction.__exit__(None, None, None)  # COMMIT
 
     def _read(self, sql: str, params: tuple = ()) -> list[Any]:
-        with self._session() as conn:
-            return conn.execute(_pg_sql(sql), params).fetchall()
+        with self._session(lambda conn: conn.execute(_pg_sql(sql), params).fetchall()) as (_, rows):
+            return rows
 
     def close(self) -> None:
         with self._lock:

@@ -24,15 +24,46 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from cc_events.webhooks import METRICS_KIND
+from cc_events.sources.system import METRICS_KIND
 from streaming import bodies
 from streaming.auth import signature_matches, token_matches
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["webhooks"])
+# What every webhook route answers (the module's docstring says in which order), for /openapi.json.
+router = APIRouter(tags=["webhooks"], responses={
+    200: {"description": "A redelivery of one already landed (`duplicate`), not landed again; "
+                         "a GitHub `ping` is answered `pong`"},
+    202: {"description": "Landed (fsynced): `normalized`, `raw`, or `dead_letter` with its `reason`"},
+    400: {"description": "Malformed JSON, or a header or field the route needs is missing"},
+    401: {"description": "The signature (or token) does not match the body; on Linear also a missing or "
+                         "stale `webhookTimestamp`"},
+    403: {"description": "The route's secret is not set: it refuses every request"},
+    413: {"description": "The body is over `CC_WEBHOOK_MAX_BYTES`"},
+    503: {"description": "Could not store it: retry after `Retry-After` seconds"},
+})
 
 LINEAR_REPLAY_WINDOW_S = 60.0
+
+
+def _documented(headers: dict[str, tuple[bool, str]], form: bool = False) -> dict:
+    """The headers and body a route reads, for /openapi.json (the routes take a bare `Request`, so
+    FastAPI cannot see them): `{name: (required, description)}`, and a JSON body of any shape."""
+    body = {"application/json": {"schema": {}}}
+    if form:
+        body["application/x-www-form-urlencoded"] = {"schema": {"type": "object", "required": ["payload"],
+                                                                "properties": {"payload": {"type": "string"}}}}
+    return {"parameters": [{"name": name, "in": "header", "required": required, "description": text,
+                            "schema": {"type": "string"}} for name, (required, text) in headers.items()],
+            "requestBody": {"required": True, "content": body}}
+
+
+# (`Authorization: Bearer <the route's secret>` instead of a signature is not listed: OpenAPI ignores
+# a header parameter by that name.)
+_SIGNED = {"X-Signature-256": (False, "`sha256=` and the hex HMAC-SHA256 of the body with the route's secret; "
+                                      "without it, `Authorization: Bearer <the secret>`"),
+           "X-Delivery-Id": (False, "The delivery's id (else the body's `id`, else its SHA-256): a redelivery "
+                                    "with it is not landed again")}
 
 
 class Refused(Exception):
@@ -126,7 +157,10 @@ async def _handle(request: Request, receive) -> JSONResponse:
         return refused.response()
 
 
-@router.post("/webhooks/github", summary="GitHub webhooks (X-Hub-Signature-256)")
+@router.post("/webhooks/github", summary="GitHub webhooks (X-Hub-Signature-256)", openapi_extra=_documented({
+    "X-Hub-Signature-256": (True, "`sha256=` and the hex HMAC-SHA256 of the body with CC_GITHUB_WEBHOOK_SECRET"),
+    "X-GitHub-Event": (True, "The event name"),
+    "X-GitHub-Delivery": (True, "The delivery's id: a redelivery with it is not landed again")}, form=True))
 async def github_webhook(request: Request) -> JSONResponse:
     async def receive(request: Request, sidecar) -> JSONResponse:
         secret = _require_secret(sidecar.settings.github_webhook_secret, "CC_GITHUB_WEBHOOK_SECRET")
@@ -154,7 +188,11 @@ async def github_webhook(request: Request) -> JSONResponse:
     return await _handle(request, receive)
 
 
-@router.post("/webhooks/linear", summary="Linear webhooks (Linear-Signature, 60 s replay window)")
+@router.post("/webhooks/linear", summary="Linear webhooks (Linear-Signature, 60 s replay window)",
+             openapi_extra=_documented({
+                 "Linear-Signature": (True, "The hex HMAC-SHA256 of the body with CC_LINEAR_WEBHOOK_SECRET; the "
+                                            "body's `webhookTimestamp` (ms) must be within 60 s of now"),
+                 "Linear-Delivery": (False, "The delivery's id"), "Linear-Event": (False, "The event type")}))
 async def linear_webhook(request: Request) -> JSONResponse:
     async def receive(request: Request, sidecar) -> JSONResponse:
         secret = _require_secret(sidecar.settings.linear_webhook_secret, "CC_LINEAR_WEBHOOK_SECRET")
@@ -208,7 +246,8 @@ def _signed_or_bearer(request: Request, secret: str, body: bytes) -> bool:
     return bearer[:7].lower() == "bearer " and token_matches(secret, bearer[7:].strip())
 
 
-@router.post("/webhooks/charlie", summary="Charlie instances' activity (X-Signature-256 or Bearer token)")
+@router.post("/webhooks/charlie", summary="Charlie instances' activity (X-Signature-256 or Bearer token)",
+             openapi_extra=_documented({**_SIGNED, "X-Charlie-Event": (False, "The kind, when the body has no `kind`")}))
 async def charlie_webhook(request: Request) -> JSONResponse:
     async def receive(request: Request, sidecar) -> JSONResponse:
         secret = _require_secret(sidecar.settings.charlie_webhook_secret, "CC_CHARLIE_WEBHOOK_SECRET")
@@ -222,7 +261,8 @@ async def charlie_webhook(request: Request) -> JSONResponse:
     return await _handle(request, receive)
 
 
-@router.post("/events", summary="Events from bots, cron jobs and metrics agents (Bearer token or X-Signature-256)")
+@router.post("/events", summary="Events from bots, cron jobs and metrics agents (Bearer token or X-Signature-256)",
+             openapi_extra=_documented(_SIGNED))
 async def push_events(request: Request) -> JSONResponse:
     async def receive(request: Request, sidecar) -> JSONResponse:
         token = _require_secret(sidecar.settings.events_api_token, "CC_EVENTS_API_TOKEN")

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from cc_assets.incremental import Incremental, repo_scope
 from cc_assets.partitions import Window
 from cc_assets.raw import Fetch, RawSpec
-from cc_events.raw_tables import RAW_TABLES
+from cc_events.registry import RAW_TABLES
 from resources.http.client import MalformedPage, NotFound
 from resources.platform import PlatformResource
 from resources.sources.paging import Item

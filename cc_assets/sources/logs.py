@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from cc_assets.partitions import Window
 from cc_assets.raw import PULL_BUDGET_S, Fetch, RawSpec, from_landing
-from cc_events.logs import log_event_id
-from cc_events.raw_tables import RAW_TABLES
+from cc_events.registry import RAW_TABLES
+from cc_events.sources.logs import log_event_id
 from resources.ingest.log_tailer import LogTailer
 from resources.platform import PlatformResource
 from resources.storage.landing import LandingLog

@@ -12,7 +12,7 @@ import psycopg
 
 from cc_assets.partitions import Window
 from cc_assets.raw import PULL_BUDGET_S, Fetch, RawSpec, from_landing
-from cc_events.raw_tables import RAW_TABLES
+from cc_events.registry import RAW_TABLES
 from resources.ingest.cdc import CdcReader
 from resources.ingest.pgoutput import parse_lsn
 from resources.platform import PlatformResource

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from cc_assets.partitions import Window
 from cc_assets.raw import Fetch, RawSpec, from_landing
-from cc_events.raw_tables import RAW_TABLES
+from cc_events.registry import RAW_TABLES
 from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
 from resources.platform import PlatformResource
 

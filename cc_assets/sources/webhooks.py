@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 from cc_assets.partitions import Window
 from cc_assets.raw import Fetch, RawSpec, from_landing
-from cc_events.raw_tables import RAW_TABLES
-from cc_events.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
+from cc_events.registry import RAW_TABLES
+from cc_events.sources.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
 from resources.platform import PlatformResource
 
 

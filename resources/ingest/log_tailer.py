@@ -3,7 +3,7 @@
 `LogTailer(patterns, cursor_store).read_batch(n)` returns parsed records and the cursor that
 covers them; the caller lands the records durably, then `commit(batch)`. A restart reads the
 committed cursor and goes on from there: a crash between landing and committing replays what was
-read since the last commit, under the same ids (`cc_events.logs.log_event_id`: inode, the file's
+read since the last commit, under the same ids (`cc_events.sources.logs.log_event_id`: inode, the file's
 generation, offset), which is what the landing dedupes on. Nothing is lost, nothing lands twice.
 
 A file is known by its identity `(device, inode)` plus a fingerprint of its first bytes, not by

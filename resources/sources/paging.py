@@ -10,8 +10,8 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from cc_events.helpers import parse_time
 from cc_events.model import InvalidRecord
-from cc_events.normalize import parse_time
 from resources.http.client import HttpClient, MalformedPage, Page
 from resources.settings import Settings
 

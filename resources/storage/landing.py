@@ -36,9 +36,17 @@ class LandingLog:
         target.parent.mkdir(parents=True, exist_ok=True)
         data = "".join(lines).encode()
         with _LOCK:
-            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                os.write(fd, data)
+                # A writer killed inside a write (a kill -9 stops a multi-page write between pages)
+                # left a torn last line: start a line of our own, or our first record would be
+                # glued to it and read back as part of one torn line, lost after being confirmed.
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data
+                view = memoryview(data)
+                while view:  # a regular file may take a write in parts
+                    view = view[os.write(fd, view):]
                 os.fsync(fd)
             finally:
                 os.close(fd)

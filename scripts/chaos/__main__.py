@@ -18,6 +18,14 @@ MODULES: list[str] = [
     "slowloris",
     "slow_ws_client",
     "durability",  # webhook_defects: issue 10's defects 1, 2, 3, 5 replayed
+    "cdc_kill_resume",
+    "postgres_restart",
+    "source_outage_storm",
+    "fuzz",
+    "schemathesis_api",
+    "kill_storm_duckdb",
+    "kill_storm_postgres",
+    "replicas_redis",
 ]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from dagster import AssetKey, Definitions
 
 from cc_assets.definitions import defs
-from cc_events.raw_tables import RAW_TABLES
+from cc_events.registry import RAW_TABLES
 
 
 def test_definitions_load_and_every_job_resolves():

@@ -174,7 +174,7 @@ def test_etags_survive_the_process_so_an_unchanged_page_costs_no_rate_limit(sand
 
 
 def test_a_pull_request_that_is_gone_is_a_dead_letter_and_the_other_pulls_land(sandbox, tmp_path):
-    from cc_events.raw_tables import RAW_TABLES
+    from cc_events.registry import RAW_TABLES
     from resources.storage.lake import raw_schema
 
     day = DAY_LIST[-1]

@@ -17,7 +17,7 @@ import pytest
 from dagster import DagsterInstance
 
 from cc_assets.definitions import defs
-from cc_events.raw_tables import RAW_TABLES
+from cc_events.registry import RAW_TABLES
 from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
 from resources.ingest.metrics_agent import sample
 from resources.platform import PlatformResource

@@ -353,7 +353,7 @@ def test_a_linear_state_change_seen_twice_is_one_event_in_every_tier(tiered, lin
     in the warm tier (dbt pairs them) and in the cold tier (the move pairs them the same way), also
     when the pair straddles midnight: the days verify, and warm retention drops them."""
     from cc_events import NormalizeContext, normalize
-    from cc_events.webhooks import normalize_delivery
+    from cc_events.registry import normalize_delivery
     from resources.storage.tier_moves import landing_events
     from resources.storage.warm import WarmStore
 

@@ -4,7 +4,7 @@ things, and what is stored raw or refused."""
 import pytest
 
 from cc_events import InvalidRecord, NormalizeContext, normalize
-from cc_events.webhooks import normalize_delivery
+from cc_events.registry import normalize_delivery
 
 CTX = NormalizeContext(linear_team_keys=frozenset({"ENG", "OPS"}))
 

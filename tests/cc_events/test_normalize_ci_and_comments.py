@@ -4,7 +4,7 @@ what is not an event yet, and what is schema-invalid."""
 import pytest
 
 from cc_events import InvalidRecord, NormalizeContext, normalize
-from cc_events.raw_tables import RAW_TABLES
+from cc_events.registry import RAW_TABLES
 
 CTX = NormalizeContext(linear_team_keys=frozenset({"ENG", "OPS"}))
 PULL_REF = {"number": 12, "head": {"ref": "alice/eng-7-fix", "sha": "abc"}, "base": {"ref": "main"}}

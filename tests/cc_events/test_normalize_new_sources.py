@@ -5,8 +5,7 @@ from datetime import UTC
 import pytest
 
 from cc_events import InvalidRecord, NormalizeContext, normalize
-from cc_events.normalize import NORMALIZERS
-from cc_events.raw_tables import RAW_TABLES
+from cc_events.registry import NORMALIZERS, RAW_TABLES
 from sandbox import generate
 from sandbox import truth as truth_mod
 from sandbox.agents import generate_agents

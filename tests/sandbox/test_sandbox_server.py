@@ -423,8 +423,32 @@ def test_down_until_cleared_and_disconnect(sandbox, http):
 
 
 def test_invalid_fault_specs_are_rejected(sandbox, http):
-    r = http.post(f"{sandbox.url}/_sandbox/faults", json=[{"match": "/github", "status": 418}])
-    assert r.status_code == 400
+    for spec in ({"match": "/github", "status": 418}, {"match": "/github", "status": 500, "rate": 0},
+                 {"match": "/github", "status": 500, "rate": 1.5}, {"match": "/github", "kind": "timeout", "delay": -1}):
+        r = http.post(f"{sandbox.url}/_sandbox/faults", json=[spec])
+        assert r.status_code == 400, spec
+
+
+def test_a_fault_with_a_rate_spoils_a_seeded_share_of_requests(sandbox, http):
+    def storm() -> list[int]:
+        sandbox.set_faults([{"match": "/charlie", "status": 502, "rate": 0.3, "seed": 5}])
+        return [http.get(f"{sandbox.charlie_url}/instances").status_code for _ in range(200)]
+
+    first = storm()
+    assert set(first) == {200, 502}
+    assert 40 <= first.count(502) <= 80  # 30% of 200, give or take the coin
+    assert http.get(f"{sandbox.url}/_sandbox/faults").json()[0]["used"] == first.count(502)
+    assert storm() == first  # the same seed, the same requests: the same storm
+    assert http.get(f"{sandbox.github_url}/orgs/acme/repos").status_code == 200  # other paths untouched
+
+
+def test_a_timeout_fault_holds_the_request_past_the_client_timeout(sandbox, http):
+    sandbox.set_faults([{"match": "/linear", "kind": "timeout", "delay": 2, "times": 1}])
+    with pytest.raises(requests.ReadTimeout):
+        http.post(sandbox.linear_url, json={"query": "{ teams { nodes { id } } }"}, timeout=0.5)
+    # Meanwhile (the request is still held) other requests are answered.
+    assert http.get(f"{sandbox.charlie_url}/instances").status_code == 200
+    assert http.post(sandbox.linear_url, json={"query": "{ teams { nodes { id } } }"}).status_code == 200
 
 
 # ---- Linear --------------------------------------------------------------------------------------------

@@ -287,7 +287,7 @@ def test_a_cursor_not_from_next_cursor_is_a_400(backend, http):
     for cursor in ("garbage!", "bm90IGpzb24", _cursor({"at": "2026-01-01"}), _cursor(["2026-01-01T00:00:00"]),
                    _cursor(["yesterday", "linear:ENG-1"]), _cursor(["2026-01-01T00:00:00+02:00", "linear:ENG-1"]),
                    _cursor(["2026-01-01T00:00:00", ""]), _cursor(["2026-01-01T00:00:00", "x", "dead"]),
-                   good[:-4], "x" * 1001):
+                   good.replace(":", ";", 1), "x" * 1001):
         response = http("GET", "/api/workflows", params={"cursor": cursor})
         assert response.status_code in (400, 422), (cursor, response.text)
         assert response.status_code == 422 or "cursor" in response.json()["detail"], response.text
@@ -323,8 +323,9 @@ def test_events_of_a_workflow_since_a_time_with_a_limit(backend, http):
     assert len(later) == sum(e["timestamp"] >= since for e in events)
     assert len(get_json(http, "/api/events", workflow=workflow_id, limit=2)["events"]) == 2
 
-    for params in ({"limit": 0}, {"limit": 1001}, {"since": "yesterday"}):
+    for params in ({"limit": 0}, {"limit": 1001}):
         assert http("GET", "/api/events", params=params).status_code == 422, params
+    assert http("GET", "/api/events", params={"since": "yesterday"}).status_code == 400
 
 
 # --- metrics -------------------------------------------------------------------------------------------
@@ -349,7 +350,8 @@ def test_metrics_count_the_marts_over_a_range_and_filters(backend, http):
     assert day["query"]["grain"] == "hour" and day["events"]["total"] > 0
     assert get_json(http, "/dashboard/metrics", timeRange="30d")["query"]["grain"] == "day"
 
-    bad = [{"timeRange": "2h"}, {"timeRange": "custom"}, {"timeRange": "custom", "from": window["to"], "to": window["from"]},
+    assert http("GET", "/dashboard/metrics", params={"timeRange": "2h"}).status_code == 422  # not of the enum
+    bad = [{"timeRange": "custom"}, {"timeRange": "custom", "from": window["to"], "to": window["from"]},
            {"timeRange": "custom", "from": "noon", "to": window["to"]},
            {"timeRange": "custom", "from": "2020-01-01T00:00:00Z", "to": "2022-01-01T00:00:00Z"},
            {"timeRange": "24h", "from": window["from"]}, {"filters": "{not json"}, {"filters": '{"colour": "red"}'},

@@ -6,7 +6,7 @@ import pkgutil
 import cc_assets.sources
 import sensors
 import sensors.sources
-from cc_events.raw_tables import RAW_TABLES
+from cc_events.registry import RAW_TABLES
 
 
 def _names(modules) -> set[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cc_events.logs import log_event_id, normalize_log_record
+from cc_events.sources.logs import log_event_id, normalize_log_record
 from resources.ingest.log_format import parse_line
 from resources.ingest.log_tailer import LogTailer
 from sandbox.logs import LogWriter
@@ -322,7 +322,7 @@ DRIVER = r'''
 import json, os, sys, time
 from pathlib import Path
 
-from cc_events.logs import log_event_id
+from cc_events.sources.logs import log_event_id
 from resources.ingest.log_tailer import LogTailer
 
 

@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cc_events.raw_tables import RAW_TABLES
+from cc_events.registry import RAW_TABLES
 from resources.storage.lake import Lake, raw_schema
 
 TABLE = RAW_TABLES["linear", "teams"]

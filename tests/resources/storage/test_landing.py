@@ -11,11 +11,12 @@ def test_append_is_durable_per_day_and_a_torn_line_is_kept_as_text(tmp_path):
     day = datetime(2026, 11, 20, 10)
     assert log.append("s", [{"id": 1}, {"id": 2}], day) == 2
     with log.path("s", day.date()).open("a") as handle:
-        handle.write('{"id": 3, "trunc')  # a writer died mid-line
-    log.append("s", [{"id": 4}], day)
+        handle.write('{"id": 3, "trunc')  # a writer died mid-line (kill -9 inside a multi-page write)
+    # The next append was acknowledged: it must not be glued to the torn line and lost with it.
+    assert log.append("s", [{"id": 4}, {"id": 5}], day) == 2
     records = list(log.read("s", day.date()))
-    assert [r["id"] for r in records if isinstance(r, dict)] == [1, 2]
-    assert any(isinstance(r, str) and r.startswith('{"id": 3') for r in records)
+    assert [r["id"] for r in records if isinstance(r, dict)] == [1, 2, 4, 5]
+    assert [r for r in records if isinstance(r, str)] == ['{"id": 3, "trunc']
 
 
 def test_metrics_agent_samples_the_real_machine(tmp_path):

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from psycopg import sql
 
-from cc_events.raw_tables import RAW_TABLES
+from cc_events.registry import RAW_TABLES
 from resources.storage.lake import raw_schema
 from resources.storage.postgres import PostgresWarehouse
 

@@ -10,6 +10,7 @@
     commit_lsn is zero-padded hex, so text order is LSN order (compared bytewise everywhere).
 #}
 {%- set primary_keys = {'todos': 'id', 'system_state': 'key', 'trades': 'id', 'signals': 'id'} -%}
+{%- set business_tables = "'" ~ primary_keys.keys() | join("', '") ~ "'" -%}
 
 with
 
@@ -17,7 +18,7 @@ changes as (
 
     select * from {{ ref('stg_postgres_cdc__changes') }}
     where
-        table_name in ('{{ primary_keys.keys() | join("', '") }}')
+        table_name in ({{ business_tables }})
         and unparsed_reason is null
 
 ),
@@ -34,12 +35,12 @@ row_changes as (
         after_image,
         case table_name
             {%- for table_name, key_column in primary_keys.items() %}
-            when '{{ table_name }}' then {{ json_text('after_image', key_column) }}
+                when '{{ table_name }}' then {{ json_text('after_image', key_column) }}
             {%- endfor %}
         end as after_key,
         case table_name
             {%- for table_name, key_column in primary_keys.items() %}
-            when '{{ table_name }}' then {{ json_text('before_image', key_column) }}
+                when '{{ table_name }}' then {{ json_text('before_image', key_column) }}
             {%- endfor %}
         end as before_key
     from changes

@@ -57,8 +57,10 @@ final as (
             when coalesce(cycle_issue_totals.issue_count, 0) = 0 then null
             else cast(
                 round(
-                    cast(cycle_issue_totals.completed_issue_count + cycle_issue_totals.canceled_issue_count
-                         as {{ dbt.type_numeric() }}) / cycle_issue_totals.issue_count,
+                    cast(
+                        cycle_issue_totals.completed_issue_count + cycle_issue_totals.canceled_issue_count
+                        as {{ dbt.type_numeric() }}
+                    ) / cycle_issue_totals.issue_count,
                     4
                 ) as {{ dbt.type_numeric() }}
             )

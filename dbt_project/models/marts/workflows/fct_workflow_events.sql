@@ -1,6 +1,6 @@
 {#- On Postgres the sidecar reads this table by workflow and by time (`/api/events`): index both. -#}
 {% if target.type == 'postgres' %}
-{{ config(indexes=[{'columns': ['workflow_id']}, {'columns': ['event_at']}]) }}
+    {{ config(indexes=[{'columns': ['workflow_id']}, {'columns': ['event_at']}]) }}
 {% endif %}
 
 with

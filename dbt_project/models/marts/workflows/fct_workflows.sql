@@ -1,45 +1,41 @@
-{#- Reads fct_workflow_events rather than staging so the million-row event dedupe runs once per build. -#}
-{#- On Postgres the sidecar pages this table newest first (`/api/workflows`): a cursor's next page
-    is an index range scan, read backwards, from the last row it showed. -#}
+{#-
+    One row per workflow: the parts each source contributes are picked per workflow in
+    intermediate/workflows/ (int_workflow_*); here they are joined and the status decided.
+    On Postgres the sidecar pages this table newest first (`/api/workflows`): a cursor's next page
+    is an index range scan, read backwards, from the last row it showed.
+-#}
 {% if target.type == 'postgres' %}
-{{ config(indexes=[{'columns': ['last_event_at', 'workflow_id']}]) }}
+    {{ config(indexes=[{'columns': ['last_event_at', 'workflow_id']}]) }}
 {% endif %}
 with
 
 workflow_events as (
 
-    select * from {{ ref('fct_workflow_events') }}
-    where workflow_id is not null
-
-),
-
-workflow_keys as (
-
-    select * from {{ ref('int_correlation_keys_linked') }}
+    select * from {{ ref('int_workflow_events_summarized') }}
 
 ),
 
 linear_issues as (
 
-    select * from {{ ref('stg_linear__issues') }}
+    select * from {{ ref('int_workflow_linear_issues_picked') }}
 
 ),
 
 pull_requests as (
 
-    select * from {{ ref('stg_github__pull_requests') }}
+    select * from {{ ref('int_workflow_pull_requests_picked') }}
 
 ),
 
 github_issues as (
 
-    select * from {{ ref('stg_github__issues') }}
+    select * from {{ ref('int_workflow_github_issues_picked') }}
 
 ),
 
-charlie_instances as (
+ci_runs as (
 
-    select * from {{ ref('stg_charlie__instances') }}
+    select * from {{ ref('int_workflow_ci_runs_summarized') }}
 
 ),
 
@@ -49,188 +45,9 @@ session_costs as (
 
 ),
 
-workflow_runs as (
+charlie_instances as (
 
-    select * from {{ ref('stg_github__workflow_runs') }}
-
-),
-
-event_totals as (
-
-    select
-        workflow_id,
-        count(*) as event_count,
-        min(event_at) as first_event_at,
-        max(event_at) as last_event_at
-    from workflow_events
-    group by workflow_id
-
-),
-
-workflow_actors as (
-
-    select distinct
-        workflow_id,
-        actor_name
-    from workflow_events
-    where actor_name is not null
-
-),
-
-actor_totals as (
-
-    select
-        workflow_id,
-        count(*) as actor_count,
-        {{ sorted_string_agg('actor_name') }} as actors
-    from workflow_actors
-    group by workflow_id
-
-),
-
-workflow_sources as (
-
-    select distinct
-        workflow_id,
-        source
-    from workflow_events
-
-),
-
-source_totals as (
-
-    select
-        workflow_id,
-        {{ sorted_string_agg('source') }} as sources
-    from workflow_sources
-    group by workflow_id
-
-),
-
-linear_issues_ranked as (
-
-    -- Linear keys all have priority 1, so the first by md5 is the workflow's root whenever
-    -- the root's issue has been ingested.
-    select
-        workflow_keys.workflow_id,
-        linear_issues.*,
-        row_number() over (
-            partition by workflow_keys.workflow_id
-            order by {{ bytewise('md5(workflow_keys.correlation_key)') }}
-        ) as linear_issue_rank
-    from workflow_keys
-    inner join linear_issues
-        on workflow_keys.correlation_key = linear_issues.correlation_key
-
-),
-
-primary_linear_issues as (
-
-    select * from linear_issues_ranked
-    where linear_issue_rank = 1
-
-),
-
-pull_requests_ranked as (
-
-    select
-        workflow_keys.workflow_id,
-        pull_requests.*,
-        row_number() over (
-            partition by workflow_keys.workflow_id
-            order by pull_requests.created_at desc, pull_requests.pull_request_id desc
-        ) as recency_rank,
-        count(*) over (partition by workflow_keys.workflow_id) as pr_count
-    from workflow_keys
-    inner join pull_requests
-        on workflow_keys.correlation_key = pull_requests.correlation_key
-
-),
-
-latest_pull_requests as (
-
-    select * from pull_requests_ranked
-    where recency_rank = 1
-
-),
-
-github_issues_ranked as (
-
-    select
-        workflow_keys.workflow_id,
-        github_issues.*,
-        row_number() over (
-            partition by workflow_keys.workflow_id
-            order by github_issues.created_at desc, github_issues.github_issue_id desc
-        ) as recency_rank
-    from workflow_keys
-    inner join github_issues
-        on workflow_keys.correlation_key = github_issues.correlation_key
-
-),
-
-latest_github_issues as (
-
-    select * from github_issues_ranked
-    where recency_rank = 1
-
-),
-
-ci_runs_ranked as (
-
-    -- CI of every pull request in the workflow; the latest finished run says where CI stands.
-    select
-        workflow_keys.workflow_id,
-        workflow_runs.conclusion,
-        workflow_runs.completed_at,
-        row_number() over (
-            partition by workflow_keys.workflow_id
-            order by workflow_runs.completed_at desc, workflow_runs.workflow_run_id desc
-        ) as recency_rank
-    from workflow_keys
-    inner join workflow_runs
-        on workflow_keys.correlation_key = workflow_runs.pr_correlation_key
-    where workflow_runs.completed_at is not null
-
-),
-
-ci_totals as (
-
-    select
-        workflow_id,
-        count(*) as ci_run_count,
-        sum(case when conclusion = 'failure' then 1 else 0 end) as ci_failed_run_count,
-        max(case when recency_rank = 1 then conclusion end) as last_ci_conclusion,
-        max(completed_at) as last_ci_completed_at
-    from ci_runs_ranked
-    group by workflow_id
-
-),
-
-charlie_task_outcomes_ranked as (
-
-    select
-        workflow_id,
-        event_type,
-        row_number() over (
-            partition by workflow_id
-            order by event_at desc, event_id desc
-        ) as recency_rank
-    from workflow_events
-    where event_type in ('charlie.task.completed', 'charlie.task.failed')
-
-),
-
-charlie_totals as (
-
-    select
-        workflow_id,
-        max(
-            case when event_type = 'charlie.task.completed' then event_at end
-        ) as last_task_completed_at
-    from workflow_events
-    where source = 'charlie'
-    group by workflow_id
+    select * from {{ ref('stg_charlie__instances') }}
 
 ),
 
@@ -249,75 +66,65 @@ charlie_linear_users as (
 workflows_joined as (
 
     select
-        event_totals.workflow_id,
-        event_totals.event_count,
-        event_totals.first_event_at,
-        event_totals.last_event_at,
-        actor_totals.actor_count,
-        actor_totals.actors,
-        source_totals.sources,
+        workflow_events.workflow_id,
+        workflow_events.event_count,
+        workflow_events.first_event_at,
+        workflow_events.last_event_at,
+        workflow_events.actor_count,
+        workflow_events.actors,
+        workflow_events.sources,
 
-        primary_linear_issues.linear_issue_id,
-        primary_linear_issues.issue_key as linear_issue_key,
-        primary_linear_issues.team_key as linear_team_key,
-        primary_linear_issues.issue_title as linear_title,
-        primary_linear_issues.state_type as linear_state_type,
-        primary_linear_issues.priority_label as linear_priority_label,
-        primary_linear_issues.assignee_id,
-        primary_linear_issues.assignee_name,
-        primary_linear_issues.completed_at as linear_completed_at,
+        linear_issues.linear_issue_id,
+        linear_issues.issue_key as linear_issue_key,
+        linear_issues.team_key as linear_team_key,
+        linear_issues.issue_title as linear_title,
+        linear_issues.state_type as linear_state_type,
+        linear_issues.priority_label as linear_priority_label,
+        linear_issues.assignee_id,
+        linear_issues.assignee_name,
+        linear_issues.completed_at as linear_completed_at,
 
-        latest_pull_requests.pull_request_id,
-        latest_pull_requests.repo as pr_repo,
-        latest_pull_requests.pr_number,
-        latest_pull_requests.pr_title,
-        latest_pull_requests.pr_state,
-        latest_pull_requests.is_merged as is_pr_merged,
-        latest_pull_requests.merged_at as pr_merged_at,
-        coalesce(latest_pull_requests.pr_count, 0) as pr_count,
+        pull_requests.pull_request_id,
+        pull_requests.repo as pr_repo,
+        pull_requests.pr_number,
+        pull_requests.pr_title,
+        pull_requests.pr_state,
+        pull_requests.is_merged as is_pr_merged,
+        pull_requests.merged_at as pr_merged_at,
+        coalesce(pull_requests.pr_count, 0) as pr_count,
 
-        latest_github_issues.github_issue_id,
-        latest_github_issues.issue_title as github_issue_title,
-        latest_github_issues.is_closed as is_github_issue_closed,
-        latest_github_issues.closed_at as github_issue_closed_at,
+        github_issues.github_issue_id,
+        github_issues.issue_title as github_issue_title,
+        github_issues.is_closed as is_github_issue_closed,
+        github_issues.closed_at as github_issue_closed_at,
 
-        charlie_task_outcomes_ranked.event_type as last_charlie_outcome,
-        charlie_totals.workflow_id is not null as has_charlie_events,
-        charlie_totals.last_task_completed_at,
+        workflow_events.last_charlie_outcome,
+        workflow_events.has_charlie_events,
+        workflow_events.last_task_completed_at,
 
         charlie_linear_users.charlie_instance_id,
 
         coalesce(session_costs.session_count, 0) as session_count,
         coalesce(session_costs.cost_usd, 0) as session_cost_usd,
 
-        ci_totals.last_ci_conclusion,
-        ci_totals.last_ci_completed_at,
-        coalesce(ci_totals.ci_run_count, 0) as ci_run_count,
-        coalesce(ci_totals.ci_failed_run_count, 0) as ci_failed_run_count
+        ci_runs.last_ci_conclusion,
+        ci_runs.last_ci_completed_at,
+        coalesce(ci_runs.ci_run_count, 0) as ci_run_count,
+        coalesce(ci_runs.ci_failed_run_count, 0) as ci_failed_run_count
 
-    from event_totals
-    left join actor_totals
-        on event_totals.workflow_id = actor_totals.workflow_id
-    left join source_totals
-        on event_totals.workflow_id = source_totals.workflow_id
-    left join primary_linear_issues
-        on event_totals.workflow_id = primary_linear_issues.workflow_id
-    left join latest_pull_requests
-        on event_totals.workflow_id = latest_pull_requests.workflow_id
-    left join latest_github_issues
-        on event_totals.workflow_id = latest_github_issues.workflow_id
-    left join charlie_task_outcomes_ranked
-        on
-            event_totals.workflow_id = charlie_task_outcomes_ranked.workflow_id
-            and charlie_task_outcomes_ranked.recency_rank = 1
-    left join charlie_totals
-        on event_totals.workflow_id = charlie_totals.workflow_id
+    from workflow_events
+    left join linear_issues
+        on workflow_events.workflow_id = linear_issues.workflow_id
+    left join pull_requests
+        on workflow_events.workflow_id = pull_requests.workflow_id
+    left join github_issues
+        on workflow_events.workflow_id = github_issues.workflow_id
     left join charlie_linear_users
-        on primary_linear_issues.assignee_id = charlie_linear_users.linear_user_id
+        on linear_issues.assignee_id = charlie_linear_users.linear_user_id
     left join session_costs
-        on event_totals.workflow_id = session_costs.workflow_id
-    left join ci_totals
-        on event_totals.workflow_id = ci_totals.workflow_id
+        on workflow_events.workflow_id = session_costs.workflow_id
+    left join ci_runs
+        on workflow_events.workflow_id = ci_runs.workflow_id
 
 ),
 
@@ -335,21 +142,24 @@ workflows_with_status as (
             else 'events'
         end as status_source,
         case
-            when linear_issue_id is not null then
-                case linear_state_type
-                    when 'started' then 'active'
-                    when 'completed' then 'completed'
-                    when 'canceled' then 'canceled'
-                    else 'pending'
-                end
-            when pull_request_id is not null then
-                case
-                    when is_pr_merged then 'completed'
-                    when pr_state = 'closed' then 'canceled'
-                    else 'active'
-                end
-            when github_issue_id is not null then
-                case when is_github_issue_closed then 'completed' else 'active' end
+            when linear_issue_id is not null
+                then
+                    case linear_state_type
+                        when 'started' then 'active'
+                        when 'completed' then 'completed'
+                        when 'canceled' then 'canceled'
+                        else 'pending'
+                    end
+            when pull_request_id is not null
+                then
+                    case
+                        when is_pr_merged then 'completed'
+                        when pr_state = 'closed' then 'canceled'
+                        else 'active'
+                    end
+            when github_issue_id is not null
+                then
+                    case when is_github_issue_closed then 'completed' else 'active' end
             when last_charlie_outcome = 'charlie.task.completed' then 'completed'
             when last_charlie_outcome = 'charlie.task.failed' then 'failed'
             else 'active'

@@ -13,7 +13,9 @@ listings_ranked as (
     -- then the latest copy.
     select
         *,
-        {{ latest_copy_rank('sha', prefer=["case when pull_number is null then 1 else 0 end", "pull_number desc"]) }} as listing_rank
+        {{ latest_copy_rank(
+            'sha', prefer=["case when pull_number is null then 1 else 0 end", "pull_number desc"]
+        ) }} as listing_rank
     from source
 
 ),

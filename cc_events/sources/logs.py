@@ -10,11 +10,15 @@ the file's first line) keeps a reused inode from colliding with the file that ha
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
+from cc_events.context import NormalizeContext
+from cc_events.helpers import parse_time
 from cc_events.keys import KeyExtractor, unique
 from cc_events.model import Actor, InvalidRecord, NormalizedEvent, Target
-from cc_events.normalize import NormalizeContext, parse_time
+from cc_events.raw_tables import RawTable, col
+from cc_events.sources import Source
 
 _CORRELATION_FIELDS = ("correlation_id", "correlationId", "trace_id", "traceId", "trace.id")
 _TITLE_CHARS = 200
@@ -76,11 +80,6 @@ def normalize_log_record(record: Mapping[str, Any], linear_team_keys: Iterable[s
     )
 
 
-def log_record(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]) -> list[NormalizedEvent]:
-    """`normalize_log_record` in the shape of `cc_events.normalize.NORMALIZERS`."""
-    return [normalize_log_record(record, ctx.linear_team_keys)]
-
-
 def _correlation_id(fields: Mapping[str, Any]) -> str | None:
     for name in _CORRELATION_FIELDS:
         value = fields.get(name)
@@ -93,3 +92,25 @@ def _correlation_id(fields: Mapping[str, Any]) -> str | None:
                 if params.get(name):
                     return str(params[name])
     return None
+
+
+def log_line(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]) -> list[NormalizedEvent]:
+    event = normalize_log_record(record, ctx.linear_team_keys)
+    # A log line mentioning issues is too weak a link to join (let alone merge) workflows: one
+    # line naming ENG-1 and OPS-2 would fuse two stories. The keys stay in the payload; the event
+    # names none until correlation can attach events without letting them link keys.
+    return [replace(event, keys=(), payload={**event.payload, "mentions": [k.key for k in event.keys]})]
+
+
+RAW_TABLES = (
+    RawTable("logs", "lines", (
+        col("id", "str", required=True), col("path", "str"), col("inode", "int", required=True),
+        col("file_gen", "str"), col("offset", "int", required=True), col("line_no", "int"),
+        col("received_at", "time", required=True), col("logged_at", "time", "ts"), col("format", "str"),
+        col("level", "str"), col("service", "str"), col("host", "str"), col("message", "str"),
+        col("problem", "str"),
+    ), "Log lines tailed from files (JSON lines, syslog, plain), one row per line; corrupt ones flagged."),
+)
+
+
+SOURCE = Source("logs", RAW_TABLES, normalizers={"lines": log_line})
