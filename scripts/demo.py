@@ -192,14 +192,14 @@ def _run(settings, steps: Steps, started: float) -> int:
     with steps.step("Loading Dagster and the sources' clients"):
         from dagster import DagsterInstance
 
-        from resources.landing import LandingLog
-        from resources.metrics_agent import STREAM, sample
-        from resources.warehouse import compare_with_truth, mart_counts, open_warehouse
+        from resources.ingest.metrics_agent import STREAM, sample
+        from resources.storage.landing import LandingLog
+        from resources.storage.warehouse import compare_with_truth, mart_counts, open_warehouse
         from sandbox.logs import LogWriter
         from sandbox.process import run_sandbox
 
 
-    # This host's metrics, as the agent (`python -m resources.metrics_agent`) would send them.
+    # This host's metrics, as the agent (`python -m resources.ingest.metrics_agent`) would send them.
     reading = sample()
     LandingLog(settings.landing_dir).append(STREAM, [reading], datetime.fromisoformat(reading["sampled_at"]))
 

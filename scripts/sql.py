@@ -1,5 +1,5 @@
 """`make sql`: the DuckDB shell (PyPI `duckdb-cli`, the release of the `duckdb` library) on a
-catalog of every tier (resources/catalog.py), for analysts.
+catalog of every tier (resources/storage/catalog.py), for analysts.
 
     make sql                                   # DuckDB's own shell: `.tables`, `.quit`, history, completion
     make sql SQL_ARGS='-c "from tier_partitions"'
@@ -66,7 +66,7 @@ def duckdb_cli() -> str:
 
 
 def has_data(settings) -> bool:
-    from resources.serving import snapshot_path
+    from resources.storage.serving import snapshot_path
 
     return (settings.warehouse == "postgres" or snapshot_path(settings).exists()
             or any(settings.lake_dir.glob("**/*.parquet")))
@@ -75,10 +75,10 @@ def has_data(settings) -> bool:
 def write_init(settings, folder: Path) -> Path:
     """The catalog as a shell init file in `folder`: attachments, then every view; relations that
     live only in Python (pyarrow tables and datasets) become Parquet files beside it."""
-    from resources.catalog import open_catalog, pg_conninfo, quote
+    from resources.storage.catalog import open_catalog, pg_conninfo, quote
 
     con = open_catalog(settings)
-    lines = ["-- Written by `make sql` (scripts/sql.py) from resources/catalog.py; removed when the shell ends."]
+    lines = ["-- Written by `make sql` (scripts/sql.py) from resources/storage/catalog.py; removed when the shell ends."]
     for (path,) in con.execute("select install_path from duckdb_extensions() "
                                "where loaded and install_path like '%postgres%'").fetchall():
         lines.append(f"load {quote(path)};")

@@ -24,8 +24,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from resources.history import HistoryReader
 from resources.settings import Settings
+from resources.storage.history import HistoryReader
 from streaming import grants
 from streaming.auth import AuthError, Principal, verify_token
 from streaming.live import LiveEvents

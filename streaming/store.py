@@ -35,10 +35,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from resources.history import ENGINE
-from resources.hot import HotStore, hot_store, hour_id
-from resources.serving import snapshot_path
 from resources.settings import Settings
+from resources.storage.history import ENGINE
+from resources.storage.hot import HotStore, hot_store, hour_id
+from resources.storage.serving import snapshot_path
 from streaming.live import LiveEvents
 
 Row = dict[str, Any]

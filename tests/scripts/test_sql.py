@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from resources.history import ROLLUP_SCHEMA
+from resources.storage.history import ROLLUP_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 
