@@ -7,7 +7,7 @@ import threading
 
 import duckdb
 
-from streaming.store import DuckDBSnapshot
+from streaming.data.marts import DuckDBSnapshot
 
 
 def _swap_in(path, value: int) -> None:
