@@ -425,3 +425,4 @@ def app_store_path(settings: Settings) -> Path:
 def app_store_from_settings(settings: Settings) -> AppStore:
     if settings.warehouse == "postgres":
         return PostgresAppStore(settings.pg_url, settings.app_schema)
+    return AppStore(app_store_path(settings))
