@@ -27,7 +27,6 @@ from streaming.data.serving import Serving
 from streaming.live import LiveEvents
 from streaming.responses import marts_unavailable
 from streaming.routes import api_router
-from streaming.routes.overview import keep_overview
 from streaming.sidecar import Sidecar
 
 
@@ -99,7 +98,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # starts, and lands webhooks, with Postgres down.
             serving = app.state.serving = await asyncio.to_thread(Serving.from_settings, app.state.settings,
                                                                   app.state.live)
-            keep_overview(serving)
             yield
         finally:
             await sidecar.stop()

@@ -13,16 +13,11 @@ from streaming.schemas import Overview
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"])
 
-KEPT = "overview"  # the name its body is kept under in `Serving` (`keep_overview`)
+KEPT = "overview"  # the name its body is kept under in `Serving`
 
 
 def overview_body(data: Serving) -> tuple[bytes, str]:
     return encode(read_overview(data))
-
-
-def keep_overview(data: Serving) -> None:
-    """Have `data`'s keeper thread hold the overview's body encoded and fresh (called at start-up)."""
-    data.keep(KEPT, TTL["overview"], lambda: overview_body(data))
 
 
 @router.get("/overview", response_model=Overview,
@@ -33,5 +28,9 @@ async def dashboard_overview(request: Request, data: Data) -> Response:
     # neither computes nor waits for a thread.
     encoded = data.ready(KEPT)
     if encoded is None:  # the first read, or live events newer than the keeper's last look
+        # Kept from the first read on, not from start-up: the keeper thread wakes every 20 ms, and
+        # a sidecar nobody reads the REST API of should not pay that beside its webhooks (with it
+        # from start-up, an ack's dedupe-index write lost the race to a SIGKILL in test_dedupe).
+        data.keep(KEPT, TTL["overview"], lambda: overview_body(data))
         encoded = await run_in_threadpool(data.cached, KEPT, TTL["overview"], lambda: overview_body(data), live=True)
     return cached_response(request, encoded, TTL["overview"])
