@@ -1,34 +1,26 @@
 """The sidecar's own store: dashboards and widgets (the seeds' schema) and the Charlie command log.
 
 In a SQLite file (embedded) or, with the warehouse on Postgres, in schema `CC_APP_SCHEMA` there
-(`PostgresAppStore`), so that every replica serves the same dashboards. It is written by API calls
+(`app_store_postgres.PostgresAppStore`), so that every replica serves the same dashboards. It is written by API calls
 only, so it never waits for dbt.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from resources.settings import Settings
-from streaming.data.marts import MartsUnavailable, Row, utcnow
+from streaming.data.marts import Row, utcnow
 
-
-class AppStoreUnavailable(MartsUnavailable):
-    """The app store's Postgres cannot be reached (restarting, down): the routes' 503 with
-    Retry-After, as for missing marts, not a 500."""
-
-
-
-_SCHEMA = """
+SQLITE_SCHEMA = """
 create table if not exists dashboards (
     id text primary key,
     name text not null,
@@ -133,7 +125,7 @@ class AppStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("pragma journal_mode = wal")
         self._db.execute("pragma foreign_keys = on")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SQLITE_SCHEMA)
         self._seed_default()
 
     @contextmanager
@@ -283,146 +275,5 @@ class AppStore:
                  "response": None if r["response"] is None else json.loads(r["response"])} for r in rows]
 
 
-# The seeds' dashboards and widgets (uuid ids, jsonb configs); `owner_id` is the token's `sub`,
-# which need not be a uuid. The command log is the SQLite one.
-_PG_SCHEMA = """
-create table if not exists dashboards (
-    id uuid primary key,
-    name varchar(255) not null,
-    config jsonb not null,
-    owner_id text not null,
-    created_at timestamp not null default now(),
-    updated_at timestamp not null default now()
-);
-create table if not exists widgets (
-    id uuid primary key,
-    dashboard_id uuid not null references dashboards(id) on delete cascade,
-    type varchar(100) not null,
-    title varchar(255) not null,
-    config jsonb not null,
-    position jsonb not null,
-    created_at timestamp not null default now()
-);
-create index if not exists widgets_dashboard on widgets(dashboard_id);
-""" + _SCHEMA[_SCHEMA.index("create table if not exists charlie_commands"):]
-
-_INSERT_OR_IGNORE = re.compile(r"^insert or ignore into (.*)$", re.S)
-
-
-def _pg_sql(sql: str) -> str:
-    """AppStore's SQLite statements for Postgres: `?` placeholders, `on conflict do nothing`."""
-    sql = sql.replace("?", "%s")
-    match = _INSERT_OR_IGNORE.match(sql)
-    return f"insert into {match.group(1)} on conflict do nothing" if match else sql
-
-
-class _PgSession:
-    """The one method of a sqlite3 connection AppStore uses, on a psycopg connection."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    def execute(self, sql: str, params: tuple = ()) -> Any:
-        return self._conn.execute(_pg_sql(sql), params)
-
-
-class PostgresAppStore(AppStore):
-    """AppStore's tables in a Postgres schema: every replica of the sidecar reads and writes the
-    same dashboards, widgets and command log. One connection, reopened if it breaks."""
-
-    def __init__(self, url: str, schema: str) -> None:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema):
-            raise ValueError(f"not a plain schema name: {schema!r}")
-        self.url, self.schema = url, schema
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        # The schema is made on first use, not here: the app builds its store at start-up, and a
-        # sidecar must start (and land webhooks) while Postgres is down.
-        self._ready = False
-
-    def _prepare(self, conn: Any) -> None:
-        with conn.transaction():
-            conn.execute("select pg_advisory_xact_lock(hashtext('cc_app_schema'))")  # replicas starting at once
-            conn.execute(f"create schema if not exists {self.schema}")
-            conn.execute(f"set search_path = {self.schema}")
-            for statement in filter(str.strip, _PG_SCHEMA.split(";")):
-                conn.execute(statement)
-            self._seed(_PgSession(conn))
-        self._ready = True
-
-    def _first(self, conn: Any, first: Callable[[Any], Any]) -> Any:
-        if not self._ready:
-            self._prepare(conn)
-        return first(conn)
-
-    def _connection(self) -> tuple[Any, bool]:
-        """The connection, and whether it was opened before this call (it may have broken since)."""
-        import psycopg
-        from psycopg.rows import dict_row
-
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=5,
-                                         options=f"-c search_path={self.schema}")
-            return self._conn, False
-        return self._conn, True
-
-    @contextmanager
-    def _session(self, first: Callable[[Any], Any]) -> Iterator[tuple[Any, Any]]:
-        """Under the lock: the connection and what `first(conn)` (its first statement) returned.
-
-        A connection that broke while idle (Postgres restarted since its last use) fails on its
-        first statement, before anything of this call reached the server: that statement is
-        sent again once on a fresh connection. A failure after that is `AppStoreUnavailable`."""
-        import psycopg
-
-        with self._lock:
-            try:
-                conn, reused = self._connection()
-                try:
-                    result = self._first(conn, first)
-                except psycopg.OperationalError:
-                    if not reused:
-                        raise
-                    conn.close()
-                    conn, _ = self._connection()
-                    result = self._first(conn, first)
-                yield conn, result
-            except psycopg.OperationalError as exc:
-                if self._conn is not None:
-                    self._conn.close()
-                raise AppStoreUnavailable(f"the app store's Postgres is unavailable: {exc}".splitlines()[0]) from exc
-
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        def begin(conn: Any) -> Any:
-            transaction = conn.transaction()
-            transaction.__enter__()  # BEGIN: the statement a broken connection fails on
-            return transaction
-
-        with self._session(begin) as (conn, transaction):
-            try:
-                yield _PgSession(conn)
-            except BaseException as exc:
-                if not transaction.__exit__(type(exc), exc, exc.__traceback__):
-                    raise
-            else:
-                transaction.__exit__(None, None, None)  # COMMIT
-
-    def _read(self, sql: str, params: tuple = ()) -> list[Any]:
-        with self._session(lambda conn: conn.execute(_pg_sql(sql), params).fetchall()) as (_, rows):
-            return rows
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-
-
 def app_store_path(settings: Settings) -> Path:
     return settings.data_dir / "sidecar" / "app.sqlite3"
-
-
-def app_store_from_settings(settings: Settings) -> AppStore:
-    if settings.warehouse == "postgres":
-        return PostgresAppStore(settings.pg_url, settings.app_schema)
-    return AppStore(app_store_path(settings))

@@ -21,7 +21,8 @@ from typing import Any
 
 from resources.hot import HotStore, hot_store, hour_id
 from resources.settings import Settings
-from streaming.data.app_store import AppStore, app_store_from_settings
+from streaming.data.app_store import AppStore, app_store_path
+from streaming.data.app_store_postgres import PostgresAppStore
 from streaming.data.marts import Marts, Row, marts_from_settings, utcnow
 from streaming.live import LiveEvents
 
@@ -94,8 +95,9 @@ class Serving:
 
     @classmethod
     def from_settings(cls, settings: Settings, live: LiveEvents | None = None) -> Serving:
-        return cls(marts_from_settings(settings), app_store_from_settings(settings), live, settings,
-                   hot_store(settings))
+        store = (PostgresAppStore(settings.pg_url, settings.app_schema) if settings.warehouse == "postgres"
+                 else AppStore(app_store_path(settings)))
+        return cls(marts_from_settings(settings), store, live, settings, hot_store(settings))
 
     def close(self) -> None:
         self._closed.set()
