@@ -1,4 +1,11 @@
-"""The REST API: one router per tag, every route behind the bearer token and its grant (`deps.authorize`)."""
+"""The sidecar's REST API: one router per tag (dashboard reads, dashboards and widgets, workflows,
+events, Charlie commands), each module holding its routes only.
+
+Every route needs `Authorization: Bearer <HS256 JWT signed with CC_JWT_SECRET>` and a token that
+grants it (`deps.authorize`, `streaming/grants.py`). Reads come from the warm marts plus the events
+seen since the last build (`streaming/data/`), and carry `Cache-Control: private, max-age=<the
+seeds' TTL>` and an `ETag` (a matching `If-None-Match` gets 304: `streaming/responses.py`).
+"""
 
 from fastapi import APIRouter, Depends
 
