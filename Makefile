@@ -16,10 +16,13 @@ export UV_COMPILE_BYTECODE := 1
 
 .PHONY: install demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers lint sql clean
 
-$(STAMP): pyproject.toml
+# Installs exactly what uv.lock pins (two installs are identical): after editing pyproject.toml's
+# dependencies, run `.venv/bin/uv lock` and commit uv.lock. Only python3 is needed to start: uv
+# comes from pip the first time, then from the lock (its dev extra) like everything else.
+$(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv>=0.13,<0.14'
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --quiet --locked --extra dev --python $(BIN)/python
 	@touch $@
 
 # Without npm the tests that need it skip (and fail under CI=true, which must run them).
@@ -33,19 +36,19 @@ $(JS_STAMP): $(JS)/package-lock.json
 install: $(STAMP) $(JS_STAMP)
 
 demo: install
-	@$(BIN)/python -m resources.dagster_home >/dev/null
-	$(BIN)/python -m scripts.demo
+	@$(BIN)/python -m scripts.run resources.dagster_home >/dev/null
+	@$(BIN)/python -m scripts.run scripts.demo
 
 test: install
-	@$(BIN)/python -m resources.dagster_home >/dev/null
+	@$(BIN)/python -m scripts.run resources.dagster_home >/dev/null
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ui: install
-	@$(BIN)/python -m resources.dagster_home >/dev/null
-	$(BIN)/python -m scripts.ui
+	@$(BIN)/python -m scripts.run resources.dagster_home >/dev/null
+	@$(BIN)/python -m scripts.run scripts.ui
 
 sidecar: install
-	$(BIN)/python -m streaming.serve --host 127.0.0.1 --port $${CC_SIDECAR_PORT:-8000}
+	@$(BIN)/python -m scripts.run scripts.sidecar
 
 bench: install
 	$(BIN)/python -m scripts.bench $(BENCH_ARGS)
@@ -76,7 +79,7 @@ chaos: install
 	$(BIN)/python -m scripts.chaos $(CHAOS_ARGS)
 
 sql: install
-	@$(BIN)/python -m scripts.sql $(SQL_ARGS)
+	@$(BIN)/python -m scripts.run scripts.sql $(SQL_ARGS)
 
 bench-tiers: install
 	$(BIN)/python -m scripts.bench_tiers $(BENCH_TIERS_ARGS)

@@ -12,8 +12,8 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from cc_assets.partitions import daily_partitions, single_run_backfill
 from resources.dbt import dbt_project, run_nicer
 from resources.platform import PlatformResource
-from resources.serving import export_snapshot, snapshot_path
-from resources.warm import ensure_pg_partitions
+from resources.storage.serving import export_snapshot, snapshot_path
+from resources.storage.warm import ensure_pg_partitions
 
 # The warm tier's models (dbt_project/models/warm/) run per daily partition window.
 WARM_SELECTOR = "tag:warm"

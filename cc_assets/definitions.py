@@ -1,17 +1,23 @@
-"""The one `Definitions` of Command Center: assets, checks, jobs, schedules, sensors, resources."""
+"""The one `Definitions` of Command Center: assets, checks, jobs, schedules, sensors, resources.
 
+Built by a function, on first use: importing this module reads no environment and parses no dbt
+project. Dagster's loader finds `command_center` (`@definitions`); code that wants the object
+imports `defs`, which builds it then (once per process).
+"""
+
+import functools
 import warnings
 
-from dagster import BetaWarning, Definitions, PreviewWarning
+from dagster import BetaWarning, Definitions, PreviewWarning, definitions
 
 warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
 from cc_assets.dbt import build_dbt_assets, build_warm_dbt_assets  # noqa: E402
 from cc_assets.normalized import normalized_events  # noqa: E402
-from cc_assets.raw import raw_assets  # noqa: E402
 from cc_assets.reports import report_assets  # noqa: E402
 from cc_assets.serving import serving_marts  # noqa: E402
+from cc_assets.sources import raw_assets  # noqa: E402
 from cc_assets.tiers import tier_assets, tier_checks  # noqa: E402
 from resources.dbt import dbt_resource, ensure_manifest  # noqa: E402
 from resources.platform import PlatformResource  # noqa: E402
@@ -24,6 +30,7 @@ from sensors.tiers import TIER_JOBS, TIER_SCHEDULES  # noqa: E402
 
 
 def build_definitions(settings: Settings) -> Definitions:
+    """The definitions for `settings`; the dbt manifest is parsed here when it is missing or stale."""
     manifest = ensure_manifest(settings)
     return Definitions(
         assets=[*raw_assets, normalized_events, build_dbt_assets(manifest), build_warm_dbt_assets(manifest),
@@ -36,4 +43,19 @@ def build_definitions(settings: Settings) -> Definitions:
     )
 
 
-defs = build_definitions(Settings.from_env())
+@functools.cache
+def load_definitions() -> Definitions:
+    """The definitions for this process's `CC_*` settings, built once."""
+    return build_definitions(Settings.from_env())
+
+
+@definitions
+def command_center() -> Definitions:
+    return load_definitions()
+
+
+def __getattr__(name: str) -> Definitions:
+    # `from cc_assets.definitions import defs` (tests, scripts) builds on first use, not at import.
+    if name == "defs":
+        return load_definitions()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,8 +15,8 @@ from cc_assets.partitions import daily_partitions, single_run_backfill
 from cc_events import InvalidRecord, NormalizeContext, normalize
 from cc_events.latest import CONTEXT_TABLES, context_from_lake
 from cc_events.registry import NORMALIZERS
-from resources.lake import EVENT_KEYS_SCHEMA, EVENTS_SCHEMA, DeadLetter, Lake
 from resources.platform import PlatformResource
+from resources.storage.lake import EVENT_KEYS_SCHEMA, EVENTS_SCHEMA, DeadLetter, Lake
 
 EVENTS_KEY = AssetKey(["normalized", "events"])
 EVENT_KEYS_KEY = AssetKey(["normalized", "event_keys"])

@@ -1,4 +1,8 @@
-"""Partition definitions shared by the raw, normalized and tiered assets."""
+"""Partition definitions shared by the raw, normalized and tiered assets, and a run's window of days."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 from dagster import (
     BackfillPolicy,
@@ -19,3 +23,22 @@ single_run_backfill = BackfillPolicy.single_run()
 # is re-run (and replaced) as it fills.
 hourly_partitions = HourlyPartitionsDefinition(start_date="2026-01-01-00:00", end_offset=1)
 monthly_partitions = MonthlyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
+
+
+@dataclass(frozen=True)
+class Window:
+    days: list[date]
+    # Incremental runs: per cursor scope, the time this run's fetch starts from (inside the window).
+    since: Mapping[str, datetime] = field(default_factory=dict)
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.days[0], datetime.min.time())
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.days[-1] + timedelta(days=1), datetime.min.time())
+
+    def start_for(self, scope: str) -> datetime:
+        """Where to fetch `scope` from: its cursor when the run is incremental, else the window start."""
+        return self.since.get(scope, self.start)

@@ -8,7 +8,7 @@ scheduled exports (`reports_schedule`, sensors/reports.py).
         top_workflows.csv   the 10 workflows with the most events that day
         agent_sessions.csv  sessions agents started that day, with their tokens and cost
 
-Event volume is read through the history interface (`resources/history.py`: the warm tables for
+Event volume is read through the history interface (`resources/storage/history.py`: the warm tables for
 recent days, the archive and cold tiers for older ones), so a report of a day long gone reads the
 same as yesterday's. Workflows and agent sessions come from the marts beside the warm tables.
 A run writes the day's whole folder beside the old one and renames it into place: a re-run
@@ -32,8 +32,8 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 
 from cc_assets.partitions import daily_partitions, single_run_backfill
 from cc_assets.tiers import ARCHIVE_KEY, COLD_KEY
-from resources.history import HistoryReader
 from resources.platform import PlatformResource
+from resources.storage.history import HistoryReader
 
 REPORT_KEY = AssetKey(["reports", "operations"])
 GROUP = "reports"

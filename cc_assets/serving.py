@@ -3,7 +3,7 @@
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
 from resources.platform import PlatformResource
-from resources.serving import SERVING_TABLES, export_snapshot, snapshot_path
+from resources.storage.serving import SERVING_TABLES, export_snapshot, snapshot_path
 
 
 @asset(

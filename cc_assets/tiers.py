@@ -11,7 +11,7 @@
     where the colder copy verifies (row count + checksum); the run's metadata says what was
     removed, what was freed and why anything old was kept.
 
-The moves themselves live in `resources/tiers.py` and `resources/warm.py` (no Dagster there).
+The moves themselves live in `resources/storage/tiers.py` and `resources/storage/warm.py` (no Dagster there).
 """
 
 import json
@@ -32,11 +32,10 @@ from dagster import (
 
 from cc_assets.normalized import EVENTS_KEY
 from cc_assets.partitions import daily_partitions, hourly_partitions, monthly_partitions, single_run_backfill
-from resources.hot import hot_store
 from resources.platform import PlatformResource
-from resources.tiers import (
+from resources.storage.hot import hot_store
+from resources.storage.tier_moves import (
     MoveReport,
-    TierStore,
     apply_cold_retention,
     archive_month,
     compact_day,
@@ -44,7 +43,8 @@ from resources.tiers import (
     quarantine,
     scan_for_corrupt,
 )
-from resources.warm import WARM_TABLES, apply_warm_retention
+from resources.storage.tiers import TierStore
+from resources.storage.warm import WARM_TABLES, apply_warm_retention
 
 HOT_KEY = AssetKey(["hot", "events"])
 COLD_KEY = AssetKey(["cold", "events"])

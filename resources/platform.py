@@ -1,4 +1,11 @@
-"""The Dagster-facing resource: settings, lake, warehouse loaders and source clients in one place."""
+"""The Dagster-facing resource: settings, lake, warehouse loaders and source clients in one place.
+
+One resource rather than one per integration: every integration is built from the same `Settings`
+(the data folder holds the lake, the cursors, the circuit breakers and the ETag cache; the sandbox
+URL is every API's default), so a test or a script points a whole run somewhere else by setting
+`data_dir` and `sandbox_url` once. The settings are read once per resource, on first use (never
+when the definitions load), and every client is built from them.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +14,18 @@ from datetime import date, datetime
 
 import pyarrow as pa
 from dagster import ConfigurableResource
+from pydantic import PrivateAttr
 
-from resources.cursors import CursorStore
-from resources.lake import Lake, TablePath, WrittenPartition, warehouse_table_name
-from resources.postgres import PostgresWarehouse
 from resources.settings import Settings
-from resources.sources import (
-    CharlieClient,
-    CronClient,
-    GitHubClient,
-    LinearClient,
-    OpenClawClient,
-    WeatherClient,
-)
+from resources.sources.charlie import CharlieClient
+from resources.sources.cron import CronClient
+from resources.sources.github import GitHubClient
+from resources.sources.linear import LinearClient
+from resources.sources.openclaw import OpenClawClient
+from resources.sources.weather import WeatherClient
+from resources.storage.cursors import CursorStore
+from resources.storage.lake import Lake, TablePath, WrittenPartition, warehouse_table_name
+from resources.storage.postgres import PostgresWarehouse
 
 
 class PlatformResource(ConfigurableResource):
@@ -34,7 +40,14 @@ class PlatformResource(ConfigurableResource):
     warehouse: str | None = None
     pg_url: str | None = None
 
+    _settings: Settings | None = PrivateAttr(default=None)
+
     def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = self._read_settings()
+        return self._settings
+
+    def _read_settings(self) -> Settings:
         overrides = {
             "CC_DATA_DIR": self.data_dir,
             "CC_SANDBOX_URL": self.sandbox_url,

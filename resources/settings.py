@@ -1,26 +1,53 @@
 """Every `CC_*` environment variable the platform reads, in one place.
 
 Nothing else in the project reads the environment: modules take a `Settings` (or a value from
-it), so tests build one explicitly instead of unloading modules. Defaults make the embedded
-setup (DuckDB, local Parquet lake, sandbox sources on loopback) work with no variables at all.
+it), so tests build one explicitly (`Settings.from_env({...})`) instead of unloading modules.
+Defaults make the embedded setup (DuckDB, local Parquet lake, sandbox sources on loopback) work
+with no variables at all. Values come from the environment, then from a `.env` file in the
+working directory (git-ignored); the README's configuration tables list every field (a test
+checks them against this class).
+
+A bad value raises `SettingsError`, one line naming the variable and the form it wants
+(`CC_WS_QUEUE_MAX: expected an integer, got '1k'`); an unknown `CC_*` variable is reported once
+with the closest known name, since a misspelt one would otherwise be silently ignored.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlparse
 
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+ENV_FILE = ".env"
+PREFIX = "CC_"
 
 GITHUB_API_URL = "https://api.github.com"
 LINEAR_API_URL = "https://api.linear.app/graphql"
 
+# `CC_*` names that are not settings: the dbt profile's (written by `dbt_env`) and the tests'.
+OTHER_VARIABLES = frozenset({"CC_DBT_PG_HOST", "CC_DBT_PG_PORT", "CC_DBT_PG_USER", "CC_DBT_PG_PASSWORD",
+                             "CC_DBT_PG_DBNAME", "CC_DBT_PG_SCHEMA", "CC_TEST_REDIS_URL"})
 
-def _split(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
+log = logging.getLogger(__name__)
+
+Secret = Annotated[str | None, Field(default=None, repr=False)]
+# Comma-separated lists (`CC_GITHUB_REPOS=acme/api,acme/web`), not the JSON pydantic-settings expects.
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class SettingsError(ValueError):
+    """A `CC_*` variable has a value the platform cannot use; the message is one line per variable."""
 
 
 @dataclass(frozen=True)
@@ -47,182 +74,182 @@ class PostgresParams:
         )
 
 
-@dataclass(frozen=True)
-class Settings:
+# `Settings.from_env(mapping)` reads that mapping instead of os.environ and `.env`; the sources
+# are chosen per class, so the mapping reaches `settings_customise_sources` through this variable.
+_EXPLICIT_ENV: ContextVar[Mapping[str, str] | None] = ContextVar("cc_explicit_env", default=None)
+
+
+class _MappingSource(EnvSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {(k if self.case_sensitive else k.lower()): v for k, v in self._environ.items()
+                if not (self.env_ignore_empty and v == "")}
+
+
+class Settings(BaseSettings):
     """The platform's configuration; build it with `Settings.from_env()`."""
 
-    data_dir: Path = PROJECT_ROOT / "data"
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=ENV_FILE, env_ignore_empty=True, extra="ignore",
+                                      frozen=True, populate_by_name=True, validate_default=False)
+
+    data_dir: Path = DEFAULT_DATA_DIR
     # Where sources live. The sandbox URL is the default for every API without a token.
     sandbox_url: str = "http://127.0.0.1:8765"
-    github_token: str | None = field(default=None, repr=False)
+    github_token: Secret
     github_api_url: str | None = None
     github_org: str = "acme"
-    github_repos: tuple[str, ...] = ()
-    linear_api_key: str | None = field(default=None, repr=False)
+    github_repos: CommaList = ()
+    linear_api_key: Secret
     linear_api_url: str | None = None
-    linear_teams: tuple[str, ...] = ()
+    linear_teams: CommaList = ()
     charlie_api_url: str | None = None
-    charlie_api_token: str | None = field(default=None, repr=False)
+    charlie_api_token: Secret
     openclaw_api_url: str | None = None
-    openclaw_api_token: str | None = field(default=None, repr=False)
+    openclaw_api_token: Secret
     cron_api_url: str | None = None
-    cron_api_token: str | None = field(default=None, repr=False)
+    cron_api_token: Secret
     weather_api_url: str | None = None
-    weather_api_token: str | None = field(default=None, repr=False)
+    weather_api_token: Secret
     # Business database followed by logical replication; unset: the CDC source is not configured.
-    cdc_pg_url: str | None = field(default=None, repr=False)
+    cdc_pg_url: Secret
     cdc_slot: str = "command_center"
     cdc_publication: str = "command_center"
-    cdc_tables: tuple[str, ...] = ()
+    cdc_tables: CommaList = ()
     # Log files to tail (globs); empty: the sandbox's `$CC_DATA_DIR/logs/{*.log,syslog}`.
-    log_paths: tuple[str, ...] = ()
+    log_paths: CommaList = ()
     # Warehouse: "duckdb" (embedded default) or "postgres" (also loads raw partitions there).
-    warehouse: str = "duckdb"
+    warehouse: Literal["duckdb", "postgres"] = "duckdb"
     pg_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     pg_schema: str = "analytics"
     # With the warehouse on Postgres, the sidecar's dashboards, widgets and command log live in
     # this schema of it (shared by every replica); embedded, in a SQLite file under the data dir.
     app_schema: str = "cc_app"
-    dagster_pg_url: str | None = field(default=None, repr=False)
-    dagster_home: Path = PROJECT_ROOT / ".dagster_home"
+    dagster_pg_url: Secret
+    dagster_home: Path = Field(PROJECT_ROOT / ".dagster_home", validation_alias="CC_DAGSTER_HOME_DIR")
+    # `make ui` and `make sidecar`: the Dagster UI's and the sidecar's ports on loopback.
+    ui_port: int = Field(3000, ge=1, le=65535)
+    sidecar_port: int = Field(8000, ge=1, le=65535)
+    # `make demo`: the size of the sandbox organisation it generates.
+    demo_events: int = Field(5000, ge=1)
+    demo_days: int = Field(7, ge=1)
     # The streaming sidecar (streaming/). A webhook route whose secret is unset refuses every request.
-    github_webhook_secret: str | None = field(default=None, repr=False)
-    linear_webhook_secret: str | None = field(default=None, repr=False)
-    charlie_webhook_secret: str | None = field(default=None, repr=False)
-    jwt_secret: str | None = field(default=None, repr=False)
-    events_api_token: str | None = field(default=None, repr=False)
+    github_webhook_secret: Secret
+    linear_webhook_secret: Secret
+    charlie_webhook_secret: Secret
+    jwt_secret: Secret
+    events_api_token: Secret
     # Unset: rooms fan out in-process (one replica); redis://...: replicas share rooms by pub/sub.
-    redis_url: str | None = field(default=None, repr=False)
+    redis_url: Secret
     # GitHub caps a delivery at 25 MB and drops bigger ones itself, so anything under that cap is a
     # real delivery (a large push) that must not be refused; it bounds memory per request.
-    webhook_max_bytes: int = 25 * 1024 * 1024
+    webhook_max_bytes: int = Field(25 * 1024 * 1024, ge=1)
     # Fault injection, for tests and chaos only: every landing group commit waits this long before
     # its write and fsync, as a very slow disk would. Never set it in production.
-    fault_fsync_delay_s: float = 0.0
+    fault_fsync_delay_s: float = Field(0.0, ge=0)
     # Per WebSocket client: messages queued before the oldest are dropped, and how long a client
     # may stay that far behind before it is disconnected (4408).
-    ws_queue_max: int = 1000
-    ws_slow_after_s: float = 10.0
+    ws_queue_max: int = Field(1000, ge=1)
+    ws_slow_after_s: float = Field(10.0, ge=0)
     # A batching client's frame interval, and the most batch frames a second a replica writes.
-    ws_batch_ms: float = 8.0
-    ws_frames_per_s: int = 25_000
+    ws_batch_ms: float = Field(8.0, ge=0)
+    ws_frames_per_s: int = Field(25_000, ge=1)
     # WebSocket keepalive (uvicorn's ping): a client that does not answer a ping within the
     # timeout is closed with 1011. Passed by the launcher, `python -m streaming.serve`.
-    ws_ping_interval_s: float = 20.0
-    ws_ping_timeout_s: float = 20.0
+    ws_ping_interval_s: float = Field(20.0, ge=0)
+    ws_ping_timeout_s: float = Field(20.0, ge=0)
     # Read timeouts and the connection budget of the launcher's HTTP protocol (`streaming.serve`):
     # a connection whose request headers are not in within the first is closed; a request whose
     # body is not in within the second (from its headers) gets 408. Past the budget a new
     # connection evicts the oldest one still waiting for its headers, so stalled connections
     # (slowloris) can never use up the file descriptors that senders with a request need. The
     # budget is also capped below the process's open-file limit.
-    http_header_timeout_s: float = 10.0
-    http_body_timeout_s: float = 30.0
-    http_max_connections: int = 10_000
+    http_header_timeout_s: float = Field(10.0, ge=0)
+    http_body_timeout_s: float = Field(30.0, ge=0)
+    http_max_connections: int = Field(10_000, ge=1)
     # Outbound: the source API clients.
-    http_timeout_s: float = 30.0
-    http_max_retries: int = 5
-    http_backoff_s: float = 0.5
-    http_max_backoff_s: float = 60.0
-    circuit_failures: int = 5
-    circuit_open_s: float = 60.0
+    http_timeout_s: float = Field(30.0, ge=0)
+    http_max_retries: int = Field(5, ge=0)
+    http_backoff_s: float = Field(0.5, ge=0)
+    http_max_backoff_s: float = Field(60.0, ge=0)
+    circuit_failures: int = Field(5, ge=1)
+    circuit_open_s: float = Field(60.0, ge=0)
     # An incremental pull starts this long before its cursor: records a source lists late (its
     # clock, replication lag) are fetched again, and the partition merge drops the repeats.
-    incremental_overlap_s: float = 300.0
+    incremental_overlap_s: float = Field(300.0, ge=0)
     # Storage tiers (cc_assets/tiers.py). The cold and archive tiers live under CC_LAKE_URL: unset,
     # the local `$CC_DATA_DIR/lake`; `s3://bucket/prefix` for S3-compatible object storage, with
     # the endpoint (MinIO, Ceph, ...), region and keys below or the standard AWS variables.
     lake_url: str | None = None
     lake_s3_endpoint: str | None = None
     lake_s3_region: str | None = None
-    lake_s3_access_key_id: str | None = field(default=None, repr=False)
-    lake_s3_secret_access_key: str | None = field(default=None, repr=False)
+    lake_s3_access_key_id: Secret
+    lake_s3_secret_access_key: Secret
     # Hot: how long an hour of events and its counters stay in Redis (or the embedded hot folder).
-    hot_ttl_s: int = 3600
+    hot_ttl_s: int = Field(3600, ge=1)
     # Warm: days of event facts and rollups kept in the warehouse; older days are dropped once
     # their cold copy is verified.
-    warm_days: int = 30
+    warm_days: int = Field(30, ge=0)
     # Cold: days a daily compacted file is kept after its month was archived and verified.
-    cold_days: int = 90
+    cold_days: int = Field(90, ge=0)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        explicit = _EXPLICIT_ENV.get()
+        if explicit is not None:
+            return init_settings, _MappingSource(settings_cls, explicit)
+        if Path(ENV_FILE).is_file():
+            return init_settings, env_settings, dotenv_settings
+        return init_settings, env_settings  # the .env source costs half a call even with no file
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
+        """The settings from the environment and `.env`, or from `environ` alone when given.
+        Raises `SettingsError` (one line per bad variable); warns once per unknown `CC_*` name."""
+        if environ is None:
+            _warn_unknown({**_dotenv_names(), **os.environ})
+        else:
+            _warn_unknown(environ)
+        token = _EXPLICIT_ENV.set(dict(environ) if environ is not None else None)
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise SettingsError("\n".join(_describe(error) for error in exc.errors())) from None
+        finally:
+            _EXPLICIT_ENV.reset(token)
 
-        def get(name: str) -> str | None:
-            value = env.get(f"CC_{name}")
-            return value if value not in (None, "") else None
+    @field_validator("github_repos", "linear_teams", "cdc_tables", "log_paths", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
-        base = cls()
-        data_dir = Path(get("DATA_DIR") or base.data_dir)
-        if not data_dir.is_absolute():
-            data_dir = (PROJECT_ROOT / data_dir).resolve()
-        warehouse = (get("WAREHOUSE") or base.warehouse).lower()
-        if warehouse not in ("duckdb", "postgres"):
-            raise ValueError(f"CC_WAREHOUSE must be duckdb or postgres, not {warehouse!r}")
-        return replace(
-            base,
-            data_dir=data_dir,
-            sandbox_url=(get("SANDBOX_URL") or base.sandbox_url).rstrip("/"),
-            github_token=get("GITHUB_TOKEN"),
-            github_api_url=get("GITHUB_API_URL"),
-            github_org=get("GITHUB_ORG") or base.github_org,
-            github_repos=_split(get("GITHUB_REPOS") or ""),
-            linear_api_key=get("LINEAR_API_KEY"),
-            linear_api_url=get("LINEAR_API_URL"),
-            linear_teams=_split(get("LINEAR_TEAMS") or ""),
-            charlie_api_url=get("CHARLIE_API_URL"),
-            charlie_api_token=get("CHARLIE_API_TOKEN"),
-            openclaw_api_url=get("OPENCLAW_API_URL"),
-            openclaw_api_token=get("OPENCLAW_API_TOKEN"),
-            cron_api_url=get("CRON_API_URL"),
-            cron_api_token=get("CRON_API_TOKEN"),
-            weather_api_url=get("WEATHER_API_URL"),
-            weather_api_token=get("WEATHER_API_TOKEN"),
-            cdc_pg_url=get("CDC_PG_URL"),
-            cdc_slot=get("CDC_SLOT") or base.cdc_slot,
-            cdc_publication=get("CDC_PUBLICATION") or base.cdc_publication,
-            cdc_tables=_split(get("CDC_TABLES") or ""),
-            log_paths=_split(get("LOG_PATHS") or ""),
-            warehouse=warehouse,
-            pg_url=get("PG_URL") or base.pg_url,
-            pg_schema=get("PG_SCHEMA") or base.pg_schema,
-            app_schema=get("APP_SCHEMA") or base.app_schema,
-            dagster_pg_url=get("DAGSTER_PG_URL"),
-            dagster_home=Path(get("DAGSTER_HOME_DIR") or base.dagster_home),
-            github_webhook_secret=get("GITHUB_WEBHOOK_SECRET"),
-            linear_webhook_secret=get("LINEAR_WEBHOOK_SECRET"),
-            charlie_webhook_secret=get("CHARLIE_WEBHOOK_SECRET"),
-            jwt_secret=get("JWT_SECRET"),
-            events_api_token=get("EVENTS_API_TOKEN"),
-            redis_url=get("REDIS_URL"),
-            webhook_max_bytes=int(get("WEBHOOK_MAX_BYTES") or base.webhook_max_bytes),
-            fault_fsync_delay_s=float(get("FAULT_FSYNC_DELAY_S") or base.fault_fsync_delay_s),
-            ws_queue_max=int(get("WS_QUEUE_MAX") or base.ws_queue_max),
-            ws_slow_after_s=float(get("WS_SLOW_AFTER_S") or base.ws_slow_after_s),
-            ws_batch_ms=float(get("WS_BATCH_MS") or base.ws_batch_ms),
-            ws_frames_per_s=int(get("WS_FRAMES_PER_S") or base.ws_frames_per_s),
-            ws_ping_interval_s=float(get("WS_PING_INTERVAL_S") or base.ws_ping_interval_s),
-            ws_ping_timeout_s=float(get("WS_PING_TIMEOUT_S") or base.ws_ping_timeout_s),
-            http_header_timeout_s=float(get("HTTP_HEADER_TIMEOUT_S") or base.http_header_timeout_s),
-            http_body_timeout_s=float(get("HTTP_BODY_TIMEOUT_S") or base.http_body_timeout_s),
-            http_max_connections=int(get("HTTP_MAX_CONNECTIONS") or base.http_max_connections),
-            http_timeout_s=float(get("HTTP_TIMEOUT_S") or base.http_timeout_s),
-            http_max_retries=int(get("HTTP_MAX_RETRIES") or base.http_max_retries),
-            http_backoff_s=float(get("HTTP_BACKOFF_S") or base.http_backoff_s),
-            http_max_backoff_s=float(get("HTTP_MAX_BACKOFF_S") or base.http_max_backoff_s),
-            circuit_failures=int(get("CIRCUIT_FAILURES") or base.circuit_failures),
-            circuit_open_s=float(get("CIRCUIT_OPEN_S") or base.circuit_open_s),
-            incremental_overlap_s=float(get("INCREMENTAL_OVERLAP_S") or base.incremental_overlap_s),
-            lake_url=get("LAKE_URL"),
-            lake_s3_endpoint=get("LAKE_S3_ENDPOINT"),
-            lake_s3_region=get("LAKE_S3_REGION"),
-            lake_s3_access_key_id=get("LAKE_S3_ACCESS_KEY_ID"),
-            lake_s3_secret_access_key=get("LAKE_S3_SECRET_ACCESS_KEY"),
-            hot_ttl_s=int(get("HOT_TTL_S") or base.hot_ttl_s),
-            warm_days=int(get("WARM_DAYS") or base.warm_days),
-            cold_days=int(get("COLD_DAYS") or base.cold_days),
-        )
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _anchor(cls, value: Path) -> Path:
+        # A relative CC_DATA_DIR means the project's folder, whichever directory a command runs in.
+        return value if value.is_absolute() else (PROJECT_ROOT / value).resolve()
+
+    @field_validator("sandbox_url", mode="after")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("warehouse", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("pg_url", "cdc_pg_url", "dagster_pg_url", mode="after")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and urlparse(value).scheme not in ("postgres", "postgresql"):
+            raise ValueError("expected a postgresql://user@host:port/dbname URL")
+        return value
 
     @property
     def ws_close_grace_s(self) -> float:
@@ -309,3 +336,54 @@ class Settings:
             # dbt's output goes to Dagster's compute logs and files, never a terminal: no colour codes.
             "DBT_USE_COLORS": "false",
         }
+
+
+def variable(name: str) -> str:
+    """The environment variable of a field: `ws_queue_max` → `CC_WS_QUEUE_MAX`."""
+    alias = Settings.model_fields[name].validation_alias
+    return alias if isinstance(alias, str) else PREFIX + name.upper()
+
+
+def variables() -> dict[str, str]:
+    """Every settings variable → its field name."""
+    return {variable(name): name for name in Settings.model_fields}
+
+
+_EXPECTED = {"int_parsing": "expected an integer", "int_from_float": "expected an integer",
+             "float_parsing": "expected a number", "bool_parsing": "expected true or false"}
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    """One line for one pydantic error: the variable, the form it wants, the value it got."""
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    name = field if field.startswith(PREFIX) else variable(field)
+    kind = error["type"]
+    if kind in _EXPECTED:
+        expected = _EXPECTED[kind]
+    elif kind == "literal_error":
+        expected = "expected " + str(error["ctx"]["expected"]).replace("'", "")
+    elif kind == "value_error":
+        expected = str(error["ctx"]["error"])
+    else:  # bounds (greater_than_equal, ...): pydantic's own words say it well
+        expected = "expected a value " + error["msg"].removeprefix("Input should be ")
+    return f"{name}: {expected}, got {error['input']!r}"
+
+
+def _dotenv_names() -> dict[str, str]:
+    if not Path(ENV_FILE).is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v or "" for k, v in dotenv_values(ENV_FILE).items()}
+
+
+_warned: set[str] = set()
+
+
+def _warn_unknown(environ: Mapping[str, str]) -> None:
+    known = variables().keys() | OTHER_VARIABLES
+    for name in sorted(n for n in environ if n.startswith(PREFIX) and n not in known and n not in _warned):
+        _warned.add(name)
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        log.warning("unknown variable %s%s: ignored", name, hint)

@@ -72,7 +72,7 @@ def main() -> None:
     from cc_assets.definitions import defs
     from resources.platform import PlatformResource
     from resources.settings import Settings
-    from resources.warehouse import mart_counts
+    from resources.storage.warehouse import mart_counts
     from sandbox.process import run_sandbox
 
     admin_url = args.pg_url or Settings.from_env().pg_url

@@ -27,8 +27,8 @@ def measure(dsn: str, data_dir: Path, seconds: float, tps: float, interval: floa
     from dagster import DagsterInstance
 
     from cc_assets.definitions import defs
-    from resources.lake import Lake
     from resources.platform import PlatformResource
+    from resources.storage.lake import Lake
     from sandbox.source_db import ChangeGenerator
 
     platform = PlatformResource(data_dir=str(data_dir))

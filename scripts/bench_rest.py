@@ -168,7 +168,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from resources.dbt import DBT_NICENESS
-    from resources.warehouse import mart_counts
+    from resources.storage.warehouse import mart_counts
     from streaming.auth import issue_token
 
     with tempfile.TemporaryDirectory(prefix="cc-bench-rest-") as tmp:

@@ -26,7 +26,6 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -35,9 +34,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from resources.lake import EVENTS_SCHEMA
 from resources.settings import Settings
-from resources.tiers import COLD_ZSTD_LEVEL, Fingerprint, TierStore, archive_month, compact_day, month_start
+from resources.storage.lake import EVENTS_SCHEMA
+from resources.storage.tier_moves import archive_month, compact_day
+from resources.storage.tiers import COLD_ZSTD_LEVEL, Fingerprint, TierStore, month_start
 
 EVENT_TYPES = [  # (event type, source, target type, weight)
     ("github.commit.pushed", "github", "commit", 18), ("github.pr.opened", "github", "pr", 6),
@@ -180,7 +180,7 @@ def timed(fn, repeat: int) -> tuple[float, float, int]:
 
 def build_warm(settings: Settings, cold: TierStore, days: list[date]) -> tuple[int, int]:
     """The warm window in a DuckDB warehouse, as the warm dbt models build it, then its snapshot."""
-    from resources.serving import export_snapshot, snapshot_path
+    from resources.storage.serving import export_snapshot, snapshot_path
 
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     paths = [cold.cold_path(d) for d in days]
@@ -209,7 +209,7 @@ def pg_warm_bytes_per_million(settings: Settings, cold: TierStore, day: date) ->
     """Bytes per million events of the warm table on Postgres (one day loaded into its partition)."""
     import psycopg
 
-    from resources.warm import ensure_pg_partitions, partition_name
+    from resources.storage.warm import ensure_pg_partitions, partition_name
 
     try:
         with psycopg.connect(settings.pg_url, connect_timeout=3) as conn:
@@ -242,7 +242,7 @@ def hot_bytes_per_million(settings: Settings, cold: TierStore, day: date) -> tup
     """Bytes per million events of one busy hour in the hot tier (Redis if configured or local)."""
     import redis
 
-    from resources.hot import FileHotStore, RedisHotStore
+    from resources.storage.hot import FileHotStore, RedisHotStore
 
     table = cold.read_table(cold.cold_path(day))
     hour = datetime.combine(day, datetime.min.time()).replace(hour=14)
@@ -290,7 +290,7 @@ def busy_processes(count: int):
 
 
 def print_queries(settings: Settings, repeat: int, busy: int = 0) -> None:
-    from resources.history import HistoryReader
+    from resources.storage.history import HistoryReader
 
     reader = HistoryReader(settings, today=TODAY)
     end = datetime.combine(TODAY + timedelta(days=1), datetime.min.time())
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     out = args.out or Path(tempfile.mkdtemp(prefix="cc-bench-tiers-"))
-    settings = replace(Settings.from_env({"CC_DATA_DIR": str(out)}), warm_days=args.warm_days)
+    settings = Settings.from_env({"CC_DATA_DIR": str(out)}).model_copy(update={"warm_days": args.warm_days})
     if args.queries_only:
         print_queries(settings, args.repeat)
         if args.busy:

@@ -16,9 +16,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-DEMO_EVENTS = int(os.environ.get("CC_DEMO_EVENTS", "5000"))
-DEMO_DAYS = int(os.environ.get("CC_DEMO_DAYS", "7"))
-
 
 def _cdc_source(stack: contextlib.ExitStack, settings) -> str:
     """The business database to follow: CC_CDC_PG_URL, else a throwaway sandbox cluster."""
@@ -88,11 +85,11 @@ def _fresh_data_dir(settings) -> None:
     """Start from an empty data folder: the sandbox generates a new world on every run, and the
     cursors, ETags and partitions of the last run's world would be merged into this one's.
     Only a folder the demo wrote (or the default one) is emptied; any other must be empty."""
-    from resources.settings import Settings
+    from resources.settings import DEFAULT_DATA_DIR
 
     data_dir = settings.data_dir
     if data_dir.exists() and any(data_dir.iterdir()):
-        if not (data_dir / DEMO_MARK).exists() and data_dir != Settings().data_dir:
+        if not (data_dir / DEMO_MARK).exists() and data_dir != DEFAULT_DATA_DIR:
             raise SystemExit(f"{data_dir} holds data the demo did not write; point CC_DATA_DIR at an empty folder")
         for child in data_dir.iterdir():
             if child.is_dir() and not child.is_symlink():
@@ -165,6 +162,11 @@ def main() -> int:
     from resources.settings import Settings
 
     settings = Settings.from_env()
+    if settings.warehouse == "postgres":
+        # Before anything runs: unreachable, every Dagster step would fail with its own traceback.
+        from scripts.preflight import check_postgres
+
+        check_postgres(settings.pg_url, "CC_PG_URL", "start it or unset CC_WAREHOUSE")
     _fresh_data_dir(settings)
     steps = Steps(settings.data_dir / "logs" / "demo.log")
     try:
@@ -184,20 +186,20 @@ def _execute(defs, job: str, instance, **kwargs):
 
 def _run(settings, steps: Steps, started: float) -> int:
     now = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)
-    days = [(now - timedelta(days=n)).date() for n in range(DEMO_DAYS, -1, -1)]
-    steps.say(f"Command Center demo: {DEMO_EVENTS:,} sandbox events over {DEMO_DAYS} days into {settings.data_dir} "
+    days = [(now - timedelta(days=n)).date() for n in range(settings.demo_days, -1, -1)]
+    steps.say(f"Command Center demo: {settings.demo_events:,} sandbox events over {settings.demo_days} days into {settings.data_dir} "
               f"(warehouse: {settings.warehouse})")
     with steps.step("Loading Dagster and the sources' clients"):
         from dagster import DagsterInstance
 
-        from resources.landing import LandingLog
-        from resources.metrics_agent import STREAM, sample
-        from resources.warehouse import compare_with_truth, mart_counts, open_warehouse
+        from resources.ingest.metrics_agent import STREAM, sample
+        from resources.storage.landing import LandingLog
+        from resources.storage.warehouse import compare_with_truth, mart_counts, open_warehouse
         from sandbox.logs import LogWriter
         from sandbox.process import run_sandbox
 
 
-    # This host's metrics, as the agent (`python -m resources.metrics_agent`) would send them.
+    # This host's metrics, as the agent (`python -m resources.ingest.metrics_agent`) would send them.
     reading = sample()
     LandingLog(settings.landing_dir).append(STREAM, [reading], datetime.fromisoformat(reading["sampled_at"]))
 
@@ -214,8 +216,8 @@ def _run(settings, steps: Steps, started: float) -> int:
     with contextlib.ExitStack() as stack:
         with steps.step("Starting the sandbox sources (GitHub, Linear, Charlie, agents, cron, weather, CDC)"):
             cdc = _cdc_source(stack, settings)
-            sandbox = stack.enter_context(run_sandbox(settings.data_dir / "sandbox", events=DEMO_EVENTS,
-                                                      days=DEMO_DAYS, end=now))
+            sandbox = stack.enter_context(run_sandbox(settings.data_dir / "sandbox", events=settings.demo_events,
+                                                      days=settings.demo_days, end=now))
             # The sources' URL is configuration like any other: the definitions read it from here.
             os.environ["CC_SANDBOX_URL"] = sandbox.url
             from cc_assets.definitions import defs

@@ -1,9 +1,14 @@
-"""`make sql`: DuckDB on a catalog of every tier (resources/catalog.py), for analysts.
+"""`make sql`: the DuckDB shell (PyPI `duckdb-cli`, the release of the `duckdb` library) on a
+catalog of every tier (resources/storage/catalog.py), for analysts.
 
-    make sql                                   # interactive: end a statement with `;`, `.tables`, `.quit`
+    make sql                                   # DuckDB's own shell: `.tables`, `.quit`, history, completion
     make sql SQL_ARGS='-c "from tier_partitions"'
     make sql SQL_ARGS=--questions              # run the README's five example questions
+    make sql SQL_ARGS='-csv -c "from fct_workflows"'   # other options go to the shell
 
+The catalog is built in Python (some relations, like `tier_partitions`, are computed with pyarrow)
+and handed to the shell as an init file: its attachments and view definitions, and the computed
+tables as small Parquet files beside it, in a private temporary folder removed when the shell ends.
 It never opens the warehouse file dbt writes (it reads the serving snapshot, the lake and, on
 Postgres, the warehouse read-only), so it works while a dbt build is running.
 """
@@ -11,7 +16,17 @@ Postgres, the warehouse read-only), so it works while a dbt build is running.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 # The README's five example questions (its "Analysts: make sql" section shows the same SQL).
 QUESTIONS: list[tuple[str, str]] = [
@@ -41,56 +56,132 @@ QUESTIONS: list[tuple[str, str]] = [
 ]
 
 
-def repl(con) -> None:
-    print("Command Center catalog (DuckDB). End statements with ';'. .tables lists relations, .quit leaves.")
-    buffer: list[str] = []
-    while True:
-        try:
-            line = input("cc> " if not buffer else "... ")
-        except EOFError:
-            print()
-            return
-        stripped = line.strip()
-        if not buffer and stripped in (".quit", ".exit", "\\q"):
-            return
-        if not buffer and stripped == ".tables":
-            con.sql("select table_catalog, table_schema, table_name, table_type from information_schema.tables "
-                    "order by all").show(max_rows=200)
+def duckdb_cli() -> str:
+    """The `duckdb` executable installed beside this Python (duckdb-cli), else one on PATH."""
+    beside = Path(sys.executable).parent / "duckdb"
+    found = str(beside) if beside.exists() else shutil.which("duckdb")
+    if not found:
+        raise SystemExit("the DuckDB shell is not installed: run `make install` (it comes from duckdb-cli)")
+    return found
+
+
+def has_data(settings) -> bool:
+    from resources.storage.serving import snapshot_path
+
+    return (settings.warehouse == "postgres" or snapshot_path(settings).exists()
+            or any(settings.lake_dir.glob("**/*.parquet")))
+
+
+def write_init(settings, folder: Path) -> Path:
+    """The catalog as a shell init file in `folder`: attachments, then every view; relations that
+    live only in Python (pyarrow tables and datasets) become Parquet files beside it."""
+    from resources.storage.catalog import open_catalog, pg_conninfo, quote
+
+    con = open_catalog(settings)
+    lines = ["-- Written by `make sql` (scripts/sql.py) from resources/storage/catalog.py; removed when the shell ends."]
+    for (path,) in con.execute("select install_path from duckdb_extensions() "
+                               "where loaded and install_path like '%postgres%'").fetchall():
+        lines.append(f"load {quote(path)};")
+    for name, path, kind in con.execute("select database_name, path, type from duckdb_databases() "
+                                        "where not internal and database_name not in ('memory', 'temp')").fetchall():
+        target = pg_conninfo(settings) if kind == "postgres" else path
+        lines.append(f"attach {quote(target)} as {name} (type {kind}, read_only);")
+    views = con.execute("select view_name, sql from duckdb_views() where not internal "
+                        "order by not temporary, view_name").fetchall()
+    for name, sql in views:
+        if sql:
+            lines.append(sql.replace("CREATE TEMP VIEW", "CREATE VIEW", 1))
             continue
-        buffer.append(line)
-        if stripped.endswith(";"):
-            statement = "\n".join(buffer)
-            buffer = []
-            try:
-                relation = con.sql(statement)
-                if relation is not None:
-                    relation.show(max_rows=100)
-            except Exception as exc:  # noqa: BLE001 - an analyst's typo must not end the session
-                print(f"error: {exc}")
+        target = folder / f"{name}.parquet"
+        if con.execute(f'select count(*) from (describe "{name}")').fetchone()[0] == 0:
+            lines.append(f'CREATE VIEW "{name}" AS SELECT NULL AS "empty" WHERE false;')
+            continue
+        con.execute(f'copy (select * from "{name}") to {quote(str(target))} (format parquet)')
+        lines.append(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({quote(str(target))});')
+    con.close()
+    init = folder / "catalog.sql"
+    init.write_text("\n".join(lines) + "\n")
+    return init
+
+
+@contextlib.contextmanager
+def private_folder() -> Iterator[Path]:
+    # 0700 (mkdtemp): the init file may hold the Postgres password of CC_PG_URL.
+    folder = Path(tempfile.mkdtemp(prefix="cc-sql-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_shell(cmd: list[str], one_line_errors: bool) -> int:
+    """Run the shell in the foreground; a Ctrl-C belongs to it (it cancels a query), not to us."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        if not one_line_errors:
+            return subprocess.run(cmd).returncode
+        # DuckDB follows its message with the statement and a caret; the first line says it.
+        done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+        message = next((line for line in ANSI.sub("", done.stderr).splitlines() if line.strip()), "")
+        if message:
+            print(message, file=sys.stderr)
+        return done.returncode
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _question(n: int, question: str, sql: str) -> str:
+    """The shell script lines that print a question and its SQL, then run it."""
+    shown = ["", f"{n}. {question}", *sql.splitlines()]
+    return "".join('.print "' + line.replace('"', '\\"') + '"\n' for line in shown) + sql + ";\n"
+
+
+# The shell's own options that take a value (`-separator ';'`).
+_SHELL_VALUED = {"-separator", "-newline", "-nullvalue", "-storage-version"}
+
+
+def _split_shell_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Our options, and the shell's (`-csv`, `-json`, `-markdown`, `-separator X`, ...) passed on:
+    argparse alone would read `-csv` as `-c sv`."""
+    ours: list[str] = []
+    shell: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token.startswith("-") and not token.startswith("--") and len(token) > 2:
+            shell.append(token)
+            if token in _SHELL_VALUED:
+                shell.append(next(tokens, ""))
+        else:
+            ours.append(token)
+    return ours, shell
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--command", help="run one statement and exit")
     parser.add_argument("--questions", action="store_true", help="run the README's five example questions")
-    args = parser.parse_args(argv)
+    ours, shell_options = _split_shell_options(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(ours)
 
-    from resources.catalog import open_catalog
     from resources.settings import Settings
 
-    con = open_catalog(Settings.from_env())
-    if args.questions:
-        for n, (question, query) in enumerate(QUESTIONS, 1):
-            print(f"\n{n}. {question}\n{query}")
-            con.sql(query).show(max_rows=20)
-        return 0
-    if args.command:
-        relation = con.sql(args.command)
-        if relation is not None:
-            relation.show(max_rows=1000)
-        return 0
-    repl(con)
-    return 0
+    settings = Settings.from_env()
+    if settings.warehouse == "postgres":
+        from scripts.preflight import check_postgres
+
+        check_postgres(settings.pg_url, "CC_PG_URL", "start it or unset CC_WAREHOUSE")
+    if not has_data(settings):
+        raise SystemExit(f"no data in {settings.data_dir}: run `make demo` first")
+    shell = [duckdb_cli(), *shell_options]
+    with private_folder() as folder:
+        init = write_init(settings, folder)
+        if args.command:
+            return run_shell([*shell, "-cmd", f".read {init}", "-c", args.command], one_line_errors=True)
+        if args.questions:
+            script = folder / "questions.sql"
+            script.write_text("".join(_question(n, question, sql) for n, (question, sql) in enumerate(QUESTIONS, 1)))
+            return run_shell([*shell, "-bail", "-cmd", f".read {init}", "-f", str(script)], one_line_errors=True)
+        return run_shell([*shell, "-init", str(init)], one_line_errors=False)
 
 
 if __name__ == "__main__":

@@ -4,18 +4,28 @@ sidecar (`python -m streaming.serve` on `CC_SIDECAR_PORT`, default 8000) serving
 The sandbox listens where `CC_SANDBOX_URL` says (default http://127.0.0.1:8765), so assets
 materialized from the UI land data exactly as in `make demo`. With real tokens set for every
 source, or a sandbox already answering there, none is started.
+
+Before starting anything it checks that its ports are free (and Redis answers, if set): a
+second `make ui` refuses in one line instead of running half-started beside the first. Each
+child runs in its own session, so Ctrl-C or SIGTERM reaches this process alone, which stops the
+children in order and then kills whatever is left in their process groups (dagster dev's
+webserver, daemon and code servers included).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
+
+# dagster dev stops its webserver and daemon within ~15 s of an interrupt; after that, a kill.
+STOP_WAIT_S = 30
 
 
 def _answers(url: str) -> bool:
@@ -25,40 +35,73 @@ def _answers(url: str) -> bool:
         return False
 
 
+class Stop(Exception):
+    """SIGTERM or SIGINT arrived: unwind and stop the children."""
+
+
+def _on_signal(signum, frame) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
 def main() -> int:
     from resources.settings import Settings
     from sandbox.process import run_sandbox
+    from scripts.preflight import check_ports, check_redis
 
     settings = Settings.from_env()
     needs_sandbox = not (settings.github_token and settings.linear_api_key and settings.charlie_api_url)
+    start_sandbox = needs_sandbox and not _answers(settings.sandbox_url)
+    target = urlparse(settings.sandbox_url)
+    wanted = [(settings.ui_port, "Dagster UI", "CC_UI_PORT"), (settings.sidecar_port, "sidecar", "CC_SIDECAR_PORT")]
+    if start_sandbox:
+        wanted.append((target.port or 8765, "sandbox sources", "CC_SANDBOX_URL"))
+    check_ports(wanted)
+    if settings.redis_url:
+        check_redis(settings.redis_url)
+
+    # Python handlers (not SIG_IGN) before any child starts: children begin with the default
+    # dispositions, so dagster dev, which maps SIGTERM to its SIGINT handler, does not inherit an
+    # ignored SIGINT from a shell that started us in the background.
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     bin_dir = Path(sys.executable).parent
-    port = os.environ.get("CC_UI_PORT", "3000")
     with contextlib.ExitStack() as stack:
-        if needs_sandbox and not _answers(settings.sandbox_url):
-            target = urlparse(settings.sandbox_url)
-            stack.enter_context(run_sandbox(settings.data_dir / "sandbox", host=target.hostname or "127.0.0.1",
-                                            port=target.port or 8765))
-            print(f"sandbox sources serving at {settings.sandbox_url}")
-        sidecar_port = os.environ.get("CC_SIDECAR_PORT", "8000")
-        sidecar = subprocess.Popen([sys.executable, "-m", "streaming.serve", "--host", "127.0.0.1",
-                                    "--port", sidecar_port])
-        stack.callback(_stop, sidecar)
-        print(f"streaming sidecar (webhooks, /ws, REST) at http://127.0.0.1:{sidecar_port} (docs: /docs)")
-        dagster = subprocess.Popen([str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-p", port])
         try:
+            if start_sandbox:
+                stack.enter_context(run_sandbox(settings.data_dir / "sandbox", host=target.hostname or "127.0.0.1",
+                                                port=target.port or 8765))
+                print(f"sandbox sources serving at {settings.sandbox_url}", flush=True)
+            sidecar = _start([sys.executable, "-m", "streaming.serve", "--host", "127.0.0.1",
+                              "--port", str(settings.sidecar_port)])
+            stack.callback(_stop, sidecar, signal.SIGTERM)
+            print(f"streaming sidecar (webhooks, /ws, REST) at http://127.0.0.1:{settings.sidecar_port} "
+                  "(docs: /docs)", flush=True)
+            dagster = _start([str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(settings.ui_port)])
+            stack.callback(_stop, dagster, signal.SIGINT)
             return dagster.wait()
-        except KeyboardInterrupt:
-            dagster.terminate()
-            return dagster.wait()
+        except Stop as stop:
+            print(f"{stop}: stopping the Dagster UI, the sidecar and the sandbox", flush=True)
+            return 0
 
 
-def _stop(process: subprocess.Popen) -> None:
+def _start(cmd: list[str]) -> subprocess.Popen:
+    # Its own session and process group: a terminal's Ctrl-C reaches this process only, and the
+    # whole group can be killed once its leader has stopped.
+    return subprocess.Popen(cmd, start_new_session=True)
+
+
+def _stop(process: subprocess.Popen, first: signal.Signals) -> None:
+    """Ask the group's leader to stop with `first`, wait, then kill anything left in its group."""
+    # A second Ctrl-C must not cut the clean-up short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        process.send_signal(first)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(STOP_WAIT_S)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 if __name__ == "__main__":

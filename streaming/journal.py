@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from resources.landing import LandingLog
+from resources.storage.landing import LandingLog
 from streaming.dedupe import IdWriter
 
 log = logging.getLogger(__name__)

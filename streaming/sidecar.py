@@ -23,10 +23,10 @@ from cc_events.latest import context_from_lake
 from cc_events.model import NormalizedEvent
 from cc_events.registry import RAW_TABLES, normalize_delivery
 from cc_events.sources.webhooks import LANDING_STREAM
-from resources.lake import Lake
-from resources.landing import LandingLog
-from resources.metrics_agent import STREAM as METRICS_STREAM
+from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
 from resources.settings import Settings
+from resources.storage.lake import Lake
+from resources.storage.landing import LandingLog
 from streaming.broker import MemoryBroker, broker_for
 from streaming.correlate import Correlator
 from streaming.data.marts import MartsUnavailable, marts_from_settings

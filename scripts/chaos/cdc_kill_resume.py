@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from resources.cursors import CursorStore
+from resources.storage.cursors import CursorStore
 from sandbox.pg_cluster import PgCluster, restartable_cluster
 from sandbox.source_db import setup_source_db
 from scripts.chaos import Context, Row, Scenario

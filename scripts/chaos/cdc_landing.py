@@ -29,10 +29,10 @@ from dagster import AssetKey, BetaWarning, DagsterInstance, materialize
 
 warnings.filterwarnings("ignore", category=BetaWarning)  # as cc_assets.definitions does, before the assets
 
-from cc_assets.raw import raw_assets  # noqa: E402
-from resources.cdc import CdcReader  # noqa: E402
-from resources.cursors import CursorStore  # noqa: E402
+from cc_assets.sources import raw_assets  # noqa: E402
+from resources.ingest.cdc import CdcReader  # noqa: E402
 from resources.platform import PlatformResource  # noqa: E402
+from resources.storage.cursors import CursorStore  # noqa: E402
 from sandbox.source_db import KEYS, ChangeGenerator  # noqa: E402
 
 CDC_KEY = AssetKey(["raw", "postgres_cdc", "changes"])

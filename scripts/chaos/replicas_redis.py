@@ -184,7 +184,7 @@ def _raw_once(data_dir: Path) -> Counter:
     """`raw/webhooks/deliveries` for each landed day, as `webhooks_job` lands it."""
     from dagster import AssetKey, DagsterInstance, materialize
 
-    from cc_assets.raw import raw_assets
+    from cc_assets.sources import raw_assets
     from resources.platform import PlatformResource
 
     raw = next(a for a in raw_assets if a.key == AssetKey(["raw", "webhooks", "deliveries"]))

@@ -24,8 +24,8 @@ from dagster import AssetSelection, BetaWarning, DagsterInstance, materialize
 
 warnings.filterwarnings("ignore", category=BetaWarning)  # as cc_assets.definitions does, before the assets
 
-from cc_assets.raw import raw_assets  # noqa: E402
-from resources.circuit import CircuitBreaker  # noqa: E402
+from cc_assets.sources import raw_assets  # noqa: E402
+from resources.http.circuit import CircuitBreaker  # noqa: E402
 from resources.platform import PlatformResource  # noqa: E402
 from sandbox.process import SandboxHandle, run_sandbox  # noqa: E402
 from scripts.chaos import Context, Row, Scenario  # noqa: E402

@@ -1,6 +1,6 @@
 """Reading the warm marts: the serving snapshot on DuckDB, or the dbt schema on Postgres.
 
-- `DuckDBSnapshot` reads the serving snapshot (`resources/serving.py`), never the warehouse file
+- `DuckDBSnapshot` reads the serving snapshot (`resources/storage/serving.py`), never the warehouse file
   that dbt holds open while it builds; `PostgresMarts` reads `CC_PG_SCHEMA` directly.
   Both take SQL with `%(name)s` parameters: every filter is a bound value, never SQL text.
 - `plain` and `json_value` turn the values they give back into JSON-ready Python.
@@ -21,8 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from resources.history import ENGINE
-from resources.serving import snapshot_path
+from resources.storage.history import ENGINE
+from resources.storage.serving import snapshot_path
 from resources.settings import Settings
 
 Row = dict[str, Any]
@@ -52,7 +52,7 @@ def utcnow() -> datetime:
 
 
 class DuckDBSnapshot:
-    """The serving snapshot file, read through the process's one DuckDB (`resources.history.ENGINE`),
+    """The serving snapshot file, read through the process's one DuckDB (`resources.storage.history.ENGINE`),
     which attaches each new version the build swaps in.
 
     Not `duckdb.connect(path)`: DuckDB's instance cache hands back the database of the file that

@@ -1,6 +1,6 @@
 """`/dashboard/metrics` read from the tiers: which tier answers which part of a window, and the counts.
 
-A window is cut into spans (`event_spans`): the cold and archive tiers (`resources/history.py`)
+A window is cut into spans (`event_spans`): the cold and archive tiers (`resources/storage/history.py`)
 for the days before the warm window that they hold, the hot tier for the hours of a window of the
 last hour, the marts for everything else; each span's events are counted from its tier, and the
 live events this sidecar has seen are merged in by id, so an event is counted once.
@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, time, timedelta
 from typing import Any, Literal
 
-from resources.history import HistoryReader
+from resources.storage.history import HistoryReader
 from streaming.data.marts import iso, plain, utcnow, where
 from streaming.data.serving import HotHour, Serving
 from streaming.schemas import (

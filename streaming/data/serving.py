@@ -2,7 +2,7 @@
 
 Mart reads cached in-process until the marts change (a new snapshot, a new Postgres build) or a
 short TTL passes, plus the live events the marts do not have yet, so a webhook is visible at once.
-It also holds the hot tier (`resources/hot.py`: Redis or the embedded hot folder), read-only, and
+It also holds the hot tier (`resources/storage/hot.py`: Redis or the embedded hot folder), read-only, and
 remembers for a while the live events a build has covered, so the hot tier's hours can be merged
 with everything this sidecar has seen. The app builds one in its lifespan and closes it at shutdown.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from resources.hot import HotStore, hot_store, hour_id
+from resources.storage.hot import HotStore, hot_store, hour_id
 from resources.settings import Settings
 from streaming.data.app_store import AppStore, app_store_path
 from streaming.data.app_store_postgres import PostgresAppStore

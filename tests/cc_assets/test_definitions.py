@@ -1,5 +1,10 @@
 """The one Definitions object loads, and every job, schedule, sensor and resource resolves."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 from dagster import AssetKey, Definitions
 
 from cc_assets.definitions import defs
@@ -87,3 +92,55 @@ def test_hot_schedule_rewrites_the_hour_before_as_well():
     (request,) = hot_schedule.evaluate_tick(context).run_requests
     assert request.tags["dagster/asset_partition_range_start"] == "2026-11-20-13:00"
     assert request.tags["dagster/asset_partition_range_end"] == "2026-11-20-14:00"
+
+
+# Run in a fresh interpreter: records every `CC_*` variable the project's code reads (libraries
+# that copy the whole environment do not count) and every dbt manifest check, first while
+# `cc_assets.definitions` is imported, then while its definitions are built.
+IMPORT_PROBE = r"""
+import json, os, sys
+reads, manifests = [], []
+stdlib = os.path.dirname(os.__file__)
+get = os._Environ.__getitem__
+def watched(self, key):
+    frame = sys._getframe(1)
+    while frame and frame.f_code.co_filename.startswith((stdlib, "<frozen")):
+        frame = frame.f_back
+    caller = frame.f_code.co_filename if frame else ""
+    if str(key).startswith("CC_") and caller.startswith(os.getcwd()) and "site-packages" not in caller:
+        reads.append(key)
+    return get(self, key)
+os._Environ.__getitem__ = watched
+os.environ["CC_WAREHOUSE"] = "duckdb"  # a variable the settings read, whatever the shell has
+import resources.dbt
+ensure = resources.dbt.ensure_manifest
+resources.dbt.ensure_manifest = lambda settings: manifests.append(1) or ensure(settings)
+import cc_assets.definitions as module
+at_import = {"env_reads": len(reads), "manifest_checks": len(manifests)}
+from cc_assets.definitions import defs
+built = {"env_reads": len(reads), "manifest_checks": len(manifests)}
+print(json.dumps({"at_import": at_import, "built": built}))
+"""
+
+
+def test_importing_the_definitions_reads_no_environment_and_parses_no_dbt():
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", IMPORT_PROBE], cwd=root, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["at_import"] == {"env_reads": 0, "manifest_checks": 0}
+    # The probe sees the work when it happens: building the definitions reads the settings and
+    # checks the manifest (so the zeros above are not a probe that sees nothing).
+    assert seen["built"]["env_reads"] > 0 and seen["built"]["manifest_checks"] == 1
+
+
+def test_dagster_loads_the_definitions_that_workspace_yaml_names():
+    """`workspace.yaml` names the module, which has no `Definitions` object at import: Dagster's
+    loader finds the `@definitions` function and validates what it builds."""
+    root = Path(__file__).resolve().parents[2]
+    dagster = Path(sys.executable).parent / "dagster"
+    out = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=root,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Validation successful for code location command_center" in out.stderr + out.stdout

@@ -24,9 +24,9 @@ import requests
 from dagster import DagsterInstance
 
 from cc_assets.definitions import defs
-from resources.cursors import CursorStore
-from resources.lake import Lake
 from resources.platform import PlatformResource
+from resources.storage.cursors import CursorStore
+from resources.storage.lake import Lake
 from sandbox.process import run_sandbox
 
 END = datetime(2026, 11, 20, 15, 30)
@@ -161,7 +161,7 @@ def test_a_backfill_of_older_days_ignores_the_cursors_and_leaves_them_alone(sand
 
 def test_etags_survive_the_process_so_an_unchanged_page_costs_no_rate_limit(sandbox, tmp_path):
     from resources.settings import Settings
-    from resources.sources import GitHubClient
+    from resources.sources.github import GitHubClient
 
     settings = Settings.from_env({"CC_DATA_DIR": str(tmp_path), "CC_SANDBOX_URL": sandbox.url})
     first = GitHubClient.from_settings(settings)
@@ -175,7 +175,7 @@ def test_etags_survive_the_process_so_an_unchanged_page_costs_no_rate_limit(sand
 
 def test_a_pull_request_that_is_gone_is_a_dead_letter_and_the_other_pulls_land(sandbox, tmp_path):
     from cc_events.registry import RAW_TABLES
-    from resources.lake import raw_schema
+    from resources.storage.lake import raw_schema
 
     day = DAY_LIST[-1]
     land(tmp_path, sandbox.url, day, day)

@@ -18,11 +18,11 @@ from dagster import DagsterInstance
 
 from cc_assets.definitions import defs
 from cc_events.registry import RAW_TABLES
-from resources.landing import LandingLog
-from resources.metrics_agent import STREAM as METRICS_STREAM
-from resources.metrics_agent import sample
+from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
+from resources.ingest.metrics_agent import sample
 from resources.platform import PlatformResource
-from resources.warehouse import MARTS, compare_with_truth
+from resources.storage.landing import LandingLog
+from resources.storage.warehouse import MARTS, compare_with_truth
 from sandbox.process import run_sandbox
 
 END = datetime(2026, 11, 20, 15, 30)

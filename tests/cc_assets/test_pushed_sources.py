@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
-from cc_assets.raw import raw_assets
-from resources.landing import LandingLog
-from resources.metrics_agent import STREAM, sample
+from cc_assets.sources import raw_assets
+from resources.ingest.metrics_agent import STREAM, sample
 from resources.platform import PlatformResource
+from resources.storage.landing import LandingLog
 from sandbox.logs import LogWriter
 from sandbox.pg_cluster import find_pg_bin, throwaway_cluster
 from sandbox.source_db import ChangeGenerator, setup_source_db

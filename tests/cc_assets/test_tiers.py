@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import duckdb
@@ -24,11 +23,11 @@ import pytest
 from dagster import DagsterInstance
 
 from cc_assets.definitions import defs
-from resources.history import HistoryReader
-from resources.hot import FileHotStore
 from resources.platform import PlatformResource
 from resources.settings import Settings
-from resources.tiers import FINGERPRINT_SQL, Fingerprint, TierStore
+from resources.storage.history import HistoryReader
+from resources.storage.hot import FileHotStore
+from resources.storage.tiers import FINGERPRINT_SQL, Fingerprint, TierStore
 from sandbox.process import run_sandbox
 
 END = datetime(2026, 11, 20, 15, 30)
@@ -97,7 +96,7 @@ def tiered(sandbox, tmp_path_factory):
 
 
 def settings_of(tiered, **changes) -> Settings:
-    return replace(Settings.from_env({"CC_DATA_DIR": str(tiered["data_dir"])}), **changes)
+    return Settings.from_env({"CC_DATA_DIR": str(tiered["data_dir"])}).model_copy(update=changes)
 
 
 def materialization(result, key: list[str]):
@@ -141,7 +140,7 @@ def test_hot_tier_holds_the_hours_events_and_counters(tiered):
     store = FileHotStore(tiered["data_dir"] / "hot")
     assert store.hours() == ["2026-11-20T12", "2026-11-20T13", "2026-11-20T14"]
     landing = TierStore.landing(settings_of(tiered))
-    from resources.tiers import landing_events
+    from resources.storage.tier_moves import landing_events
 
     for hour in store.hours():
         start = datetime.strptime(hour, "%Y-%m-%dT%H")
@@ -192,12 +191,12 @@ def test_history_reads_each_new_snapshot_a_build_swaps_in(tiered, tmp_path):
     """The history reader keeps one DuckDB open between queries: a snapshot a build renames into
     place is read by the next query, even while something else in the process holds the old file
     open (DuckDB's instance cache would hand that one back), and the old file is let go."""
-    from resources.history import ENGINE
-    from resources.serving import export_snapshot, snapshot_path
+    from resources.storage.history import ENGINE
+    from resources.storage.serving import export_snapshot, snapshot_path
 
     data_dir = tmp_path / "data"
     shutil.copytree(tiered["data_dir"], data_dir)
-    settings = replace(Settings.from_env({"CC_DATA_DIR": str(data_dir)}), warm_days=30)
+    settings = Settings.from_env({"CC_DATA_DIR": str(data_dir)}).model_copy(update={"warm_days": 30})
     reader = HistoryReader(settings, today=date(2026, 11, 23))
     window = (datetime(2026, 11, 16), datetime(2026, 11, 21))
 
@@ -336,7 +335,7 @@ def test_retention_removes_only_verified_partitions(tiered, tmp_path):
 
 def land_events(data_dir, day: date, events, ingested_at: datetime) -> None:
     """Normalized events (and their keys) as one more landing file of the day's partition."""
-    from resources.lake import EVENT_KEYS_SCHEMA, EVENTS_SCHEMA
+    from resources.storage.lake import EVENT_KEYS_SCHEMA, EVENTS_SCHEMA
 
     lineage = {"_partition_date": day, "_ingested_at": ingested_at}
     for table, schema, rows in (
@@ -354,8 +353,8 @@ def test_a_linear_state_change_seen_twice_is_one_event_in_every_tier(tiered, lin
     when the pair straddles midnight: the days verify, and warm retention drops them."""
     from cc_events import NormalizeContext, normalize
     from cc_events.registry import normalize_delivery
-    from resources.tiers import landing_events
-    from resources.warm import WarmStore
+    from resources.storage.tier_moves import landing_events
+    from resources.storage.warm import WarmStore
 
     data_dir = tmp_path / "data"
     shutil.copytree(tiered["data_dir"], data_dir)
@@ -417,7 +416,7 @@ def test_analyst_catalog_answers_the_readme_questions_while_dbt_holds_the_wareho
     import sys
     from pathlib import Path
 
-    from resources.catalog import open_catalog
+    from resources.storage.catalog import open_catalog
     from scripts.sql import QUESTIONS
 
     settings = settings_of(tiered)
@@ -553,11 +552,11 @@ def test_cold_and_archive_on_s3_through_the_same_code(tiered, s3_lake, tmp_path)
         assert manifest["days"] == {d: {"rows": f.rows, "checksum": f.checksum} for d, f in truth.items()}
         assert manifest["files"][0]["sha256"] == tiers.sha256(tiers.archive_path(date(2026, 11, 1)))
         # History and the analysts' catalog read S3 like a folder.
-        reader = HistoryReader(replace(settings, warm_days=0), today=date(2026, 11, 23))
+        reader = HistoryReader(settings.model_copy(update={"warm_days": 0}), today=date(2026, 11, 23))
         volume = reader.event_volume(datetime(2026, 11, 1), datetime(2026, 12, 1))
         assert {r["tier"] for r in volume} == {"history"}
         assert sum(r["event_count"] for r in volume) == sum(f.rows for f in truth.values())
-        from resources.catalog import open_catalog
+        from resources.storage.catalog import open_catalog
 
         con = open_catalog(settings)
         assert con.execute("select count(*) from events_history").fetchone()[0] == sum(f.rows for f in truth.values())
@@ -580,7 +579,7 @@ def test_cold_and_archive_on_s3_through_the_same_code(tiered, s3_lake, tmp_path)
 def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partitions(tiered, pg_database, tmp_path):
     import psycopg
 
-    from resources.catalog import load_postgres_extension, open_catalog
+    from resources.storage.catalog import load_postgres_extension, open_catalog
 
     data_dir = tmp_path / "data"
     shutil.copytree(tiered["data_dir"], data_dir)
@@ -612,7 +611,7 @@ def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partiti
         assert set(partitions("fct_event_volume_1m")) == {f"fct_event_volume_1m_p{d.replace('-', '')}" for d in truth}
         settings = Settings.from_env({"CC_DATA_DIR": str(data_dir), "CC_WAREHOUSE": "postgres",
                                       "CC_PG_URL": pg_database, "CC_PG_SCHEMA": "tiers"})
-        reader = HistoryReader(replace(settings, warm_days=5), today=date(2026, 11, 23))
+        reader = HistoryReader(settings.model_copy(update={"warm_days": 5}), today=date(2026, 11, 23))
         volume = reader.event_volume(datetime(2026, 11, 16), datetime(2026, 11, 21))
         assert {r["tier"] for r in volume} == {"history", "warm"}
         assert sum(r["event_count"] for r in volume) == sum(f.rows for f in truth.values())

@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from cc_events.latest import latest_copies
-from resources.tiers import macro
+from resources.storage.tiers import macro
 
 
 def _copies(seed: int) -> list[dict]:

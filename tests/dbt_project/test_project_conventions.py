@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from resources.serving import SERVING_TABLES
+from resources.storage.serving import SERVING_TABLES
 
 PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 GRAIN_TESTS = {"unique_combination_of_columns", "exactly_one_row"}

@@ -5,10 +5,13 @@ from datetime import UTC, datetime
 import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
-from resources.circuit import CircuitBreaker
+from resources.http.circuit import CircuitBreaker
 from resources.platform import PlatformResource
 from sandbox.process import run_sandbox
-from sensors.sources import cron_events_sensor, github_sensor, linear_sensor, postgres_cdc_sensor
+from sensors.cron import cron_events_sensor
+from sensors.github import github_sensor
+from sensors.linear import linear_sensor
+from sensors.postgres_cdc import postgres_cdc_sensor
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def test_cdc_sensor_says_when_the_source_is_not_configured(platform, monkeypatch
 def test_a_pull_that_ended_on_an_earlier_day_catches_up_from_its_cursors_in_one_range_run(platform):
     from datetime import timedelta
 
-    from resources.cursors import CursorStore
+    from resources.storage.cursors import CursorStore
 
     now = datetime.now(UTC).replace(tzinfo=None)
     two_days_ago = now - timedelta(days=2)

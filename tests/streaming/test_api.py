@@ -37,8 +37,8 @@ from psycopg import sql
 from cc_assets.definitions import defs
 from resources.dbt import DBT_PROJECT_DIR
 from resources.platform import PlatformResource
-from resources.serving import export_snapshot, snapshot_path
 from resources.settings import Settings
+from resources.storage.serving import export_snapshot, snapshot_path
 from sandbox.process import run_sandbox
 from scripts.chaos.auth_attacks import EXPECTED
 from streaming.app import create_app

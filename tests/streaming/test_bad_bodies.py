@@ -89,7 +89,7 @@ def test_the_deepest_storable_body_lands_and_the_assets_read_it(sidecar, sign):
     from dagster import AssetKey, DagsterInstance, materialize
 
     from cc_assets.normalized import normalized_events
-    from cc_assets.raw import raw_assets
+    from cc_assets.sources import raw_assets
     from resources.platform import PlatformResource
 
     body = ('{\n "action": "opened",\n "deep": ' + deep(127) + "\n}").encode()  # 128 levels, the most; re-encoded (line breaks)

@@ -11,10 +11,10 @@ import requests
 from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
 from cc_assets.normalized import normalized_events
-from cc_assets.raw import raw_assets
+from cc_assets.sources import raw_assets
 from cc_events import NormalizeContext, normalize
 from resources.platform import PlatformResource
-from sensors.sources import webhooks_sensor
+from sensors.webhooks import webhooks_sensor
 
 TODAY = datetime.now(UTC).date().isoformat()
 

@@ -16,9 +16,9 @@ import websockets
 from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
 from cc_assets.normalized import normalized_events
-from cc_assets.raw import raw_assets
+from cc_assets.sources import raw_assets
 from resources.platform import PlatformResource
-from sensors.sources import webhooks_sensor
+from sensors.webhooks import webhooks_sensor
 
 ROOM = "workflows:linear:ENG-42"
 STATE_CHANGE_ID = "linear:issue:lin-42:state_changed:1767609000000"

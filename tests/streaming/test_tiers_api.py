@@ -24,10 +24,11 @@ import requests
 from dagster import DagsterInstance
 
 from cc_assets.definitions import defs
-from resources.hot import hot_store
 from resources.platform import PlatformResource
 from resources.settings import Settings
-from resources.tiers import TierStore, archive_month, compact_day, landing_events, month_start
+from resources.storage.hot import hot_store
+from resources.storage.tier_moves import archive_month, compact_day, landing_events
+from resources.storage.tiers import TierStore, month_start
 from sandbox.process import run_sandbox
 
 END = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)

@@ -1,0 +1,104 @@
+"""GitHub's raw assets: pull requests, issues, reviews, commits, workflow runs and check runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+from cc_assets.incremental import Incremental, repo_scope
+from cc_assets.partitions import Window
+from cc_assets.raw import Fetch, RawSpec
+from cc_events.registry import RAW_TABLES
+from resources.http.client import MalformedPage, NotFound
+from resources.platform import PlatformResource
+from resources.sources.paging import Item
+from resources.storage.lake import Lake
+
+
+def pull_requests_in(lake: Lake, window: Window) -> Iterator[tuple[str, int, date]]:
+    for day in window.days:
+        table = lake.read(("raw", "github", "pull_requests"), day)
+        if table is not None:
+            for row in table.select(["repo", "number"]).to_pylist():
+                yield row["repo"], row["number"], day
+
+
+def pull_request_heads_in(lake: Lake, window: Window) -> Iterator[tuple[str, int, str, date]]:
+    """Each landed PR's head commit (partitions from before `head_sha` was a column have none)."""
+    for day in window.days:
+        table = lake.read(("raw", "github", "pull_requests"), day)
+        if table is not None and "head_sha" in table.column_names:
+            for row in table.select(["repo", "number", "head_sha"]).to_pylist():
+                if row["head_sha"]:
+                    yield row["repo"], row["number"], row["head_sha"], day
+
+
+def fetch_github_pull_requests(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    github = platform.github()
+    for repo in github.repos():
+        for item in github.pull_requests(repo, window.start_for(f"github/pull_requests/{repo}"), window.end):
+            yield item, {"repo": repo}, None
+
+
+def fetch_github_issues(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    github = platform.github()
+    for repo in github.repos():
+        for item in github.issues(repo, window.start_for(f"github/issues/{repo}"), window.end):
+            yield item, {"repo": repo}, None
+
+
+def of_pull(items: Iterator[Item], repo: str, number: int) -> Iterator[Item]:
+    """A pull request's reviews, commits or checks; a PR that is gone (404) is a dead letter, not a
+    source outage: the other PRs land."""
+    try:
+        yield from items  # a generator: the 404 is raised here, while paging
+    except NotFound as exc:
+        yield MalformedPage(str(exc), f"pull request {repo}#{number} is gone (404): deleted or transferred", "", {})
+
+
+def fetch_github_reviews(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    github = platform.github()
+    for repo, number, day in pull_requests_in(platform.lake(), window):
+        for item in of_pull(github.reviews(repo, number), repo, number):
+            yield item, {"repo": repo, "pull_number": number}, day
+
+
+def fetch_github_commits(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    github = platform.github()
+    for repo in github.repos():
+        for item in github.commits(repo, window.start_for(f"github/commits/{repo}"), window.end):
+            yield item, {"repo": repo}, None
+    # Branch commits are only tied to their PR by this listing; it is what correlates them.
+    for repo, number, day in pull_requests_in(platform.lake(), window):
+        for item in of_pull(github.pull_commits(repo, number), repo, number):
+            yield item, {"repo": repo, "pull_number": number}, day
+
+
+def fetch_github_workflow_runs(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    # GitHub filters runs by creation only: from a day earlier, so a run that finished after
+    # midnight (or was re-run) lands on the day it was last updated.
+    github = platform.github()
+    for repo in github.repos():
+        for item in github.workflow_runs(repo, window.start - timedelta(days=1), window.end):
+            yield item, {"repo": repo}, None
+
+
+def fetch_github_check_runs(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    # The checks on each updated PR's head commit: the CI status a reviewer sees on the PR.
+    github = platform.github()
+    for repo, number, head_sha, day in pull_request_heads_in(platform.lake(), window):
+        for item in of_pull(github.check_runs(repo, head_sha), repo, number):
+            yield item, {"repo": repo, "pull_number": number}, day
+
+
+SPECS = [
+    RawSpec(RAW_TABLES["github", "pull_requests"], fetch_github_pull_requests, "updated_at",
+            incremental=Incremental(repo_scope("pull_requests"), "updated_at", ("repo", "id"))),
+    RawSpec(RAW_TABLES["github", "issues"], fetch_github_issues, "updated_at",
+            incremental=Incremental(repo_scope("issues"), "updated_at", ("repo", "id"))),
+    RawSpec(RAW_TABLES["github", "reviews"], fetch_github_reviews, None, (("github", "pull_requests"),)),
+    RawSpec(RAW_TABLES["github", "commits"], fetch_github_commits, "authored_at", (("github", "pull_requests"),),
+            incremental=Incremental(repo_scope("commits"), "authored_at", ("repo", "pull_number", "sha"))),
+    RawSpec(RAW_TABLES["github", "workflow_runs"], fetch_github_workflow_runs, "updated_at"),
+    RawSpec(RAW_TABLES["github", "check_runs"], fetch_github_check_runs, None, (("github", "pull_requests"),)),
+]

@@ -1,0 +1,18 @@
+"""The weather-arbitrage raw asset: opportunities updated in the window."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from cc_assets.partitions import Window
+from cc_assets.raw import Fetch, RawSpec
+from cc_events.registry import RAW_TABLES
+from resources.platform import PlatformResource
+
+
+def fetch_weather_opportunities(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
+    for item in platform.weather().opportunities(window.start, window.end):
+        yield item, {}, None
+
+
+SPECS = [RawSpec(RAW_TABLES["weather", "opportunities"], fetch_weather_opportunities, "updated_at")]

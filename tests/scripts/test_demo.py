@@ -1,0 +1,66 @@
+"""`make demo` as a new user runs it (`python -m scripts.run scripts.demo`, as the Makefile does), on
+the embedded DuckDB warehouse and on Postgres: it exits 0, prints its steps and a summary read from
+the warehouse it built, stays short, and ends with the exact ground-truth match.
+
+A small world (the demo's sizes are settings) keeps each run to about a minute here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def demo_pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A database of the demo's own: it writes schemas `raw` and `analytics`, which other tests' share."""
+    name = f"cc_demo_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        yield f"{pg_admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def run_demo(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CC_")}
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.run", "scripts.demo"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**base, "CC_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(home),
+             "CC_DEMO_EVENTS": "600", "CC_DEMO_DAYS": "2", **env})
+
+
+def _check(done: subprocess.CompletedProcess, warehouse_line: str) -> None:
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) <= 80, f"{len(lines)} lines:\n{done.stdout}"
+    assert "\x1b[" not in done.stdout, "colour codes in output that is not a terminal"
+    assert lines[-2].startswith("Correlation vs the generator's ground truth:") and lines[-2].endswith("exact"), lines[-2]
+    assert any(line.startswith(warehouse_line) for line in lines), done.stdout
+    assert any(line.startswith("  dbt: ") and ", 0 failed" in line for line in lines), done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_demo_on_duckdb(tmp_path: Path) -> None:
+    done = run_demo(tmp_path)
+    _check(done, "Marts (DuckDB):")
+
+
+@pytest.mark.postgres
+def test_demo_on_postgres_prints_its_summary_from_postgres(tmp_path: Path, demo_pg_url: str) -> None:
+    done = run_demo(tmp_path, CC_WAREHOUSE="postgres", CC_PG_URL=demo_pg_url)
+    dbname = demo_pg_url.rsplit("/", 1)[1]
+    _check(done, f"Marts (Postgres 127.0.0.1:5432/{dbname}, schema analytics):")

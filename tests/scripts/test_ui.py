@@ -1,0 +1,79 @@
+"""`make ui` (scripts/ui.py) as the Makefile runs it: on free ports it starts the sandbox, the
+sidecar and dagster dev, and a SIGTERM stops every process it started; with a port taken it
+refuses in one line before starting anything."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from scripts.chaos.harness import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+# dagster dev loads the definitions in a code server before it serves: tens of seconds when loaded.
+START_WAIT_S = 240
+
+
+@pytest.fixture
+def ui_env(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("CC_")},
+            "CC_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(home),
+            "CC_UI_PORT": str(free_port()), "CC_SIDECAR_PORT": str(free_port()),
+            "CC_SANDBOX_URL": f"http://127.0.0.1:{free_port()}"}
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_ui_starts_and_a_sigterm_leaves_no_process_behind(ui_env: dict[str, str], tmp_path: Path) -> None:
+    log = (tmp_path / "ui.log").open("w+")
+    ui = subprocess.Popen([sys.executable, "-m", "scripts.run", "scripts.ui"], cwd=ROOT, env=ui_env,
+                          stdout=log, stderr=subprocess.STDOUT)
+    try:
+        urls = [f"http://127.0.0.1:{ui_env['CC_UI_PORT']}/server_info",
+                f"http://127.0.0.1:{ui_env['CC_SIDECAR_PORT']}/healthz",
+                f"{ui_env['CC_SANDBOX_URL']}/_sandbox/info"]
+        deadline = time.monotonic() + START_WAIT_S
+        while not all(_answers(url) for url in urls):
+            assert ui.poll() is None, f"make ui exited with {ui.returncode}"
+            assert time.monotonic() < deadline, "make ui did not serve all three"
+            time.sleep(1)
+        started = psutil.Process(ui.pid).children(recursive=True)
+        assert len(started) >= 5  # sandbox, sidecar, dagster dev + its webserver, daemon, code server
+        ui.send_signal(signal.SIGTERM)
+        assert ui.wait(120) == 0
+        gone, alive = psutil.wait_procs(started, timeout=10)
+        assert [p.pid for p in alive] == [], "processes left behind"
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+            ui.wait()
+        log.seek(0)
+        print(log.read()[-3000:])
+
+
+def test_a_taken_port_refuses_in_one_line_before_starting_anything(ui_env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(ui_env["CC_UI_PORT"])))
+        taken.listen()
+        done = subprocess.run([sys.executable, "-m", "scripts.run", "scripts.ui"], cwd=ROOT, env=ui_env,
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (f"port {ui_env['CC_UI_PORT']} (Dagster UI) is already in use: stop what listens there "
+                           "(an earlier `make ui`?) or set CC_UI_PORT to a free port\n")
+    assert not _answers(f"{ui_env['CC_SANDBOX_URL']}/_sandbox/info")  # nothing was started
