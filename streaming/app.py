@@ -1,7 +1,8 @@
 """The sidecar's ASGI app, run by the launcher `python -m streaming.serve` (or `uvicorn streaming.app:app`).
 
 Webhooks in (`streaming/webhooks.py`), rooms out over `/ws` (`streaming/ws.py`) and Socket.IO at
-`/socket.io/` (`streaming/socket_io.py`), and the REST API.
+`/socket.io/` (`streaming/socket_io.py`), and the REST API (`streaming/routes/`, one router per tag,
+reading `streaming/data/` through the dependencies in `streaming/deps.py`).
 Everything the app holds — the landing writer, the broker connection, background refreshes — is
 opened and closed in the lifespan, so importing this module starts nothing.
 """
@@ -20,14 +21,13 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from resources.settings import Settings
-from streaming import api, webhooks, ws
+from streaming import webhooks, ws
+from streaming.data.marts import MartsUnavailable
+from streaming.data.serving import Serving
 from streaming.live import LiveEvents
+from streaming.responses import marts_unavailable
+from streaming.routes import api_router
 from streaming.sidecar import Sidecar
-
-
-def get_live(request: Request) -> LiveEvents:
-    """Dependency: the events seen since the last dbt build."""
-    return request.app.state.live
 
 
 def _without_password(url: str) -> str:
@@ -91,11 +91,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.live = LiveEvents()
         sidecar = app.state.sidecar = Sidecar(app.state.settings, app.state.live)
         await sidecar.start()
+        serving = None
         try:
+            # What the REST routes read, over the webhook routes' live events. It opens no network
+            # connection (the app store's Postgres schema is made on first use), so the sidecar
+            # starts, and lands webhooks, with Postgres down.
+            serving = app.state.serving = await asyncio.to_thread(Serving.from_settings, app.state.settings,
+                                                                  app.state.live)
             yield
         finally:
             await sidecar.stop()
-            serving = getattr(app.state, "serving", None)  # the REST API's, made on its first read
             if serving is not None:
                 serving.close()
 
@@ -104,8 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "dashboard's REST API.")
     app.include_router(webhooks.router)
     app.include_router(ws.router)
-    app.include_router(api.router)
-    app.add_exception_handler(api.MartsUnavailable, api.marts_unavailable)
+    app.include_router(api_router)
+    app.add_exception_handler(MartsUnavailable, marts_unavailable)
     app.add_exception_handler(HTTPException, http_error)
     app.mount("/socket.io", LazySocketIO(app))
 

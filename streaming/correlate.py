@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 
 from cc_events.keys import PRIORITY
-from streaming.store import Marts, MartsUnavailable
+from streaming.data.marts import Marts, MartsUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,11 @@ from resources.storage.lake import Lake
 from resources.storage.landing import LandingLog
 from streaming.broker import MemoryBroker, broker_for
 from streaming.correlate import Correlator
+from streaming.data.marts import MartsUnavailable, marts_from_settings
 from streaming.dedupe import DeliveryIndex
 from streaming.journal import GroupCommitLog, encode_line
 from streaming.live import LiveEvents, event_dict
 from streaming.rooms import Hub, message
-from streaming.store import MartsUnavailable, marts_from_settings
 from streaming.webhooks import Delivery
 
 log = logging.getLogger(__name__)

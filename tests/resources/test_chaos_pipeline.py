@@ -19,7 +19,7 @@ from scripts.chaos.harness import SECRETS, Sidecar
 from scripts.chaos.partitions import compare as compare_partitions
 from scripts.chaos.postgres_restart import Restarts, run_restarts
 from scripts.chaos.source_outage_storm import Storm, problems, run_storm
-from streaming.store import MartsUnavailable, PostgresMarts
+from streaming.data.marts import MartsUnavailable, PostgresMarts
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ from sandbox.process import run_sandbox
 from scripts.chaos.auth_attacks import EXPECTED
 from streaming.app import create_app
 from streaming.auth import hmac_sha256_hex, issue_token
-from streaming.store import Serving
+from streaming.data.serving import Serving
 
 # The sandbox ends now, so the 1h/24h presets see data, as in the demo.
 END = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)

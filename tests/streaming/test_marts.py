@@ -1,4 +1,4 @@
-"""The sidecar's marts reader on the embedded setup: the serving snapshot a build swaps in."""
+"""The sidecar's marts reader (`streaming/data/marts.py`) on the embedded setup: the serving snapshot a build swaps in."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 import duckdb
 
-from streaming.store import DuckDBSnapshot
+from streaming.data.marts import DuckDBSnapshot
 
 
 def _swap_in(path, value: int) -> None:

@@ -1,0 +1,217 @@
+"""`/dashboard/metrics` read from the tiers: which tier answers which part of a window, and the counts.
+
+A window is cut into spans (`event_spans`): the cold and archive tiers (`resources/storage/history.py`)
+for the days before the warm window that they hold, the hot tier for the hours of a window of the
+last hour, the marts for everything else; each span's events are counted from its tier, and the
+live events this sidecar has seen are merged in by id, so an event is counted once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime, time, timedelta
+from typing import Any, Literal
+
+from resources.storage.history import HistoryReader
+from streaming.data.marts import iso, plain, utcnow, where
+from streaming.data.serving import HotHour, Serving
+from streaming.schemas import (
+    CountBy,
+    EventBucket,
+    EventMetrics,
+    Metrics,
+    MetricsQuery,
+    SystemBucket,
+    Tier,
+    TierSpan,
+    WorkflowMetrics,
+)
+
+PRESETS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+FILTER_KEYS = {"source": "source", "eventType": "event_type", "actorType": "actor_type", "host": "host"}
+EVENT_FILTERS = ("source", "eventType", "actorType")
+# A window that starts at most this long ago (the 1h preset) counts its events from the hot tier.
+HOT_WINDOW = PRESETS["1h"]
+
+
+def grain_of(lo: datetime, hi: datetime) -> Literal["minute", "hour", "day"]:
+    span = hi - lo
+    return "minute" if span <= timedelta(hours=6) else "hour" if span <= timedelta(days=7) else "day"
+
+
+def truncate(ts: datetime, grain: str) -> datetime:
+    if grain == "day":
+        return ts.replace(hour=0, minute=0, second=0, microsecond=0)
+    if grain == "hour":
+        return ts.replace(minute=0, second=0, microsecond=0)
+    return ts.replace(second=0, microsecond=0)
+
+
+
+Span = tuple[Tier, datetime, datetime, HotHour | None]
+
+
+def in_hot_window(time_range: str, lo: datetime) -> bool:
+    return time_range == "1h" or lo >= utcnow() - HOT_WINDOW
+
+
+def event_spans(data: Serving, lo: datetime, hi: datetime,
+                 hot_window: bool) -> tuple[list[Span], HistoryReader | None]:
+    """[lo, hi) (lo on the hour) cut into the parts each tier answers, oldest first: before the warm
+    window (`today - CC_WARM_DAYS`) the days the cold and archive tiers hold; in a window of the
+    last hour the hours the hot tier holds; the marts everything else (they hold every event the
+    landing lake has, so a day no colder tier holds yet is still counted)."""
+    spans: list[Span] = []
+    cursor, reader = lo, None
+    if data.settings is not None:
+        reader = HistoryReader(data.settings, today=utcnow().date())
+        split = min(max(reader.warm_from, lo), hi)
+        held = reader.held_days(lo, split) if lo < split else set()
+        while cursor < split:
+            step = min(datetime.combine(cursor.date() + timedelta(days=1), time()), split)
+            spans.append(("history" if cursor.date() in held else "warm", cursor, step, None))
+            cursor = step
+    now = utcnow()
+    while hot_window and cursor < hi and cursor <= now:
+        step = min(cursor + timedelta(hours=1), hi)
+        hour = data.hot_hour(cursor)
+        spans.append(("hot" if hour is not None else "warm", cursor, step, hour))
+        cursor = step
+    if cursor < hi:
+        spans.append(("warm", cursor, hi, None))
+    return spans, reader
+
+
+def merged_tiers(spans: list[tuple[Tier, datetime, datetime, HotHour | None]]) -> list[TierSpan]:
+    out: list[TierSpan] = []
+    for tier, start, end, _ in spans:
+        if out and out[-1].tier == tier:
+            out[-1].end = iso(end)
+        else:
+            out.append(TierSpan(tier=tier, start=iso(start), end=iso(end)))
+    return out
+
+
+def read_metrics(data: Serving, time_range: str, lo: datetime, hi: datetime, filters: dict[str, list[str]]) -> Metrics:
+    marts = data.marts
+    grain = grain_of(lo, hi)
+    # Events: hourly rollup buckets that start inside the window (so the window is hour-grained).
+    event_grain = "day" if grain == "day" else "hour"
+    lo_h = truncate(lo, "hour")
+    spans, reader = event_spans(data, lo_h, hi, in_hot_window(time_range, lo))
+    by_source, by_type, by_actor, series, by_tier = Counter(), Counter(), Counter(), Counter(), Counter()
+
+    def count(tier: str | None, bucket: datetime, source: str, event_type: str, actor_type: str | None,
+              n: int) -> None:
+        by_source[source] += n
+        by_type[event_type] += n
+        by_actor[actor_type or "unknown"] += n
+        series[truncate(bucket, event_grain)] += n
+        if tier is not None:
+            by_tier[tier] += n
+
+    def wanted(source: str | None, event_type: str | None, actor_type: str | None) -> bool:
+        values = {"source": source, "eventType": event_type, "actorType": actor_type}
+        return all(values[key] in filters[key] for key in EVENT_FILTERS if key in filters)
+
+    # The marts: one query over the parts they answer, each part's bounds a bound parameter.
+    warm: list[tuple[datetime, datetime]] = []
+    for tier, start, end, _ in spans:
+        if tier == "warm" and warm and warm[-1][1] == start:
+            warm[-1] = (warm[-1][0], end)
+        elif tier == "warm":
+            warm.append((start, end))
+    if warm:
+        params: dict[str, Any] = {}
+        ranges = []
+        for n, (start, end) in enumerate(warm):
+            params[f"lo{n}"], params[f"hi{n}"] = start, end
+            ranges.append(f"(bucket_start_at >= %(lo{n})s and bucket_start_at < %(hi{n})s)")
+        conditions = ["(" + " or ".join(ranges) + ")"]
+        for key in EVENT_FILTERS:
+            if key in filters:
+                params[key] = filters[key]
+                conditions.append(marts.in_list(FILTER_KEYS[key], key))
+        for r in marts.query("select bucket_start_at, source, event_type, actor_type, event_count"
+                             " from fct_event_volume_1h" + where(conditions), params):
+            count("warm", r["bucket_start_at"], r["source"], r["event_type"], r["actor_type"], int(r["event_count"]))
+
+    # The cold and archive tiers, through the history interface, on the days they hold.
+    history = [(start, end) for tier, start, end, _ in spans if tier == "history"]
+    if history and reader is not None:
+        days = {start.date() for start, _ in history}
+        for r in reader.event_counts(history[0][0], history[-1][1], grain=event_grain, days=days,
+                                     filters={FILTER_KEYS[k]: v for k, v in filters.items() if k in EVENT_FILTERS}):
+            count("history", r["bucket_start_at"], r["source"], r["event_type"], r["actor_type"],
+                  int(r["event_count"]))
+
+    # The hot tier's hours, each merged with every event this sidecar has seen in it (by id, so an
+    # event both have counts once; what the hot tier lacks yet counts as live).
+    live_n = 0
+    hot = {start: hour for tier, start, _, hour in spans if tier == "hot"}
+    for start, hour in hot.items():
+        for (source, event_type, actor_type), n in hour.counts.items():
+            if wanted(source, event_type, actor_type):
+                count("hot", start, source, event_type, actor_type, n)
+    if hot:
+        for e in data.seen_since(min(hot)):
+            bucket = truncate(e["occurred_at"], "hour")
+            if bucket in hot and e["event_id"] not in hot[bucket].event_ids and e["occurred_at"] < hi and wanted(
+                    e["source"], e["event_type"], e.get("actor_type")):
+                live_n += 1
+                count(None, bucket, e["source"], e["event_type"], e.get("actor_type"), 1)
+
+    # Live events the marts do not have yet, in the parts the hot tier does not answer.
+    for e in data.live_view().events:
+        if not (lo_h <= e["occurred_at"] < hi) or truncate(e["occurred_at"], "hour") in hot:
+            continue
+        if not wanted(e["source"], e["event_type"], e.get("actor_type")):
+            continue
+        live_n += 1
+        count(None, e["occurred_at"], e["source"], e["event_type"], e.get("actor_type"), 1)
+
+    wf = marts.query(
+        "select sum(case when first_event_at >= %(lo)s and first_event_at < %(hi)s then 1 else 0 end) as started,"
+        " sum(case when completed_at >= %(lo)s and completed_at < %(hi)s then 1 else 0 end) as completed"
+        " from fct_workflows where last_event_at >= %(lo)s", {"lo": lo, "hi": hi})[0]
+
+    table = "fct_system_metrics_1m" if grain == "minute" else "fct_system_metrics_1h"
+    sys_params: dict[str, Any] = {"lo": truncate(lo, "minute" if grain == "minute" else "hour"), "hi": hi}
+    sys_conditions = ["bucket_start_at >= %(lo)s", "bucket_start_at < %(hi)s"]
+    if "host" in filters:
+        sys_params["host"] = filters["host"]
+        sys_conditions.append(marts.in_list("host", "host"))
+    system_rows = marts.query(
+        "select bucket_start_at, host, avg_cpu_percent, max_cpu_percent, avg_memory_percent, max_disk_percent"
+        f" from {table}" + where(sys_conditions), sys_params)  # noqa: S608 - table is one of two constants
+    buckets: dict[datetime, list[dict]] = defaultdict(list)
+    for r in system_rows:
+        buckets[truncate(r["bucket_start_at"], grain)].append({k: plain(v) for k, v in r.items()})
+    system = []
+    for start, rows in sorted(buckets.items()):
+        def avg(col: str, rows: list[dict] = rows) -> float | None:
+            values = [r[col] for r in rows if r[col] is not None]
+            return round(sum(values) / len(values), 2) if values else None
+
+        def top(col: str, rows: list[dict] = rows) -> float | None:
+            return max((r[col] for r in rows if r[col] is not None), default=None)
+
+        system.append(SystemBucket(start=iso(start), hosts=len({r["host"] for r in rows}),
+                                   avg_cpu_percent=avg("avg_cpu_percent"), max_cpu_percent=top("max_cpu_percent"),
+                                   avg_memory_percent=avg("avg_memory_percent"),
+                                   max_disk_percent=top("max_disk_percent")))
+
+    def ranked(counter: Counter, limit: int | None = None) -> list[CountBy]:
+        return [CountBy(key=k, count=v) for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+    return Metrics(
+        query=MetricsQuery(time_range=time_range, start=iso(lo), end=iso(hi), grain=grain, filters=filters,
+                           tiers=merged_tiers(spans)),
+        generated_at=iso(utcnow()),
+        events=EventMetrics(total=sum(by_source.values()), live=live_n, by_tier=ranked(by_tier),
+                            by_source=ranked(by_source),
+                            by_type=ranked(by_type, 50), by_actor_type=ranked(by_actor),
+                            series=[EventBucket(start=iso(k), count=v) for k, v in sorted(series.items())]),
+        workflows=WorkflowMetrics(started=int(wf["started"] or 0), completed=int(wf["completed"] or 0)),
+        system=system,
+    )

@@ -1,0 +1,54 @@
+"""How the REST API answers: bodies encoded once with their ETag, `Cache-Control` with the seeds'
+TTLs (a matching `If-None-Match` gets 304), and the 503 for marts not there yet."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from streaming.data.marts import MartsUnavailable, iso
+
+# What the routes with a body answer besides their own codes: FastAPI's 400 for a body that is not
+# JSON at all (a JSON body that breaks the schema is a 422).
+BAD_BODY = {400: {"description": "The body is not JSON"}}
+NOT_OWNER = {403: {"description": "Not the dashboard's owner, or the token's `scopes` claim lacks `dashboards`"}}
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    return str(value)
+
+
+def encode(payload: Any) -> tuple[bytes, str]:
+    """The JSON body and its ETag."""
+    if isinstance(payload, BaseModel):
+        body = payload.model_dump_json(by_alias=True).encode()
+    else:
+        body = json.dumps(payload, separators=(",", ":"), default=_default).encode()
+    return body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def cached_response(request: Request, encoded: tuple[bytes, str], max_age: int, status: int = 200) -> Response:
+    body, etag = encoded
+    headers = {"Cache-Control": f"private, max-age={max_age}", "ETag": etag}
+    wanted = request.headers.get("if-none-match")
+    if wanted and (wanted.strip() == "*" or etag in {t.strip().removeprefix("W/") for t in wanted.split(",")}):
+        return Response(status_code=304, headers=headers)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def no_store(payload: Any, status: int = 200) -> Response:
+    body, _ = encode(payload)
+    return Response(body, status_code=status, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+def marts_unavailable(request: Request, exc: MartsUnavailable) -> Response:
+    """The app's handler for every route: no marts to read yet (or the warehouse is gone) is a 503."""
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
