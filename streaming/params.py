@@ -85,3 +85,38 @@ def parse_filters(raw: str | None) -> dict[str, list[str]]:
             raise HTTPException(400, f"filter {key!r} takes a string or a list of strings")
         out[key] = items
     return out
+
+
+# What each widget type reads from its config, checked when a widget is stored so that a stored
+# widget's data can always be read (schemathesis found a widget accepted at creation whose data
+# then answered 400).
+_TEXT_KEYS = {"recent_events": ("workflow",), "workflows": ("status", "assignee", "provider")}
+
+
+def check_widget_config(kind: str, config: dict) -> None:
+    """A 422 naming what the widget's `config` gets wrong for its type; None when it can be read."""
+    def refuse(detail: str) -> None:
+        raise HTTPException(422, f"widget config for {kind!r}: {detail}")
+
+    try:
+        if kind in ("event_volume", "system_metrics"):
+            time_range = config.get("timeRange") or "24h"
+            if not isinstance(time_range, str):
+                refuse("`timeRange` is one of 1h, 24h, 7d, 30d, custom")
+            for name in ("from", "to"):
+                if config.get(name) is not None and not isinstance(config[name], str):
+                    refuse(f"`{name}` is an ISO 8601 time")
+            resolve_range(time_range, config.get("from"), config.get("to"))
+            if config.get("filters"):
+                parse_filters(json.dumps(config["filters"]))
+        if kind in ("recent_events", "workflows") and config.get("limit") is not None:
+            limit = config["limit"]
+            if isinstance(limit, bool) or not isinstance(limit, int):
+                refuse("`limit` is an integer")
+        for name in _TEXT_KEYS.get(kind, ()):
+            if config.get(name) is not None and not isinstance(config[name], str):
+                refuse(f"`{name}` is a string")
+    except HTTPException as exc:
+        if exc.status_code == 422:
+            raise
+        refuse(str(exc.detail))

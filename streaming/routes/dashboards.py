@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Request, Response
 from streaming.auth import Principal
 from streaming.data.serving import Serving
 from streaming.deps import Data, User
+from streaming.params import check_widget_config
 from streaming.responses import BAD_BODY, NOT_OWNER, cached_response, encode, no_store
 from streaming.schemas import (
     DashboardIn,
@@ -46,6 +47,8 @@ def list_dashboards(request: Request, data: Data) -> Response:
 @router.post("/dashboards", response_model=DashboardOut, status_code=201,
              summary="Create a dashboard (owned by the token's subject), with its widgets", responses=BAD_BODY)
 def create_dashboard(data: Data, user: User, body: DashboardIn) -> Response:
+    for widget in body.widgets:
+        check_widget_config(widget.type, widget.config)
     created = data.store.create_dashboard(body.name, body.config, user.sub,
                                           [w.model_dump() for w in body.widgets])
     return no_store(_dashboard_out(created), 201)
@@ -87,6 +90,7 @@ def delete_dashboard(data: Data, user: User, dashboard_id: Annotated[str, Path(m
              responses={**BAD_BODY, **NOT_OWNER, 404: {"description": "Unknown dashboard"}})
 def add_widget(data: Data, user: User, dashboard_id: Annotated[str, Path(max_length=64)], body: WidgetIn) -> Response:
     _owned(data, dashboard_id, user)
+    check_widget_config(body.type, body.config)
     widget = data.store.add_widget(dashboard_id, body.model_dump())
     if widget is None:
         raise HTTPException(404, f"no dashboard {dashboard_id!r}")
@@ -106,7 +110,9 @@ def _owned_widget(data: Serving, widget_id: str, user: Principal) -> dict:
             responses={**BAD_BODY, **NOT_OWNER, 404: {"description": "Unknown widget"}})
 def update_widget(data: Data, user: User, widget_id: Annotated[str, Path(max_length=64)],
                   body: WidgetUpdate) -> Response:
-    _owned_widget(data, widget_id, user)
+    widget = _owned_widget(data, widget_id, user)
+    if body.config is not None:
+        check_widget_config(widget["type"], body.config)
     updated = data.store.update_widget(widget_id, body.model_dump(exclude_none=True))
     return no_store(WidgetOut(**updated))  # type: ignore[arg-type]
 

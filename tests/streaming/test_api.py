@@ -383,6 +383,25 @@ def test_the_default_dashboard_and_every_widget_has_data(backend, http):
     assert http("GET", "/dashboard/widgets/nope/data").status_code == 404
 
 
+def test_a_widget_is_stored_only_with_a_config_its_data_can_be_read_with(backend, http):
+    """Schemathesis created widgets whose data then answered 400: a config is checked when stored."""
+    dashboard = http("POST", "/dashboard/dashboards", json={"name": "Checks"}).json()
+    widgets = f"/dashboard/dashboards/{dashboard['id']}/widgets"
+    for kind, config in [("event_volume", {"timeRange": "5y"}), ("event_volume", {"timeRange": "custom"}),
+                         ("system_metrics", {"filters": {"colour": "red"}}), ("recent_events", {"limit": "ten"}),
+                         ("workflows", {"status": ["active"]})]:
+        refused = http("POST", widgets, json={"type": kind, "title": "bad", "config": config})
+        assert refused.status_code == 422, (kind, config, refused.text)
+        assert kind in refused.json()["detail"]
+    refused = http("POST", "/dashboard/dashboards", json={
+        "name": "Bad", "widgets": [{"type": "event_volume", "title": "t", "config": {"timeRange": "5y"}}]})
+    assert refused.status_code == 422, refused.text
+    good = http("POST", widgets, json={"type": "event_volume", "title": "ok", "config": {"timeRange": "7d"}})
+    assert good.status_code == 201, good.text
+    assert http("PUT", f"/dashboard/widgets/{good.json()['id']}", json={"config": {"timeRange": "1y"}}).status_code == 422
+    assert http("GET", f"/dashboard/widgets/{good.json()['id']}/data").status_code == 200
+
+
 def test_dashboards_crud_by_their_owner(backend, http, server):
     created = http("POST", "/dashboard/dashboards", json={
         "name": "Ops", "config": {"columns": 12},
