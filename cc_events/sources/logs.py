@@ -1,4 +1,4 @@
-"""Log records (resources/logs.py) → normalized events.
+"""Log records (resources/ingest/log_tailer.py) → normalized events.
 
 One event per log line: source `logs`, type `log.<level>` (`log.unknown` when the line names no
 level, `log.invalid` when it could not be read), the service as a bot actor, the log file as the

@@ -7,7 +7,7 @@
     are the record's own "this copy says more" orderings, first (e.g. `updated_at desc`); then
     the one tie-break every model shares: the copy landed last, then the later partition.
     Python's `cc_events.latest.latest_copies` applies the same order (tested against this macro),
-    and `resources/tiers.py` renders this macro for the tier moves.
+    and `resources/storage/tiers.py` renders this macro for the tier moves.
 -#}
 row_number() over (
     partition by {{ [key] | join(', ') if key is string else key | join(', ') }}

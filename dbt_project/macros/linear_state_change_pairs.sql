@@ -9,7 +9,7 @@
 
     This file is the one definition of that rule. dbt uses it (int_linear_state_changes_paired,
     fct_workflow_events), and so do the tier moves, which render it with plain Jinja and run it on
-    DuckDB (resources/tiers.py), so that the cold and archive tiers hold the same events as the
+    DuckDB (resources/storage/tiers.py), so that the cold and archive tiers hold the same events as the
     warm one: keep these macros to SQL both warehouses run over their arguments, plus json_text;
     no ref(), adapter or dbt.* calls.
 #}
