@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from fastapi import HTTPException
+from fastapi.exceptions import RequestValidationError
 
 from streaming.data.marts import utcnow
 from streaming.data.metrics import FILTER_KEYS, PRESETS
@@ -93,30 +94,33 @@ def parse_filters(raw: str | None) -> dict[str, list[str]]:
 _TEXT_KEYS = {"recent_events": ("workflow",), "workflows": ("status", "assignee", "provider")}
 
 
-def check_widget_config(kind: str, config: dict) -> None:
-    """A 422 naming what the widget's `config` gets wrong for its type; None when it can be read."""
-    def refuse(detail: str) -> None:
-        raise HTTPException(422, f"widget config for {kind!r}: {detail}")
+def check_widget_config(kind: str, config: dict, where: tuple = ("body", "config")) -> None:
+    """A 422 (FastAPI's validation shape, as documented) naming what the widget's `config` gets
+    wrong for its type; returns when the config can be read."""
+    def refuse(key: str, detail: str) -> None:
+        raise RequestValidationError([{"loc": (*where, key), "msg": f"widget config for {kind!r}: {detail}",
+                                       "type": "value_error", "input": config.get(key)}])
 
-    try:
-        if kind in ("event_volume", "system_metrics"):
-            time_range = config.get("timeRange") or "24h"
-            if not isinstance(time_range, str):
-                refuse("`timeRange` is one of 1h, 24h, 7d, 30d, custom")
-            for name in ("from", "to"):
-                if config.get(name) is not None and not isinstance(config[name], str):
-                    refuse(f"`{name}` is an ISO 8601 time")
-            resolve_range(time_range, config.get("from"), config.get("to"))
-            if config.get("filters"):
-                parse_filters(json.dumps(config["filters"]))
-        if kind in ("recent_events", "workflows") and config.get("limit") is not None:
-            limit = config["limit"]
-            if isinstance(limit, bool) or not isinstance(limit, int):
-                refuse("`limit` is an integer")
-        for name in _TEXT_KEYS.get(kind, ()):
+    if kind in ("event_volume", "system_metrics"):
+        time_range = config.get("timeRange") or "24h"
+        if not isinstance(time_range, str):
+            refuse("timeRange", "`timeRange` is one of 1h, 24h, 7d, 30d, custom")
+        for name in ("from", "to"):
             if config.get(name) is not None and not isinstance(config[name], str):
-                refuse(f"`{name}` is a string")
-    except HTTPException as exc:
-        if exc.status_code == 422:
-            raise
-        refuse(str(exc.detail))
+                refuse(name, f"`{name}` is an ISO 8601 time")
+        try:
+            resolve_range(time_range, config.get("from"), config.get("to"))
+        except HTTPException as exc:
+            refuse("timeRange", str(exc.detail))
+        if config.get("filters"):
+            try:
+                parse_filters(json.dumps(config["filters"]))
+            except HTTPException as exc:
+                refuse("filters", str(exc.detail))
+    if kind in ("recent_events", "workflows") and config.get("limit") is not None:
+        limit = config["limit"]
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            refuse("limit", "`limit` is an integer")
+    for name in _TEXT_KEYS.get(kind, ()):
+        if config.get(name) is not None and not isinstance(config[name], str):
+            refuse(name, f"`{name}` is a string")

@@ -338,18 +338,25 @@ class CommandLog(ApiModel):
 
 # --- dashboards and widgets --------------------------------------------------------------------------
 
+WIDGET_CONFIG = ("What the widget's data reads, by type: `event_volume` and `system_metrics` take "
+                 "`timeRange` (1h, 24h, 7d, 30d, custom; `from` and `to`, ISO 8601, with custom only, at most "
+                 "366 days apart) and `filters` (as /dashboard/metrics takes them); `recent_events` takes "
+                 "`limit` (an integer) and `workflow` (a workflow id); `workflows` takes `limit`, `status`, "
+                 "`assignee` and `provider` (strings). A config its type cannot read is a 422; other keys are kept.")
+
+
 class WidgetIn(ApiModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     type: WidgetType
     title: str = Field(min_length=1, max_length=255)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict, description=WIDGET_CONFIG)
     position: dict[str, Any] = Field(default_factory=dict)
 
 
 class WidgetUpdate(ApiModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     title: str | None = Field(default=None, min_length=1, max_length=255)
-    config: dict[str, Any] | None = None
+    config: dict[str, Any] | None = Field(default=None, description=WIDGET_CONFIG)
     position: dict[str, Any] | None = None
 
 

@@ -47,8 +47,8 @@ def list_dashboards(request: Request, data: Data) -> Response:
 @router.post("/dashboards", response_model=DashboardOut, status_code=201,
              summary="Create a dashboard (owned by the token's subject), with its widgets", responses=BAD_BODY)
 def create_dashboard(data: Data, user: User, body: DashboardIn) -> Response:
-    for widget in body.widgets:
-        check_widget_config(widget.type, widget.config)
+    for n, widget in enumerate(body.widgets):
+        check_widget_config(widget.type, widget.config, ("body", "widgets", n, "config"))
     created = data.store.create_dashboard(body.name, body.config, user.sub,
                                           [w.model_dump() for w in body.widgets])
     return no_store(_dashboard_out(created), 201)
