@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -140,3 +142,22 @@ def signed_headers(body: bytes, secret: str) -> dict[str, str]:
 
 def bearer(token: str = SECRETS["CC_EVENTS_API_TOKEN"]) -> dict[str, str]:
     return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+
+
+PG_ADMIN_URL = os.environ.get("CC_PG_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def throwaway_database(admin_url: str = PG_ADMIN_URL, prefix: str = "cc_chaos") -> Iterator[str]:
+    """A fresh database on the Postgres of `admin_url`, dropped afterwards (its sessions too): its URL."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))

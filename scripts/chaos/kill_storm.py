@@ -13,10 +13,8 @@ every source, as in a real deployment), landed before the storm.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,10 +23,9 @@ from pathlib import Path
 from scripts.chaos import Context, Row
 from scripts.chaos import counting as count
 from scripts.chaos.deliveries import Deliveries, RetryingSender, Tally
-from scripts.chaos.harness import SECRETS, Sidecar
+from scripts.chaos.harness import SECRETS, Sidecar, throwaway_database
 
 # Where throwaway databases are made: CC_PG_URL, as the runner checks it, else the local server.
-PG_ADMIN_URL = os.environ.get("CC_PG_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass
@@ -78,21 +75,6 @@ class Outcome:
     duplicated: set[str]
     findings: list[count.Finding]
     storm: Storm
-
-
-@contextmanager
-def throwaway_database(admin_url: str = PG_ADMIN_URL):
-    import psycopg
-    from psycopg import sql
-
-    name = f"cc_chaos_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
 def _job(name: str, platform, **kwargs) -> float:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
+
+from scripts.chaos.harness import throwaway_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,14 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def demo_pg_url(pg_admin_url: str) -> Iterator[str]:
     """A database of the demo's own: it writes schemas `raw` and `analytics`, which other tests' share."""
-    name = f"cc_demo_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    try:
-        yield f"{pg_admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    with throwaway_database(pg_admin_url, "cc_demo") as url:
+        yield url
 
 
 def run_demo(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:

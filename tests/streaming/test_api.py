@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,6 @@ import requests
 import uvicorn
 import websockets
 from dagster import DagsterInstance
-from psycopg import sql
 
 from cc_assets.definitions import defs
 from resources.dbt import DBT_PROJECT_DIR
@@ -41,6 +39,7 @@ from resources.settings import Settings
 from resources.storage.serving import export_snapshot, snapshot_path
 from sandbox.process import run_sandbox
 from scripts.chaos.auth_attacks import EXPECTED
+from scripts.chaos.harness import throwaway_database
 from streaming.app import create_app
 from streaming.auth import hmac_sha256_hex, issue_token
 from streaming.data.serving import Serving
@@ -65,14 +64,8 @@ def sandbox(tmp_path_factory):
 @pytest.fixture(scope="module")
 def api_pg_database(pg_admin_url: str) -> Iterator[str]:
     """A database of this module's own: the session's `pg_database` has other sandboxes' raw days."""
-    name = f"cc_test_api_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    try:
-        yield f"{pg_admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    with throwaway_database(pg_admin_url, "cc_test_api") as url:
+        yield url
 
 
 @dataclass
