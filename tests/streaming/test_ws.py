@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
-import socket
 import struct
 import time
 
@@ -15,6 +13,8 @@ import pytest
 import requests
 import websockets
 from websockets.exceptions import ConnectionClosed
+
+from scripts.chaos.traffic import StalledWebSocket
 
 ACTIVITY = {"instance_id": "charlie-alpha", "type": "task.progress", "timestamp": "2026-01-05T10:00:00Z",
             "repo": "acme/api", "pr_number": 7, "message": "working on it"}
@@ -42,59 +42,6 @@ def push(sidecar, sign, records, kind="charlie.activity"):
     response = requests.post(f"{sidecar.url}/events", data=body, headers=sign.bearer(), timeout=30)
     assert response.status_code == 202, response.text
     return response.json()
-
-
-class StalledClient:
-    """A WebSocket client that subscribes and then never reads: a raw socket with a tiny receive
-    buffer (a client library would keep reading into its own memory), so the server's sends back
-    up within kilobytes."""
-
-    def __init__(self, port: int, token: str) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.connect(("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-        self.buffer = b""
-        while b"\r\n\r\n" not in self.buffer:
-            self.buffer += self.sock.recv(4096)
-        assert self.buffer.startswith(b"HTTP/1.1 101")
-        self.buffer = self.buffer.split(b"\r\n\r\n", 1)[1]
-
-    def send_json(self, value) -> None:
-        data, mask = json.dumps(value).encode(), os.urandom(4)
-        assert len(data) < 126
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-        self.sock.sendall(bytes([0x81, 0x80 | len(data)]) + mask + masked)
-
-    def frames(self, timeout: float = 10.0):
-        """Read everything the server sent: (opcode, payload) until it closes the connection."""
-        self.sock.settimeout(timeout)
-
-        def take(n: int) -> bytes:
-            while len(self.buffer) < n:
-                chunk = self.sock.recv(1 << 16)
-                if not chunk:
-                    raise EOFError
-                self.buffer += chunk
-            out, self.buffer = self.buffer[:n], self.buffer[n:]
-            return out
-
-        try:
-            while True:
-                head = take(2)
-                length = head[1] & 0x7F
-                if length == 126:
-                    length = struct.unpack("!H", take(2))[0]
-                elif length == 127:
-                    length = struct.unpack("!Q", take(8))[0]
-                opcode = head[0] & 0x0F
-                yield opcode, take(length)
-                if opcode == 0x8:  # the server's close frame: it is done with us
-                    return
-        except EOFError:
-            return
 
 
 async def closed_code(ws, timeout=5.0) -> int:
@@ -191,8 +138,7 @@ def test_a_slow_client_does_not_delay_a_fast_one_and_is_dropped(make_sidecar, si
     total = 1500
 
     async def scenario():
-        slow = StalledClient(server.port, server.token("slow"))
-        slow.send_json({"type": "subscribe", "rooms": ["events:all"]})
+        slow = StalledWebSocket(server.port, server.token("slow"), rooms=("events:all",))
         async with websockets.connect(f"{server.ws_url}?token={server.token('fast')}") as fast:
             await subscribe(fast, "events:all")
             # From here on the slow client never reads: its TCP window fills, then its queue.
