@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 import schemathesis
 from schemathesis.generation import GenerationMode
 
+from streaming.data.metrics import FILTER_KEYS, PRESETS
+
 MAX_SPAN = timedelta(days=366)
 
 
@@ -48,8 +50,7 @@ def _metrics(query: dict) -> None:
         query["to"] = new_hi.isoformat()
 
 
-TIME_RANGES = ("1h", "24h", "7d", "30d", "custom")
-FILTER_KEYS = ("source", "eventType", "actorType", "host")  # streaming.data.metrics.FILTER_KEYS
+TIME_RANGES = (*PRESETS, "custom")
 
 
 def _widget_config(config) -> None:
