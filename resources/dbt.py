@@ -10,10 +10,8 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
-from resources.settings import PROJECT_ROOT, Settings
-
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
-_INPUTS = ("models", "macros", "tests", "seeds", "snapshots", "dbt_project.yml", "profiles.yml")
+from resources.dbt_inputs import DBT_PROJECT_DIR, newest_input
+from resources.settings import Settings
 
 
 @lru_cache(maxsize=1)
@@ -21,21 +19,11 @@ def dbt_project() -> DbtProject:
     return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
-def _newest_input(project_dir: Path) -> float:
-    newest = 0.0
-    for name in _INPUTS:
-        path = project_dir / name
-        files = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
-        for file in files:
-            newest = max(newest, file.stat().st_mtime)
-    return newest
-
-
 def ensure_manifest(settings: Settings) -> Path:
     """Parse the project in process (~1 s, no CLI start-up) if the manifest is missing or stale."""
     project = dbt_project()
     manifest = project.manifest_path
-    if manifest.exists() and manifest.stat().st_mtime >= _newest_input(project.project_dir):
+    if manifest.exists() and manifest.stat().st_mtime >= newest_input(project.project_dir):
         return manifest
     from dbt.cli.main import dbtRunner
 

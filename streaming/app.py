@@ -97,7 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # connection (the app store's Postgres schema is made on first use), so the sidecar
             # starts, and lands webhooks, with Postgres down.
             serving = app.state.serving = await asyncio.to_thread(Serving.from_settings, app.state.settings,
-                                                                  app.state.live)
+                                                                  app.state.live, sidecar.state)
+            sidecar.serving = serving
             yield
         finally:
             await sidecar.stop()
@@ -118,7 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz(request: Request) -> dict:
         sidecar = request.app.state.sidecar
         return {"status": "ok", "broker": _without_password(sidecar.broker.url), "clients": sidecar.hub.count(),
-                "live_events": len(sidecar.live), "landing_fsyncs": sidecar.journal.batches,
+                "live_events": len(sidecar.live), "live_state": sidecar.state.status,
+                "landing_fsyncs": sidecar.journal.batches,
                 "landed_lines": sidecar.journal.lines, "deliveries_in_flight": sidecar.deliveries.in_flight(),
                 "duplicates_waiting": sidecar.deliveries.waiting, "dedupe_index": sidecar.deliveries.startup,
                 "queued": sidecar.hub.backlog(),

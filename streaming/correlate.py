@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Iterable
 
 from cc_events.keys import PRIORITY
@@ -36,6 +37,9 @@ class Correlator:
         self._parent: dict[str, str] = {}
         self._known: dict[str, str | None] = {}
         self._known_version: str | None = None
+        # The webhook path joins keys; the live state's worker reads roots (streaming/state/).
+        self._lock = threading.RLock()
+        self._merged: list[str] = []  # roots that stopped being roots, until `merged()` takes them
 
     def _find(self, key: str) -> str:
         parent = self._parent.setdefault(key, key)
@@ -48,6 +52,9 @@ class Correlator:
         if ra != rb:
             low, high = sorted((ra, rb), key=_rank)
             self._parent[high] = low
+            self._merged.append(high)
+            if len(self._merged) > 100_000:  # nobody takes them (no live state): say so instead
+                self._merged = [None]  # type: ignore[list-item]
 
     def _built_workflows(self, keys: list[str]) -> list[str]:
         if self.marts is None:
@@ -76,8 +83,36 @@ class Correlator:
         keys = list(dict.fromkeys(keys))
         if not keys:
             return None
-        for key in keys[1:]:
-            self._union(keys[0], key)
-        for workflow in self._built_workflows(keys):
-            self._union(keys[0], workflow)
-        return self._find(keys[0])
+        with self._lock:
+            for key in keys[1:]:
+                self._union(keys[0], key)
+            for workflow in self._built_workflows(keys):
+                self._union(keys[0], workflow)
+            return self._find(keys[0])
+
+    def rejoin(self, key_lists: Iterable[Iterable[str]]) -> None:
+        """After a new build: join each event's keys to the workflows that build gave them (one
+        lookup for all), so events the build does not have yet join what it built."""
+        lists = [list(dict.fromkeys(keys)) for keys in key_lists]
+        with self._lock:
+            self._built_workflows([k for keys in lists for k in keys])
+            for keys in lists:
+                if keys:
+                    self.workflow_for(keys)
+
+    def root(self, key: str) -> str:
+        """The workflow `key` belongs to now."""
+        with self._lock:
+            return self._find(key)
+
+    def merged(self) -> list[str] | None:
+        """The workflow ids that joined another workflow since the last call (None: too many were
+        not taken, recompute everything)."""
+        with self._lock:
+            merged, self._merged = self._merged, []
+            return None if merged[:1] == [None] else merged
+
+    def built_ids(self) -> set[str]:
+        """The built workflows the live keys looked up so far belong to (of the current build)."""
+        with self._lock:
+            return {w for w in self._known.values() if w}

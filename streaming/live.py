@@ -59,6 +59,7 @@ class LiveEvents:
         self._lock = threading.Lock()
         self._events: OrderedDict[str, dict[str, Any]] = OrderedDict()  # event_id -> event, arrival order
         self._max = max_events
+        self.drops = 0  # how many times events were dropped: the live state recomputes after each
 
     def add(self, events: list[dict[str, Any]]) -> None:
         """Add (or replace, by event_id: a redelivery or a newer state of the same event)."""
@@ -73,6 +74,7 @@ class LiveEvents:
                 self._events[event["event_id"]] = event
             while len(self._events) > self._max:
                 self._events.popitem(last=False)
+                self.drops += 1
 
     def since(self, ts: datetime | None = None) -> list[dict[str, Any]]:
         """Events that occurred at or after `ts` (all when None), oldest first."""
@@ -82,6 +84,16 @@ class LiveEvents:
             ts = _naive_utc(ts)
             events = [e for e in events if e["occurred_at"] >= ts]
         return sorted(events, key=lambda e: (e["occurred_at"], e["event_id"]))
+
+    def get(self, event_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The events of these ids the store still holds."""
+        with self._lock:
+            return [e for i in event_ids if (e := self._events.get(i)) is not None]
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every event, in arrival order (no sort: cheaper than `since()`)."""
+        with self._lock:
+            return list(self._events.values())
 
     def for_workflow(self, workflow_id: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -100,6 +112,8 @@ class LiveEvents:
             stale = [eid for eid, e in self._events.items() if e["received_at"] <= ts]
             for eid in stale:
                 del self._events[eid]
+            if stale:
+                self.drops += 1
         return len(stale)
 
     def __len__(self) -> int:

@@ -162,23 +162,43 @@ class GitHubRef(ApiModel):
     pr_number: int | None = Field(alias="prNumber")
 
 
+class CiStatus(ApiModel):
+    last_conclusion: str | None = Field(alias="lastConclusion", description="The latest finished run's conclusion.")
+    last_completed_at: str | None = Field(alias="lastCompletedAt")
+    run_count: int = Field(alias="runCount")
+    failed_run_count: int = Field(alias="failedRunCount")
+
+
 class WorkflowOut(ApiModel):
+    """A row of `fct_workflows`; for a workflow with events since the last build, that model's SQL
+    run by the sidecar over the build's rows and the new events (`streaming/state/`)."""
+
     id: str
     name: str
     status: str
+    status_source: str | None = Field(None, alias="statusSource",
+                                      description="Which system decided the status: linear, github_pr, "
+                                                  "github_issue, charlie or events.")
     assignee: Assignee | None
     charlie_instance_id: str | None = Field(alias="charlieInstanceId")
     priority: str | None
     linear_issue_key: str | None = Field(alias="linearIssueKey")
+    linear_team_key: str | None = Field(None, alias="linearTeamKey")
     github: GitHubRef | None
+    pr_count: int = Field(0, alias="prCount")
     sources: list[str]
+    actors: list[str] = []
+    actor_count: int = Field(0, alias="actorCount")
     event_count: int = Field(alias="eventCount", description="Events in the marts plus live ones.")
-    live_event_count: int = Field(alias="liveEventCount")
+    live_event_count: int = Field(alias="liveEventCount", description="Of which arrived since the last build.")
     first_event_at: str | None = Field(alias="firstEventAt")
     last_event_at: str | None = Field(alias="lastEventAt")
     completed_at: str | None = Field(alias="completedAt")
     cycle_time_hours: float | None = Field(alias="cycleTimeHours")
-    is_live: bool = Field(alias="isLive", description="Seen only since the last build.")
+    session_count: int = Field(0, alias="sessionCount")
+    session_cost_usd: float = Field(0, alias="sessionCostUsd")
+    ci: CiStatus | None = None
+    is_live: bool = Field(alias="isLive", description="Has events since the last build (its state is computed live).")
 
 
 class WorkflowPage(ApiModel):

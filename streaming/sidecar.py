@@ -23,6 +23,7 @@ from cc_events.latest import context_from_lake
 from cc_events.model import NormalizedEvent
 from cc_events.registry import RAW_TABLES, normalize_delivery
 from cc_events.sources.webhooks import LANDING_STREAM
+from cc_events.updates import restates, updated_type
 from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
 from resources.settings import Settings
 from resources.storage.lake import Lake
@@ -34,11 +35,16 @@ from streaming.dedupe import DeliveryIndex
 from streaming.journal import GroupCommitLog, encode_line
 from streaming.live import LiveEvents, event_dict
 from streaming.rooms import Hub, message
+from streaming.state.workflows import LiveState
 from streaming.webhooks import Delivery
 
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 5.0
+# `system.status.update` goes out at most this often while the overview's numbers move.
+STATUS_PUSH_S = 0.25
+# The room every `workflow.updated` goes to, beside `workflows:<id>`.
+ALL_WORKFLOWS_ROOM = "workflows:all"
 CONTEXT_INTERVAL_S = 60.0
 ALERT_KIND = "alert"
 # The broker's channel for the live events themselves (no client can join it: not a room name).
@@ -54,21 +60,6 @@ def _duplicate(delivery: Delivery) -> JSONResponse:
     return JSONResponse({"status": "duplicate", "delivery": delivery.id})
 
 
-def status_payload(row: dict[str, Any]) -> dict[str, Any]:
-    """The seeds' `system.status.update` payload from a `system_status_update` mart row."""
-    def num(value: Any) -> float | int:
-        return 0 if value is None else (int(value) if float(value).is_integer() else float(value))
-
-    return {
-        "sessions": {"active": num(row.get("sessions_active")), "total_cost": float(row.get("sessions_total_cost") or 0),
-                     "highest_cost": float(row.get("sessions_highest_cost") or 0)},
-        "cron_jobs": {"total": num(row.get("cron_jobs_total")), "healthy": num(row.get("cron_jobs_healthy")),
-                      "failed": num(row.get("cron_jobs_failed"))},
-        "trading_bot": {"status": row.get("trading_bot_status") or "idle",
-                        "daily_pnl": float(row.get("trading_daily_pnl") or 0)},
-    }
-
-
 class Sidecar:
     def __init__(self, settings: Settings, live: LiveEvents) -> None:
         self.settings = settings
@@ -82,19 +73,27 @@ class Sidecar:
         self.broker = broker_for(settings.redis_url)
         self.marts = marts_from_settings(settings)  # the last build's marts, as the REST API reads them
         self.correlator = Correlator(self.marts)
+        # Each affected workflow's fct_workflows row, recomputed as its events arrive.
+        self.state = LiveState(settings, self.marts, self.correlator, live)
+        self.serving: Any = None  # the REST reads (streaming/data/serving.py), set by the app
         self.context = NormalizeContext()
         self.replica = uuid.uuid4().hex[:12]  # tells this replica's own live events from the others'
         self.last_status: str | None = None
         self._status_key: Any = None
+        self._status_seen: Any = None
         self._tasks: list[asyncio.Task] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await self.broker.connect(self._from_broker)
         self.context = await asyncio.to_thread(self._load_context)
+        self.state.on_change(self._state_changed)
+        self.state.start()
         self._tasks = [asyncio.create_task(self._every(CONTEXT_INTERVAL_S, self._refresh_context)),
-                       asyncio.create_task(self._every(STATUS_INTERVAL_S, self._refresh_status))]
+                       asyncio.create_task(self._every(STATUS_PUSH_S, self._refresh_status))]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -105,6 +104,7 @@ class Sidecar:
         for client in self.hub.all_clients():
             client.kick(1001, "server shutting down")
         await self.broker.disconnect()
+        await asyncio.to_thread(self.state.close)
         self.journal.close()
         self.marts.close()
 
@@ -128,27 +128,53 @@ class Sidecar:
         self.context = await asyncio.to_thread(self._load_context)
 
     async def _refresh_status(self) -> None:
-        """Push the `system.status.update` of the latest dbt build to `dashboard:overview` when it changes.
+        """Push `system.status.update` to `dashboard:overview` whenever the numbers of
+        `/dashboard/overview` move (a new build, live events, a new live state), at most every
+        STATUS_PUSH_S: the seeds' sessions, cron jobs and trading bot, plus the overview's
+        workflow and event totals, as `/dashboard/overview` returns them at that moment.
 
-        Every replica reads the same marts, so each delivers to its own clients only."""
-        rows = await asyncio.to_thread(self._status_row)
-        if rows is None:
+        Every replica computes the same from the same marts and live events, so each delivers to
+        its own clients only."""
+        serving = self.serving
+        if serving is None:
             return
-        payload = status_payload(rows)
+        seen = (self.marts.version(), serving.live_key())
+        if seen == self._status_seen:
+            return
+        self._status_seen = seen
+        from streaming.routes.overview import KEPT, overview_body
+
+        try:
+            body, _etag = await asyncio.to_thread(serving.cached, KEPT, 30, lambda: overview_body(serving), True)
+        except MartsUnavailable:
+            return
+        overview = orjson.loads(body)
+        status = overview.get("systemStatus")
+        if status is None:
+            return
+        payload = {**status, "workflows": overview["workflows"], "events": overview["events"]}
         if payload == self._status_key:
             return
         self._status_key = payload
-        as_of = rows.get("as_of_at")
-        stamp = as_of.isoformat() + "Z" if isinstance(as_of, datetime) else None
-        self.last_status = message("system.status.update", "dashboard:overview", payload, stamp)
+        self.last_status = message("system.status.update", "dashboard:overview", payload, overview["generatedAt"])
         self.hub.deliver("dashboard:overview", self.last_status)
 
-    def _status_row(self) -> dict[str, Any] | None:
-        try:
-            rows = self.marts.query("select * from system_status_update limit 1")
-        except MartsUnavailable:
-            return None
-        return rows[0] if rows else None
+    def _state_changed(self, rows: list[dict], cron: dict | None) -> None:
+        """The live state's worker recomputed these workflows: announce them (on the event loop)."""
+        if self._loop is not None and rows:
+            self._loop.call_soon_threadsafe(self._announce, rows)
+
+    def _announce(self, rows: list[dict]) -> None:
+        """`workflow.updated` with each workflow's new state, to `workflows:<id>` and `workflows:all`.
+        Every replica computes the same state from the same events: each tells its own clients."""
+        from streaming.data.queries import workflow_out
+
+        counts = self.state.snapshot.live_counts
+        for row in rows:
+            body = workflow_out(row, counts.get(row["workflow_id"], 0), True).model_dump(mode="json", by_alias=True)
+            stamp = body["lastEventAt"]
+            for room in (f"workflows:{row['workflow_id']}", ALL_WORKFLOWS_ROOM):
+                self.hub.deliver(room, message("workflow.updated", room, body, stamp))
 
     # --- in -------------------------------------------------------------------------------------
 
@@ -198,7 +224,7 @@ class Sidecar:
         # On disk: from here on nothing may turn this into an error for the sender.
         try:
             await self.broker.mark_landed(delivery.keys)  # before publishing: see RedisBroker.landed
-            await self.publish(events, received_at)
+            await self.publish(events, received_at, delivery.action, self._carried(delivery, received_at))
             if delivery.event == ALERT_KIND:
                 await self.broker.publish("alerts:all", message(ALERT_KIND, "alerts:all", delivery.payload))
         except Exception:
@@ -256,23 +282,45 @@ class Sidecar:
                     row[name] = datetime.fromisoformat(row[name])
             self.correlator.workflow_for(row.get("correlation_keys") or [])
         self.live.add(rows)
+        self.state.note([r["event_id"] for r in rows], [tuple(c) for c in shared.get("carried") or ()])
 
-    async def publish(self, events: list[NormalizedEvent], received_at: datetime) -> None:
-        if not events:
+    def _carried(self, delivery: Delivery, received_at: datetime) -> list[tuple[str, dict]]:
+        """The raw rows the delivery carries (a PR, a Linear issue, a cron run), as the next ingest
+        writes them: the live state runs the staging models over them."""
+        try:
+            from cc_events.registry import carried_rows
+        except ImportError:
+            return []
+        try:
+            return carried_rows(delivery.source, delivery.event, delivery.payload, received_at)
+        except Exception:  # noqa: BLE001 - landed regardless; the next build has it
+            log.exception("reading the records %s carries failed", delivery.id)
+            return []
+
+    async def publish(self, events: list[NormalizedEvent], received_at: datetime, action: str | None = None,
+                      carried: list[tuple[str, dict]] | None = None) -> None:
+        if not events and not carried:
             return
+        seen = {e["event_id"] for e in self.live.get(e.id for e in events)}
         rows = []
         for event in events:
             row = event_dict(event, received_at)
             row["workflow_id"] = self.correlator.workflow_for(row["correlation_keys"])
             rows.append(row)
         self.live.add(rows)
+        self.state.note([r["event_id"] for r in rows], carried or ())
         if not isinstance(self.broker, MemoryBroker):
-            # Every replica's REST reads and correlation see what any replica accepted, as its
-            # clients see the room messages.
+            # Every replica's REST reads, correlation and live state see what any replica accepted,
+            # as its clients see the room messages.
             await self.broker.publish(LIVE_ROOM, orjson.dumps(
-                {"from": self.replica, "rows": rows}, default=str).decode())
+                {"from": self.replica, "rows": rows, "carried": carried or []}, default=str).decode())
         for event, row in zip(events, rows, strict=True):
             payload = event.to_message()
+            kind = event.type
+            if event.id in seen or restates(event.type, action):
+                # The same event again, in a newer state (a PR edited, an issue moved): an update.
+                kind = updated_type(event.type)
+                payload["action"] = action
             if row["workflow_id"]:
                 payload["workflow"] = {**(payload["workflow"] or {"name": row["workflow_id"], "stage": None}),
                                        "id": row["workflow_id"]}
@@ -283,4 +331,4 @@ class Sidecar:
             if event.type.endswith(".failed"):
                 rooms.append("alerts:all")
             for room in rooms:
-                await self.broker.publish(room, message(event.type, room, payload, stamp))
+                await self.broker.publish(room, message(kind, room, payload, stamp))

@@ -14,9 +14,11 @@ from typing import Any
 
 from streaming.data.marts import MartsUnavailable, iso, json_value, plain, utcnow, where
 from streaming.data.serving import TTL, Serving
+from streaming.state.workflows import completed_today, overview_cycle_times
 from streaming.schemas import (
     Actor,
     Assignee,
+    CiStatus,
     CronJobs,
     EventMetadata,
     EventOut,
@@ -42,31 +44,61 @@ from streaming.schemas import (
 
 # --- /dashboard/overview -----------------------------------------------------------------------------
 
+_EMPTY_OVERVIEW = {"as_of_at": None, "workflows_total": 0, "workflows_pending": 0, "workflows_active": 0,
+                  "workflows_completed": 0, "workflows_canceled": 0, "workflows_failed": 0, "completed_today": 0,
+                  "avg_cycle_time_hours": None, "median_cycle_time_hours": None, "events_total": 0,
+                  "events_last_24h": 0, "instances_total": 0, "instances_healthy": 0}
+_STATUSES = ("pending", "active", "completed", "canceled", "failed")
+
+
 def read_overview(data: Serving) -> Overview:
-    rows = data.marts.query("select * from dashboard_overview")
-    if not rows:
-        raise MartsUnavailable("dashboard_overview is empty")
-    o = {k: plain(v) for k, v in rows[0].items()}
-    status_rows = data.marts.query("select * from system_status_update")
+    """`dashboard_overview` of the last build, with the live workflow state applied: each workflow
+    the live state recomputed counts by its live row instead of its built one (and a built one it
+    absorbed no longer counts), new events add; before the first build, the live state alone."""
+    try:
+        rows = data.marts.query("select * from dashboard_overview")
+        status_rows = data.marts.query("select * from system_status_update")
+    except MartsUnavailable:
+        if data.state is None or not data.state.ready:
+            raise
+        rows, status_rows = [], []
+    o = {k: plain(v) for k, v in rows[0].items()} if rows else dict(_EMPTY_OVERVIEW)
     live = data.live_view()
-    day_ago = utcnow() - timedelta(hours=24)
-    new_workflows = len(live.new_workflow_ids)
+    now = utcnow()
+    day_ago = now - timedelta(hours=24)
+    totals = {status: o[f"workflows_{status}"] for status in _STATUSES}
+    total, done_today = o["workflows_total"], o["completed_today"]
+    avg_cycle, median_cycle = o["avg_cycle_time_hours"], o["median_cycle_time_hours"]
+    state = live.state
+    if state is not None:
+        for old in state.hidden_rows.values():
+            total -= 1
+            totals[old["status"]] = totals.get(old["status"], 0) - 1
+            done_today -= completed_today(_naive_or_none(old.get("completed_at")), now)
+        for row in state.rows.values():
+            total += 1
+            totals[row["status"]] = totals.get(row["status"], 0) + 1
+            done_today += completed_today(_naive_or_none(row.get("completed_at")), now)
+        if state.rows:
+            avg_cycle, median_cycle = overview_cycle_times(state.cycle_times())
     status = None
-    if status_rows:
-        s = {k: plain(v) for k, v in status_rows[0].items()}
+    s = {k: plain(v) for k, v in status_rows[0].items()} if status_rows else None
+    cron = state.cron_totals if state is not None and state.cron_totals is not None else s
+    if s is not None or cron is not None:
+        s = s or {}
         status = SystemStatus(
-            sessions=Sessions(active=s["sessions_active"] or 0, total_cost=s["sessions_total_cost"] or 0,
-                              highest_cost=s["sessions_highest_cost"] or 0),
-            cron_jobs=CronJobs(total=s["cron_jobs_total"] or 0, healthy=s["cron_jobs_healthy"] or 0,
-                               failed=s["cron_jobs_failed"] or 0),
-            trading_bot=TradingBot(status=s["trading_bot_status"], daily_pnl=s["trading_daily_pnl"] or 0))
+            sessions=Sessions(active=s.get("sessions_active") or 0, total_cost=s.get("sessions_total_cost") or 0,
+                              highest_cost=s.get("sessions_highest_cost") or 0),
+            cron_jobs=CronJobs(total=cron.get("cron_jobs_total") or 0, healthy=cron.get("cron_jobs_healthy") or 0,
+                               failed=cron.get("cron_jobs_failed") or 0),
+            trading_bot=TradingBot(status=s.get("trading_bot_status") or "idle", daily_pnl=s.get("trading_daily_pnl") or 0))
+    new_workflows = len(live.new_workflow_ids)
     return Overview(
-        as_of=iso(o["as_of_at"]), generated_at=iso(utcnow()),
+        as_of=iso(o["as_of_at"]), generated_at=iso(now),
         workflows=WorkflowTotals(
-            total=o["workflows_total"] + new_workflows, pending=o["workflows_pending"],
-            active=o["workflows_active"] + new_workflows, completed=o["workflows_completed"],
-            canceled=o["workflows_canceled"], failed=o["workflows_failed"], completed_today=o["completed_today"],
-            avg_cycle_time_hours=o["avg_cycle_time_hours"], median_cycle_time_hours=o["median_cycle_time_hours"]),
+            total=total, pending=totals["pending"], active=totals["active"], completed=totals["completed"],
+            canceled=totals["canceled"], failed=totals["failed"], completed_today=done_today,
+            avg_cycle_time_hours=avg_cycle, median_cycle_time_hours=median_cycle),
         events=EventTotals(total=o["events_total"] + live.size,
                            last_24h=o["events_last_24h"] + sum(e["occurred_at"] > day_ago for e in live.events)),
         instances=InstanceTotals(total=o["instances_total"], healthy=o["instances_healthy"]),
@@ -76,45 +108,51 @@ def read_overview(data: Serving) -> Overview:
     )
 
 
+def _naive_or_none(ts: datetime | None) -> datetime | None:
+    return None if ts is None else _naive(ts)
+
+
 # --- /api/workflows ----------------------------------------------------------------------------------
 
-_WORKFLOW_COLUMNS = ("workflow_id, workflow_name, status, assignee_id, assignee_name, assignee_type, "
-                     "charlie_instance_id, priority, linear_issue_key, github_repo, github_pr_number, sources, "
-                     "event_count, first_event_at, last_event_at, completed_at, cycle_time_hours")
+_WORKFLOW_COLUMNS = ("workflow_id, workflow_name, status, status_source, assignee_id, assignee_name, assignee_type, "
+                     "charlie_instance_id, priority, linear_issue_key, linear_team_key, github_repo, github_pr_number, "
+                     "pr_count, sources, actors, actor_count, event_count, first_event_at, last_event_at, completed_at, "
+                     "cycle_time_hours, session_count, session_cost_usd, last_ci_conclusion, last_ci_completed_at, "
+                     "ci_run_count, ci_failed_run_count")
 
 
-def _workflow(row: dict, live_count: int, last_live: datetime | None) -> WorkflowOut:
-    last = row["last_event_at"]
-    if last_live is not None and (last is None or last_live > last):
-        last = last_live
+def _split(value: str | None) -> list[str]:
+    return [s for s in (value or "").split(", ") if s]
+
+
+def workflow_out(row: dict, live_count: int = 0, is_live: bool = False) -> WorkflowOut:
+    """A `fct_workflows` row (built or computed live) as the API shows it."""
     return WorkflowOut(
-        id=row["workflow_id"], name=row["workflow_name"], status=row["status"],
+        id=row["workflow_id"], name=row["workflow_name"], status=row["status"], status_source=row.get("status_source"),
         assignee=Assignee(id=row["assignee_id"], name=row["assignee_name"], type=row["assignee_type"])
         if row["assignee_id"] else None,
         charlie_instance_id=row["charlie_instance_id"], priority=row["priority"],
-        linear_issue_key=row["linear_issue_key"],
+        linear_issue_key=row["linear_issue_key"], linear_team_key=row.get("linear_team_key"),
         github=GitHubRef(repo=row["github_repo"], pr_number=row["github_pr_number"]) if row["github_repo"] else None,
-        sources=[s for s in (row["sources"] or "").split(", ") if s],
-        event_count=int(row["event_count"]) + live_count, live_event_count=live_count,
-        first_event_at=iso(row["first_event_at"]), last_event_at=iso(last), completed_at=iso(row["completed_at"]),
-        cycle_time_hours=plain(row["cycle_time_hours"]), is_live=False)
+        pr_count=int(row.get("pr_count") or 0), sources=_split(row["sources"]), actors=_split(row.get("actors")),
+        actor_count=int(row.get("actor_count") or 0),
+        event_count=int(row["event_count"]), live_event_count=live_count,
+        first_event_at=iso(row["first_event_at"]), last_event_at=iso(row["last_event_at"]),
+        completed_at=iso(row["completed_at"]), cycle_time_hours=plain(row["cycle_time_hours"]),
+        session_count=int(row.get("session_count") or 0), session_cost_usd=float(row.get("session_cost_usd") or 0),
+        ci=CiStatus(last_conclusion=row.get("last_ci_conclusion"), last_completed_at=iso(row.get("last_ci_completed_at")),
+                    run_count=int(row.get("ci_run_count") or 0), failed_run_count=int(row.get("ci_failed_run_count") or 0))
+        if row.get("ci_run_count") else None,
+        is_live=is_live)
 
 
-def _live_workflows(events: list[dict]) -> list[tuple[datetime, WorkflowOut]]:
-    """Workflows no build has seen yet, from their live events, each with its last event's time; newest first."""
-    grouped: dict[str, list[dict]] = defaultdict(list)
-    for e in events:
-        grouped[e["effective_workflow_id"]].append(e)
-    out = []
-    for workflow_id, evs in grouped.items():
-        evs.sort(key=lambda e: e["occurred_at"])
-        out.append((evs[-1]["occurred_at"], WorkflowOut(
-            id=workflow_id, name=evs[-1].get("target_title") or workflow_id, status="active", assignee=None,
-            charlie_instance_id=None, priority=None, linear_issue_key=None, github=None,
-            sources=sorted({e["source"] for e in evs}), event_count=len(evs), live_event_count=len(evs),
-            first_event_at=iso(evs[0]["occurred_at"]), last_event_at=iso(evs[-1]["occurred_at"]),
-            completed_at=None, cycle_time_hours=None, is_live=True)))
-    return sorted(out, key=lambda t: (t[0], t[1].id), reverse=True)
+def _matches(row: dict, status: str | None, assignee: str | None, provider: str | None) -> bool:
+    """The SQL filters of `read_workflows`, for a live row."""
+    if status and row["status"] != status:
+        return False
+    if assignee and assignee not in (row["assignee_id"], row["assignee_name"], row["charlie_instance_id"]):
+        return False
+    return not provider or provider in _split(row["sources"])
 
 
 _EPOCH = datetime(1970, 1, 1)
@@ -127,7 +165,7 @@ CURSOR_PATTERN = r"^[0-9]{1,17}:(marts|live):[\s\S]"
 @dataclass(frozen=True)
 class Cursor:
     """Where a page of /api/workflows ended: the last row's sort key (last_event_at, workflow_id),
-    and whether that row was one of the live-only workflows listed before the marts' rows."""
+    and whether that row's state was computed live (informational: both kinds share one order)."""
 
     last_event_at: datetime
     workflow_id: str
@@ -148,27 +186,26 @@ class Cursor:
                    live=tier == "live")
 
 
+def _order_key(row: dict) -> tuple[datetime, str]:
+    return _naive(row["last_event_at"]), row["workflow_id"]
+
+
 def read_workflows(data: Serving, status: str | None, assignee: str | None, provider: str | None,
                limit: int, offset: int, cursor: Cursor | None = None) -> WorkflowPage:
-    """A page of workflows: the live-only ones first (newest first), then the marts' rows by
-    (last_event_at, workflow_id) descending. A `cursor` resumes after the row it names: among the
-    live-only workflows when it was one of them, else with a keyset read of the marts
-    (`where (last_event_at, workflow_id) < cursor`), which costs the same at any depth."""
+    """A page of workflows by (last_event_at, workflow_id) descending: the marts' rows, except
+    those the live state replaced, merged with the live state's rows. A `cursor` resumes after the
+    row it names with a keyset read of the marts (`where (last_event_at, workflow_id) < cursor`),
+    which costs the same at any depth."""
     live = data.live_view()
-    new_events = [e for e in live.events if e["effective_workflow_id"] in live.new_workflow_ids]
-    live_only = [] if assignee or status not in (None, "active") else [
-        (at, w) for at, w in _live_workflows(new_events) if provider is None or provider in w.sources]
-    if cursor is None:
-        live_left, wh_offset = live_only[offset:], max(0, offset - len(live_only))
-    elif cursor.live:
-        live_left, wh_offset = [t for t in live_only if (t[0], t[1].id) < (cursor.last_event_at, cursor.workflow_id)], 0
-    else:
-        live_left, wh_offset = [], 0
-    taken = live_left[:limit]
-    wh_limit = limit - len(taken)
+    state = live.state
+    live_rows = [r for r in state.rows.values() if _matches(r, status, assignee, provider)] if state else []
+    hidden = sorted(state.hidden) if state else []
+    if cursor is not None:
+        after = (cursor.last_event_at, cursor.workflow_id)
+        live_rows = [r for r in live_rows if _order_key(r) < after]
+    live_rows.sort(key=_order_key, reverse=True)
 
-    # One row more than the page shows, to know whether there is a next page.
-    params: dict[str, Any] = {"limit": wh_limit + 1, "offset": wh_offset}
+    params: dict[str, Any] = {}
     conditions = []
     if status:
         conditions.append("status = %(status)s")
@@ -181,42 +218,53 @@ def read_workflows(data: Serving, status: str | None, assignee: str | None, prov
         # `sources` is the workflow's sorted source list joined by ', '; provider is one of SOURCES.
         conditions.append("(', ' || sources || ', ') like %(provider_like)s")
         params["provider_like"] = f"%, {provider}, %"
-    # Event counts come with the rows (fct_workflows.event_count): no query per workflow. The total
-    # is its own count: a `count(*) over ()` beside the page kept the engine from a top-N and sorted
-    # every workflow for each page (150 ms a page at 250k workflows).
     count_params = dict(params)
-    after = []
-    if cursor is not None and not cursor.live:
+    page_conditions = list(conditions)
+    if hidden:
+        page_conditions.append("not " + data.marts.in_list("workflow_id", "hidden"))
+        params["hidden"] = hidden
+    if cursor is not None:
         # The row comparison spelled out: the leading `<=` lets DuckDB skip row groups by their
         # min/max (the snapshot is stored in this order) and Postgres start its index scan there.
-        after.append("last_event_at <= %(after_at)s"
-                     " and (last_event_at < %(after_at)s or workflow_id < %(after_id)s)")
+        page_conditions.append("last_event_at <= %(after_at)s"
+                               " and (last_event_at < %(after_at)s or workflow_id < %(after_id)s)")
         params.update(after_at=cursor.last_event_at, after_id=cursor.workflow_id)
-    rows = data.marts.query(
-        f"select {_WORKFLOW_COLUMNS} from fct_workflows{where(conditions + after)}"
-        " order by last_event_at desc, workflow_id desc limit %(limit)s offset %(offset)s", params)
-    count_params = {k: v for k, v in count_params.items() if k not in ("limit", "offset")}
-    wh_total = int(data.cached(json.dumps(["workflow_total", count_params], default=str), TTL["workflows"],
-                               lambda: data.marts.query(f"select count(*) as n from fct_workflows{where(conditions)}",
-                                                        count_params)[0]["n"]))
-    last_live: dict[str, datetime] = {}
-    for e in live.events:
-        wid = e["effective_workflow_id"]
-        if wid and (wid not in last_live or e["occurred_at"] > last_live[wid]):
-            last_live[wid] = e["occurred_at"]
-    page = [w for _, w in taken] + [
-        _workflow(r, live.counts_by_workflow.get(r["workflow_id"], 0), last_live.get(r["workflow_id"]))
-        for r in rows[:wh_limit]]
-    has_more = len(live_left) > len(taken) or len(rows) > wh_limit
+    # With live rows in the order, an offset counts over both: the marts' first offset + limit rows
+    # are enough to merge with them. Without, the offset is the marts' own.
+    skip = 0 if live_rows or cursor is not None else offset
+    take = limit + 1 + (offset if live_rows and cursor is None else 0)
+    params.update(limit=take, offset=skip)
+    try:
+        rows = data.marts.query(
+            f"select {_WORKFLOW_COLUMNS} from fct_workflows{where(page_conditions)}"
+            " order by last_event_at desc, workflow_id desc limit %(limit)s offset %(offset)s", params)
+        # Event counts come with the rows (fct_workflows.event_count): no query per workflow. The
+        # total is its own count: a `count(*) over ()` beside the page kept the engine from a top-N
+        # and sorted every workflow for each page (150 ms a page at 250k workflows).
+        wh_total = int(data.cached(json.dumps(["workflow_total", count_params], default=str), TTL["workflows"],
+                                   lambda: data.marts.query(f"select count(*) as n from fct_workflows{where(conditions)}",
+                                                            count_params)[0]["n"]))
+    except MartsUnavailable:
+        if state is None:
+            raise
+        rows, wh_total = [], 0
+    hidden_matching = sum(1 for r in (state.hidden_rows.values() if state else ()) if _matches(r, status, assignee, provider))
+    merged = sorted([(r, True) for r in live_rows] + [(r, False) for r in rows],
+                    key=lambda t: _order_key(t[0]), reverse=True)
+    start = offset if live_rows and cursor is None else 0
+    window = merged[start:start + limit + 1]
+    shown = window[:limit]
+    has_more = len(window) > limit
+    counts = state.live_counts if state else {}
+    page = [workflow_out(r, counts.get(r["workflow_id"], 0), is_live) for r, is_live in shown]
     next_cursor = None
-    if has_more and rows[:wh_limit]:
-        last = rows[wh_limit - 1]
-        next_cursor = Cursor(last_event_at=_naive(last["last_event_at"]), workflow_id=last["workflow_id"]).encode()
-    elif has_more:
-        at, last_live_only = taken[-1]
-        next_cursor = Cursor(last_event_at=at, workflow_id=last_live_only.id, live=True).encode()
-    return WorkflowPage(workflows=page, total=wh_total + len(live_only), limit=limit,
-                        offset=None if cursor else offset, has_more=has_more, next_cursor=next_cursor)
+    if has_more and shown:
+        last, is_live = shown[-1]
+        at, workflow_id = _order_key(last)
+        next_cursor = Cursor(last_event_at=at, workflow_id=workflow_id, live=is_live).encode()
+    return WorkflowPage(workflows=page, total=wh_total - hidden_matching + len(
+        [r for r in state.rows.values() if _matches(r, status, assignee, provider)] if state else []),
+        limit=limit, offset=None if cursor else offset, has_more=has_more, next_cursor=next_cursor)
 
 
 def _naive(ts: datetime) -> datetime:
@@ -259,13 +307,22 @@ def read_events(data: Serving, workflow: str | None, since: datetime | None, lim
         params["since"] = since
     # With `since`: the first `limit` events from there (read forward); without: the latest `limit`.
     order = "event_at, event_id" if since else "event_at desc, event_id desc"
-    rows = data.marts.query(
-        "select event_id, workflow_id, source, event_type, actor_id, actor_name, actor_type, actor_instance_id,"
-        " target_type, target_id, target_title, target_url, correlation_id, parent_event_id, correlation_keys,"
-        f" tags, payload, event_at from fct_workflow_events{where(conditions)} order by {order} limit %(limit)s",
-        params)
-    events = [(r["event_at"], r["event_id"], _event(r, live=False)) for r in rows]
-    for e in data.live_view().events:
+    try:
+        rows = data.marts.query(
+            "select event_id, workflow_id, source, event_type, actor_id, actor_name, actor_type, actor_instance_id,"
+            " target_type, target_id, target_title, target_url, correlation_id, parent_event_id, correlation_keys,"
+            f" tags, payload, event_at from fct_workflow_events{where(conditions)} order by {order} limit %(limit)s",
+            params)
+    except MartsUnavailable:
+        if data.state is None or not data.state.ready:
+            raise
+        rows = []  # no build yet: the live events alone
+    view = data.live_view()
+    # A live copy of an event the marts have (a PR edited, an issue moved) replaces the built one:
+    # one event, in its newest state.
+    newer = {e["event_id"] for e in view.updated}
+    events = [(r["event_at"], r["event_id"], _event(r, live=False)) for r in rows if r["event_id"] not in newer]
+    for e in [*view.events, *view.updated]:
         if workflow and e["effective_workflow_id"] != workflow:
             continue
         if since and e["occurred_at"] < since:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from streaming.data.app_store import AppStore, app_store_path
 from streaming.data.app_store_postgres import PostgresAppStore
 from streaming.data.marts import Marts, Row, marts_from_settings, utcnow
 from streaming.live import LiveEvents
+from streaming.state.workflows import LiveState, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,15 @@ class HotHour:
 
 @dataclass
 class LiveView:
-    """The live events the marts do not have yet, each with the workflow it belongs to."""
+    """The live events the marts do not have yet, each with the workflow it belongs to, and the
+    live workflow state (`streaming/state/`) they were computed with."""
 
-    events: list[Row]  # oldest first; each has `effective_workflow_id`
+    events: list[Row]  # new events, oldest first; each has `effective_workflow_id`
     new_workflow_ids: set[str]  # workflows no build has seen
     counts_by_workflow: Counter
-    store_size: int = 0  # len(LiveEvents) when the view was made: what it is up to date with
+    store_size: Any = 0  # `Serving.live_key()` when the view was made: what it is up to date with
+    updated: list[Row] = field(default_factory=list)  # newer copies of events the marts have
+    state: Snapshot | None = None  # None until the live state is ready
 
     @property
     def size(self) -> int:
@@ -77,15 +81,16 @@ class Serving:
     RECENT_MAX = 200_000
 
     def __init__(self, marts: Marts, store: AppStore, live: LiveEvents | None = None,
-                 settings: Settings | None = None, hot: HotStore | None = None) -> None:
+                 settings: Settings | None = None, hot: HotStore | None = None,
+                 state: LiveState | None = None) -> None:
         self.marts, self.store = marts, store
         self.live = live if live is not None else LiveEvents()
+        self.state = state
         self.settings, self.hot = settings, hot
         self._cache: dict[str, _Entry] = {}
         self._lock = threading.Lock()
         self._synced_version: str | None = None
         self._covered: set[str] = set()  # live event ids the current marts already have
-        self._key_workflows: dict[str, str | None] = {}
         self._live_view: _Entry | None = None
         self._kept: dict[str, tuple[float, Callable[[], Any]]] = {}  # name -> (ttl_s, compute), see keep()
         self._keeper: threading.Thread | None = None
@@ -94,10 +99,16 @@ class Serving:
         self._recent: OrderedDict[str, Row] = OrderedDict()  # live events dropped after a build, by id
 
     @classmethod
-    def from_settings(cls, settings: Settings, live: LiveEvents | None = None) -> Serving:
+    def from_settings(cls, settings: Settings, live: LiveEvents | None = None,
+                      state: LiveState | None = None) -> Serving:
         store = (PostgresAppStore(settings.pg_url, settings.app_schema) if settings.warehouse == "postgres"
                  else AppStore(app_store_path(settings)))
-        return cls(marts_from_settings(settings), store, live, settings, hot_store(settings))
+        return cls(marts_from_settings(settings), store, live, settings, hot_store(settings), state)
+
+    def live_key(self) -> tuple[int, int]:
+        """Changes whenever what the live reads show may have: new live events, a new live state."""
+        snapshot = self.state.snapshot if self.state is not None else None
+        return len(self.live), id(snapshot)
 
     def close(self) -> None:
         self._closed.set()
@@ -110,7 +121,7 @@ class Serving:
         """`compute()` cached until the marts change or `ttl_s` passes (and, with `live`, the live events change)."""
         version = self.sync()
         now = time.monotonic()
-        live_key = len(self.live) if live else None
+        live_key = self.live_key() if live else None
         entry = self._cache.get(name)
         if self._fresh(entry, version, live_key, ttl_s, now):
             return entry.value  # type: ignore[union-attr]
@@ -155,7 +166,7 @@ class Serving:
         kept, entry, now = self._kept.get(name), self._cache.get(name), time.monotonic()
         if kept is None or entry is None:
             return None
-        if self._fresh(entry, self._synced_version, len(self.live), kept[0], now):
+        if self._fresh(entry, self._synced_version, self.live_key(), kept[0], now):
             return entry.value
         began = self._refreshing.get(name)
         if began is not None and now - began < self.REFRESH_GRACE_S and now - entry.computed_at < kept[0]:
@@ -177,7 +188,7 @@ class Serving:
         except Exception:  # the marts are unreachable for now: the reads will say so
             return
         for name, (ttl_s, compute) in list(self._kept.items()):
-            if version is None or self._fresh(self._cache.get(name), version, len(self.live), 0.9 * ttl_s,
+            if version is None or self._fresh(self._cache.get(name), version, self.live_key(), 0.9 * ttl_s,
                                               time.monotonic(), self.LIVE_REFRESH_S / 2):
                 continue  # no build yet, or still fresh for a while
             try:
@@ -195,7 +206,6 @@ class Serving:
         with self._lock:
             if version == self._synced_version:
                 return version
-            self._key_workflows = {}
             self._live_view = None
             self._covered = set()
             if version is not None:
@@ -257,41 +267,34 @@ class Serving:
 
         return self.cached(json.dumps(["hot", hour_id(hour)]), self.HOT_REFRESH_S, read)
 
-    def _workflow_of_keys(self, keys: list[str]) -> str | None:
-        unknown = [k for k in keys if k not in self._key_workflows]
-        if unknown:
-            rows = self.marts.query(
-                "select correlation_key, workflow_id from int_correlation_keys_linked where "
-                + self.marts.in_list("correlation_key", "keys"), {"keys": unknown})
-            found = {r["correlation_key"]: r["workflow_id"] for r in rows}
-            for key in unknown:
-                self._key_workflows[key] = found.get(key)
-        for key in keys:
-            if self._key_workflows.get(key):
-                return self._key_workflows[key]
-        return None
-
     def live_view(self) -> LiveView:
-        """The live events not in the marts, each placed in the workflow its keys already joined."""
+        """The live events not in the marts, each in the workflow the live state puts it in."""
         version = self.sync()
-        size, now = len(self.live), time.monotonic()
+        key, now = self.live_key(), time.monotonic()
         view = self._live_view
-        if view is not None and view.key == (version, size) and now - view.computed_at < 1.0:
+        if view is not None and view.key == (version, key) and now - view.computed_at < 1.0:
             return view.value
         if view is not None and view.key[0] == version and now - view.computed_at < self.LIVE_REFRESH_S:
             return view.value
-        events = [dict(e) for e in self.live.since() if e["event_id"] not in self._covered]
-        new_workflows: set[str] = set()
+        state = self.state.snapshot if self.state is not None and self.state.ready else None
+        events, updated = [], []
         counts: Counter = Counter()
-        for event in events:
-            keys = list(event.get("correlation_keys") or [])
-            known = self._workflow_of_keys(keys) if keys and version is not None else None
-            workflow_id = known or event.get("workflow_id")
-            event["effective_workflow_id"] = workflow_id
-            if workflow_id:
-                counts[workflow_id] += 1
-                if known is None:
-                    new_workflows.add(workflow_id)
-        result = LiveView(events, new_workflows, counts, size)
-        self._live_view = _Entry((version, size), result, now)
+        for event in self.live.since():
+            if event["event_id"] in self._covered:
+                continue
+            event = dict(event)
+            workflow_id = state.workflow_of.get(event["event_id"]) if state is not None else None
+            event["effective_workflow_id"] = workflow_id or event.get("workflow_id")
+            if state is not None and event["event_id"] in state.updates:
+                updated.append(event)
+                continue
+            events.append(event)
+            if event["effective_workflow_id"]:
+                counts[event["effective_workflow_id"]] += 1
+        if state is not None:
+            new_workflows = {w for w in state.rows if w not in state.hidden}
+        else:
+            new_workflows = {e["effective_workflow_id"] for e in events if e["effective_workflow_id"]}
+        result = LiveView(events, new_workflows, counts, key, updated, state)
+        self._live_view = _Entry((version, key), result, now)
         return result

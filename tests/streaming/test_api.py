@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import psycopg
@@ -42,7 +43,6 @@ from scripts.chaos.auth_attacks import EXPECTED
 from scripts.chaos.harness import throwaway_database
 from streaming.app import create_app
 from streaming.auth import hmac_sha256_hex, issue_token
-from streaming.data.serving import Serving
 
 # The sandbox ends now, so the 1h/24h presets see data, as in the demo.
 END = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
@@ -146,6 +146,16 @@ def http(backend, server) -> Iterator[Callable[..., requests.Response]]:
             return session.request(method, server + path, timeout=30, **kwargs)
 
         yield call
+
+
+def wait_for(read: Callable[[], Any], done: Callable[[Any], bool], timeout_s: float = 20.0) -> Any:
+    """`read()` until `done(value)`: the live state is computed in the background."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = read()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
 
 
 def get_json(http, path: str, **params) -> dict:
@@ -621,20 +631,26 @@ def test_a_webhook_is_visible_before_the_next_build(backend, http, server):
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     _deliver(server, _pull_request_opened("acme/api", 90001, f"{issue_key}: fix it", f"{issue_key.lower()}-fix", now))
     _deliver(server, _pull_request_opened("acme/brand-new", 7, "Brand new thing", "feature", now))
-    time.sleep(2 * Serving.LIVE_REFRESH_S)  # reads merge new live events in at most this often
-
-    after = get_json(http, "/dashboard/overview")
+    # The live state recomputes both workflows by fct_workflows' SQL, in the background.
+    after = wait_for(lambda: get_json(http, "/dashboard/overview"),
+                     lambda o: o["workflows"]["total"] == before["workflows"]["total"] + 1
+                     and o["events"]["total"] == before["events"]["total"] + 2)
     assert after["events"]["total"] == before["events"]["total"] + 2
     assert after["events"]["last24h"] == before["events"]["last24h"] + 2
     assert after["workflows"]["total"] == before["workflows"]["total"] + 1
     assert after["live"]["events"] == 2 and after["live"]["newWorkflows"] == 1
 
-    top = get_json(http, "/api/workflows", limit=1)
-    assert top["workflows"][0]["id"] == "github:acme/brand-new#7" and top["workflows"][0]["isLive"]
+    # Both are the newest now (one order, live or built): their last events are the two PRs.
+    top = get_json(http, "/api/workflows", limit=2)
+    assert {w["id"] for w in top["workflows"]} == {"github:acme/brand-new#7", workflow_id}
+    assert all(w["isLive"] for w in top["workflows"])
     assert top["total"] == before["workflows"]["total"] + 1
     mine = [w for w in get_json(http, "/api/workflows", limit=500, offset=0)["workflows"] if w["id"] == workflow_id]
     if mine:  # on the first page of 500
         assert mine[0]["eventCount"] == count + 1 and mine[0]["liveEventCount"] == 1
+        # The PR joined the Linear workflow: a GitHub source of it now, not only a count.
+        assert mine[0]["github"] is not None and "github" in mine[0]["sources"]
+        assert mine[0]["isLive"]
     events_of = get_json(http, "/api/events", workflow=workflow_id, limit=1000)["events"]
     assert len(events_of) == count + 1 and events_of[-1]["isLive"]
     assert get_json(http, "/api/events", limit=2)["events"][-1]["isLive"]
@@ -646,31 +662,39 @@ def test_a_webhook_is_visible_before_the_next_build(backend, http, server):
         assert get_json(http, "/dashboard/overview")["live"]["events"] == 2
 
 
-def test_cursor_pages_list_live_workflows_first_and_each_once(backend, http, server):
+def test_cursor_pages_merge_live_and_built_workflows_each_once_in_order(backend, http, server):
     # Four pull requests in repos no build has seen: four live-only workflows, each newer than the last.
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     for n in range(4):
         _deliver(server, _pull_request_opened(f"acme/cursor-{n}", 1, f"Cursor {n}", "feature",
                                               now - timedelta(minutes=10 - n)))
     mine = [f"github:acme/cursor-{n}#1" for n in (3, 2, 1, 0)]
-    time.sleep(2 * Serving.LIVE_REFRESH_S)  # reads merge new live events in at most this often
+    wait_for(lambda: {w["id"] for w in get_json(http, "/api/workflows", limit=10)["workflows"]},
+             lambda ids: set(mine) <= ids)
     warehouse = [r[0] for r in backend.query(
         "select workflow_id from fct_workflows order by last_event_at desc, workflow_id desc")]
 
     walked = walk(http, limit=3)
-    live = [w["id"] for w in walked if w["isLive"]]
-    assert [w["id"] for w in walked] == live + warehouse  # live-only first, then the marts, none twice
-    assert [i for i in live if i in mine] == mine  # newest first among them
+    ids = [w["id"] for w in walked]
+    # One order over built and live workflows (a built one with new events moves up), none twice.
+    assert len(ids) == len(set(ids)) and set(ids) == set(warehouse) | set(mine)
+    order = [(w["lastEventAt"], w["id"]) for w in walked]
+    assert order == sorted(order, reverse=True)
+    assert [i for i in ids if i in mine] == mine  # newest first among them
+    assert all(w["isLive"] for w in walked if w["id"] in mine)
+    untouched = [i for i in ids if not next(w for w in walked if w["id"] == i)["isLive"]]
+    assert untouched == [i for i in warehouse if i in untouched]  # the built ones keep the marts' order
     first = get_json(http, "/api/workflows", limit=3)
-    assert first["total"] == len(walked) == len({w["id"] for w in walked})
-    # A page that ends among the live-only workflows goes on with them, then with the marts.
-    second = get_json(http, "/api/workflows", limit=len(live) - 1)
+    assert first["total"] == len(walked)
+    # A page that ends on a live workflow goes on from it like from any other.
+    live_at = max(i for i, w in enumerate(walked) if w["isLive"])
+    second = get_json(http, "/api/workflows", limit=live_at + 1)
+    assert second["workflows"][-1]["isLive"]
     rest = get_json(http, "/api/workflows", limit=3, cursor=second["nextCursor"])["workflows"]
-    assert [w["id"] for w in rest] == live[-1:] + warehouse[:2]
-    # Filters that no live-only workflow passes leave them out of every page.
-    assert [w["id"] for w in walk(http, limit=5, status="completed")] == [r[0] for r in backend.query(
-        "select workflow_id from fct_workflows where status = 'completed'"
-        " order by last_event_at desc, workflow_id desc")]
+    assert [w["id"] for w in rest] == ids[live_at + 1:live_at + 4]
+    # Filters apply to live and built rows alike.
+    assert [w["id"] for w in walk(http, limit=5, status="completed")] == [
+        w["id"] for w in walked if w["status"] == "completed"]
 
 
 def _write_locked(path: Path) -> bool:

@@ -11,12 +11,6 @@ sessions as (
 
 ),
 
-cron_jobs as (
-
-    select * from {{ ref('fct_cron_job_health') }}
-
-),
-
 trades as (
 
     select * from {{ ref('int_trades_rebuilt') }}
@@ -55,11 +49,7 @@ session_totals as (
 
 cron_totals as (
 
-    select
-        count(*) as cron_jobs_total,
-        sum(case when is_healthy then 1 else 0 end) as cron_jobs_healthy,
-        sum(case when is_healthy then 0 else 1 end) as cron_jobs_failed
-    from cron_jobs
+    select * from {{ ref('fct_cron_job_totals') }}
 
 ),
 

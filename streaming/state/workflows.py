@@ -1,0 +1,388 @@
+"""`LiveState`: each affected workflow's `fct_workflows` row, recomputed as its events arrive.
+
+Between two dbt builds the sidecar knows the last build (the marts) and what arrived since (the
+live events and the records their deliveries carried). For every workflow a live event touches it
+runs dbt's own `fct_workflows` SQL (`streaming/state/compiled.py`, `engine.py`) over
+- that workflow's events: the build's rows of every built workflow it now spans, under its new id,
+  with the live copies replacing theirs (the latest copy of an event counts) and the new ones added;
+- its keys: the build's key map for those workflows plus the live events' keys;
+- the raw entity tables (Linear issues, pull requests, CI runs, ...) as the lake has them plus the
+  records the live deliveries carried;
+and keeps the row. The live workflow id is the sidecar's correlation root (`streaming/correlate.py`),
+which is the id dbt gives the workflow once it has the events. The build's rows of the workflows
+it spans are `hidden`: the REST API lists the live row instead. Cron health (`fct_cron_job_totals`)
+is run the same way when a delivery carries a cron run.
+
+One worker thread does the work, coalescing arrivals (`COALESCE_S`): the webhook path only notes
+what arrived (`note`), so the live state costs the stream almost nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from cc_events.keys import PRIORITY
+from resources.settings import Settings
+from streaming.correlate import Correlator
+from streaming.data.marts import Marts, MartsUnavailable, utcnow
+from streaming.live import LiveEvents
+from streaming.state import compiled
+from streaming.state.engine import ChainRunner
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+# Arrivals within this long are computed together.
+COALESCE_S = 0.05
+# How often the worker looks for a new build when nothing arrives.
+IDLE_S = 0.5
+# Carried records are kept this long (a build normally has them long before; an older copy
+# beside the lake's is harmless: the latest-copy rule picks one).
+CARRIED_KEEP_S = 6 * 3600
+CARRIED_MAX = 100_000
+
+
+def fct_event_row(event: Row, workflow_id: str) -> Row:
+    """A live event as a `fct_workflow_events` row (the columns `BOUNDARY_COLUMNS` names)."""
+    keys = list(event.get("correlation_keys") or [])
+    return {
+        "event_id": event["event_id"], "workflow_id": workflow_id, "source": event["source"],
+        "event_type": event["event_type"], "actor_id": event.get("actor_id"), "actor_name": event.get("actor_name"),
+        "actor_type": event.get("actor_type"), "actor_instance_id": event.get("actor_instance"),
+        "target_type": event.get("target_type"), "target_id": event.get("target_id"),
+        "target_title": event.get("target_title"), "target_url": event.get("target_url"),
+        "correlation_id": event.get("correlation_id"), "parent_event_id": event.get("parent_event_id"),
+        "correlation_key_count": len(keys), "correlation_keys": ", ".join(sorted(keys)),
+        "tags": event.get("tags"), "payload": event.get("payload"), "event_at": event["occurred_at"],
+        "ingested_at": event.get("received_at"),
+    }
+
+
+@dataclass
+class Snapshot:
+    """What the REST API reads: consistent as a whole, replaced (never mutated) by the worker."""
+
+    version: str | None = None
+    rows: dict[str, Row] = field(default_factory=dict)  # live workflow id -> fct_workflows row
+    hidden: frozenset[str] = frozenset()  # built workflow ids a live row replaces
+    hidden_rows: dict[str, Row] = field(default_factory=dict)  # their rows in the marts
+    updates: frozenset[str] = frozenset()  # live event ids the marts already have (not new events)
+    live_counts: dict[str, int] = field(default_factory=dict)  # live workflow id -> new live events
+    workflow_of: dict[str, str] = field(default_factory=dict)  # live event id -> its workflow now
+    cron_totals: Row | None = None  # fct_cron_job_totals with the live cron runs; None: the build's
+    base_cycles: dict[str, Decimal] = field(default_factory=dict)  # the build's cycle times (shared)
+    computed_at: float = 0.0
+
+    def cycle_times(self) -> list[Decimal]:
+        """Every workflow's cycle time, the live rows' instead of the ones they replace."""
+        cycles = [c for w, c in self.base_cycles.items() if w not in self.hidden]
+        cycles.extend(Decimal(str(r["cycle_time_hours"])) for r in self.rows.values()
+                      if r.get("cycle_time_hours") is not None)
+        return cycles
+
+
+class LiveState:
+    def __init__(self, settings: Settings, marts: Marts, correlator: Correlator, live: LiveEvents) -> None:
+        self.settings, self.marts, self.correlator, self.live = settings, marts, correlator, live
+        self.snapshot = Snapshot()
+        self.status = "compiling"  # compiling | ready | failed: <reason>
+        self._runner: ChainRunner | None = None
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._dirty: set[str] = set()  # live event ids arrived since the last run
+        self._all_dirty = True
+        self._carried: dict[str, OrderedDict[Any, tuple[float, Row]]] = {}
+        self._carried_changed: set[str] = set()
+        self._cron_sources: set[str] = set()
+        self._listeners: list[Callable[[list[Row], Row | None], None]] = []
+        self._base: dict[str, dict[str, list[Row]]] = {}  # per version: built id -> events/keys/costs rows
+        self._base_rows: dict[str, Row] = {}  # built id -> its fct_workflows row
+        self._base_cycles: dict[str, Decimal] | None = None
+        self._seen_drops = -1
+        self._groups: dict[str, dict[str, Row]] = {}  # live workflow id -> its live events by id
+        self._workflow_of: dict[str, str] = {}  # live event id -> its live workflow id
+        self._thread: threading.Thread | None = None
+
+    # --- life ----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="live-state", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._runner is not None:
+            self._runner.close()
+
+    def on_change(self, listener: Callable[[list[Row], Row | None], None]) -> None:
+        """`listener(changed workflow rows, cron totals if they changed)`, called from the worker."""
+        self._listeners.append(listener)
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready"
+
+    # --- in (the webhook path: cheap) ---------------------------------------------------------------------
+    def note(self, event_ids: Iterable[str], carried: Iterable[tuple[str, Row]] = ()) -> None:
+        """Events just added to the live store, and the raw rows (`(dbt source name, row)`) their
+        deliveries carried."""
+        now = time.monotonic()
+        with self._lock:
+            self._dirty.update(event_ids)
+            for source, row in carried:
+                rows = self._carried.setdefault(source, OrderedDict())
+                key = (row.get("id"), row.get("updated_at"), row.get("_ingested_at"))
+                rows.pop(key, None)
+                rows[key] = (now, row)
+                while len(rows) > CARRIED_MAX or next(iter(rows.values()))[0] < now - CARRIED_KEEP_S:
+                    rows.popitem(last=False)
+                self._carried_changed.add(source)
+        self._wake.set()
+
+    # --- the worker ----------------------------------------------------------------------------------------
+    def _work(self) -> None:
+        try:
+            models = compiled.ensure(self.settings)
+            from cc_events.registry import RAW_TABLES
+            from resources.storage.lake import raw_schema
+
+            schemas = {s: raw_schema(RAW_TABLES[tuple(s.split(".", 1))]) for s in models.sources}
+            self._runner = ChainRunner(models, schemas, self.settings.data_dir)
+            self._cron_sources = _sources_of(models, "fct_cron_job_totals")
+        except Exception as exc:  # the build's state is still served; the live one says why not
+            log.exception("the live workflow state is unavailable")
+            self.status = f"failed: {exc}"
+            return
+        self.status = "ready"
+        while not self._closed.is_set():
+            self._wake.wait(IDLE_S)
+            if self._closed.is_set():
+                return
+            self._wake.clear()
+            time.sleep(COALESCE_S)
+            try:
+                self.refresh()
+            except MartsUnavailable:
+                pass
+            except Exception:  # noqa: BLE001 - the next arrival tries again
+                log.exception("computing the live workflow state failed")
+
+    def refresh(self) -> None:
+        """Recompute what changed (everything, after a new build or dropped live events)."""
+        runner = self._runner
+        if runner is None:
+            return
+        version = self.marts.version()
+        with self._lock:
+            dirty_ids, self._dirty = self._dirty, set()
+            carried_changed, self._carried_changed = self._carried_changed, set()
+            carried = {s: [r for _, r in rows.values()] for s, rows in self._carried.items()}
+        previous = self.snapshot
+        drops = self.live.drops
+        merged = self.correlator.merged()
+        full = (self._all_dirty or version != previous.version or drops != self._seen_drops or merged is None)
+        if version != previous.version:
+            # The new build's key map: live events it does not have join what it built.
+            self.correlator.rejoin(e.get("correlation_keys") or () for e in self.live.all())
+            self.correlator.merged()  # everything is recomputed below
+            runner.load_sources()
+            self._base, self._base_rows, self._base_cycles = {}, {}, None
+            carried_changed = set(carried)
+        self._all_dirty, self._seen_drops = False, drops
+        for source in carried_changed:
+            runner.set_live_rows(source, carried.get(source, []))
+
+        groups, workflow_of = self._groups, self._workflow_of
+        root = self.correlator.root
+        if full:
+            groups.clear()
+            workflow_of.clear()
+            arrived = self.live.all()
+        else:
+            arrived = self.live.get(dirty_ids)
+        affected: set[str] = set()
+        for event in arrived:
+            keys = event.get("correlation_keys") or ()
+            if not keys:
+                continue
+            workflow_id, old = root(keys[0]), workflow_of.get(event["event_id"])
+            if old is not None and old != workflow_id:
+                groups.get(old, {}).pop(event["event_id"], None)
+                affected.add(old)
+            groups.setdefault(workflow_id, {})[event["event_id"]] = event
+            workflow_of[event["event_id"]] = workflow_id
+            affected.add(workflow_id)
+        for gone in merged or ():
+            events = groups.pop(gone, None)
+            if events:
+                target = root(gone)
+                groups.setdefault(target, {}).update(events)
+                workflow_of.update(dict.fromkeys(events, target))
+                affected.update((gone, target))
+        # A carried record (a PR, an issue, a CI run) comes with its delivery's events, which name
+        # its key: their workflows are the ones it can change, and they are in `affected` already.
+        for w in [w for w, events in groups.items() if not events]:
+            del groups[w]
+        rows = {} if full else {w: r for w, r in previous.rows.items() if w in groups}
+        spans = self._spans(set(groups), version)  # live id -> built ids it covers
+        compute = sorted(w for w in affected if w in groups)
+        updates = set() if full else {e for e in previous.updates if e in workflow_of}
+        for w in affected:
+            rows.pop(w, None)
+        if compute:
+            base = self._load_base([b for w in compute for b in spans.get(w, ())], version)
+            event_rows, key_rows, cost_rows = [], [], []
+            for w in compute:
+                live_ids = set(groups[w])
+                built = spans.get(w, ())
+                for b in built:
+                    for row in base[b]["events"]:
+                        if row["event_id"] in live_ids:
+                            updates.add(row["event_id"])
+                        else:
+                            event_rows.append({**row, "workflow_id": w})
+                event_rows.extend(fct_event_row(e, w) for e in groups[w].values())
+                seen_keys = set()
+                for b in built:
+                    for row in base[b]["keys"]:
+                        seen_keys.add(row["correlation_key"])
+                        key_rows.append({**row, "workflow_id": w, "is_workflow_root": row["correlation_key"] == w})
+                for e in groups[w].values():
+                    for key in e.get("correlation_keys") or ():
+                        if key not in seen_keys:
+                            seen_keys.add(key)
+                            kind = key.split(":", 1)[0]
+                            key_rows.append({"correlation_key": key, "key_type": kind,
+                                             "key_priority": PRIORITY.get(kind), "workflow_id": w,
+                                             "is_workflow_root": key == w})
+                cost_rows.extend(_merged_costs(w, [r for b in built for r in base[b]["costs"]]))
+            runner.set_boundary("fct_workflow_events", event_rows)
+            runner.set_boundary("int_correlation_keys_linked", key_rows)
+            runner.set_boundary("fct_workflow_session_costs", cost_rows)
+            computed = {r["workflow_id"]: r for r in runner.query("select * from fct_workflows")}
+            rows.update((w, computed[w]) for w in compute if w in computed)
+        cron_totals = previous.cron_totals if not full else None
+        if (full or carried_changed & self._cron_sources) and any(carried.get(s) for s in self._cron_sources):
+            cron_totals = runner.query("select * from fct_cron_job_totals")[0]
+        hidden = frozenset(b for w in rows for b in spans.get(w, ()))
+        hidden_rows = self._hidden_rows(hidden, version)
+        live_counts = {w: sum(1 for e in groups[w] if e not in updates) for w in rows}
+        snapshot = Snapshot(version=version, rows=rows, hidden=hidden, hidden_rows=hidden_rows,
+                            updates=frozenset(updates), live_counts=live_counts, workflow_of=dict(workflow_of),
+                            cron_totals=cron_totals, base_cycles=self._cycles(version),
+                            computed_at=time.monotonic())
+        self.snapshot = snapshot
+        changed = [r for w, r in rows.items() if previous.rows.get(w) != r]
+        cron_changed = cron_totals if cron_totals != previous.cron_totals else None
+        if changed or cron_changed:
+            for listener in self._listeners:
+                try:
+                    listener(changed, cron_changed)
+                except Exception:  # noqa: BLE001 - a listener must not stop the state
+                    log.exception("a live state listener failed")
+
+    # --- the build's side ------------------------------------------------------------------------------
+    def _spans(self, live_ids: set[str], version: str | None) -> dict[str, list[str]]:
+        if version is None:
+            return {}
+        spans: dict[str, list[str]] = {}
+        for built in self.correlator.built_ids():
+            w = self.correlator.root(built)
+            if w in live_ids:
+                spans.setdefault(w, []).append(built)
+        return spans
+
+    def _load_base(self, built: list[str], version: str | None) -> dict[str, dict[str, list[Row]]]:
+        missing = sorted({b for b in built if b not in self._base})
+        if missing and version is not None:
+            params = {"ids": missing}
+            cond = self.marts.in_list("workflow_id", "ids")
+            loaded: dict[str, dict[str, list[Row]]] = {b: {"events": [], "keys": [], "costs": []} for b in missing}
+            for part, table in (("events", "fct_workflow_events"), ("keys", "int_correlation_keys_linked"),
+                                ("costs", "fct_workflow_session_costs")):
+                for row in self.marts.query(f"select * from {table} where {cond}", params):
+                    loaded[row["workflow_id"]][part].append(row)
+            self._base.update(loaded)
+        return {b: self._base.get(b, {"events": [], "keys": [], "costs": []}) for b in built}
+
+    def _hidden_rows(self, hidden: frozenset[str], version: str | None) -> dict[str, Row]:
+        missing = sorted(b for b in hidden if b not in self._base_rows)
+        if missing and version is not None:
+            found = {r["workflow_id"]: r for r in self.marts.query(
+                "select * from fct_workflows where " + self.marts.in_list("workflow_id", "ids"), {"ids": missing})}
+            for b in missing:
+                self._base_rows[b] = found.get(b, {})
+        return {b: self._base_rows[b] for b in hidden if self._base_rows.get(b)}
+
+    def _cycles(self, version: str | None) -> dict[str, Decimal]:
+        if self._base_cycles is None:
+            self._base_cycles = {} if version is None else {
+                r["workflow_id"]: Decimal(str(r["cycle_time_hours"])) for r in self.marts.query(
+                    "select workflow_id, cycle_time_hours from fct_workflows where cycle_time_hours is not null")}
+        return self._base_cycles
+
+
+def _sources_of(models: compiled.LiveModels, target: str) -> set[str]:
+    chain = models.chain(target)
+    return {p for m in chain for p in m.parents if p in models.sources}
+
+
+def _merged_costs(workflow_id: str, rows: list[Row]) -> list[Row]:
+    """The session cost rows of the built workflows one live workflow spans, as one row.
+
+    Sessions are attributed to a workflow by its keys (int_sessions_attributed); when live events
+    join two built workflows, each one's sessions are the joined workflow's, so the counts add."""
+    if not rows:
+        return []
+    if len(rows) == 1:
+        return [{**rows[0], "workflow_id": workflow_id}]
+    merged: Row = {"workflow_id": workflow_id}
+    for column in ("session_count", "running_session_count", "failed_session_count", "tokens_input",
+                   "tokens_output", "tokens_total", "cost_usd"):
+        merged[column] = sum((r.get(column) or 0) for r in rows)
+    merged["highest_session_cost_usd"] = max((r.get("highest_session_cost_usd") or 0) for r in rows)
+    merged["agents"] = ", ".join(sorted({a for r in rows for a in (r.get("agents") or "").split(", ") if a}))
+    merged["first_session_started_at"] = min((r["first_session_started_at"] for r in rows
+                                              if r.get("first_session_started_at")), default=None)
+    merged["last_session_started_at"] = max((r["last_session_started_at"] for r in rows
+                                             if r.get("last_session_started_at")), default=None)
+    return [merged]
+
+
+def rounded(value: Decimal | float | None) -> float | None:
+    """`round(x, 2)` as the marts' numeric rounding does it (half away from zero)."""
+    if value is None:
+        return None
+    return float(Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def overview_cycle_times(cycles: list[Decimal]) -> tuple[float | None, float | None]:
+    """`dashboard_overview`'s average and median (`percentile_cont(0.5)`) cycle time, rounded to 2."""
+    values = sorted(cycles)
+    if not values:
+        return None, None
+    return rounded(sum(values) / len(values)), rounded(statistics.median(values))
+
+
+def completed_today(completed_at: datetime | None, as_of: datetime) -> bool:
+    """macros/completed_on_as_of_day.sql for one row."""
+    return completed_at is not None and completed_at <= as_of and completed_at.date() == as_of.date()
+
+
+def last_24h(event_at: datetime, as_of: datetime) -> bool:
+    return as_of - timedelta(hours=24) < event_at <= as_of
+
+
+__all__ = ["LiveState", "Snapshot", "completed_today", "fct_event_row", "overview_cycle_times", "utcnow"]
