@@ -39,7 +39,7 @@ def github_pull_request(record: Mapping[str, Any], ctx: NormalizeContext, extra:
     number = int(record["number"])
     own = CorrelationKey.github(repo, number)
     branch = (record.get("head") or {}).get("ref")
-    keys = unique([own, *ctx.extractor.all_keys(branch, record.get("title"), record.get("body"), repo=repo)])
+    keys = unique([own, *ctx.extractor.all_keys(record.get("title"), record.get("body"), repo=repo, branch=branch)])
     target = Target("pr", f"{repo}#{number}", str(record.get("title") or ""), str(record["html_url"]))
     payload = {"repo": repo, "number": number, "state": record.get("state"), "branch": branch,
                "draft": bool(record.get("draft")), "merged": record.get("merged_at") is not None}
