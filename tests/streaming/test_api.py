@@ -355,6 +355,42 @@ def test_metrics_count_the_marts_over_a_range_and_filters(backend, http):
         assert response.json()["detail"]
 
 
+def test_metrics_filters_narrow_every_block_that_has_the_field(backend, http):
+    """The defect: `filters` narrowed the events and left the workflows block counting every
+    workflow. Now a workflow counts when one of its events matches, as that event would in
+    `events`; a filter a block has no field for is named in `query.filtersNotApplied`."""
+    lo, hi = backend.query("select min(event_at), max(event_at) from fct_workflow_events")[0]
+    window = {"timeRange": "custom", "from": (lo - timedelta(hours=1)).isoformat() + "Z",
+              "to": (hi + timedelta(hours=1)).isoformat() + "Z"}
+    everything = get_json(http, "/dashboard/metrics", **window)
+    assert everything["query"]["filtersNotApplied"] == {}
+    started, completed = backend.query("select count(*), count(completed_at) from fct_workflows")[0]
+    assert everything["workflows"] == {"started": started, "completed": completed}
+
+    def with_an_event(condition: str) -> dict[str, int]:
+        n, done = backend.query("select count(*), count(completed_at) from fct_workflows w where exists (select 1"
+                                f" from fct_workflow_events e where e.workflow_id = w.workflow_id and {condition})")[0]
+        return {"started": n, "completed": done}
+
+    for filters, condition in (({"source": "linear"}, "e.source = 'linear'"),
+                               ({"source": ["github", "charlie"]}, "e.source in ('github', 'charlie')"),
+                               ({"eventType": "github.pr.merged"}, "e.event_type = 'github.pr.merged'"),
+                               ({"source": "github", "actorType": "bot"}, "e.source = 'github' and e.actor_type = 'bot'")):
+        body = get_json(http, "/dashboard/metrics", **window, filters=json.dumps(filters))
+        expected = with_an_event(condition)
+        assert body["workflows"] == expected, filters
+        assert 0 < expected["started"] < started, (filters, expected)  # the filter keeps some, not all
+        assert body["query"]["filtersNotApplied"] == {"system": list(filters)}
+
+    # A dashboard-wide filter bar: each filter narrows the blocks that have its field, and says which do not.
+    mixed = get_json(http, "/dashboard/metrics", **window, filters=json.dumps({"source": "linear", "host": "web-1"}))
+    assert mixed["workflows"] == with_an_event("e.source = 'linear'")
+    assert {c["key"] for c in mixed["events"]["bySource"]} == {"linear"}
+    assert mixed["query"]["filtersNotApplied"] == {"events": ["host"], "workflows": ["host"], "system": ["source"]}
+    nothing = get_json(http, "/dashboard/metrics", **window, filters=json.dumps({"eventType": "no.such.type"}))
+    assert nothing["workflows"] == {"started": 0, "completed": 0} and nothing["events"]["total"] == 0
+
+
 # --- dashboards and widgets ----------------------------------------------------------------------------
 
 def _default_dashboard(http) -> dict:
