@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlparse, urlunparse
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
@@ -25,7 +25,8 @@ from streaming import webhooks, ws
 from streaming.data.marts import MartsUnavailable
 from streaming.data.serving import Serving
 from streaming.live import LiveEvents
-from streaming.responses import marts_unavailable
+from streaming.params import known_parameters
+from streaming.responses import marts_unavailable, with_unknown_parameter
 from streaming.routes import api_router
 from streaming.sidecar import Sidecar
 
@@ -115,7 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, http_error)
     app.mount("/socket.io", LazySocketIO(app))
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness, with this replica's fan-out state")
+    @app.get("/healthz", tags=["ops"], summary="Liveness, with this replica's fan-out state",
+             dependencies=[Depends(known_parameters)], responses=with_unknown_parameter({}))
     async def healthz(request: Request) -> dict:
         sidecar = request.app.state.sidecar
         return {"status": "ok", "broker": _without_password(sidecar.broker.url), "clients": sidecar.hub.count(),

@@ -18,6 +18,8 @@ from typing import Any
 
 import jwt
 
+from streaming.rooms import ALL_WORKFLOWS
+
 ALGORITHM = "HS256"
 # How far ahead of ours an issuer's clock may be: a token whose `nbf` or `iat` is at most this far in
 # the future is accepted (it was just minted on a host a little ahead). `exp` gets none: a token is
@@ -46,6 +48,10 @@ class Principal:
         """May read `room`: join it over /ws or Socket.IO, and the REST reads it grants."""
         if self.rooms is None:
             return True
+        if room == ALL_WORKFLOWS:
+            # Every workflow's state: granted by its own name or by a claim on every workflow room,
+            # never by a narrower family (`workflows:a*` starts it, yet is not every workflow).
+            return room in self.rooms or self.may_join_all("workflows:")
         # A claim may name a family with a trailing `*`: `workflows:*`.
         return room in self.rooms or any(r.endswith("*") and room.startswith(r[:-1]) for r in self.rooms)
 

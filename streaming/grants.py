@@ -4,10 +4,11 @@ same `rooms` claim `/ws` and Socket.IO apply), a change needs a scope (`scopes` 
 A REST read is granted by the room that pushes the same data, so a token reads over REST exactly
 what it could watch live: `/dashboard/overview` by `dashboard:overview`, `/dashboard/metrics` by
 `metrics:realtime`, `/api/events` by `events:all` (or, for `?workflow=X`, by `workflows:X`). A list
-is granted only to a token that may read all of it: `/api/workflows` needs `workflows:*` (or no
-`rooms` claim), and a token limited to some workflows gets 403 there rather than a list quietly
-cut to fit (whose totals and pages would still say how many others exist). A route missing from
-the table is refused to every token: a new route has to say what grants it.
+is granted only to a token that may read all of it: `/api/workflows` needs `workflows:*` or
+`workflows:all` (the room of every workflow's updates; or no `rooms` claim), and a token limited
+to some workflows gets 403 there rather than a list quietly cut to fit (whose totals and pages
+would still say how many others exist). A route missing from the table is refused to every token:
+a new route has to say what grants it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streaming import rooms
 from streaming.auth import Principal
 
 
@@ -43,13 +45,15 @@ def _events(params: Mapping[str, list[str]]) -> Need:
 
 
 DASHBOARD = "dashboard:overview"
+# Every workflow's state, listed (`/api/workflows`) or pushed (the room `workflows:all`): one grant.
+EVERY_WORKFLOW = read("workflows:*", rooms.ALL_WORKFLOWS)
 Rule = Need | Callable[[Mapping[str, list[str]]], Need]
 
 # (method, path as the app declares it) -> what grants it.
 ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/dashboard/overview"): read(DASHBOARD),
     ("GET", "/dashboard/metrics"): read("metrics:realtime"),
-    ("GET", "/api/workflows"): read("workflows:*"),
+    ("GET", "/api/workflows"): EVERY_WORKFLOW,
     ("GET", "/api/events"): _events,
     # The Charlie fleet is what the overview counts; the command log is also its senders'.
     ("GET", "/api/charlie/instances"): read(DASHBOARD),
@@ -76,7 +80,7 @@ def widget_need(widget_type: str, config: dict[str, Any]) -> Need:
         workflow = config.get("workflow")
         return read("events:all", f"workflows:{workflow}") if workflow else read("events:all")
     if widget_type == "workflows":
-        return read("workflows:*")
+        return EVERY_WORKFLOW
     return read(DASHBOARD)  # overview, system_status, workflow_status, charlie_workload
 
 

@@ -1,13 +1,17 @@
-"""The REST API's query parameters that FastAPI cannot check alone: time ranges, `filters` (JSON in
-a query parameter), ISO times. Each is a 400 that names the parameter and the expected form."""
+"""The REST API's query parameters that FastAPI cannot check alone: parameters a route does not
+take, time ranges, `filters` (JSON in a query parameter), ISO times. Each is a 400 that names the
+parameter and the expected form."""
 
 from __future__ import annotations
 
+import difflib
 import json
 from datetime import UTC, datetime, timedelta
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 
 from streaming.data.marts import utcnow
 from streaming.data.metrics import FILTER_KEYS, PRESETS
@@ -30,6 +34,42 @@ FILTERS_PARAMETER = {
         "properties": {key: {"anyOf": [_FILTER_VALUE, {"type": "array", "items": _FILTER_VALUE, "minItems": 1}]}
                        for key in FILTER_KEYS}}}},
 }
+
+
+UNKNOWN_PARAMETER = "a query parameter the route does not take (the message names it, and those the route takes)"
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route reads: its own and its dependencies' (as sent: aliases)."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def taken_parameters(route: APIRoute) -> set[str]:
+    """What `route` takes in its query: what it reads, and what its document adds (`filters`)."""
+    extra = (route.openapi_extra or {}).get("parameters", [])
+    return _query_names(route.dependant) | {p["name"] for p in extra if p.get("in") == "query"}
+
+
+async def known_parameters(request: Request) -> None:
+    """400 for a query parameter the route does not take: FastAPI ignores those, so a misspelt
+    filter (`?Status=active`, `?timerange=7d`) answered as if it had not been sent, unfiltered."""
+    if not request.scope.get("query_string"):
+        return  # most reads: nothing to check
+    route = request.scope["route"]
+    taken = taken_parameters(route)
+    unknown = sorted({name for name in request.query_params if name not in taken})
+    if not unknown:
+        return
+    what = ", ".join(f"`{name}`" for name in unknown)
+    hints = [f"`{close[0]}` for `{name}`?" for name in unknown
+             if (close := difflib.get_close_matches(name, sorted(taken), n=1))]
+    takes = f"takes {', '.join(f'`{name}`' for name in sorted(taken))}" if taken else "takes no query parameters"
+    raise HTTPException(400, f"unknown query parameter{'s' if len(unknown) > 1 else ''} {what}: "
+                             f"{request.method} {route.path_format} {takes}"
+                             + (f" (did you mean {' '.join(hints)})" if hints else ""))
 
 
 def parse_time(name: str, value: str) -> datetime:

@@ -13,11 +13,20 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from streaming.data.marts import MartsUnavailable, iso
+from streaming.params import UNKNOWN_PARAMETER
 
 # What the routes with a body answer besides their own codes: FastAPI's 400 for a body that is not
 # JSON at all (a JSON body that breaks the schema is a 422).
 BAD_BODY = {400: {"description": "The body is not JSON"}}
 NOT_OWNER = {403: {"description": "Not the dashboard's owner, or the token's `scopes` claim lacks `dashboards`"}}
+
+
+def with_unknown_parameter(responses: dict) -> dict:
+    """`responses` with the 400 every route answers to a query parameter it does not take
+    (`params.known_parameters`), beside the route's own reasons for a 400."""
+    own = responses.get(400, {}).get("description")
+    why = f"{own}; or {UNKNOWN_PARAMETER}" if own else UNKNOWN_PARAMETER[0].upper() + UNKNOWN_PARAMETER[1:]
+    return {**responses, 400: {**responses.get(400, {}), "description": why}}
 
 
 def _default(value: Any) -> Any:

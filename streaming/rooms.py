@@ -27,8 +27,11 @@ from typing import Any
 
 import orjson
 
-ROOMS = ("dashboard:overview", "metrics:realtime", "alerts:all", "events:all")
-_WORKFLOW_ROOM = re.compile(r"^workflows:.{1,200}$")
+ALL_WORKFLOWS = "workflows:all"  # every workflow's `workflow.updated`, as `/api/workflows` lists them
+ROOMS = ("dashboard:overview", "metrics:realtime", "alerts:all", "events:all", ALL_WORKFLOWS)
+# `workflows:<workflow id>`. No `*`: a room is one name a publisher sends to, never a pattern, so
+# `workflows:*` would be joined and then sent nothing (no workflow id has a `*`).
+_WORKFLOW_ROOM = re.compile(r"^workflows:[^*]{1,200}$")
 
 CLOSE_TOO_SLOW = 4408
 # A batching client gets at most one frame per interval: the first message after a quiet spell
@@ -42,6 +45,16 @@ FRAMES_PER_S = 25_000
 
 def is_room(name: Any) -> bool:
     return isinstance(name, str) and (name in ROOMS or bool(_WORKFLOW_ROOM.match(name)))
+
+
+def not_a_room(name: Any) -> str | None:
+    """Why `name` is no room a client can join (None: it is one)."""
+    if is_room(name):
+        return None
+    if isinstance(name, str) and "*" in name:
+        return (f"`{name}` is not a room: rooms are names, not patterns, and it would never be sent anything; "
+                f"join `{ALL_WORKFLOWS}` for every workflow's updates, or `workflows:<workflow id>` for one's events")
+    return "no such room"
 
 
 def now_iso() -> str:
@@ -349,8 +362,8 @@ class Hub:
         """Join what the client may join; the `subscribed` payload says what was joined and why not."""
         joined, denied = [], []
         for room in rooms:
-            if not is_room(room):
-                denied.append({"room": room, "reason": "no such room"})
+            if (unknown := not_a_room(room)) is not None:
+                denied.append({"room": room, "reason": unknown})
             elif not may_join(room):
                 denied.append({"room": room, "reason": "the token's rooms claim does not allow it"})
             else:

@@ -103,6 +103,11 @@ class MetricsQuery(ApiModel):
     end: str = Field(alias="to")
     grain: Literal["minute", "hour", "day"]
     filters: dict[str, list[str]]
+    filters_not_applied: dict[str, list[str]] = Field(
+        alias="filtersNotApplied",
+        description="By block (`events`, `workflows`, `system`), the given filters it has no such field for, "
+                    "and so was not narrowed by: `host` for events and workflows, the others for `system`. "
+                    "Blocks every filter narrowed are not listed.")
     tiers: list[TierSpan] = Field(description="Which tier counted the events of which part of the window.")
 
 
@@ -128,6 +133,9 @@ class EventMetrics(ApiModel):
 
 
 class WorkflowMetrics(ApiModel):
+    """Workflows started and completed in the window; with `source`, `eventType` or `actorType`
+    filters, only those with an event (at any time) that the filters match."""
+
     started: int
     completed: int
 

@@ -49,11 +49,12 @@ SCOPES = ("commands", "dashboards")
 FAKE_ID = "00000000-0000-0000-0000-000000000000"
 
 # What grants each JWT route, as the README's table says: ("room", r) is read by a token whose
-# `rooms` claim allows r (`workflows:*`: every workflow), ("scope", s) by one with s in `scopes`.
+# `rooms` claim allows r (`workflows:*`: every workflow; `workflows:all`: every workflow's updates),
+# ("scope", s) by one with s in `scopes`.
 EXPECTED: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("GET", "/dashboard/overview"): (("room", "dashboard:overview"),),
     ("GET", "/dashboard/metrics"): (("room", "metrics:realtime"),),
-    ("GET", "/api/workflows"): (("room", "workflows:*"),),
+    ("GET", "/api/workflows"): (("room", "workflows:*"), ("room", "workflows:all")),
     ("GET", "/api/events"): (("room", "events:all"),),
     ("GET", "/api/charlie/instances"): (("room", "dashboard:overview"),),
     ("GET", "/api/charlie/commands"): (("room", "dashboard:overview"), ("scope", "commands")),
@@ -316,9 +317,10 @@ def scope_probes(url: str, routes: list[tuple[str, str]]) -> list[Probe]:
 
 
 def room_probes(url: str, ws_url: str) -> list[Probe]:
-    """A token limited to GitHub workflows asks /ws and Socket.IO for every other room."""
+    """A token limited to GitHub workflows asks /ws and Socket.IO for every other room, `workflows:all`
+    (every workflow's updates) too."""
     token = valid_token(rooms=["workflows:github:*"])
-    wanted = [*ROOMS, "workflows:*", "workflows:linear:ENG-1", "workflows:github:acme/api#7"]
+    wanted = [*ROOMS, "workflows:*", "workflows:all", "workflows:linear:ENG-1", "workflows:github:acme/api#7"]
     allowed = {"workflows:github:acme/api#7"}
     probes = []
 

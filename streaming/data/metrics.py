@@ -30,6 +30,12 @@ from streaming.schemas import (
 PRESETS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 FILTER_KEYS = {"source": "source", "eventType": "event_type", "actorType": "actor_type", "host": "host"}
 EVENT_FILTERS = ("source", "eventType", "actorType")
+# Which filters narrow which block. An event has a source, a type and an actor type, and so does a
+# workflow, through its events (it counts when one of its events matches, as that event would in
+# `events`); a host sample has only a host, and events and workflows have none. A filter a block
+# cannot take leaves it whole and is named in `query.filtersNotApplied`, not refused: one filter
+# bar serves a whole dashboard (`{"source": "github", "host": "web-1"}`).
+BLOCK_FILTERS = {"events": EVENT_FILTERS, "workflows": EVENT_FILTERS, "system": ("host",)}
 # A window that starts at most this long ago (the 1h preset) counts its events from the hot tier.
 HOT_WINDOW = PRESETS["1h"]
 
@@ -49,6 +55,12 @@ def truncate(ts: datetime, grain: str) -> datetime:
 
 
 Span = tuple[Tier, datetime, datetime, HotHour | None]
+
+
+def not_applied(filters: dict[str, list[str]]) -> dict[str, list[str]]:
+    """For each block, the given filters it cannot take (`BLOCK_FILTERS`); blocks that took them all are left out."""
+    out = {block: [key for key in filters if key not in keys] for block, keys in BLOCK_FILTERS.items()}
+    return {block: keys for block, keys in out.items() if keys}
 
 
 def in_hot_window(time_range: str, lo: datetime) -> bool:
@@ -170,10 +182,22 @@ def read_metrics(data: Serving, time_range: str, lo: datetime, hi: datetime, fil
         live_n += 1
         count(None, e["occurred_at"], e["source"], e["event_type"], e.get("actor_type"), 1)
 
+    # Workflows started or completed in the window; with event filters, those with an event (at any
+    # time: the filter says what the workflow is, e.g. one with GitHub in it) that the filters match.
+    wf_params: dict[str, Any] = {"lo": lo, "hi": hi}
+    wf_conditions = ["last_event_at >= %(lo)s"]
+    event_conditions = []
+    for key in EVENT_FILTERS:
+        if key in filters:
+            wf_params[key] = filters[key]
+            event_conditions.append(marts.in_list("e." + FILTER_KEYS[key], key))
+    if event_conditions:
+        wf_conditions.append("exists (select 1 from fct_workflow_events e where e.workflow_id = w.workflow_id and "
+                             + " and ".join(event_conditions) + ")")
     wf = marts.query(
         "select sum(case when first_event_at >= %(lo)s and first_event_at < %(hi)s then 1 else 0 end) as started,"
         " sum(case when completed_at >= %(lo)s and completed_at < %(hi)s then 1 else 0 end) as completed"
-        " from fct_workflows where last_event_at >= %(lo)s", {"lo": lo, "hi": hi})[0]
+        " from fct_workflows w" + where(wf_conditions), wf_params)[0]
 
     table = "fct_system_metrics_1m" if grain == "minute" else "fct_system_metrics_1h"
     sys_params: dict[str, Any] = {"lo": truncate(lo, "minute" if grain == "minute" else "hour"), "hi": hi}
@@ -206,7 +230,7 @@ def read_metrics(data: Serving, time_range: str, lo: datetime, hi: datetime, fil
 
     return Metrics(
         query=MetricsQuery(time_range=time_range, start=iso(lo), end=iso(hi), grain=grain, filters=filters,
-                           tiers=merged_tiers(spans)),
+                           filters_not_applied=not_applied(filters), tiers=merged_tiers(spans)),
         generated_at=iso(utcnow()),
         events=EventMetrics(total=sum(by_source.values()), live=live_n, by_tier=ranked(by_tier),
                             by_source=ranked(by_source),

@@ -39,7 +39,7 @@ from resources.platform import PlatformResource
 from resources.settings import Settings
 from resources.storage.serving import export_snapshot, snapshot_path
 from sandbox.process import run_sandbox
-from scripts.chaos.auth_attacks import EXPECTED
+from scripts.chaos.auth_attacks import BODIES, EXPECTED, FAKE_ID
 from scripts.chaos.harness import throwaway_database
 from streaming.app import create_app
 from streaming.auth import hmac_sha256_hex, issue_token
@@ -365,6 +365,42 @@ def test_metrics_count_the_marts_over_a_range_and_filters(backend, http):
         assert response.json()["detail"]
 
 
+def test_metrics_filters_narrow_every_block_that_has_the_field(backend, http):
+    """The defect: `filters` narrowed the events and left the workflows block counting every
+    workflow. Now a workflow counts when one of its events matches, as that event would in
+    `events`; a filter a block has no field for is named in `query.filtersNotApplied`."""
+    lo, hi = backend.query("select min(event_at), max(event_at) from fct_workflow_events")[0]
+    window = {"timeRange": "custom", "from": (lo - timedelta(hours=1)).isoformat() + "Z",
+              "to": (hi + timedelta(hours=1)).isoformat() + "Z"}
+    everything = get_json(http, "/dashboard/metrics", **window)
+    assert everything["query"]["filtersNotApplied"] == {}
+    started, completed = backend.query("select count(*), count(completed_at) from fct_workflows")[0]
+    assert everything["workflows"] == {"started": started, "completed": completed}
+
+    def with_an_event(condition: str) -> dict[str, int]:
+        n, done = backend.query("select count(*), count(completed_at) from fct_workflows w where exists (select 1"
+                                f" from fct_workflow_events e where e.workflow_id = w.workflow_id and {condition})")[0]
+        return {"started": n, "completed": done}
+
+    for filters, condition in (({"source": "linear"}, "e.source = 'linear'"),
+                               ({"source": ["github", "charlie"]}, "e.source in ('github', 'charlie')"),
+                               ({"eventType": "github.pr.merged"}, "e.event_type = 'github.pr.merged'"),
+                               ({"source": "github", "actorType": "bot"}, "e.source = 'github' and e.actor_type = 'bot'")):
+        body = get_json(http, "/dashboard/metrics", **window, filters=json.dumps(filters))
+        expected = with_an_event(condition)
+        assert body["workflows"] == expected, filters
+        assert 0 < expected["started"] < started, (filters, expected)  # the filter keeps some, not all
+        assert body["query"]["filtersNotApplied"] == {"system": list(filters)}
+
+    # A dashboard-wide filter bar: each filter narrows the blocks that have its field, and says which do not.
+    mixed = get_json(http, "/dashboard/metrics", **window, filters=json.dumps({"source": "linear", "host": "web-1"}))
+    assert mixed["workflows"] == with_an_event("e.source = 'linear'")
+    assert {c["key"] for c in mixed["events"]["bySource"]} == {"linear"}
+    assert mixed["query"]["filtersNotApplied"] == {"events": ["host"], "workflows": ["host"], "system": ["source"]}
+    nothing = get_json(http, "/dashboard/metrics", **window, filters=json.dumps({"eventType": "no.such.type"}))
+    assert nothing["workflows"] == {"started": 0, "completed": 0} and nothing["events"]["total"] == 0
+
+
 # --- dashboards and widgets ----------------------------------------------------------------------------
 
 def _default_dashboard(http) -> dict:
@@ -598,6 +634,61 @@ def test_each_route_is_open_to_a_token_with_just_its_grant(backend, http, server
     if answer.status_code == 201:
         assert requests.delete(f"{server}/dashboard/dashboards/{answer.json()['id']}", headers=headers,
                                timeout=30).status_code == 204
+
+
+# --- query hygiene -------------------------------------------------------------------------------------
+
+# Every operation the document lists, so a route added later is covered without a line here; the
+# webhook routes take signed deliveries, whose URLs a sender may have been given with any query.
+DOCUMENT = create_app().openapi()
+OPERATIONS = [(method.upper(), path) for path, operations in DOCUMENT["paths"].items()
+              for method, operation in operations.items() if "webhooks" not in operation.get("tags", [])]
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=" ".join)
+def test_a_query_parameter_the_route_does_not_take_is_a_400(backend, http, method, path):
+    """The defect: unknown parameters were ignored, so a misspelt filter answered as if it had not
+    been sent. Now every route refuses one before doing anything, naming it and what it takes."""
+    taken = [p["name"] for p in DOCUMENT["paths"][path][method.lower()].get("parameters", []) if p["in"] == "query"]
+    dashboards = get_json(http, "/dashboard/dashboards")["dashboards"]
+    body = BODIES.get(path) if method in ("POST", "PUT") else None
+    response = http(method, path.replace("{dashboard_id}", FAKE_ID).replace("{widget_id}", FAKE_ID),
+                    params={"colour": "red"}, json=body)
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert "`colour`" in detail and f"{method} {path}" in detail, detail
+    assert all(f"`{name}`" in detail for name in taken) if taken else "takes no query parameters" in detail, detail
+    assert get_json(http, "/dashboard/dashboards")["dashboards"] == dashboards  # nothing was changed
+
+
+def test_a_misspelt_parameter_is_named_with_the_one_meant(backend, http):
+    response = http("GET", "/api/workflows", params={"Status": "active", "limit": 5, "colour": "red"})
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail.startswith("unknown query parameters `Status`, `colour`: GET /api/workflows takes "), detail
+    assert "did you mean `status` for `Status`?" in detail
+    response = http("GET", "/dashboard/metrics", params={"timerange": "7d"})
+    assert response.status_code == 400 and "`timeRange` for `timerange`" in response.json()["detail"]
+    # What a route takes, each sent, is still a 200; `filters` too (declared in the document only).
+    assert http("GET", "/dashboard/metrics", params={"timeRange": "24h", "filters": '{"host": "web-1"}'}).ok
+    assert http("GET", "/api/workflows", params={"status": "active", "limit": 5, "offset": 0}).ok
+
+
+def test_workflows_all_is_joined_with_the_grant_that_lists_every_workflow(backend, http, server):
+    """The room of every workflow's updates and the list of every workflow are one grant: a token
+    joins `workflows:all` exactly when it may read `/api/workflows`."""
+    for claims, granted in (({}, True), ({"rooms": ["workflows:*"]}, True), ({"rooms": ["workflows:all"]}, True),
+                            ({"rooms": ["*"]}, True), ({"rooms": ["workflows:linear:*"]}, False),
+                            ({"rooms": ["workflows:a*"]}, False),
+                            ({"rooms": ["events:all", "dashboard:overview", "metrics:realtime"]}, False)):
+        headers = bearer(**claims)
+        listed = requests.get(f"{server}/api/workflows", params={"limit": 1}, headers=headers, timeout=30)
+        assert listed.status_code == (200 if granted else 403), (claims, listed.text)
+        assert ws_joins(server, headers, ["workflows:all"]) == (["workflows:all"] if granted else []), claims
+    # `workflows:all` is not a family: it grants no one workflow's events.
+    some = get_json(http, "/api/workflows", limit=1)["workflows"][0]["id"]
+    assert requests.get(f"{server}/api/events", params={"workflow": some}, headers=bearer(rooms=["workflows:all"]),
+                        timeout=30).status_code == 403
 
 
 # --- live events and builds ----------------------------------------------------------------------------

@@ -88,6 +88,23 @@ def test_python_client_gets_a_signed_webhooks_event_in_its_rooms(sidecar, sign, 
     asyncio.run(scenario())
 
 
+def test_workflows_wildcard_is_refused_and_workflows_all_joined_as_on_ws(sidecar):
+    async def scenario():
+        everything, scoped = Recorder(), Recorder()
+        await everything.connect(sidecar, {"token": sidecar.token()})
+        await scoped.connect(sidecar, {"token": sidecar.token("scoped", rooms=["workflows:linear:*"])})
+        ack = await everything.sio.call("subscribe", {"rooms": ["workflows:*", "workflows:all"]}, timeout=5)
+        assert ack["rooms"] == ["workflows:all"] and [d["room"] for d in ack["denied"]] == ["workflows:*"]
+        assert "join `workflows:all`" in ack["denied"][0]["reason"]
+        ack = await scoped.sio.call("subscribe", {"rooms": ["workflows:all", "workflows:linear:ENG-1"]}, timeout=5)
+        assert ack["rooms"] == ["workflows:linear:ENG-1"]
+        assert ack["denied"] == [{"room": "workflows:all", "reason": "the token's rooms claim does not allow it"}]
+        await everything.sio.disconnect()
+        await scoped.sio.disconnect()
+
+    asyncio.run(scenario())
+
+
 def test_bad_missing_and_expired_tokens_are_refused_with_the_reason(sidecar):
     async def refused(auth) -> str:
         client = Recorder()

@@ -107,6 +107,27 @@ def test_rooms_claim_limits_what_a_token_may_join(sidecar):
     asyncio.run(scenario())
 
 
+def test_a_room_name_with_a_wildcard_is_refused_with_the_room_to_join(sidecar):
+    """The defect: `workflows:*` was joined and then sent nothing. Rooms are names: one with a `*`
+    is refused, and the reason names `workflows:all`, the room of every workflow's updates."""
+    async def scenario():
+        async with websockets.connect(f"{sidecar.ws_url}?token={sidecar.token()}") as ws:
+            answer = await subscribe(ws, "workflows:*", "workflows:linear:*", "events:*", "*", "workflows:all")
+            assert answer["payload"]["rooms"] == ["workflows:all"]
+            denied = {d["room"]: d["reason"] for d in answer["payload"]["denied"]}
+            assert set(denied) == {"workflows:*", "workflows:linear:*", "events:*", "*"}
+            for room, reason in denied.items():
+                assert f"`{room}` is not a room" in reason and "join `workflows:all`" in reason, reason
+        # Refused as a name before any grant is looked at: a token whose claim is `workflows:*` too.
+        async with websockets.connect(f"{sidecar.ws_url}?token={sidecar.token(rooms=['workflows:*'])}") as ws:
+            answer = await subscribe(ws, "workflows:*", "workflows:all", "workflows:linear:ENG-1")
+            assert answer["payload"]["rooms"] == ["workflows:all", "workflows:linear:ENG-1"]
+            [denied] = answer["payload"]["denied"]
+            assert denied["room"] == "workflows:*" and "`workflows:all`" in denied["reason"]
+
+    asyncio.run(scenario())
+
+
 def test_dashboard_overview_gets_the_system_status_update_of_the_last_build(make_sidecar, tmp_path):
     data_dir = tmp_path / "data-status"
     snapshot = data_dir / "serving" / "marts.duckdb"
