@@ -34,17 +34,14 @@ from streaming.data.marts import MartsUnavailable, marts_from_settings
 from streaming.dedupe import DeliveryIndex
 from streaming.journal import GroupCommitLog, encode_line
 from streaming.live import LiveEvents, event_dict
-from streaming.rooms import Hub, message
+from streaming.rooms import ALL_WORKFLOWS, Hub, message
 from streaming.state.workflows import LiveState
 from streaming.webhooks import Delivery
 
 log = logging.getLogger(__name__)
 
-STATUS_INTERVAL_S = 5.0
 # `system.status.update` goes out at most this often while the overview's numbers move.
 STATUS_PUSH_S = 0.25
-# The room every `workflow.updated` goes to, beside `workflows:<id>`.
-ALL_WORKFLOWS_ROOM = "workflows:all"
 CONTEXT_INTERVAL_S = 60.0
 ALERT_KIND = "alert"
 # The broker's channel for the live events themselves (no client can join it: not a room name).
@@ -173,7 +170,7 @@ class Sidecar:
         for row in rows:
             body = workflow_out(row, counts.get(row["workflow_id"], 0), True).model_dump(mode="json", by_alias=True)
             stamp = body["lastEventAt"]
-            for room in (f"workflows:{row['workflow_id']}", ALL_WORKFLOWS_ROOM):
+            for room in (f"workflows:{row['workflow_id']}", ALL_WORKFLOWS):
                 self.hub.deliver(room, message("workflow.updated", room, body, stamp))
 
     # --- in -------------------------------------------------------------------------------------
