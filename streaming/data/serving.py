@@ -25,6 +25,7 @@ from streaming.data.app_store import AppStore, app_store_path
 from streaming.data.app_store_postgres import PostgresAppStore
 from streaming.data.marts import Marts, Row, marts_from_settings, utcnow
 from streaming.live import LiveEvents
+from streaming.samples import LiveSamples
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,11 @@ class Serving:
     RECENT_MAX = 200_000
 
     def __init__(self, marts: Marts, store: AppStore, live: LiveEvents | None = None,
-                 settings: Settings | None = None, hot: HotStore | None = None) -> None:
+                 settings: Settings | None = None, hot: HotStore | None = None,
+                 samples: LiveSamples | None = None) -> None:
         self.marts, self.store = marts, store
         self.live = live if live is not None else LiveEvents()
+        self.samples = samples if samples is not None else LiveSamples()  # host samples no build has yet
         self.settings, self.hot = settings, hot
         self._cache: dict[str, _Entry] = {}
         self._lock = threading.Lock()
@@ -94,10 +97,11 @@ class Serving:
         self._recent: OrderedDict[str, Row] = OrderedDict()  # live events dropped after a build, by id
 
     @classmethod
-    def from_settings(cls, settings: Settings, live: LiveEvents | None = None) -> Serving:
+    def from_settings(cls, settings: Settings, live: LiveEvents | None = None,
+                      samples: LiveSamples | None = None) -> Serving:
         store = (PostgresAppStore(settings.pg_url, settings.app_schema) if settings.warehouse == "postgres"
                  else AppStore(app_store_path(settings)))
-        return cls(marts_from_settings(settings), store, live, settings, hot_store(settings))
+        return cls(marts_from_settings(settings), store, live, settings, hot_store(settings), samples)
 
     def close(self) -> None:
         self._closed.set()
