@@ -1,7 +1,8 @@
 """`Serving`: what the REST routes read, the marts and the app store put together.
 
 Mart reads cached in-process until the marts change (a new snapshot, a new Postgres build) or a
-short TTL passes, plus the live events the marts do not have yet, so a webhook is visible at once.
+short TTL passes, plus the live events the marts do not have yet, so a webhook is visible at once
+(and the host samples the sidecar took, `streaming.samples`, so a host is too).
 It also holds the hot tier (`resources/storage/hot.py`: Redis or the embedded hot folder), read-only, and
 remembers for a while the live events a build has covered, so the hot tier's hours can be merged
 with everything this sidecar has seen. The app builds one in its lifespan and closes it at shutdown.
