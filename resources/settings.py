@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     charlie_webhook_secret: Secret
     jwt_secret: Secret
     events_api_token: Secret
+    # Where pushers reach the sidecar: the metrics agent sends its samples to `<this>/events` with
+    # CC_EVENTS_API_TOKEN (no token: it only lands them). Unset: the local one of `make ui` and
+    # `make sidecar`, http://127.0.0.1:$CC_SIDECAR_PORT.
+    sidecar_url: str | None = None
     # Unset: rooms fan out in-process (one replica); redis://...: replicas share rooms by pub/sub.
     redis_url: Secret
     # GitHub caps a delivery at 25 MB and drops bigger ones itself, so anything under that cap is a
@@ -285,6 +289,10 @@ class Settings(BaseSettings):
     @property
     def weather_base_url(self) -> str:
         return (self.weather_api_url or f"{self.sandbox_url}/weather").rstrip("/")
+
+    @property
+    def sidecar_base_url(self) -> str:
+        return (self.sidecar_url or f"http://127.0.0.1:{self.sidecar_port}").rstrip("/")
 
     @property
     def lake_dir(self) -> Path:

@@ -192,16 +192,20 @@ def _run(settings, steps: Steps, started: float) -> int:
     with steps.step("Loading Dagster and the sources' clients"):
         from dagster import DagsterInstance
 
-        from resources.ingest.metrics_agent import STREAM, sample
-        from resources.storage.landing import LandingLog
+        from resources.ingest.metrics_agent import MetricsAgent
         from resources.storage.warehouse import compare_with_truth, mart_counts, open_warehouse
         from sandbox.logs import LogWriter
         from sandbox.process import run_sandbox
 
 
-    # This host's metrics, as the agent (`python -m resources.ingest.metrics_agent`) would send them.
-    reading = sample()
-    LandingLog(settings.landing_dir).append(STREAM, [reading], datetime.fromisoformat(reading["sampled_at"]))
+    # This host's metrics, through the agent's own delivery (`python -m resources.ingest.metrics_agent`):
+    # to the sidecar at CC_SIDECAR_URL when CC_EVENTS_API_TOKEN is set (and, while none answers,
+    # into its outbox for `make ui`'s agent to send); always into the landing log otherwise.
+    agent = MetricsAgent(settings)
+    try:
+        agent.tick()
+    finally:
+        agent.close()
 
     # Application and system logs being written and rotated, as the sandbox's services would.
     if not settings.log_paths:

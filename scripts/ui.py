@@ -1,5 +1,10 @@
-"""`make ui`: the Dagster UI on the embedded setup, with the sandbox sources and the streaming
-sidecar (`python -m streaming.serve` on `CC_SIDECAR_PORT`, default 8000) serving beside it.
+"""`make ui`: the Dagster UI on the embedded setup, with the sandbox sources, the streaming
+sidecar (`python -m streaming.serve` on `CC_SIDECAR_PORT`, default 8000) and this host's metrics
+agent (`python -m resources.ingest.metrics_agent`) running beside it.
+
+The agent sends its samples to that sidecar with `CC_EVENTS_API_TOKEN`; when none is set, both
+get a token made for this session, so `metrics:realtime` and `/dashboard/metrics` show this host
+at once (set `CC_EVENTS_API_TOKEN` to push other events to `POST /events` too).
 
 The sandbox listens where `CC_SANDBOX_URL` says (default http://127.0.0.1:8765), so assets
 materialized from the UI land data exactly as in `make demo`. With real tokens set for every
@@ -16,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -26,6 +33,8 @@ import requests
 
 # dagster dev stops its webserver and daemon within ~15 s of an interrupt; after that, a kill.
 STOP_WAIT_S = 30
+# The sidecar answers within a second or two; the agent starts after it (or after this, regardless).
+SIDECAR_WAIT_S = 30
 
 
 def _answers(url: str) -> bool:
@@ -33,6 +42,18 @@ def _answers(url: str) -> bool:
         return requests.get(f"{url}/_sandbox/info", timeout=1).ok
     except requests.RequestException:
         return False
+
+
+def _wait_for(url: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).ok:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return False
 
 
 class Stop(Exception):
@@ -71,23 +92,39 @@ def main() -> int:
                 stack.enter_context(run_sandbox(settings.data_dir / "sandbox", host=target.hostname or "127.0.0.1",
                                                 port=target.port or 8765))
                 print(f"sandbox sources serving at {settings.sandbox_url}", flush=True)
+            env = _pushing_env(settings)
             sidecar = _start([sys.executable, "-m", "streaming.serve", "--host", "127.0.0.1",
-                              "--port", str(settings.sidecar_port)])
+                              "--port", str(settings.sidecar_port)], env)
             stack.callback(_stop, sidecar, signal.SIGTERM)
             print(f"streaming sidecar (webhooks, /ws, REST) at http://127.0.0.1:{settings.sidecar_port} "
                   "(docs: /docs)", flush=True)
+            # Its first sample goes out at once: to the sidecar once that answers (else it waits in
+            # the agent's outbox for the next tick).
+            _wait_for(f"{env['CC_SIDECAR_URL']}/healthz", SIDECAR_WAIT_S)
+            agent = _start([sys.executable, "-m", "resources.ingest.metrics_agent"], env)
+            stack.callback(_stop, agent, signal.SIGTERM)
+            print(f"metrics agent sending this host's samples every 30 s to {env['CC_SIDECAR_URL']} "
+                  f"({'CC_EVENTS_API_TOKEN' if settings.events_api_token else 'a token made for this session'})",
+                  flush=True)
             dagster = _start([str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(settings.ui_port)])
             stack.callback(_stop, dagster, signal.SIGINT)
             return dagster.wait()
         except Stop as stop:
-            print(f"{stop}: stopping the Dagster UI, the sidecar and the sandbox", flush=True)
+            print(f"{stop}: stopping the Dagster UI, the metrics agent, the sidecar and the sandbox", flush=True)
             return 0
 
 
-def _start(cmd: list[str]) -> subprocess.Popen:
+def _pushing_env(settings) -> dict[str, str]:
+    """The sidecar's and the agent's environment: the agent pushes to the sidecar started here,
+    both with `CC_EVENTS_API_TOKEN` (one made for this session when it is not set)."""
+    token = settings.events_api_token or secrets.token_urlsafe(32)
+    return {**os.environ, "CC_EVENTS_API_TOKEN": token, "CC_SIDECAR_URL": f"http://127.0.0.1:{settings.sidecar_port}"}
+
+
+def _start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     # Its own session and process group: a terminal's Ctrl-C reaches this process only, and the
     # whole group can be killed once its leader has stopped.
-    return subprocess.Popen(cmd, start_new_session=True)
+    return subprocess.Popen(cmd, start_new_session=True, env=env)
 
 
 def _stop(process: subprocess.Popen, first: signal.Signals) -> None:

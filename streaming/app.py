@@ -28,6 +28,7 @@ from streaming.live import LiveEvents
 from streaming.params import known_parameters
 from streaming.responses import marts_unavailable, with_unknown_parameter
 from streaming.routes import api_router
+from streaming.samples import LiveSamples
 from streaming.sidecar import Sidecar
 
 
@@ -90,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings or Settings.from_env()
         app.state.live = LiveEvents()
-        sidecar = app.state.sidecar = Sidecar(app.state.settings, app.state.live)
+        app.state.samples = LiveSamples()
+        sidecar = app.state.sidecar = Sidecar(app.state.settings, app.state.live, app.state.samples)
         await sidecar.start()
         serving = None
         try:
@@ -98,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # connection (the app store's Postgres schema is made on first use), so the sidecar
             # starts, and lands webhooks, with Postgres down.
             serving = app.state.serving = await asyncio.to_thread(Serving.from_settings, app.state.settings,
-                                                                  app.state.live, sidecar.state)
+                                                                  app.state.live, sidecar.state, app.state.samples)
             sidecar.serving = serving
             yield
         finally:

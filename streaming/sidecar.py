@@ -1,8 +1,8 @@
 """The sidecar's state and its one pipeline: land durably → normalize → correlate → publish.
 
 One `Sidecar` per process, made in the app's lifespan: the group-commit landing log, the set of
-delivery ids already acknowledged, the live-event store, the rooms of this replica's clients and
-the broker that fans messages out to every replica.
+delivery ids (and host sample ids) already acknowledged, the live-event and live-sample stores,
+the rooms of this replica's clients and the broker that fans messages out to every replica.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from cc_events.model import NormalizedEvent
 from cc_events.registry import RAW_TABLES, normalize_delivery
 from cc_events.sources.webhooks import LANDING_STREAM
 from cc_events.updates import restates, updated_type
+from resources.ingest.metrics_agent import RESEND_DAYS
 from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
 from resources.settings import Settings
 from resources.storage.lake import Lake
@@ -35,6 +36,8 @@ from streaming.dedupe import DeliveryIndex
 from streaming.journal import GroupCommitLog, encode_line
 from streaming.live import LiveEvents, event_dict
 from streaming.rooms import ALL_WORKFLOWS, Hub, message
+from streaming.samples import ROOM as METRICS_ROOM
+from streaming.samples import LiveSamples
 from streaming.state.workflows import LiveState
 from streaming.webhooks import Delivery
 
@@ -46,6 +49,8 @@ CONTEXT_INTERVAL_S = 60.0
 ALERT_KIND = "alert"
 # The broker's channel for the live events themselves (no client can join it: not a room name).
 LIVE_ROOM = "_live"
+# A host sample's landed marker among the delivery keys shared by replicas (`Broker.landed`).
+SAMPLE_MARK = "system.metrics:"
 _TIMES = ("event_at", "occurred_at", "received_at")
 
 
@@ -58,12 +63,15 @@ def _duplicate(delivery: Delivery) -> JSONResponse:
 
 
 class Sidecar:
-    def __init__(self, settings: Settings, live: LiveEvents) -> None:
+    def __init__(self, settings: Settings, live: LiveEvents, samples: LiveSamples | None = None) -> None:
         self.settings = settings
         self.live = live
+        self.samples = samples if samples is not None else LiveSamples()
         self.landing = LandingLog(settings.landing_dir)
-        # The index first: it may scan and index the landing files' tails before any write.
+        # The indexes first: they may scan and index the landing files' tails before any write.
         self.deliveries = DeliveryIndex(settings.landing_dir, LANDING_STREAM)
+        # Host samples, by sample id, over the window in which the metrics agent sends one again.
+        self.sample_ids = DeliveryIndex(settings.landing_dir, METRICS_STREAM, days=RESEND_DAYS)
         self.journal = GroupCommitLog(settings.landing_dir, settings.fault_fsync_delay_s)
         self.hub = Hub(settings.ws_queue_max, settings.ws_slow_after_s, settings.ws_batch_ms / 1000,
                        settings.ws_frames_per_s)
@@ -232,34 +240,76 @@ class Sidecar:
         return JSONResponse(body, status_code=202)
 
     async def accept_metrics(self, data: Any) -> JSONResponse:
+        """Land host samples once per sample id and push them to `metrics:realtime`.
+
+        A sample whose id is already landed (the agent sending again after a lost answer, or
+        catching up after an outage) is not landed again: 202 once every new one is fsynced, with
+        how many were new; 400 if any sample is not one (nothing is landed); 503 if the disk
+        fails. The room gets each sample this replica has not seen yet (`LiveSamples`)."""
         samples = data if isinstance(data, list) else [data]
         table = RAW_TABLES["system", "metrics"]
         problems = []
-        by_day: dict[datetime, list[dict]] = {}
+        lines: dict[str, tuple[dict, datetime, bytes]] = {}  # sample id -> sample, time, landing line
         for sample in samples:
             try:
                 table.flatten(sample)
                 sampled_at = parse_time(sample["sampled_at"], "sampled_at")
-            except (InvalidRecord, TypeError, KeyError) as exc:
+                # Landed under the sample's own day, as the agent does, so its partition finds it.
+                line = encode_line(sample, sampled_at)
+            except (InvalidRecord, TypeError, KeyError, orjson.JSONEncodeError) as exc:
                 problems.append(str(exc))
                 continue
-            # Landed under the sample's own day, as the agent does, so its partition finds it.
-            by_day.setdefault(sampled_at, []).append(sample)
+            lines.setdefault(str(sample["id"]), (sample, sampled_at, line))
         if problems:
             return JSONResponse({"detail": "schema-invalid metrics sample(s)", "problems": problems[:20]},
                                 status_code=400)
         try:
-            for sampled_at, group in by_day.items():
-                await self.journal.append(METRICS_STREAM, group, sampled_at)
+            landed = await self._land_samples(lines)
         except OSError as exc:
             return JSONResponse({"detail": f"could not store the samples, retry: {exc}"}, status_code=503,
                                 headers={"Retry-After": "5"})
         try:
-            for sample in samples:
-                await self.broker.publish("metrics:realtime", message("system.metrics", "metrics:realtime", sample))
+            for sample_id, (sample, _, _) in lines.items():
+                if sample_id not in self.samples:
+                    await self.broker.publish(METRICS_ROOM, message("system.metrics", METRICS_ROOM, sample))
         except Exception:
             log.exception("publishing metrics failed (they are landed)")
-        return JSONResponse({"status": "landed", "samples": len(samples)}, status_code=202)
+        return JSONResponse({"status": "landed", "samples": len(lines), "landed": landed,
+                             "duplicates": len(lines) - landed}, status_code=202)
+
+    async def _land_samples(self, lines: dict[str, tuple[dict, datetime, bytes]]) -> int:
+        """Land the samples whose ids are not landed yet (by this replica's index or, with Redis,
+        any replica's markers); returns how many. A copy of an id still being written waits for
+        that write, as a webhook redelivery does (`DeliveryIndex.claim`)."""
+        ids = list(lines)
+        if not isinstance(self.broker, MemoryBroker):
+            elsewhere = await asyncio.gather(*(self.broker.landed((SAMPLE_MARK + i,)) for i in ids))
+            ids = [i for i, found in zip(ids, elsewhere, strict=True) if not found]
+        claims = [c for c in await asyncio.gather(*(self.sample_ids.claim((i,)) for i in ids)) if c is not None]
+        by_day: dict[Any, list] = {}
+        for claim in claims:
+            by_day.setdefault(lines[claim.keys[0]][1].date(), []).append(claim)
+        writes = []
+        try:
+            for group in by_day.values():
+                first = lines[group[0].keys[0]][1]
+                write = self.journal.submit(METRICS_STREAM, b"".join(lines[c.keys[0]][2] for c in group), first,
+                                            tuple(c.keys[0] for c in group))
+                # The write's own outcome settles its claims, whatever happens to this request.
+                write.add_done_callback(lambda done, group=group: [self.sample_ids.settle(
+                    c, durable=not done.cancelled() and done.exception() is None) for c in group])
+                writes.append((write, group))
+        except BaseException:
+            submitted = {id(c) for _, group in writes for c in group}
+            for claim in claims:
+                if id(claim) not in submitted:
+                    self.sample_ids.settle(claim, durable=False)
+            raise
+        for write, _ in writes:
+            await asyncio.shield(write)
+        if claims and not isinstance(self.broker, MemoryBroker):
+            await self.broker.mark_landed(tuple(SAMPLE_MARK + c.keys[0] for c in claims))
+        return len(claims)
 
     # --- out ------------------------------------------------------------------------------------
 
@@ -267,6 +317,8 @@ class Sidecar:
         """A message from the broker: a room's, for this replica's clients, or another replica's
         live events, for this replica's REST reads and correlation."""
         if room != LIVE_ROOM:
+            if room == METRICS_ROOM:  # every replica's REST reads see every replica's samples
+                self.samples.add_message(text)
             self.hub.deliver(room, text)
             return
         shared = orjson.loads(text)

@@ -3,7 +3,8 @@
 A window is cut into spans (`event_spans`): the cold and archive tiers (`resources/storage/history.py`)
 for the days before the warm window that they hold, the hot tier for the hours of a window of the
 last hour, the marts for everything else; each span's events are counted from its tier, and the
-live events this sidecar has seen are merged in by id, so an event is counted once.
+live events this sidecar has seen are merged in by id, so an event is counted once. Host metrics
+are the marts' rollups plus the live samples of the minutes no build has rolled up yet.
 """
 
 from __future__ import annotations
@@ -104,6 +105,56 @@ def merged_tiers(spans: list[tuple[Tier, datetime, datetime, HotHour | None]]) -
     return out
 
 
+
+def with_live_samples(data: Serving, rows: list[dict], table_grain: str, lo: datetime, hi: datetime,
+                      hosts: list[str] | None) -> list[dict]:
+    """The rollup rows of [lo, hi) with the host samples no build has rolled up yet added in.
+
+    A (host, minute) that the last build's 1-minute rollup holds is the build's: the live samples
+    of that minute are not added (the build has them, or, for the minute it was cut in, will
+    have them at the next build). Every other live sample joins the row of its host and bucket,
+    weighted by the row's `sample_count`, or makes a new row, so each sample counts once."""
+    samples = [s for s in data.samples.between(lo, hi) if hosts is None or s.host in hosts]
+    if not samples:
+        return rows
+    if table_grain == "minute":
+        built = {(r["host"], r["bucket_start_at"]) for r in rows}
+    else:
+        first = truncate(samples[0].sampled_at, "minute")
+        built = {(r["host"], r["bucket_start_at"]) for r in data.marts.query(
+            "select host, bucket_start_at from fct_system_metrics_1m"
+            " where bucket_start_at >= %(lo)s and bucket_start_at < %(hi)s", {"lo": first, "hi": hi})}
+    added: dict[tuple[str, datetime], list] = defaultdict(list)
+    for s in samples:
+        if (s.host, truncate(s.sampled_at, "minute")) not in built:
+            added[(s.host, truncate(s.sampled_at, table_grain))].append(s)
+    if not added:
+        return rows
+    by_key = {(r["host"], r["bucket_start_at"]): r for r in rows}
+    for (host, start), live in added.items():
+        row = by_key.get((host, start)) or {"host": host, "bucket_start_at": start, "sample_count": 0,
+                                             "avg_cpu_percent": None, "max_cpu_percent": None,
+                                             "avg_memory_percent": None, "max_disk_percent": None}
+        n = int(row["sample_count"] or 0)
+
+        def mean(avg: float | None, values: list[float | None], n: int = n) -> float | None:
+            known = [v for v in values if v is not None]
+            weight = n if avg is not None else 0
+            total = weight + len(known)
+            return round(((avg or 0) * weight + sum(known)) / total, 2) if total else None
+
+        def top(current: float | None, values: list[float | None]) -> float | None:
+            return max((v for v in [current, *values] if v is not None), default=None)
+
+        cpu = [s.cpu_percent for s in live]
+        by_key[(host, start)] = {
+            "host": host, "bucket_start_at": start, "sample_count": n + len(live),
+            "avg_cpu_percent": mean(row["avg_cpu_percent"], cpu), "max_cpu_percent": top(row["max_cpu_percent"], cpu),
+            "avg_memory_percent": mean(row["avg_memory_percent"], [s.memory_percent for s in live]),
+            "max_disk_percent": top(row["max_disk_percent"], [s.disk_percent for s in live])}
+    return sorted(by_key.values(), key=lambda r: (r["bucket_start_at"], r["host"]))
+
+
 def read_metrics(data: Serving, time_range: str, lo: datetime, hi: datetime, filters: dict[str, list[str]]) -> Metrics:
     marts = data.marts
     grain = grain_of(lo, hi)
@@ -199,18 +250,21 @@ def read_metrics(data: Serving, time_range: str, lo: datetime, hi: datetime, fil
         " sum(case when completed_at >= %(lo)s and completed_at < %(hi)s then 1 else 0 end) as completed"
         " from fct_workflows w" + where(wf_conditions), wf_params)[0]
 
-    table = "fct_system_metrics_1m" if grain == "minute" else "fct_system_metrics_1h"
-    sys_params: dict[str, Any] = {"lo": truncate(lo, "minute" if grain == "minute" else "hour"), "hi": hi}
+    table_grain = "minute" if grain == "minute" else "hour"
+    table = "fct_system_metrics_1m" if table_grain == "minute" else "fct_system_metrics_1h"
+    sys_params: dict[str, Any] = {"lo": truncate(lo, table_grain), "hi": hi}
     sys_conditions = ["bucket_start_at >= %(lo)s", "bucket_start_at < %(hi)s"]
     if "host" in filters:
         sys_params["host"] = filters["host"]
         sys_conditions.append(marts.in_list("host", "host"))
     system_rows = marts.query(
-        "select bucket_start_at, host, avg_cpu_percent, max_cpu_percent, avg_memory_percent, max_disk_percent"
-        f" from {table}" + where(sys_conditions), sys_params)  # noqa: S608 - table is one of two constants
+        "select bucket_start_at, host, sample_count, avg_cpu_percent, max_cpu_percent, avg_memory_percent,"
+        f" max_disk_percent from {table}" + where(sys_conditions), sys_params)  # noqa: S608 - one of two constants
+    system_rows = with_live_samples(data, [{k: plain(v) for k, v in r.items()} for r in system_rows], table_grain,
+                                    sys_params["lo"], hi, filters.get("host"))
     buckets: dict[datetime, list[dict]] = defaultdict(list)
     for r in system_rows:
-        buckets[truncate(r["bucket_start_at"], grain)].append({k: plain(v) for k, v in r.items()})
+        buckets[truncate(r["bucket_start_at"], grain)].append(r)
     system = []
     for start, rows in sorted(buckets.items()):
         def avg(col: str, rows: list[dict] = rows) -> float | None:

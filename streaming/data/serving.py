@@ -1,7 +1,8 @@
 """`Serving`: what the REST routes read, the marts and the app store put together.
 
 Mart reads cached in-process until the marts change (a new snapshot, a new Postgres build) or a
-short TTL passes, plus the live events the marts do not have yet, so a webhook is visible at once.
+short TTL passes, plus the live events the marts do not have yet, so a webhook is visible at once
+(and the host samples the sidecar took, `streaming.samples`, so a host is too).
 It also holds the hot tier (`resources/storage/hot.py`: Redis or the embedded hot folder), read-only, and
 remembers for a while the live events a build has covered, so the hot tier's hours can be merged
 with everything this sidecar has seen. The app builds one in its lifespan and closes it at shutdown.
@@ -26,6 +27,7 @@ from streaming.data.app_store_postgres import PostgresAppStore
 from streaming.data.marts import Marts, Row, marts_from_settings, utcnow
 from streaming.live import LiveEvents
 from streaming.state.workflows import LiveState, Snapshot
+from streaming.samples import LiveSamples
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +84,11 @@ class Serving:
 
     def __init__(self, marts: Marts, store: AppStore, live: LiveEvents | None = None,
                  settings: Settings | None = None, hot: HotStore | None = None,
-                 state: LiveState | None = None) -> None:
+                 state: LiveState | None = None, samples: LiveSamples | None = None) -> None:
         self.marts, self.store = marts, store
         self.live = live if live is not None else LiveEvents()
         self.state = state
+        self.samples = samples if samples is not None else LiveSamples()  # host samples no build has yet
         self.settings, self.hot = settings, hot
         self._cache: dict[str, _Entry] = {}
         self._lock = threading.Lock()
@@ -100,10 +103,10 @@ class Serving:
 
     @classmethod
     def from_settings(cls, settings: Settings, live: LiveEvents | None = None,
-                      state: LiveState | None = None) -> Serving:
+                      state: LiveState | None = None, samples: LiveSamples | None = None) -> Serving:
         store = (PostgresAppStore(settings.pg_url, settings.app_schema) if settings.warehouse == "postgres"
                  else AppStore(app_store_path(settings)))
-        return cls(marts_from_settings(settings), store, live, settings, hot_store(settings), state)
+        return cls(marts_from_settings(settings), store, live, settings, hot_store(settings), state, samples)
 
     def live_key(self) -> tuple[int, int]:
         """Changes whenever what the live reads show may have: new live events, a new live state."""

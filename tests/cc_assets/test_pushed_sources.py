@@ -1,6 +1,7 @@
 """Pushed and streamed sources land through the landing log: host metrics and Postgres CDC."""
 
 import os
+import time
 from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
@@ -8,12 +9,14 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from cc_assets.sources import raw_assets
-from resources.ingest.metrics_agent import STREAM, sample
+from resources.ingest.metrics_agent import STREAM, MetricsAgent, sample
 from resources.platform import PlatformResource
+from resources.settings import Settings
 from resources.storage.landing import LandingLog
 from sandbox.logs import LogWriter
 from sandbox.pg_cluster import find_pg_bin, throwaway_cluster
 from sandbox.source_db import ChangeGenerator, setup_source_db
+from scripts.chaos.harness import SECRETS, Sidecar
 
 TODAY = datetime.now(UTC).date().isoformat()
 
@@ -40,6 +43,35 @@ def test_metrics_from_the_agent_land_once_per_sample(tmp_path):
                            resources={"platform": platform}, instance=DagsterInstance.ephemeral()).success
     rows = partition_rows(data_dir, "system", "metrics")
     assert sorted(r["host"] for r in rows) == ["host-a", "host-b"]
+
+
+def test_a_sample_landed_by_the_agent_and_by_the_sidecar_is_one_row(tmp_path):
+    # `make ui`: the agent and the sidecar share the data dir. On a slow disk the agent stops
+    # waiting for the sidecar's answer and lands the sample itself; the sidecar lands it too.
+    data_dir = tmp_path / "data"
+    server = Sidecar(data_dir, {**SECRETS, "CC_FAULT_FSYNC_DELAY_S": "1"}).start()
+    settings = Settings.from_env({"CC_DATA_DIR": str(data_dir), "CC_SIDECAR_URL": server.url,
+                                  "CC_EVENTS_API_TOKEN": SECRETS["CC_EVENTS_API_TOKEN"]})
+    agent = MetricsAgent(settings, host="host-a", read_timeout_s=0.2)
+    try:
+        assert agent.tick().landed == 1
+        deadline = time.monotonic() + 30
+        while agent.outbox and time.monotonic() < deadline:  # sent again until an answer comes in time
+            time.sleep(0.5)
+            agent.deliver([])
+        assert len(agent.outbox) == 0
+    finally:
+        agent.close()
+        server.stop()
+    [path] = (data_dir / "landing" / STREAM).glob("date=*.jsonl")
+    [copy, other] = LandingLog(data_dir / "landing").read(STREAM, datetime.fromisoformat(path.stem[5:]).date())
+    assert copy["id"] == other["id"]
+    assert materialize([asset("raw", "system", "metrics")], partition_key=copy["sampled_at"][:10],
+                       resources={"platform": PlatformResource(data_dir=str(data_dir))},
+                       instance=DagsterInstance.ephemeral()).success
+    rows = pq.read_table(data_dir.joinpath("lake", "raw", "system", "metrics", f"date={copy['sampled_at'][:10]}",
+                                           "part-0.parquet")).to_pylist()
+    assert [r["id"] for r in rows] == [copy["id"]]
 
 
 def test_log_lines_land_once_through_rotation(tmp_path):

@@ -1,9 +1,12 @@
 """`make ui` (scripts/ui.py) as the Makefile runs it: on free ports it starts the sandbox, the
-sidecar and dagster dev, and a SIGTERM stops every process it started; with a port taken it
-refuses in one line before starting anything."""
+sidecar, this host's metrics agent (whose samples reach `metrics:realtime`) and dagster dev, and
+a SIGTERM stops every process it started; with a port taken it refuses in one line before
+starting anything."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import socket
@@ -15,12 +18,15 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+import websockets
 
 from scripts.chaos.harness import free_port
+from streaming.auth import issue_token
 
 ROOT = Path(__file__).resolve().parents[2]
 # dagster dev loads the definitions in a code server before it serves: tens of seconds when loaded.
 START_WAIT_S = 240
+JWT_SECRET = "ui-test-jwt-secret-0123456789abcdef"
 
 
 @pytest.fixture
@@ -30,7 +36,7 @@ def ui_env(tmp_path: Path) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("CC_")},
             "CC_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(home),
             "CC_UI_PORT": str(free_port()), "CC_SIDECAR_PORT": str(free_port()),
-            "CC_SANDBOX_URL": f"http://127.0.0.1:{free_port()}"}
+            "CC_SANDBOX_URL": f"http://127.0.0.1:{free_port()}", "CC_JWT_SECRET": JWT_SECRET}
 
 
 def _answers(url: str) -> bool:
@@ -54,7 +60,10 @@ def test_ui_starts_and_a_sigterm_leaves_no_process_behind(ui_env: dict[str, str]
             assert time.monotonic() < deadline, "make ui did not serve all three"
             time.sleep(1)
         started = psutil.Process(ui.pid).children(recursive=True)
-        assert len(started) >= 5  # sandbox, sidecar, dagster dev + its webserver, daemon, code server
+        assert len(started) >= 6  # sandbox, sidecar, metrics agent, dagster dev + its webserver, daemon, code server
+        # The metrics agent sends this host to the sidecar (with the session's token), every 30 s.
+        sample = asyncio.run(_next_metrics_sample(f"ws://127.0.0.1:{ui_env['CC_SIDECAR_PORT']}/ws"))
+        assert sample["host"] == socket.gethostname()
         ui.send_signal(signal.SIGTERM)
         assert ui.wait(120) == 0
         gone, alive = psutil.wait_procs(started, timeout=10)
@@ -65,6 +74,15 @@ def test_ui_starts_and_a_sigterm_leaves_no_process_behind(ui_env: dict[str, str]
             ui.wait()
         log.seek(0)
         print(log.read()[-3000:])
+
+
+async def _next_metrics_sample(url: str) -> dict:
+    async with websockets.connect(f"{url}?token={issue_token(JWT_SECRET, 'tester')}") as ws:
+        await ws.send(json.dumps({"type": "subscribe", "rooms": ["metrics:realtime"]}))
+        while True:  # the agent samples every 30 s
+            message = json.loads(await asyncio.wait_for(ws.recv(), 45))
+            if message["type"] == "system.metrics":
+                return message["payload"]
 
 
 def test_a_taken_port_refuses_in_one_line_before_starting_anything(ui_env: dict[str, str]) -> None:
