@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sidecar = request.app.state.sidecar
         return {"status": "ok", "broker": _without_password(sidecar.broker.url), "clients": sidecar.hub.count(),
                 "live_events": len(sidecar.live), "live_state": sidecar.state.status,
+                "live_state_detail": sidecar.state.detail(),
                 "landing_fsyncs": sidecar.journal.batches,
                 "landed_lines": sidecar.journal.lines, "deliveries_in_flight": sidecar.deliveries.in_flight(),
                 "duplicates_waiting": sidecar.deliveries.waiting, "dedupe_index": sidecar.deliveries.startup,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -44,7 +45,7 @@ from streaming.webhooks import Delivery
 log = logging.getLogger(__name__)
 
 # `system.status.update` goes out at most this often while the overview's numbers move.
-STATUS_PUSH_S = 0.25
+STATUS_PUSH_S = 0.5
 CONTEXT_INTERVAL_S = 60.0
 ALERT_KIND = "alert"
 # The broker's channel for the live events themselves (no client can join it: not a room name).
@@ -193,6 +194,7 @@ class Sidecar:
         if self.deliveries.durable(delivery.keys) or await self.broker.landed(delivery.keys):
             return _duplicate(delivery)
         reason = None
+        self._learn_team(delivery)
         try:
             events = normalize_delivery(delivery.source, delivery.event, delivery.payload, self.context)
             status = "normalized" if events else "raw"
@@ -238,6 +240,20 @@ class Sidecar:
         if reason:
             body["reason"] = reason
         return JSONResponse(body, status_code=202)
+
+    def _learn_team(self, delivery: Delivery) -> None:
+        """A Linear issue delivery is Linear knowing its team: `VRF-7` is a key from now on, for
+        this delivery and every one after it (the lake learns it too: cc_events/latest.py)."""
+        if delivery.source != "linear" or delivery.event != "Issue" or not isinstance(delivery.payload, dict):
+            return
+        data = delivery.payload.get("data")
+        if not isinstance(data, dict):
+            return
+        team = data.get("team") if isinstance(data.get("team"), dict) else {}
+        key = team.get("key") or str(data.get("identifier") or "").rpartition("-")[0]
+        if isinstance(key, str) and key and key.upper() not in self.context.linear_team_keys:
+            self.context = dataclasses.replace(
+                self.context, linear_team_keys=self.context.linear_team_keys | {key.upper()})
 
     async def accept_metrics(self, data: Any) -> JSONResponse:
         """Land host samples once per sample id and push them to `metrics:realtime`.

@@ -39,8 +39,7 @@ SERVING_TABLES: dict[str, str | None] = {
     "fct_event_volume_1d": "bucket_start_at",
     # The key -> workflow map, so a live event lands in the workflow its keys already joined.
     "int_correlation_keys_linked": "correlation_key",
-    # What the live workflow state (streaming/state/) starts from for a workflow with new events.
-    "fct_workflow_session_costs": "workflow_id",
+
 }
 
 

@@ -32,11 +32,11 @@ from resources.settings import Settings
 # them (the correlation and the event facts are the build's; the sidecar's live correlation joins
 # what arrived since: streaming/correlate.py).
 TARGETS = ("fct_workflows", "fct_cron_job_totals")
-BOUNDARY = ("fct_workflow_events", "int_correlation_keys_linked", "fct_workflow_session_costs")
+BOUNDARY = ("fct_workflow_events", "int_correlation_keys_linked", "int_events_correlated")
 FILE_NAME = "live_models.json"
 DATA_DIR_MARK = "{data_dir}"
 # Bumped when the file's shape changes.
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True)

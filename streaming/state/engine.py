@@ -2,7 +2,7 @@
 
 Each model becomes a view over the views of its parents, with dbt's relation names replaced by
 local ones: the boundary models (`fct_workflow_events`, `int_correlation_keys_linked`,
-`fct_workflow_session_costs`) are tables the caller fills with the affected workflows' rows
+`int_events_correlated`) are tables the caller fills with the affected workflows' rows
 before each run, and each raw source is `base ∪ live`: the lake's rows as of the last refresh
 (`load_sources`) and the rows the deliveries since then carried (what the next ingest will write
 to the same raw tables). Not thread-safe: one thread runs it (`LiveState`'s worker).
@@ -36,11 +36,9 @@ BOUNDARY_COLUMNS: dict[str, dict[str, str]] = {
     "int_correlation_keys_linked": {
         "correlation_key": "varchar", "key_type": "varchar", "key_priority": "bigint", "workflow_id": "varchar",
         "is_workflow_root": "boolean"},
-    "fct_workflow_session_costs": {
-        "workflow_id": "varchar", "session_count": "bigint", "running_session_count": "hugeint",
-        "failed_session_count": "hugeint", "tokens_input": "hugeint", "tokens_output": "hugeint",
-        "tokens_total": "hugeint", "cost_usd": "decimal(28,4)", "highest_session_cost_usd": "decimal(28,4)",
-        "agents": "varchar", "first_session_started_at": "timestamp", "last_session_started_at": "timestamp"},
+    "int_events_correlated": {
+        "event_id": "varchar", "workflow_id": "varchar", "correlation_key_count": "bigint",
+        "correlation_keys": "varchar"},
 }
 
 

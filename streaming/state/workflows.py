@@ -6,8 +6,8 @@ runs dbt's own `fct_workflows` SQL (`streaming/state/compiled.py`, `engine.py`) 
 - that workflow's events: the build's rows of every built workflow it now spans, under its new id,
   with the live copies replacing theirs (the latest copy of an event counts) and the new ones added;
 - its keys: the build's key map for those workflows plus the live events' keys;
-- the raw entity tables (Linear issues, pull requests, CI runs, ...) as the lake has them plus the
-  records the live deliveries carried;
+- the raw entity tables (Linear issues, pull requests, CI runs, agent sessions, ...) as the lake
+  has them plus the records the live deliveries carried;
 and keeps the row. The live workflow id is the sidecar's correlation root (`streaming/correlate.py`),
 which is the id dbt gives the workflow once it has the events. The build's rows of the workflows
 it spans are `hidden`: the REST API lists the live row instead. Cron health (`fct_cron_job_totals`)
@@ -41,8 +41,10 @@ from streaming.state.engine import ChainRunner
 log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
-# Arrivals within this long are computed together.
+# Arrivals within this long are computed together; under a flood, runs are spaced so that the
+# worker takes at most about 1/BUSY_SHARE of a core (its runs hold the GIL part of the time).
 COALESCE_S = 0.05
+BUSY_SHARE = 5
 # How often the worker looks for a new build when nothing arrives.
 IDLE_S = 0.5
 # Carried records are kept this long (a build normally has them long before; an older copy
@@ -112,6 +114,8 @@ class LiveState:
         self._groups: dict[str, dict[str, Row]] = {}  # live workflow id -> its live events by id
         self._workflow_of: dict[str, str] = {}  # live event id -> its live workflow id
         self._thread: threading.Thread | None = None
+        self._running = False
+        self._last_run_s = 0.0
 
     # --- life ----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -133,6 +137,14 @@ class LiveState:
     @property
     def ready(self) -> bool:
         return self.status == "ready"
+
+    def detail(self) -> dict[str, Any]:
+        """For `/healthz`: whether arrivals wait to be computed, and what the last run computed."""
+        snapshot = self.snapshot
+        with self._lock:
+            pending = bool(self._dirty or self._carried_changed or self._wake.is_set() or self._running)
+        return {"pending": pending, "computed_events": len(snapshot.workflow_of), "workflows": len(snapshot.rows),
+                "last_run_ms": round(self._last_run_s * 1000, 1)}
 
     # --- in (the webhook path: cheap) ---------------------------------------------------------------------
     def note(self, event_ids: Iterable[str], carried: Iterable[tuple[str, Row]] = ()) -> None:
@@ -170,14 +182,19 @@ class LiveState:
             self._wake.wait(IDLE_S)
             if self._closed.is_set():
                 return
+            self._running = True
             self._wake.clear()
-            time.sleep(COALESCE_S)
+            time.sleep(max(COALESCE_S, BUSY_SHARE * self._last_run_s))
+            started = time.monotonic()
             try:
                 self.refresh()
             except MartsUnavailable:
                 pass
             except Exception:  # noqa: BLE001 - the next arrival tries again
                 log.exception("computing the live workflow state failed")
+            finally:
+                self._running = False
+                self._last_run_s = time.monotonic() - started
 
     def refresh(self) -> None:
         """Recompute what changed (everything, after a new build or dropped live events)."""
@@ -243,7 +260,7 @@ class LiveState:
             rows.pop(w, None)
         if compute:
             base = self._load_base([b for w in compute for b in spans.get(w, ())], version)
-            event_rows, key_rows, cost_rows = [], [], []
+            event_rows, key_rows = [], []
             for w in compute:
                 live_ids = set(groups[w])
                 built = spans.get(w, ())
@@ -267,10 +284,10 @@ class LiveState:
                             key_rows.append({"correlation_key": key, "key_type": kind,
                                              "key_priority": PRIORITY.get(kind), "workflow_id": w,
                                              "is_workflow_root": key == w})
-                cost_rows.extend(_merged_costs(w, [r for b in built for r in base[b]["costs"]]))
             runner.set_boundary("fct_workflow_events", event_rows)
             runner.set_boundary("int_correlation_keys_linked", key_rows)
-            runner.set_boundary("fct_workflow_session_costs", cost_rows)
+            # The same events, as the correlation step lists them (sessions are attributed by them).
+            runner.set_boundary("int_events_correlated", event_rows)
             computed = {r["workflow_id"]: r for r in runner.query("select * from fct_workflows")}
             rows.update((w, computed[w]) for w in compute if w in computed)
         cron_totals = previous.cron_totals if not full else None
@@ -309,13 +326,12 @@ class LiveState:
         if missing and version is not None:
             params = {"ids": missing}
             cond = self.marts.in_list("workflow_id", "ids")
-            loaded: dict[str, dict[str, list[Row]]] = {b: {"events": [], "keys": [], "costs": []} for b in missing}
-            for part, table in (("events", "fct_workflow_events"), ("keys", "int_correlation_keys_linked"),
-                                ("costs", "fct_workflow_session_costs")):
+            loaded: dict[str, dict[str, list[Row]]] = {b: {"events": [], "keys": []} for b in missing}
+            for part, table in (("events", "fct_workflow_events"), ("keys", "int_correlation_keys_linked")):
                 for row in self.marts.query(f"select * from {table} where {cond}", params):
                     loaded[row["workflow_id"]][part].append(row)
             self._base.update(loaded)
-        return {b: self._base.get(b, {"events": [], "keys": [], "costs": []}) for b in built}
+        return {b: self._base.get(b, {"events": [], "keys": []}) for b in built}
 
     def _hidden_rows(self, hidden: frozenset[str], version: str | None) -> dict[str, Row]:
         missing = sorted(b for b in hidden if b not in self._base_rows)
@@ -337,28 +353,6 @@ class LiveState:
 def _sources_of(models: compiled.LiveModels, target: str) -> set[str]:
     chain = models.chain(target)
     return {p for m in chain for p in m.parents if p in models.sources}
-
-
-def _merged_costs(workflow_id: str, rows: list[Row]) -> list[Row]:
-    """The session cost rows of the built workflows one live workflow spans, as one row.
-
-    Sessions are attributed to a workflow by its keys (int_sessions_attributed); when live events
-    join two built workflows, each one's sessions are the joined workflow's, so the counts add."""
-    if not rows:
-        return []
-    if len(rows) == 1:
-        return [{**rows[0], "workflow_id": workflow_id}]
-    merged: Row = {"workflow_id": workflow_id}
-    for column in ("session_count", "running_session_count", "failed_session_count", "tokens_input",
-                   "tokens_output", "tokens_total", "cost_usd"):
-        merged[column] = sum((r.get(column) or 0) for r in rows)
-    merged["highest_session_cost_usd"] = max((r.get("highest_session_cost_usd") or 0) for r in rows)
-    merged["agents"] = ", ".join(sorted({a for r in rows for a in (r.get("agents") or "").split(", ") if a}))
-    merged["first_session_started_at"] = min((r["first_session_started_at"] for r in rows
-                                              if r.get("first_session_started_at")), default=None)
-    merged["last_session_started_at"] = max((r["last_session_started_at"] for r in rows
-                                             if r.get("last_session_started_at")), default=None)
-    return [merged]
 
 
 def rounded(value: Decimal | float | None) -> float | None:
