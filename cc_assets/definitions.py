@@ -14,6 +14,7 @@ warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
 from cc_assets.dbt import build_dbt_assets, build_warm_dbt_assets  # noqa: E402
+from cc_assets.delivered import delivered_records  # noqa: E402
 from cc_assets.normalized import normalized_events  # noqa: E402
 from cc_assets.reports import report_assets  # noqa: E402
 from cc_assets.serving import serving_marts  # noqa: E402
@@ -33,7 +34,7 @@ def build_definitions(settings: Settings) -> Definitions:
     """The definitions for `settings`; the dbt manifest is parsed here when it is missing or stale."""
     manifest = ensure_manifest(settings)
     return Definitions(
-        assets=[*raw_assets, normalized_events, build_dbt_assets(manifest), build_warm_dbt_assets(manifest),
+        assets=[*raw_assets, delivered_records, normalized_events, build_dbt_assets(manifest), build_warm_dbt_assets(manifest),
                 serving_marts, *tier_assets, *report_assets],
         asset_checks=tier_checks,
         jobs=[ingest_job, transform_job, *SOURCE_JOBS, *TIER_JOBS, *REPORT_JOBS],

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from cc_events.context import NormalizeContext
+from cc_events.delivered import DELIVERED_TABLES
 
 _OLDEST = datetime.min
 
@@ -32,16 +33,30 @@ def latest_copies(rows: Iterable[dict[str, Any]], key: str | Sequence[str] = "id
     return list(kept.values())
 
 
-# The dimension tables a normalizer needs: which team keys are Linear keys, who is a Charlie.
-CONTEXT_TABLES = (("linear", "teams"), ("charlie", "instances"))
+# The tables a normalizer's context comes from: which team keys are Linear keys (the polled teams,
+# and the teams of the Linear issues webhooks delivered), who is a Charlie.
+TEAMS, INSTANCES = ("linear", "teams"), ("charlie", "instances")
+DELIVERED_ISSUES = (DELIVERED_TABLES["linear", "issues"].source, DELIVERED_TABLES["linear", "issues"].entity)
+CONTEXT_TABLES = (TEAMS, INSTANCES, DELIVERED_ISSUES)
 
 
 def context_from_lake(lake: Any):
     """Linear teams and Charlie identities as last landed (`lake.read_all`: a `resources.lake.Lake`),
-    for the batch normalizer and the sidecar alike."""
+    for the batch normalizer and the sidecar alike.
 
-    def latest(source: str, entity: str) -> list[dict[str, Any]]:
-        table = lake.read_all(("raw", source, entity))
-        return [] if table is None else latest_copies(table.to_pylist())
+    A Linear issue that a webhook delivered is Linear knowing its team: its team key counts from
+    the moment the issue is landed, before the next poll of the teams lists the team."""
 
-    return NormalizeContext.build(*(latest(source, entity) for source, entity in CONTEXT_TABLES))
+    def latest(table: tuple[str, str]) -> list[dict[str, Any]]:
+        data = lake.read_all(("raw", *table))
+        return [] if data is None else latest_copies(data.to_pylist())
+
+    issues = lake.read_all(("raw", *DELIVERED_ISSUES), columns=["identifier", "team_key"])
+    teams = [*latest(TEAMS), *delivered_teams([] if issues is None else issues.to_pylist())]
+    return NormalizeContext.build(teams, latest(INSTANCES))
+
+
+def delivered_teams(issues: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The teams delivered Linear issues name: their `team_key`, else their identifier's prefix."""
+    keys = {issue.get("team_key") or str(issue.get("identifier") or "").partition("-")[0] for issue in issues}
+    return [{"key": key} for key in sorted(keys) if key]

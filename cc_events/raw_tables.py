@@ -62,6 +62,11 @@ class RawTable:
         return row
 
 
+def raw_json(record: Any) -> str:
+    """A record as the raw tables' `_raw` column keeps it: compact JSON, keys sorted."""
+    return json.dumps(record, separators=(",", ":"), sort_keys=True, default=str)
+
+
 def _dig(record: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     """The value at `path`; a number steps into a list (`pull_requests.0.number`)."""
     value: Any = record

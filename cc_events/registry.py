@@ -57,7 +57,9 @@ PUSHED_KINDS: dict[str, tuple[str, str]] = {
     kind: (s.name, entity) for s in SOURCES for kind, entity in s.pushed_kinds.items()
 }
 # Deliveries of these sources carry their records in a source-specific payload.
-WEBHOOK_SOURCES: dict[str, Source] = {s.name: s for s in SOURCES if s.webhook_records or s.webhook_events}
+WEBHOOK_SOURCES: dict[str, Source] = {
+    s.name: s for s in SOURCES if s.webhook_records or s.webhook_events or s.webhook_snapshots
+}
 # Deliveries of these carry pushed records, `{kind, data}`, of any source.
 PUSHING_SOURCES = ("events", "charlie")
 
@@ -102,19 +104,30 @@ def normalize_delivery(source: str, event: str, payload: Any, ctx: NormalizeCont
     `event_id` counts it once), plus what the poll learns another way (a Linear state change).
     A kind with no normalizer (ping, releases, removes, …) is stored raw: no event. A known kind
     whose payload lacks what the normalizer needs raises `InvalidRecord`: a dead letter, not a crash."""
-    if source in PUSHING_SOURCES:
-        records, events = pushed_records(event, payload), []
-    else:
-        if not isinstance(payload, Mapping):
-            raise InvalidRecord(f"payload is a {type(payload).__name__}, not an object")
-        carrier = WEBHOOK_SOURCES.get(source)
-        if carrier is None:
-            return []
-        records = carrier.webhook_records(event, payload) if carrier.webhook_records else []
-        events = carrier.webhook_events(event, payload, ctx) if carrier.webhook_events else []
+    records = delivery_records(source, event, payload)
+    carrier = WEBHOOK_SOURCES.get(source) if source not in PUSHING_SOURCES else None
+    events = carrier.webhook_events(event, payload, ctx) if carrier and carrier.webhook_events else []
     for rec_source, entity, record, extra in records:
         events.extend(normalize(rec_source, entity, record, ctx, extra))
     return events
+
+
+def delivery_records(source: str, event: str, payload: Any, snapshots: bool = False) -> list[SourceRecord]:
+    """The polled records a delivery carries: a pushed `{kind, data}`'s, or a webhook source's
+    `webhook_records`; with `snapshots`, also the records an update carries in their new state
+    (`webhook_snapshots`: staging's newer copy, no event). `InvalidRecord` for a payload that is
+    not an object, or that lacks what its source needs to find the record."""
+    if source in PUSHING_SOURCES:
+        return pushed_records(event, payload)
+    if not isinstance(payload, Mapping):
+        raise InvalidRecord(f"payload is a {type(payload).__name__}, not an object")
+    carrier = WEBHOOK_SOURCES.get(source)
+    if carrier is None:
+        return []
+    records = carrier.webhook_records(event, payload) if carrier.webhook_records else []
+    if snapshots and carrier.webhook_snapshots:
+        records = [*records, *carrier.webhook_snapshots(event, payload)]
+    return records
 
 
 def webhook_delivery(record: Mapping[str, Any], ctx: NormalizeContext, extra: Mapping[str, Any]):

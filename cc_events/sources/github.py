@@ -267,5 +267,5 @@ SOURCE = Source(
     "github", RAW_TABLES,
     normalizers={"pull_requests": github_pull_request, "issues": github_issue, "reviews": github_review,
                  "commits": github_commit, "workflow_runs": github_workflow_run, "check_runs": github_check_run},
-    webhook_records=github_records,
+    webhook_records=github_records, webhook_entities=("pull_requests", "issues", "reviews", "commits"),
 )

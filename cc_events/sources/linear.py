@@ -113,9 +113,12 @@ _LINEAR_ISSUE_URL = re.compile(r"/issue/([A-Za-z][A-Za-z0-9]*-\d+)(?:[/#?]|$)")
 
 
 def _linear_issue(payload: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A created issue as the poll sees it: the webhook names its creator by `creatorId` only,
-    and the `actor` of the delivery is that user (with the name the poll's `creator` has)."""
+    """An issue as the poll sees it: the webhook names its creator and its cycle by `creatorId`
+    and `cycleId` only, and the `actor` of a create is the creator (with the name the poll's
+    `creator` has)."""
     data = payload_object(payload, "data")
+    if not isinstance(data.get("cycle"), Mapping) and data.get("cycleId"):
+        data = {**data, "cycle": {"id": data["cycleId"]}}
     if isinstance(data.get("creator"), Mapping) or not data.get("creatorId"):
         return data
     actor = payload.get("actor")
@@ -146,6 +149,19 @@ def linear_records(event: str, payload: Mapping[str, Any]) -> list[SourceRecord]
     """Creates only: an update is a state change (`linear_issue_update`) or nothing the poll
     counts either, and a remove has no event in the poll (its earlier events stay)."""
     if payload.get("action") != "create":
+        return []
+    if event == "Issue":
+        return [("linear", "issues", _linear_issue(payload), {})]
+    if event == "Comment":
+        comment = _linear_comment(payload)
+        return [] if comment is None else [("linear", "comments", comment, {})]
+    return []
+
+
+def linear_snapshots(event: str, payload: Mapping[str, Any]) -> list[SourceRecord]:
+    """An update's issue or comment in its new state: what the next poll would land, for staging
+    (an issue moved to Done, reassigned, reprioritized). Its event, if any, is `linear_issue_update`."""
+    if payload.get("action") != "update":
         return []
     if event == "Issue":
         return [("linear", "issues", _linear_issue(payload), {})]
@@ -213,4 +229,5 @@ RAW_TABLES = (
 SOURCE = Source(
     "linear", RAW_TABLES, normalizers={"issues": linear_issue, "comments": linear_comment},
     webhook_records=linear_records, webhook_events=linear_issue_update,
+    webhook_snapshots=linear_snapshots, webhook_entities=("issues", "comments"),
 )

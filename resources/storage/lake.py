@@ -114,8 +114,10 @@ class Lake:
         schema: pa.Schema,
         ingested_at: datetime,
     ) -> WrittenPartition:
+        # A row that brings its own `_ingested_at` keeps it: a delivered record counts as landed
+        # when it was received (cc_events/delivered.py), whenever its partition is rewritten.
         lineage = {"_partition_date": day, "_ingested_at": ingested_at}
-        data = pa.Table.from_pylist([{**row, **lineage} for row in rows], schema=schema)
+        data = pa.Table.from_pylist([{**lineage, **row} for row in rows], schema=schema)
         target_dir = self.partition_dir(table, day)
         target_dir.mkdir(parents=True, exist_ok=True)
         tmp = target_dir / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
@@ -140,12 +142,13 @@ class Lake:
         path = self.partition_dir(table, day) / PART_FILE
         return pq.read_table(path) if path.exists() else None
 
-    def read_all(self, table: TablePath) -> pa.Table | None:
-        """Every partition of a table (small dimension tables such as teams or instances)."""
+    def read_all(self, table: TablePath, columns: Sequence[str] | None = None) -> pa.Table | None:
+        """Every partition of a table (small dimension tables such as teams or instances), or only
+        `columns` of it."""
         files = sorted(self.table_dir(table).glob(f"date=*/{PART_FILE}"))
         if not files:
             return None
-        return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+        return pa.concat_tables([pq.read_table(f, columns=columns) for f in files], promote_options="default")
 
     def glob(self, table: TablePath) -> str:
         return str(self.table_dir(table) / "date=*" / "*.parquet")

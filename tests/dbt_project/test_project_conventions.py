@@ -80,3 +80,27 @@ def test_every_macro_and_argument_is_described():
         documented = [a["name"] for a in entry.get("arguments") or []]
         assert documented == args, f"{name}: arguments {args}, described {documented}"
         assert all(a.get("description") for a in entry.get("arguments") or []), f"{name}: undescribed argument"
+
+
+def test_every_entity_a_delivery_carries_is_staged_from_its_polled_and_delivered_tables():
+    """A record that arrived only by webhook or push reaches the marts like a polled one: its
+    delivered table is a source, and its staging model reads the polled and delivered tables as
+    one (`polled_and_delivered`), never the polled source alone."""
+    from cc_events.delivered import DELIVERED_TABLES
+
+    sources = {}
+    for path in (PROJECT / "models" / "staging").rglob("_*__sources.yml"):
+        for source in (yaml.safe_load(path.read_text()) or {}).get("sources") or []:
+            for table in source.get("tables") or []:
+                sources[source["name"], table["name"]] = table
+    files = model_files()
+    for (source, entity), delivered in DELIVERED_TABLES.items():
+        table = sources.get((delivered.source, delivered.entity))
+        assert table is not None, f"no dbt source for {delivered.source}.{delivered.entity}"
+        assert table["identifier"] == f"{delivered.source}__{delivered.entity}"
+        assert table["config"]["meta"]["dagster"]["asset_key"] == ["raw", delivered.source, delivered.entity]
+        sql = files[f"stg_{source}__{entity}"].read_text()
+        assert f"polled_and_delivered('{source}', '{entity}')" in sql, f"stg_{source}__{entity}"
+        assert f"source('{source}', '{entity}')" not in sql, f"stg_{source}__{entity} reads the polled table alone"
+    delivered_names = {(t.source, t.entity) for t in DELIVERED_TABLES.values()}
+    assert {k for k in sources if k[0] == "webhooks"} == delivered_names

@@ -2,7 +2,8 @@ with
 
 source as (
 
-    select * from {{ source('charlie', 'activity') }}
+    -- Polled and delivered copies: one record, whichever way it came.
+    {{ polled_and_delivered('charlie', 'activity') }}
 
 ),
 

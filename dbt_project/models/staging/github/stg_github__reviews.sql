@@ -2,7 +2,8 @@ with
 
 source as (
 
-    select * from {{ source('github', 'reviews') }}
+    -- Polled and delivered copies: one record, whichever way it came.
+    {{ polled_and_delivered('github', 'reviews') }}
 
 ),
 

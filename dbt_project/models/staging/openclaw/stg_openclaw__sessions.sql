@@ -2,7 +2,8 @@ with
 
 source as (
 
-    select * from {{ source('openclaw', 'sessions') }}
+    -- Polled and delivered copies: one record, whichever way it came.
+    {{ polled_and_delivered('openclaw', 'sessions') }}
 
 ),
 
