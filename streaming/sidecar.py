@@ -19,6 +19,7 @@ import orjson
 from fastapi.responses import JSONResponse
 
 from cc_events import InvalidRecord, NormalizeContext
+from cc_events.delivered import carried_rows
 from cc_events.helpers import parse_time
 from cc_events.latest import context_from_lake
 from cc_events.model import NormalizedEvent
@@ -39,7 +40,7 @@ from streaming.live import LiveEvents, event_dict
 from streaming.rooms import ALL_WORKFLOWS, Hub, message
 from streaming.samples import ROOM as METRICS_ROOM
 from streaming.samples import LiveSamples
-from streaming.state.workflows import LiveState
+from streaming.state.workflows import LiveState, delivered_source
 from streaming.webhooks import Delivery
 
 log = logging.getLogger(__name__)
@@ -350,14 +351,11 @@ class Sidecar:
         self.state.note([r["event_id"] for r in rows], [tuple(c) for c in shared.get("carried") or ()])
 
     def _carried(self, delivery: Delivery, received_at: datetime) -> list[tuple[str, dict]]:
-        """The raw rows the delivery carries (a PR, a Linear issue, a cron run), as the next ingest
-        writes them: the live state runs the staging models over them."""
+        """The raw rows the delivery carries (a PR, a Linear issue, a cron run), exactly as the next
+        landing writes them (cc_events/delivered.py): the live state runs the staging models over them."""
         try:
-            from cc_events.registry import carried_rows
-        except ImportError:
-            return []
-        try:
-            return carried_rows(delivery.source, delivery.event, delivery.payload, received_at)
+            return [(delivered_source(table), row)
+                    for table, row in carried_rows(delivery.source, delivery.event, delivery.payload, received_at)]
         except Exception:  # noqa: BLE001 - landed regardless; the next build has it
             log.exception("reading the records %s carries failed", delivery.id)
             return []

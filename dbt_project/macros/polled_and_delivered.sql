@@ -6,7 +6,9 @@
     raw.webhooks__<source>__<table>), holds the records webhook deliveries and pushes carried,
     flattened with the polled table's columns (cc_events/delivered.py). A table no run has written
     yet (no Parquet file, no Postgres table: no delivery landed since this table exists, or no poll
-    on a webhooks-only setup) is left out rather than failing the build.
+    on a webhooks-only setup) is left out rather than failing the build. With the var
+    `include_unlanded` (the streaming sidecar's compile of its live models, streaming/state/) both
+    are always read: it supplies every relation itself.
 #}
 {% macro polled_and_delivered(source_name, table_name) -%}
     {#- Both source() calls run at parse time too: dbt records both as the model's sources. -#}
@@ -14,7 +16,7 @@
     {%- set delivered = source('webhooks', source_name ~ '__' ~ table_name) -%}
     {%- set landed = [] -%}
     {%- for relation in [polled, delivered] -%}
-        {%- if not execute or has_landed(relation) -%}
+        {%- if not execute or var('include_unlanded', false) or has_landed(relation) -%}
             {%- do landed.append(relation) -%}
         {%- endif -%}
     {%- endfor -%}

@@ -124,7 +124,10 @@ def compile_models(settings: Settings, out: Path | None = None) -> Path:
         manifest = parsed.result.writable_manifest().to_dict()
         order, source_ids = _plan(manifest)
         names = [manifest["nodes"][uid]["name"] for uid in order]
-        result = dbtRunner(manifest=parsed.result).invoke(["compile", "--quiet", "--no-populate-cache", "--select", *names, *project])
+        # Every source relation in the SQL, landed or not: the sidecar supplies each one itself.
+        result = dbtRunner(manifest=parsed.result).invoke([
+            "compile", "--quiet", "--no-populate-cache", "--vars", '{"include_unlanded": true}', "--select", *names,
+            *project])
         if not result.success:
             raise RuntimeError(f"dbt compile failed: {result.exception}")
         manifest = json.loads((Path(tmp) / "target" / "manifest.json").read_text())

@@ -32,6 +32,7 @@ from typing import Any
 
 from cc_events.keys import PRIORITY
 from resources.settings import Settings
+from resources.storage.lake import raw_schema
 from streaming.correlate import Correlator
 from streaming.data.marts import Marts, MartsUnavailable, utcnow
 from streaming.live import LiveEvents
@@ -115,6 +116,7 @@ class LiveState:
         self._workflow_of: dict[str, str] = {}  # live event id -> its live workflow id
         self._thread: threading.Thread | None = None
         self._running = False
+        self._sources_loaded = False
         self._last_run_s = 0.0
 
     # --- life ----------------------------------------------------------------------------------------
@@ -151,9 +153,12 @@ class LiveState:
         """Events just added to the live store, and the raw rows (`(dbt source name, row)`) their
         deliveries carried."""
         now = time.monotonic()
+        wanted = self._runner.schemas if self._runner is not None else None
         with self._lock:
             self._dirty.update(event_ids)
             for source, row in carried:
+                if wanted is not None and source not in wanted:
+                    continue  # a table no live model reads (commits, reviews, ...)
                 rows = self._carried.setdefault(source, OrderedDict())
                 key = (row.get("id"), row.get("updated_at"), row.get("_ingested_at"))
                 rows.pop(key, None)
@@ -167,10 +172,7 @@ class LiveState:
     def _work(self) -> None:
         try:
             models = compiled.ensure(self.settings)
-            from cc_events.registry import RAW_TABLES
-            from resources.storage.lake import raw_schema
-
-            schemas = {s: raw_schema(RAW_TABLES[tuple(s.split(".", 1))]) for s in models.sources}
+            schemas = {s: raw_schema(raw_table(s)) for s in models.sources}
             self._runner = ChainRunner(models, schemas, self.settings.data_dir)
             self._cron_sources = _sources_of(models, "fct_cron_job_totals")
         except Exception as exc:  # the build's state is still served; the live one says why not
@@ -209,8 +211,10 @@ class LiveState:
         previous = self.snapshot
         drops = self.live.drops
         merged = self.correlator.merged()
-        full = (self._all_dirty or version != previous.version or drops != self._seen_drops or merged is None)
-        if version != previous.version:
+        full = (self._all_dirty or version != previous.version or drops != self._seen_drops or merged is None
+                or not self._sources_loaded)
+        if version != previous.version or not self._sources_loaded:
+            self._sources_loaded = True
             # The new build's key map: live events it does not have join what it built.
             self.correlator.rejoin(e.get("correlation_keys") or () for e in self.live.all())
             self.correlator.merged()  # everything is recomputed below
@@ -218,7 +222,7 @@ class LiveState:
             self._base, self._base_rows, self._base_cycles = {}, {}, None
             carried_changed = set(carried)
         self._all_dirty, self._seen_drops = False, drops
-        for source in carried_changed:
+        for source in carried_changed & runner.schemas.keys():
             runner.set_live_rows(source, carried.get(source, []))
 
         groups, workflow_of = self._groups, self._workflow_of
@@ -348,6 +352,23 @@ class LiveState:
                 r["workflow_id"]: Decimal(str(r["cycle_time_hours"])) for r in self.marts.query(
                     "select workflow_id, cycle_time_hours from fct_workflows where cycle_time_hours is not null")}
         return self._base_cycles
+
+
+def raw_table(source: str):
+    """The `RawTable` of a dbt source name: `linear.issues`, or `webhooks.linear__issues` (the
+    records deliveries carried of `linear/issues`, cc_events/delivered.py)."""
+    from cc_events.delivered import DELIVERED_TABLES
+    from cc_events.registry import RAW_TABLES
+
+    name, table = source.split(".", 1)
+    if name == "webhooks" and "__" in table:
+        return DELIVERED_TABLES[tuple(table.split("__", 1))]
+    return RAW_TABLES[name, table]
+
+
+def delivered_source(table: tuple[str, str]) -> str:
+    """The dbt source name of the delivered twin of a polled table (`webhooks.linear__issues`)."""
+    return f"webhooks.{table[0]}__{table[1]}"
 
 
 def _sources_of(models: compiled.LiveModels, target: str) -> set[str]:
