@@ -14,7 +14,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers lint sql clean
+.PHONY: install demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity lint sql clean
 
 # Installs exactly what uv.lock pins (two installs are identical): after editing pyproject.toml's
 # dependencies, run `.venv/bin/uv lock` and commit uv.lock. Only python3 is needed to start: uv
@@ -57,6 +57,7 @@ bench: install
 	$(BIN)/python -m scripts.bench_stream $(BENCH_STREAM_ARGS)
 	$(BIN)/python -m scripts.bench_slowloris $(BENCH_SLOWLORIS_ARGS)
 	$(BIN)/python -m scripts.bench_startup $(BENCH_STARTUP_ARGS)
+	$(BIN)/python -m scripts.bench_parity $(BENCH_PARITY_ARGS)
 
 bench-cdc: install
 	$(BIN)/python -m scripts.bench_cdc $(BENCH_CDC_ARGS)
@@ -73,6 +74,10 @@ bench-slowloris: install
 # Process start → first 202, with an empty and a ~2 GB landing log (writes 2 GB to a temp dir).
 bench-startup: install
 	$(BIN)/python -m scripts.bench_startup $(BENCH_STARTUP_ARGS)
+
+# Live state parity on a 100k-event world: the sidecar's /api/workflows before a build equals it.
+bench-parity: install
+	$(BIN)/python -m scripts.bench_parity $(BENCH_PARITY_ARGS)
 
 # The long chaos and attack suite (≤ 10 min, loopback only); its fast parts run in `make test`.
 chaos: install

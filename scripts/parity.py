@@ -52,6 +52,7 @@ class Outgoing:
     route: str
     kind: str  # the GitHub event, the Linear type, or the pushed kind
     payload: dict[str, Any]
+    key: str = ""  # the thing it is about: deliveries of one thing are sent in order, on one connection
 
     def send(self, session: requests.Session, url: str) -> requests.Response:
         if self.route == "/webhooks/github":
@@ -101,24 +102,28 @@ def deliveries(lake: Path) -> list[Outgoing]:
         repo = {"full_name": row["repo"]}
         opened = {**pr, "state": "open", "merged_at": None, "closed_at": None, "merged": False,
                   "updated_at": pr["created_at"]}
+        key = f"pr:{row['repo']}#{pr['number']}"
         out.append(Outgoing(_time(pr["created_at"]), "/webhooks/github", "pull_request",
-                            {"action": "opened", "number": pr["number"], "pull_request": opened, "repository": repo}))
+                            {"action": "opened", "number": pr["number"], "pull_request": opened, "repository": repo}, key))
         ended = pr.get("merged_at") or pr.get("closed_at")
         if ended:
             out.append(Outgoing(_time(ended), "/webhooks/github", "pull_request",
-                                {"action": "closed", "number": pr["number"], "pull_request": pr, "repository": repo}))
+                                {"action": "closed", "number": pr["number"], "pull_request": pr, "repository": repo},
+                                key))
         if _time(pr["updated_at"]) > _time(ended or pr["created_at"]):
             out.append(Outgoing(_time(pr["updated_at"]), "/webhooks/github", "pull_request",
-                                {"action": "edited", "number": pr["number"], "pull_request": pr, "repository": repo}))
+                                {"action": "edited", "number": pr["number"], "pull_request": pr, "repository": repo},
+                                key))
     for row in _latest(_rows(lake, "github", "issues")):
         issue = json.loads(row["_raw"])
         repo = {"full_name": row["repo"]}
+        key = f"issue:{row['repo']}#{issue['number']}"
         out.append(Outgoing(_time(issue["created_at"]), "/webhooks/github", "issues",
                             {"action": "opened", "issue": {**issue, "state": "open", "closed_at": None},
-                             "repository": repo}))
+                             "repository": repo}, key))
         if issue.get("closed_at"):
             out.append(Outgoing(_time(issue["closed_at"]), "/webhooks/github", "issues",
-                                {"action": "closed", "issue": issue, "repository": repo}))
+                                {"action": "closed", "issue": issue, "repository": repo}, key))
     for row in _latest(_rows(lake, "github", "reviews"), order="submitted_at"):
         review = json.loads(row["_raw"])
         out.append(Outgoing(_time(review["submitted_at"]), "/webhooks/github", "pull_request_review",
@@ -143,13 +148,15 @@ def deliveries(lake: Path) -> list[Outgoing]:
             first = {**issue, "state": {"id": f"{state.get('id')}-before", "name": "Todo", "type": "unstarted"},
                      "completedAt": None, "canceledAt": None, "startedAt": None, "updatedAt": issue["createdAt"]}
             out.append(Outgoing(_time(issue["createdAt"]), "/webhooks/linear", "Issue",
-                                {"action": "create", "type": "Issue", "data": first, "createdAt": issue["createdAt"]}))
+                                {"action": "create", "type": "Issue", "data": first, "createdAt": issue["createdAt"]},
+                                issue["id"]))
             out.append(Outgoing(_time(moved_at), "/webhooks/linear", "Issue",
                                 {"action": "update", "type": "Issue", "data": {**issue, "updatedAt": moved_at},
-                                 "updatedFrom": {"stateId": first["state"]["id"]}, "createdAt": moved_at}))
+                                 "updatedFrom": {"stateId": first["state"]["id"]}, "createdAt": moved_at}, issue["id"]))
         else:
             out.append(Outgoing(_time(issue["createdAt"]), "/webhooks/linear", "Issue",
-                                {"action": "create", "type": "Issue", "data": issue, "createdAt": issue["createdAt"]}))
+                                {"action": "create", "type": "Issue", "data": issue, "createdAt": issue["createdAt"]},
+                                issue["id"]))
     for row in _latest(_rows(lake, "linear", "comments")):
         comment = json.loads(row["_raw"])
         out.append(Outgoing(_time(comment["createdAt"]), "/webhooks/linear", "Comment",
@@ -160,7 +167,7 @@ def deliveries(lake: Path) -> list[Outgoing]:
         route = "/webhooks/charlie" if source == "charlie" else "/events"
         for row in _latest(_rows(lake, source, entity), order="updated_at" if entity == "sessions" else at):
             record = json.loads(row["_raw"])
-            out.append(Outgoing(_time(row[at]), route, kind, record))
+            out.append(Outgoing(_time(row[at]), route, kind, record, str(record.get("run_id") or row["id"])))
     return sorted(out, key=lambda d: d.at)
 
 
@@ -210,13 +217,26 @@ def build(data: Path, warehouse: str = "duckdb", pg_url: str | None = None) -> N
             raise RuntimeError("the dbt build failed")
 
 
-def send_all(url: str, outgoing: list[Outgoing]) -> None:
-    with requests.Session() as session:
-        for delivery in outgoing:
-            answer = delivery.send(session, url)
-            if answer.status_code not in (200, 202):
-                raise RuntimeError(f"{delivery.route} {delivery.kind} at {delivery.at}: {answer.status_code} "
-                                   f"{answer.text[:300]}")
+def send_all(url: str, outgoing: list[Outgoing], connections: int = 4) -> None:
+    """Send every delivery, each thing's in order on one of `connections` connections (a thing's
+    deliveries depend on each other; different things' do not: correlation is order-free)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shards: list[list[Outgoing]] = [[] for _ in range(connections)]
+    for delivery in outgoing:
+        shards[hash(delivery.key or delivery.at) % connections].append(delivery)
+
+    def send(shard: list[Outgoing]) -> None:
+        with requests.Session() as session:
+            for delivery in shard:
+                answer = delivery.send(session, url)
+                if answer.status_code not in (200, 202):
+                    raise RuntimeError(f"{delivery.route} {delivery.kind} at {delivery.at}: {answer.status_code} "
+                                       f"{answer.text[:300]}")
+
+    with ThreadPoolExecutor(connections) as pool:
+        for done in [pool.submit(send, shard) for shard in shards]:
+            done.result()
 
 
 def _reader(url: str) -> requests.Session:
@@ -307,6 +327,7 @@ class Report:
     events_equal: bool = False
     events_diff: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    boundary_columns: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -392,15 +413,19 @@ def _sidecar(data: Path) -> Iterator[Sidecar]:
 
 
 def run(events: int = 5000, days: int = 7, on_built: bool = False, work: Path | None = None,
-        end: datetime | None = None) -> Report:
+        end: datetime | None = None, world: Path | None = None) -> Report:
+    """Replay a world and compare. `world`: a data directory whose lake already holds one (the
+    demo's); else a sandbox world of `events` over `days` is generated and ingested first."""
     report = Report()
     end = end or datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     with contextlib.ExitStack() as stack:
         work = work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cc-parity-")))
         started = time.monotonic()
-        world = ingest_world(work, events, days, end)
+        if world is None:
+            world = ingest_world(work, events, days, end)
+            report.world_events = events
         outgoing = deliveries(world / "lake")
-        report.world_events, report.deliveries = events, len(outgoing)
+        report.deliveries = len(outgoing)
         report.seconds["world"] = time.monotonic() - started
         data = work / "replay"
         for source, entity in CONFIGURATION:
@@ -426,7 +451,16 @@ def run(events: int = 5000, days: int = 7, on_built: bool = False, work: Path | 
         build(data)
         report.seconds["build"] = time.monotonic() - started
         compare(api, data / "warehouse.duckdb", report)
+        report.boundary_columns = boundary_columns(data / "warehouse.duckdb")
     return report
+
+
+def boundary_columns(warehouse: Path) -> dict[str, list[str]]:
+    """The columns of the tables the live state fills itself, as the build wrote them."""
+    from streaming.state.engine import BOUNDARY_COLUMNS
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {t: [r[0] for r in con.execute(f"describe {t}").fetchall()] for t in BOUNDARY_COLUMNS}
 
 
 def main() -> None:
