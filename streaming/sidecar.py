@@ -354,8 +354,8 @@ class Sidecar:
         """The raw rows the delivery carries (a PR, a Linear issue, a cron run), exactly as the next
         landing writes them (cc_events/delivered.py): the live state runs the staging models over them."""
         try:
-            return [(delivered_source(table), row)
-                    for table, row in carried_rows(delivery.source, delivery.event, delivery.payload, received_at)]
+            return [(delivered_source(table), row) for table, row in carried_rows(
+                delivery.source, delivery.event, delivery.payload, received_at, with_raw=False)]
         except Exception:  # noqa: BLE001 - landed regardless; the next build has it
             log.exception("reading the records %s carries failed", delivery.id)
             return []

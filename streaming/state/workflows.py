@@ -43,9 +43,9 @@ log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 # Arrivals within this long are computed together; under a flood, runs are spaced so that the
-# worker takes at most about 1/BUSY_SHARE of a core (its runs hold the GIL part of the time).
+# worker takes at most about 1/(BUSY_SHARE + 1) of a core (its runs hold the GIL part of the time).
 COALESCE_S = 0.05
-BUSY_SHARE = 5
+BUSY_SHARE = 20
 # How often the worker looks for a new build when nothing arrives.
 IDLE_S = 0.5
 # Carried records are kept this long (a build normally has them long before; an older copy
@@ -160,7 +160,12 @@ class LiveState:
                 if wanted is not None and source not in wanted:
                     continue  # a table no live model reads (commits, reviews, ...)
                 rows = self._carried.setdefault(source, OrderedDict())
-                key = (row.get("id"), row.get("updated_at"), row.get("_ingested_at"))
+                # One copy per record, the one the latest-copy rule would pick between the two
+                # by `updated_at`, then by arrival; older copies are in the lake or superseded.
+                key = row.get("id")
+                held = rows.get(key)
+                if held is not None and _newer(held[1], row):
+                    continue
                 rows.pop(key, None)
                 rows[key] = (now, row)
                 while len(rows) > CARRIED_MAX or next(iter(rows.values()))[0] < now - CARRIED_KEEP_S:
@@ -352,6 +357,12 @@ class LiveState:
                 r["workflow_id"]: Decimal(str(r["cycle_time_hours"])) for r in self.marts.query(
                     "select workflow_id, cycle_time_hours from fct_workflows where cycle_time_hours is not null")}
         return self._base_cycles
+
+
+def _newer(held: Row, row: Row) -> bool:
+    """Whether the copy held is newer than `row` by `updated_at` (a record without one: never)."""
+    a, b = held.get("updated_at"), row.get("updated_at")
+    return a is not None and b is not None and str(a) > str(b)
 
 
 def raw_table(source: str):
