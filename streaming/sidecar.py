@@ -33,7 +33,7 @@ from resources.storage.lake import Lake
 from resources.storage.landing import LandingLog
 from streaming.broker import MemoryBroker, broker_for
 from streaming.correlate import Correlator
-from streaming.data.marts import MartsUnavailable, marts_from_settings
+from streaming.data.marts import MartsUnavailable, iso, marts_from_settings
 from streaming.dedupe import DeliveryIndex
 from streaming.journal import GroupCommitLog, encode_line
 from streaming.live import LiveEvents, event_dict
@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 
 # `system.status.update` goes out at most this often while the overview's numbers move.
 STATUS_PUSH_S = 0.5
-CONTEXT_INTERVAL_S = 60.0
+# The lake's Linear teams and Charlie instances are looked at this often (read again when changed).
+CONTEXT_INTERVAL_S = 5.0
 ALERT_KIND = "alert"
 # The broker's channel for the live events themselves (no client can join it: not a room name).
 LIVE_ROOM = "_live"
@@ -84,6 +85,8 @@ class Sidecar:
         self.state = LiveState(settings, self.marts, self.correlator, live)
         self.serving: Any = None  # the REST reads (streaming/data/serving.py), set by the app
         self.context = NormalizeContext()
+        self._context_seen: tuple | None = None
+        self._learned_teams: set[str] = set()
         self.replica = uuid.uuid4().hex[:12]  # tells this replica's own live events from the others'
         self.last_status: str | None = None
         self._status_key: Any = None
@@ -96,6 +99,7 @@ class Sidecar:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self.broker.connect(self._from_broker)
+        self._context_seen = await asyncio.to_thread(self._context_files)
         self.context = await asyncio.to_thread(self._load_context)
         self.state.on_change(self._state_changed)
         self.state.start()
@@ -131,39 +135,54 @@ class Sidecar:
             log.exception("could not read the normalize context from the lake")
             return self.context
 
+    def _context_files(self) -> tuple:
+        """What the context is read from, as (path, size, mtime): unchanged, nothing to read."""
+        raw = self.settings.lake_dir / "raw"
+        found = []
+        for table in ("linear/teams", "charlie/instances", "webhooks/linear__issues"):
+            for path in (raw / table).glob("*/*.parquet"):
+                with contextlib.suppress(OSError):
+                    st = path.stat()
+                    found.append((str(path), st.st_size, st.st_mtime_ns))
+        return tuple(sorted(found))
+
     async def _refresh_context(self) -> None:
-        self.context = await asyncio.to_thread(self._load_context)
+        files = await asyncio.to_thread(self._context_files)
+        if files == self._context_seen:
+            return
+        context = await asyncio.to_thread(self._load_context)
+        self._context_seen = files
+        # Teams learned from deliveries the lake does not have yet stay known.
+        self.context = dataclasses.replace(context, linear_team_keys=context.linear_team_keys | self._learned_teams)
 
     async def _refresh_status(self) -> None:
-        """Push `system.status.update` to `dashboard:overview` whenever the numbers of
-        `/dashboard/overview` move (a new build, live events, a new live state), at most every
-        STATUS_PUSH_S: the seeds' sessions, cron jobs and trading bot, plus the overview's
-        workflow and event totals, as `/dashboard/overview` returns them at that moment.
+        """Push the seeds' `system.status.update` to `dashboard:overview` whenever its numbers move
+        (a new build, or a pushed cron run the live state took in), looked at every STATUS_PUSH_S:
+        `read_system_status`, which `/dashboard/overview`'s `systemStatus` is too.
 
         Every replica computes the same from the same marts and live events, so each delivers to
         its own clients only."""
         serving = self.serving
         if serving is None:
             return
-        seen = (self.marts.version(), serving.live_key())
+        seen = (self.marts.version(), id(self.state.snapshot))
         if seen == self._status_seen:
             return
-        self._status_seen = seen
-        from streaming.routes.overview import KEPT, overview_body
+        from streaming.data.queries import read_system_status
 
         try:
-            body, _etag = await asyncio.to_thread(serving.cached, KEPT, 30, lambda: overview_body(serving), True)
+            status, at = await asyncio.to_thread(read_system_status, serving)
         except MartsUnavailable:
             return
-        overview = orjson.loads(body)
-        status = overview.get("systemStatus")
+        self._status_seen = seen
         if status is None:
             return
-        payload = {**status, "workflows": overview["workflows"], "events": overview["events"]}
+        payload = status.model_dump(mode="json", by_alias=True)
         if payload == self._status_key:
             return
         self._status_key = payload
-        self.last_status = message("system.status.update", "dashboard:overview", payload, overview["generatedAt"])
+        stamp = iso(at) if isinstance(at, datetime) else None
+        self.last_status = message("system.status.update", "dashboard:overview", payload, stamp)
         self.hub.deliver("dashboard:overview", self.last_status)
 
     def _state_changed(self, rows: list[dict], cron: dict | None) -> None:
@@ -253,6 +272,7 @@ class Sidecar:
         team = data.get("team") if isinstance(data.get("team"), dict) else {}
         key = team.get("key") or str(data.get("identifier") or "").rpartition("-")[0]
         if isinstance(key, str) and key and key.upper() not in self.context.linear_team_keys:
+            self._learned_teams.add(key.upper())
             self.context = dataclasses.replace(
                 self.context, linear_team_keys=self.context.linear_team_keys | {key.upper()})
 

@@ -49,6 +49,16 @@ def pg_database(pg_admin_url: str) -> Iterator[str]:
             conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def live_models(tmp_path_factory) -> None:
+    """The sidecar's live workflow state runs dbt's compiled models (streaming/state/compiled.py):
+    compiled once here, before any sidecar starts, rather than by the first sidecar while its test
+    waits (a fresh clone has none; each later run finds them fresh)."""
+    from streaming.state import compiled
+
+    compiled.ensure(Settings.from_env({"CC_DATA_DIR": str(tmp_path_factory.mktemp("live-models"))}))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings.from_env({"CC_DATA_DIR": str(tmp_path / "data")})

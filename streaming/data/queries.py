@@ -57,11 +57,10 @@ def read_overview(data: Serving) -> Overview:
     absorbed no longer counts), new events add; before the first build, the live state alone."""
     try:
         rows = data.marts.query("select * from dashboard_overview")
-        status_rows = data.marts.query("select * from system_status_update")
     except MartsUnavailable:
         if data.state is None or not data.state.ready:
             raise
-        rows, status_rows = [], []
+        rows = []
     o = {k: plain(v) for k, v in rows[0].items()} if rows else dict(_EMPTY_OVERVIEW)
     live = data.live_view()
     now = utcnow()
@@ -81,17 +80,7 @@ def read_overview(data: Serving) -> Overview:
             done_today += completed_today(_naive_or_none(row.get("completed_at")), now)
         if state.rows:
             avg_cycle, median_cycle = overview_cycle_times(state.cycle_times())
-    status = None
-    s = {k: plain(v) for k, v in status_rows[0].items()} if status_rows else None
-    cron = state.cron_totals if state is not None and state.cron_totals is not None else s
-    if s is not None or cron is not None:
-        s = s or {}
-        status = SystemStatus(
-            sessions=Sessions(active=s.get("sessions_active") or 0, total_cost=s.get("sessions_total_cost") or 0,
-                              highest_cost=s.get("sessions_highest_cost") or 0),
-            cron_jobs=CronJobs(total=cron.get("cron_jobs_total") or 0, healthy=cron.get("cron_jobs_healthy") or 0,
-                               failed=cron.get("cron_jobs_failed") or 0),
-            trading_bot=TradingBot(status=s.get("trading_bot_status") or "idle", daily_pnl=s.get("trading_daily_pnl") or 0))
+    status, _ = read_system_status(data)
     new_workflows = len(live.new_workflow_ids)
     return Overview(
         as_of=iso(o["as_of_at"]), generated_at=iso(now),
@@ -106,6 +95,33 @@ def read_overview(data: Serving) -> Overview:
         live=LiveTotals(events=live.size, new_workflows=new_workflows,
                         latest_event_at=iso(max((e["occurred_at"] for e in live.events), default=None))),
     )
+
+
+def read_system_status(data: Serving) -> tuple[SystemStatus | None, datetime | None]:
+    """The seeds' `system.status.update` payload: `system_status_update` of the last build, its
+    cron jobs as the live state computes them (`fct_cron_job_totals` over the pushed cron runs too),
+    and the moment it describes (the build's `as_of_at`, or now when live cron runs moved it).
+    `/dashboard/overview`'s `systemStatus` and the pushed message are both this."""
+    try:
+        status_rows = data.marts.query("select * from system_status_update")
+    except MartsUnavailable:
+        if data.state is None or not data.state.ready:
+            raise
+        status_rows = []
+    state = data.state.snapshot if data.state is not None and data.state.ready else None
+    s = {k: plain(v) for k, v in status_rows[0].items()} if status_rows else None
+    live_cron = state.cron_totals if state is not None else None
+    cron = live_cron if live_cron is not None else s
+    if cron is None:
+        return None, None
+    s = s or {}
+    status = SystemStatus(
+        sessions=Sessions(active=s.get("sessions_active") or 0, total_cost=s.get("sessions_total_cost") or 0,
+                          highest_cost=s.get("sessions_highest_cost") or 0),
+        cron_jobs=CronJobs(total=cron.get("cron_jobs_total") or 0, healthy=cron.get("cron_jobs_healthy") or 0,
+                           failed=cron.get("cron_jobs_failed") or 0),
+        trading_bot=TradingBot(status=s.get("trading_bot_status") or "idle", daily_pnl=s.get("trading_daily_pnl") or 0))
+    return status, (utcnow() if live_cron is not None else s.get("as_of_at"))
 
 
 def _naive_or_none(ts: datetime | None) -> datetime | None:

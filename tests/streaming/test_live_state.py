@@ -190,8 +190,9 @@ def test_a_cron_failure_moves_the_pushed_and_the_rest_overview(live, sign):
             raise AssertionError("no system.status.update with the failed cron job")
 
     pushed, rest = asyncio.run(run())
-    assert pushed["cron_jobs"] == rest["systemStatus"]["cron_jobs"] == {"total": 1, "healthy": 0, "failed": 1}
-    assert pushed["events"] == rest["events"] and pushed["workflows"] == rest["workflows"]
+    # The seeds' message, equal to the REST overview's systemStatus at that moment.
+    assert pushed == rest["systemStatus"]
+    assert pushed["cron_jobs"] == {"total": 1, "healthy": 0, "failed": 1}
 
 
 def test_workflow_updated_reaches_the_workflow_room_and_workflows_all(live, sign):
