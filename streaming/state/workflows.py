@@ -46,6 +46,9 @@ Row = dict[str, Any]
 # worker takes at most about 1/(BUSY_SHARE + 1) of a core (its runs hold the GIL part of the time).
 COALESCE_S = 0.05
 BUSY_SHARE = 20
+# ... but never more than this between runs: a long run (a backlog after a flood) would otherwise
+# put the next one minutes away.
+MAX_SPACING_S = 2.0
 # How often the worker looks for a new build when nothing arrives.
 IDLE_S = 0.5
 # Carried records are kept this long (a build normally has them long before; an older copy
@@ -191,7 +194,7 @@ class LiveState:
                 return
             self._running = True
             self._wake.clear()
-            time.sleep(max(COALESCE_S, BUSY_SHARE * self._last_run_s))
+            time.sleep(min(MAX_SPACING_S, max(COALESCE_S, BUSY_SHARE * self._last_run_s)))
             started = time.monotonic()
             try:
                 self.refresh()
