@@ -189,12 +189,13 @@ class LiveState:
             return
         self.status = "ready"
         while not self._closed.is_set():
-            self._wake.wait(IDLE_S)
+            woken = self._wake.wait(IDLE_S)  # else: only a look for a new build
             if self._closed.is_set():
                 return
-            self._running = True
-            self._wake.clear()
-            time.sleep(min(MAX_SPACING_S, max(COALESCE_S, BUSY_SHARE * self._last_run_s)))
+            if woken:
+                self._running = True
+                self._wake.clear()
+                time.sleep(min(MAX_SPACING_S, max(COALESCE_S, BUSY_SHARE * self._last_run_s)))
             started = time.monotonic()
             try:
                 self.refresh()
@@ -221,6 +222,8 @@ class LiveState:
         merged = self.correlator.merged()
         full = (self._all_dirty or version != previous.version or drops != self._seen_drops or merged is None
                 or not self._sources_loaded)
+        if not (full or dirty_ids or carried_changed or merged):
+            return  # nothing arrived, no new build: the snapshot stands (and the reads' caches)
         if version != previous.version or not self._sources_loaded:
             self._sources_loaded = True
             # The new build's key map: live events it does not have join what it built.
