@@ -311,6 +311,10 @@ class LiveState:
         hidden = frozenset(b for w in rows for b in spans.get(w, ()))
         hidden_rows = self._hidden_rows(hidden, version)
         live_counts = {w: sum(1 for e in groups[w] if e not in updates) for w in rows}
+        if (version == previous.version and rows == previous.rows and hidden == previous.hidden
+                and updates == previous.updates and cron_totals == previous.cron_totals
+                and dict(workflow_of) == previous.workflow_of):
+            return  # nothing a read shows changed: keep the snapshot (and the reads' cached bodies)
         snapshot = Snapshot(version=version, rows=rows, hidden=hidden, hidden_rows=hidden_rows,
                             updates=frozenset(updates), live_counts=live_counts, workflow_of=dict(workflow_of),
                             cron_totals=cron_totals, base_cycles=self._cycles(version),

@@ -697,7 +697,8 @@ def _pull_request_opened(repo: str, number: int, title: str, branch: str, at: da
     stamp = at.isoformat() + "Z"
     return {"action": "opened", "number": number, "repository": {"full_name": repo},
             "sender": {"login": "octo", "type": "User"},
-            "pull_request": {"number": number, "title": title, "body": "", "state": "open", "draft": False,
+            "pull_request": {"id": 7_000_000 + number, "number": number, "title": title, "body": "", "state": "open",
+                             "draft": False,
                              "created_at": stamp, "updated_at": stamp, "merged_at": None, "closed_at": None,
                              "html_url": f"https://github.com/{repo}/pull/{number}",
                              "user": {"login": "octo", "type": "User"}, "head": {"ref": branch},
@@ -739,8 +740,8 @@ def test_a_webhook_is_visible_before_the_next_build(backend, http, server):
     mine = [w for w in get_json(http, "/api/workflows", limit=500, offset=0)["workflows"] if w["id"] == workflow_id]
     if mine:  # on the first page of 500
         assert mine[0]["eventCount"] == count + 1 and mine[0]["liveEventCount"] == 1
-        # The PR joined the Linear workflow: a GitHub source of it now, not only a count.
-        assert mine[0]["github"] is not None and "github" in mine[0]["sources"]
+        # The PR joined the Linear workflow: it is the workflow's (newest) PR now, not only a count.
+        assert mine[0]["github"] == {"repo": "acme/api", "prNumber": 90001} and "github" in mine[0]["sources"]
         assert mine[0]["isLive"]
     events_of = get_json(http, "/api/events", workflow=workflow_id, limit=1000)["events"]
     assert len(events_of) == count + 1 and events_of[-1]["isLive"]
