@@ -145,30 +145,26 @@ def _linear_comment(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
             "updatedAt": data.get("updatedAt"), "user": user, "issue": {"id": issue_id, "identifier": identifier}}
 
 
-def linear_records(event: str, payload: Mapping[str, Any]) -> list[SourceRecord]:
-    """Creates only: an update is a state change (`linear_issue_update`) or nothing the poll
-    counts either, and a remove has no event in the poll (its earlier events stay)."""
-    if payload.get("action") != "create":
-        return []
+def _carried(event: str, payload: Mapping[str, Any]) -> list[SourceRecord]:
+    """The issue or comment a delivery carries, in the shape the poll lands it."""
     if event == "Issue":
         return [("linear", "issues", _linear_issue(payload), {})]
     if event == "Comment":
         comment = _linear_comment(payload)
         return [] if comment is None else [("linear", "comments", comment, {})]
     return []
+
+
+def linear_records(event: str, payload: Mapping[str, Any]) -> list[SourceRecord]:
+    """Creates only: an update is a state change (`linear_issue_update`) or nothing the poll
+    counts either, and a remove has no event in the poll (its earlier events stay)."""
+    return _carried(event, payload) if payload.get("action") == "create" else []
 
 
 def linear_snapshots(event: str, payload: Mapping[str, Any]) -> list[SourceRecord]:
     """An update's issue or comment in its new state: what the next poll would land, for staging
     (an issue moved to Done, reassigned, reprioritized). Its event, if any, is `linear_issue_update`."""
-    if payload.get("action") != "update":
-        return []
-    if event == "Issue":
-        return [("linear", "issues", _linear_issue(payload), {})]
-    if event == "Comment":
-        comment = _linear_comment(payload)
-        return [] if comment is None else [("linear", "comments", comment, {})]
-    return []
+    return _carried(event, payload) if payload.get("action") == "update" else []
 
 
 def linear_issue_update(event: str, payload: Mapping[str, Any], ctx: NormalizeContext) -> list[NormalizedEvent]:

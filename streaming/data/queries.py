@@ -51,16 +51,22 @@ _EMPTY_OVERVIEW = {"as_of_at": None, "workflows_total": 0, "workflows_pending": 
 _STATUSES = ("pending", "active", "completed", "canceled", "failed")
 
 
+def _marts_or_live_only(data: Serving, sql: str, params: dict[str, Any] | None = None) -> list[dict]:
+    """The marts' rows; none before the first build when the live state answers alone (without
+    it, `MartsUnavailable` stands: the route's 503)."""
+    try:
+        return data.marts.query(sql, params)
+    except MartsUnavailable:
+        if data.state is None or not data.state.ready:
+            raise
+        return []
+
+
 def read_overview(data: Serving) -> Overview:
     """`dashboard_overview` of the last build, with the live workflow state applied: each workflow
     the live state recomputed counts by its live row instead of its built one (and a built one it
     absorbed no longer counts), new events add; before the first build, the live state alone."""
-    try:
-        rows = data.marts.query("select * from dashboard_overview")
-    except MartsUnavailable:
-        if data.state is None or not data.state.ready:
-            raise
-        rows = []
+    rows = _marts_or_live_only(data, "select * from dashboard_overview")
     o = {k: plain(v) for k, v in rows[0].items()} if rows else dict(_EMPTY_OVERVIEW)
     live = data.live_view()
     now = utcnow()
@@ -102,12 +108,7 @@ def read_system_status(data: Serving) -> tuple[SystemStatus | None, datetime | N
     cron jobs as the live state computes them (`fct_cron_job_totals` over the pushed cron runs too),
     and the moment it describes (the build's `as_of_at`, or now when live cron runs moved it).
     `/dashboard/overview`'s `systemStatus` and the pushed message are both this."""
-    try:
-        status_rows = data.marts.query("select * from system_status_update")
-    except MartsUnavailable:
-        if data.state is None or not data.state.ready:
-            raise
-        status_rows = []
+    status_rows = _marts_or_live_only(data, "select * from system_status_update")
     state = data.state.snapshot if data.state is not None and data.state.ready else None
     s = {k: plain(v) for k, v in status_rows[0].items()} if status_rows else None
     live_cron = state.cron_totals if state is not None else None
@@ -323,16 +324,12 @@ def read_events(data: Serving, workflow: str | None, since: datetime | None, lim
         params["since"] = since
     # With `since`: the first `limit` events from there (read forward); without: the latest `limit`.
     order = "event_at, event_id" if since else "event_at desc, event_id desc"
-    try:
-        rows = data.marts.query(
-            "select event_id, workflow_id, source, event_type, actor_id, actor_name, actor_type, actor_instance_id,"
-            " target_type, target_id, target_title, target_url, correlation_id, parent_event_id, correlation_keys,"
-            f" tags, payload, event_at from fct_workflow_events{where(conditions)} order by {order} limit %(limit)s",
-            params)
-    except MartsUnavailable:
-        if data.state is None or not data.state.ready:
-            raise
-        rows = []  # no build yet: the live events alone
+    rows = _marts_or_live_only(
+        data,
+        "select event_id, workflow_id, source, event_type, actor_id, actor_name, actor_type, actor_instance_id,"
+        " target_type, target_id, target_title, target_url, correlation_id, parent_event_id, correlation_keys,"
+        f" tags, payload, event_at from fct_workflow_events{where(conditions)} order by {order} limit %(limit)s",
+        params)
     view = data.live_view()
     # A live copy of an event the marts have (a PR edited, an issue moved) replaces the built one:
     # one event, in its newest state.

@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from streaming.state.compiled import BOUNDARY, LiveModels
+from streaming.state.compiled import LiveModels
 
 log = logging.getLogger(__name__)
 
@@ -144,4 +144,4 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["BOUNDARY", "BOUNDARY_COLUMNS", "ChainRunner", "local"]
+__all__ = ["BOUNDARY_COLUMNS", "ChainRunner", "local"]

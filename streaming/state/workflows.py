@@ -26,7 +26,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -34,7 +34,7 @@ from cc_events.keys import PRIORITY
 from resources.settings import Settings
 from resources.storage.lake import raw_schema
 from streaming.correlate import Correlator
-from streaming.data.marts import Marts, MartsUnavailable, utcnow
+from streaming.data.marts import Marts, MartsUnavailable
 from streaming.live import LiveEvents
 from streaming.state import compiled
 from streaming.state.engine import ChainRunner
@@ -311,12 +311,13 @@ class LiveState:
         hidden = frozenset(b for w in rows for b in spans.get(w, ()))
         hidden_rows = self._hidden_rows(hidden, version)
         live_counts = {w: sum(1 for e in groups[w] if e not in updates) for w in rows}
+        workflow_now = dict(workflow_of)  # the snapshot's own copy: the worker goes on changing its map
         if (version == previous.version and rows == previous.rows and hidden == previous.hidden
                 and updates == previous.updates and cron_totals == previous.cron_totals
-                and dict(workflow_of) == previous.workflow_of):
+                and workflow_now == previous.workflow_of):
             return  # nothing a read shows changed: keep the snapshot (and the reads' cached bodies)
         snapshot = Snapshot(version=version, rows=rows, hidden=hidden, hidden_rows=hidden_rows,
-                            updates=frozenset(updates), live_counts=live_counts, workflow_of=dict(workflow_of),
+                            updates=frozenset(updates), live_counts=live_counts, workflow_of=workflow_now,
                             cron_totals=cron_totals, base_cycles=self._cycles(version),
                             computed_at=time.monotonic())
         self.snapshot = snapshot
@@ -417,8 +418,4 @@ def completed_today(completed_at: datetime | None, as_of: datetime) -> bool:
     return completed_at is not None and completed_at <= as_of and completed_at.date() == as_of.date()
 
 
-def last_24h(event_at: datetime, as_of: datetime) -> bool:
-    return as_of - timedelta(hours=24) < event_at <= as_of
-
-
-__all__ = ["LiveState", "Snapshot", "completed_today", "fct_event_row", "overview_cycle_times", "utcnow"]
+__all__ = ["LiveState", "Snapshot", "completed_today", "fct_event_row", "overview_cycle_times"]
