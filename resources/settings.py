@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 Secret = Annotated[str | None, Field(default=None, repr=False)]
 # Comma-separated lists (`CC_GITHUB_REPOS=acme/api,acme/web`), not the JSON pydantic-settings expects.
 CommaList = Annotated[tuple[str, ...], NoDecode]
+SpaceList = Annotated[tuple[str, ...], NoDecode]  # URLs may hold commas (mailto's `to=a,b`)
 
 
 class SettingsError(ValueError):
@@ -198,6 +199,22 @@ class Settings(BaseSettings):
     warm_days: int = Field(30, ge=0)
     # Cold: days a daily compacted file is kept after its month was archived and verified.
     cold_days: int = Field(90, ge=0)
+    # Alerts (cc_alerts/): where notifications go, by Apprise URL (mailto://, slack://, json://...),
+    # whitespace-separated; every URL gets alerts of CC_ALERT_MIN_SEVERITY and above. Routes add
+    # channels for one severity and above: {"critical": ["slack://..."]}. Unset: alerts are kept,
+    # pushed to `alerts:all` and listed by /api/alerts, but no one is notified.
+    alert_urls: SpaceList = ()
+    alert_routes: dict[Literal["info", "warning", "critical"], list[str]] = Field(default_factory=dict)
+    alert_min_severity: Literal["info", "warning", "critical"] = "warning"
+    # A channel sends at most one message per this many seconds (a digest of what happened meanwhile).
+    alert_group_s: float = Field(30.0, ge=0)
+    alert_retry_max_s: float = Field(300.0, ge=1)
+    # The link notifications point at (the sidecar's public URL); unset: no link.
+    alert_base_url: str | None = None
+    # Rule thresholds by `<rule>.<name>` (the README's rules table), as JSON: {"host_cpu.percent": 95}.
+    alert_thresholds: dict[str, float] = Field(default_factory=dict)
+    # The sidecar evaluates the alert rules (off: it only lists and pushes what others raised).
+    alert_monitor: bool = True
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -231,6 +248,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("alert_urls", mode="before")
+    @classmethod
+    def _split_space(cls, value: Any) -> Any:
+        return tuple(value.split()) if isinstance(value, str) else value
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -1,0 +1,108 @@
+"""The rules: what each checks, how often, against which thresholds, and what it does.
+
+A rule is a `Rule` whose `evaluate(ctx)` returns an `Evaluation` — the findings now, and which
+subjects it looked at (so an alert about a subject it did not look at is not resolved by it). The
+sidecar's monitor (cc_alerts/monitor.py) evaluates the sidecar's rules on their cadence and
+applies each evaluation to the store (`AlertStore.reconcile`): a finding opens or counts its
+alert, an alert no longer found is resolved. Rules Dagster raises itself (run failures, sensor
+errors, dbt tests) are listed here with `evaluate=None`, so the rules table is one table.
+
+Thresholds are named per rule with defaults here; `CC_ALERT_THRESHOLDS` overrides any of them by
+`<rule>.<name>` (`{"stale_data.realtime_s": 600, "host_cpu.percent": 95}`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Literal
+
+from cc_alerts.facts import Facts
+from cc_alerts.model import Finding
+
+
+@dataclass
+class Evaluation:
+    findings: list[Finding] = field(default_factory=list)
+    # The subjects the evaluation looked at; None: every subject of the rule (all others resolve).
+    covers: set[str] | None = None
+
+
+@dataclass
+class RuleContext:
+    """What a rule evaluation may look at: the settings (data folder, lake), the time, the live
+    facts the sidecar keeps (`Facts`), and the thresholds in force."""
+
+    settings: Any
+    now: datetime  # UTC, naive
+    facts: Facts = field(default_factory=Facts)
+    overrides: Mapping[str, float] = field(default_factory=dict)
+
+    def threshold(self, rule: Rule | str, name: str) -> float:
+        rule_name = rule if isinstance(rule, str) else rule.name
+        key = f"{rule_name}.{name}"
+        if key in self.overrides:
+            return float(self.overrides[key])
+        return float(all_rules()[rule_name].thresholds[name])
+
+    @cached_property
+    def lake(self):
+        from resources.storage.lake import Lake
+
+        return Lake(self.settings.lake_dir)
+
+    @cached_property
+    def duckdb(self):
+        """An in-memory DuckDB for reading lake files (closed with the context's evaluation)."""
+        import duckdb
+
+        return duckdb.connect(":memory:")
+
+    def close(self) -> None:
+        if "duckdb" in self.__dict__:
+            self.__dict__.pop("duckdb").close()
+
+
+Where = Literal["sidecar", "dagster"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    checks: str  # what it checks, one line for the rules table
+    cadence_s: float | None  # None: raised when the thing happens (a run fails, a build ends)
+    severity: str
+    thresholds: Mapping[str, float]
+    action: str  # what happens besides the alert: "refresh requested", "backfill requested", ...
+    runs_in: Where
+    evaluate: Callable[[RuleContext], Evaluation] | None = None
+
+
+_lock = threading.Lock()
+RULES: dict[str, Rule] = {}
+
+
+def _collect() -> dict[str, Rule]:
+    from cc_alerts.rules import data_quality, operations, pipeline
+
+    found: dict[str, Rule] = {}
+    for module in (data_quality, operations, pipeline):
+        for rule in module.RULES:
+            if rule.name in found:
+                raise ValueError(f"two rules are named {rule.name!r}")
+            found[rule.name] = rule
+    return found
+
+
+def all_rules() -> dict[str, Rule]:
+    with _lock:
+        if not RULES:
+            RULES.update(_collect())
+    return RULES
+
+
+def sidecar_rules() -> list[Rule]:
+    return [r for r in all_rules().values() if r.runs_in == "sidecar" and r.evaluate is not None]
