@@ -129,7 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "landed_lines": sidecar.journal.lines, "deliveries_in_flight": sidecar.deliveries.in_flight(),
                 "duplicates_waiting": sidecar.deliveries.waiting, "dedupe_index": sidecar.deliveries.startup,
                 "queued": sidecar.hub.backlog(),
-                "slow_clients_closed": sidecar.hub.kicked}
+                "slow_clients_closed": sidecar.hub.kicked,
+                "alert_rules": sidecar.monitor.detail() if sidecar.monitor is not None else None}
 
     return app
 

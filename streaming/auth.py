@@ -2,7 +2,7 @@
 
 A client token's claims say what it may do: `rooms` what it may read (the rooms it may join, and
 the REST reads that show the same data, `streaming.grants`), `scopes` what it may change
-(`commands`, `dashboards`). No `rooms` claim reads everything; `commands` is never implied.
+(`commands`, `dashboards`, `alerts`). No `rooms` claim reads everything; `commands` is never implied.
 
 Every comparison of a secret-derived value goes through `hmac.compare_digest`, so a forger learns
 nothing from how long a wrong signature took to refuse.
@@ -25,10 +25,11 @@ ALGORITHM = "HS256"
 # the future is accepted (it was just minted on a host a little ahead). `exp` gets none: a token is
 # refused from the second it expires, as the rooms' expiry timer closes a client then too.
 CLOCK_SKEW_S = 30
-# What a token may change. `dashboards` (create, change or delete its own dashboards and widgets) is
-# granted to a token that names neither `rooms` nor `scopes` (the full user token of before scopes
-# existed); `commands` (POST /api/charlie/command) only ever by name.
-SCOPES = ("commands", "dashboards")
+# What a token may change. `dashboards` (create, change or delete its own dashboards and widgets) and
+# `alerts` (acknowledge one) are granted to a token that names neither `rooms` nor `scopes` (the
+# full user token of before scopes existed); `commands` (POST /api/charlie/command) only ever by name.
+SCOPES = ("commands", "dashboards", "alerts")
+IMPLIED_SCOPES = frozenset({"dashboards", "alerts"})
 
 
 class AuthError(Exception):
@@ -102,7 +103,7 @@ def verify_token(secret: str | None, token: str | None) -> Principal:
         raise AuthError("token expired")
     rooms, scopes = _names(claims, "rooms"), _names(claims, "scopes")
     if scopes is None:
-        scopes = frozenset({"dashboards"}) if rooms is None else frozenset()
+        scopes = IMPLIED_SCOPES if rooms is None else frozenset()
     return Principal(str(claims["sub"]), rooms, float(claims["exp"]), scopes)
 
 

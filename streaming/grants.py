@@ -59,6 +59,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/charlie/instances"): read(DASHBOARD),
     ("GET", "/api/charlie/commands"): read(DASHBOARD, or_scope="commands"),
     ("POST", "/api/charlie/command"): change("commands"),
+    # Alerts are what `alerts:all` pushes; acknowledging one is a change of its own.
+    ("GET", "/api/alerts"): read("alerts:all"),
+    ("GET", "/api/alerts/rules"): read("alerts:all"),
+    ("GET", "/api/alerts/{alert_id}"): read("alerts:all"),
+    ("POST", "/api/alerts/{alert_id}/ack"): change("alerts"),
     # Dashboards are the dashboard page's layout; a widget's data also needs what the widget shows
     # (`widget_need`, checked by the route once it has read the widget).
     ("GET", "/dashboard/dashboards"): read(DASHBOARD),

@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 from fastapi.responses import JSONResponse
 
+from cc_alerts.facts import Facts
+from cc_alerts.store import alert_store
 from cc_events import InvalidRecord, NormalizeContext
 from cc_events.delivered import carried_rows
 from cc_events.helpers import parse_time
@@ -50,6 +52,9 @@ STATUS_PUSH_S = 0.5
 # The lake's Linear teams and Charlie instances are looked at this often (read again when changed).
 CONTEXT_INTERVAL_S = 5.0
 ALERT_KIND = "alert"
+# The alert store is looked at this often for changes (whoever made them) to push to `alerts:all`.
+ALERTS_FEED_S = 0.5
+ALERTS_ROOM = "alerts:all"
 # The broker's channel for the live events themselves (no client can join it: not a room name).
 LIVE_ROOM = "_live"
 # A host sample's landed marker among the delivery keys shared by replicas (`Broker.landed`).
@@ -84,6 +89,13 @@ class Sidecar:
         # Each affected workflow's fct_workflows row, recomputed as its events arrive.
         self.state = LiveState(settings, self.marts, self.correlator, live)
         self.serving: Any = None  # the REST reads (streaming/data/serving.py), set by the app
+        # Alerts: what this replica saw live (the rules read it), the store every process shares,
+        # the rules' monitor and the notifier (cc_alerts/), started in `start`.
+        self.facts = Facts()
+        self.alerts = alert_store(settings)
+        self.monitor: Any = None
+        self.notifier: Any = None
+        self._alert_seq: int | None = None
         self.context = NormalizeContext()
         self._context_seen: tuple | None = None
         self._learned_teams: set[str] = set()
@@ -104,7 +116,25 @@ class Sidecar:
         self.state.on_change(self._state_changed)
         self.state.start()
         self._tasks = [asyncio.create_task(self._every(CONTEXT_INTERVAL_S, self._refresh_context)),
-                       asyncio.create_task(self._every(STATUS_PUSH_S, self._refresh_status))]
+                       asyncio.create_task(self._every(STATUS_PUSH_S, self._refresh_status)),
+                       asyncio.create_task(self._every(ALERTS_FEED_S, self._alerts_feed))]
+        await asyncio.to_thread(self._start_alerts)
+
+    def _start_alerts(self) -> None:
+        """The rules' monitor and the notifier, each on its own threads: a rule reading the lake or a
+        channel that hangs never touches the event loop (so never a webhook's acknowledgement)."""
+        from cc_alerts.monitor import Monitor
+        from cc_alerts.notify import Notifier
+
+        try:
+            self._alert_seq = self.alerts.last_seq()  # push what changes from now on
+        except Exception:  # noqa: BLE001 - a store down at start-up: the feed starts when it is back
+            log.exception("the alert store is unavailable")
+        if self.settings.alert_monitor:
+            self.monitor = Monitor(self.alerts, self.settings, self.facts)
+            self.monitor.start()
+        self.notifier = Notifier.from_settings(self.alerts, self.settings)
+        self.notifier.start()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -115,6 +145,10 @@ class Sidecar:
         for client in self.hub.all_clients():
             client.kick(1001, "server shutting down")
         await self.broker.disconnect()
+        for part in (self.monitor, self.notifier):
+            if part is not None:
+                await asyncio.to_thread(part.stop)
+        await asyncio.to_thread(self.alerts.close)
         await asyncio.to_thread(self.state.close)
         self.journal.close()
         self.marts.close()
@@ -185,6 +219,20 @@ class Sidecar:
         self.last_status = message("system.status.update", "dashboard:overview", payload, stamp)
         self.hub.deliver("dashboard:overview", self.last_status)
 
+    async def _alerts_feed(self) -> None:
+        """`alert.<opened|updated|escalated|acknowledged|resolved>` to `alerts:all` for every change
+        in the store since the last look, whoever made it (this monitor, another replica's, a
+        Dagster sensor, an acknowledgement). Every replica reads the same store: each tells its own
+        clients."""
+        if self._alert_seq is None:
+            self._alert_seq = await asyncio.to_thread(self.alerts.last_seq)
+            return
+        changed = await asyncio.to_thread(self.alerts.changed_since, self._alert_seq)
+        for alert in changed:
+            body = alert.to_json()
+            self.hub.deliver(ALERTS_ROOM, message(f"alert.{alert.last_change}", ALERTS_ROOM, body, body["lastSeen"]))
+            self._alert_seq = max(self._alert_seq, alert.seq)
+
     def _state_changed(self, rows: list[dict], cron: dict | None) -> None:
         """The live state's worker recomputed these workflows: announce them (on the event loop)."""
         if self._loop is not None and rows:
@@ -212,6 +260,7 @@ class Sidecar:
         the claim; from the claim on, the claim is settled by the write's own outcome, so no
         error or cancelled request can leave a key claimed without a durable line."""
         if self.deliveries.durable(delivery.keys) or await self.broker.landed(delivery.keys):
+            self.facts.duplicate(delivery.source, utcnow())
             return _duplicate(delivery)
         reason = None
         self._learn_team(delivery)
@@ -235,6 +284,7 @@ class Sidecar:
             return JSONResponse({"detail": f"the delivery cannot be stored: {exc}"}, status_code=400)
         claim = await self.deliveries.claim(delivery.keys)
         if claim is None:
+            self.facts.duplicate(delivery.source, utcnow())
             return _duplicate(delivery)
         try:
             write = self.journal.submit(LANDING_STREAM, line, received_at, delivery.keys)
@@ -249,11 +299,14 @@ class Sidecar:
             return JSONResponse({"detail": f"could not store the delivery, retry: {exc}"}, status_code=503,
                                 headers={"Retry-After": "5"})
         # On disk: from here on nothing may turn this into an error for the sender.
+        self.facts.received(delivery.source, received_at)
+        if reason is not None:
+            self.facts.dead_letter(delivery.source, reason, received_at)
         try:
             await self.broker.mark_landed(delivery.keys)  # before publishing: see RedisBroker.landed
             await self.publish(events, received_at, delivery.action, self._carried(delivery, received_at))
             if delivery.event == ALERT_KIND:
-                await self.broker.publish("alerts:all", message(ALERT_KIND, "alerts:all", delivery.payload))
+                await self.broker.publish(ALERTS_ROOM, message(ALERT_KIND, ALERTS_ROOM, delivery.payload))
         except Exception:
             log.exception("publishing %s failed (it is landed and reaches the marts regardless)", delivery.id)
         body: dict[str, Any] = {"status": status, "delivery": delivery.id, "events": [e.id for e in events]}
@@ -298,10 +351,14 @@ class Sidecar:
                 continue
             lines.setdefault(str(sample["id"]), (sample, sampled_at, line))
         if problems:
+            now = utcnow()
+            for problem in problems[:20]:
+                self.facts.dead_letter("system", problem, now)
             return JSONResponse({"detail": "schema-invalid metrics sample(s)", "problems": problems[:20]},
                                 status_code=400)
         try:
             landed = await self._land_samples(lines)
+            self.facts.received("system", utcnow())
         except OSError as exc:
             return JSONResponse({"detail": f"could not store the samples, retry: {exc}"}, status_code=503,
                                 headers={"Retry-After": "5"})
@@ -412,6 +469,6 @@ class Sidecar:
             if row["workflow_id"]:
                 rooms.append(f"workflows:{row['workflow_id']}")
             if event.type.endswith(".failed"):
-                rooms.append("alerts:all")
+                rooms.append(ALERTS_ROOM)
             for room in rooms:
                 await self.broker.publish(room, message(kind, room, payload, stamp))

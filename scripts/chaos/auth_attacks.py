@@ -45,7 +45,7 @@ from scripts.chaos.harness import (
 
 JWT_SECRET = SECRETS["CC_JWT_SECRET"]
 ROOMS = ("dashboard:overview", "metrics:realtime", "alerts:all", "events:all")
-SCOPES = ("commands", "dashboards")
+SCOPES = ("commands", "dashboards", "alerts")
 FAKE_ID = "00000000-0000-0000-0000-000000000000"
 
 # What grants each JWT route, as the README's table says: ("room", r) is read by a token whose
@@ -68,6 +68,10 @@ EXPECTED: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("POST", "/dashboard/dashboards/{dashboard_id}/widgets"): (("scope", "dashboards"),),
     ("PUT", "/dashboard/widgets/{widget_id}"): (("scope", "dashboards"),),
     ("DELETE", "/dashboard/widgets/{widget_id}"): (("scope", "dashboards"),),
+    ("GET", "/api/alerts"): (("room", "alerts:all"),),
+    ("GET", "/api/alerts/rules"): (("room", "alerts:all"),),
+    ("GET", "/api/alerts/{alert_id}"): (("room", "alerts:all"),),
+    ("POST", "/api/alerts/{alert_id}/ack"): (("scope", "alerts"),),
 }
 # Routes that take no client token: webhook senders sign their bodies; ops and the docs are open.
 NOT_JWT = ("/webhooks/", "/events", "/healthz")
@@ -281,7 +285,7 @@ def all_but(grants: tuple[tuple[str, str], ...]) -> dict[str, list[str]]:
 
 
 def concrete(path: str) -> str:
-    return path.replace("{dashboard_id}", FAKE_ID).replace("{widget_id}", FAKE_ID)
+    return path.replace("{dashboard_id}", FAKE_ID).replace("{widget_id}", FAKE_ID).replace("{alert_id}", FAKE_ID)
 
 
 def scope_probes(url: str, routes: list[tuple[str, str]]) -> list[Probe]:

@@ -1,5 +1,5 @@
 """The sidecar's REST API: one router per tag (dashboard reads, dashboards and widgets, workflows,
-events, Charlie commands), each module holding its routes only.
+events, Charlie commands, alerts), each module holding its routes only.
 
 Every route needs `Authorization: Bearer <HS256 JWT signed with CC_JWT_SECRET>` and a token that
 grants it (`deps.authorize`, `streaming/grants.py`), and takes only the query parameters it
@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends
 from streaming.deps import authorize
 from streaming.params import known_parameters
 from streaming.responses import with_unknown_parameter
-from streaming.routes import charlie, dashboards, events, metrics, overview, widgets, workflows
+from streaming.routes import alerts, charlie, dashboards, events, metrics, overview, widgets, workflows
 
 # The token first (401/403 say nothing of the route's parameters), then the parameters' names.
 api_router = APIRouter(dependencies=[Depends(authorize), Depends(known_parameters)],
@@ -21,7 +21,7 @@ api_router = APIRouter(dependencies=[Depends(authorize), Depends(known_parameter
                                   403: {"description": "The token's `rooms` or `scopes` claim does not grant this"},
                                   503: {"description": "No marts to read yet (no build served), or the warehouse "
                                                        "is gone: retry after `Retry-After` seconds"}})
-for module in (overview, metrics, workflows, events, charlie, dashboards, widgets):
+for module in (overview, metrics, workflows, events, charlie, alerts, dashboards, widgets):
     for route in module.router.routes:
         route.responses = with_unknown_parameter(route.responses)
     api_router.include_router(module.router)

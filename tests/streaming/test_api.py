@@ -138,7 +138,7 @@ def _serve(settings: Settings) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def http(backend, server) -> Iterator[Callable[..., requests.Response]]:
-    token = issue_token(SECRET, "alice", scopes=["commands", "dashboards"])
+    token = issue_token(SECRET, "alice", scopes=["commands", "dashboards", "alerts"])
     with requests.Session() as session:
         session.headers["Authorization"] = f"Bearer {token}"
 
@@ -627,7 +627,7 @@ def test_each_route_is_open_to_a_token_with_just_its_grant(backend, http, server
             "PUT /dashboard/widgets/{widget_id}": {"title": "Mine"}}.get(f"{method} {path}")
     if method != "GET":  # changes go to ids that name nothing (404), so the shared dashboard stays as it is
         dashboard = widget = "00000000-0000-0000-0000-000000000000"
-    url = server + path.replace("{dashboard_id}", dashboard).replace("{widget_id}", widget)
+    url = server + path.replace("{dashboard_id}", dashboard).replace("{widget_id}", widget).replace("{alert_id}", FAKE_ID)
     headers = bearer(**_claims(grant))
     answer = requests.request(method, url, json=body, headers=headers, timeout=30)
     assert answer.status_code in (200, 201, 404), answer.text
@@ -652,7 +652,7 @@ def test_a_query_parameter_the_route_does_not_take_is_a_400(backend, http, metho
     taken = [p["name"] for p in DOCUMENT["paths"][path][method.lower()].get("parameters", []) if p["in"] == "query"]
     dashboards = get_json(http, "/dashboard/dashboards")["dashboards"]
     body = BODIES.get(path) if method in ("POST", "PUT") else None
-    response = http(method, path.replace("{dashboard_id}", FAKE_ID).replace("{widget_id}", FAKE_ID),
+    response = http(method, path.replace("{dashboard_id}", FAKE_ID).replace("{widget_id}", FAKE_ID).replace("{alert_id}", FAKE_ID),
                     params={"colour": "red"}, json=body)
     assert response.status_code == 400, response.text
     detail = response.json()["detail"]

@@ -1,0 +1,90 @@
+"""/api/alerts: alerts as records (cc_alerts/), newest first, filtered and paged; acknowledging
+one; the rules in force and the notification channels' state."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+
+from cc_alerts.rules import all_rules
+from streaming.deps import User
+from streaming.params import parse_time
+from streaming.responses import no_store
+from streaming.schemas import AlertList, AlertOut, AlertRules, AlertSeverity, AlertState
+
+router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+
+
+def _encode(alert) -> str:
+    return base64.urlsafe_b64encode(f"{alert.last_seen.isoformat()}|{alert.id}".encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[datetime, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, alert_id = text.partition("|")
+        return datetime.fromisoformat(stamp), alert_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(400, "`cursor` is not one this API gave") from exc
+
+
+def _sidecar(request: Request):
+    return request.app.state.sidecar
+
+
+@router.get("", response_model=AlertList, summary="Alerts, the most recently seen first",
+            responses={400: {"description": "A bad `cursor` or `since`"}})
+def list_alerts(request: Request,
+                state: Annotated[list[AlertState] | None, Query(description="open, acknowledged, resolved")] = None,
+                severity: Annotated[list[AlertSeverity] | None, Query()] = None,
+                rule: Annotated[str | None, Query(max_length=100)] = None,
+                subject: Annotated[str | None, Query(max_length=300,
+                                                     description="`source:github`, or a name alone")] = None,
+                since: Annotated[str | None, Query(description="Seen at or after this ISO time")] = None,
+                cursor: Annotated[str | None, Query(max_length=300)] = None,
+                limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
+    store = _sidecar(request).alerts
+    after = _decode(cursor) if cursor else None
+    since_at = parse_time("since", since).replace(tzinfo=None) if since else None
+    rows = store.list(state=state, severity=severity, rule=rule, subject=subject, since=since_at, before=after,
+                      limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = _encode(page[-1]) if len(rows) > limit else None
+    return no_store(AlertList(alerts=[AlertOut(**a.to_json()) for a in page], next_cursor=next_cursor,
+                              counts=store.counts()))
+
+
+@router.get("/rules", response_model=AlertRules, summary="The rules in force, and the notification channels")
+def alert_rules(request: Request) -> Response:
+    sidecar = _sidecar(request)
+    overrides = sidecar.settings.alert_thresholds or {}
+    evaluations = sidecar.monitor.detail() if sidecar.monitor is not None else {}
+    rules = [{"name": r.name, "checks": r.checks, "cadenceSeconds": r.cadence_s, "severity": r.severity,
+              "thresholds": {k: float(overrides.get(f"{r.name}.{k}", v)) for k, v in r.thresholds.items()},
+              "action": r.action, "runsIn": r.runs_in, "lastEvaluation": evaluations.get(r.name)}
+             for r in all_rules().values()]
+    return no_store(AlertRules(rules=rules, channels=sidecar.notifier.status() if sidecar.notifier else []))
+
+
+@router.get("/{alert_id}", response_model=AlertOut, summary="One alert",
+            responses={404: {"description": "No such alert"}})
+def get_alert(request: Request, alert_id: str) -> Response:
+    alert = _sidecar(request).alerts.get(alert_id)
+    if alert is None:
+        raise HTTPException(404, f"no alert {alert_id!r}")
+    return no_store(AlertOut(**alert.to_json()))
+
+
+@router.post("/{alert_id}/ack", response_model=AlertOut, summary="Acknowledge an open alert",
+             responses={404: {"description": "No such alert"},
+                        409: {"description": "The alert is resolved: there is nothing to acknowledge"}})
+def acknowledge(request: Request, alert_id: str, user: User) -> Response:
+    change = _sidecar(request).alerts.acknowledge(alert_id, user.sub)
+    if change is None:
+        raise HTTPException(404, f"no alert {alert_id!r}")
+    if change.alert.state == "resolved":
+        raise HTTPException(409, f"alert {alert_id} is resolved")
+    return no_store(AlertOut(**change.alert.to_json()))
