@@ -106,3 +106,19 @@ def all_rules() -> dict[str, Rule]:
 
 def sidecar_rules() -> list[Rule]:
     return [r for r in all_rules().values() if r.runs_in == "sidecar" and r.evaluate is not None]
+
+
+def markdown_table() -> str:
+    """The README's rules table (`python -m cc_alerts.rules`); a test checks the README has it."""
+
+    def cadence(rule: Rule) -> str:
+        if rule.cadence_s is None:
+            return "when it happens"
+        seconds = rule.cadence_s
+        return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+
+    lines = ["| rule | checks | cadence | thresholds (default) | action | runs in |", "|---|---|---|---|---|---|"]
+    for rule in all_rules().values():
+        thresholds = ", ".join(f"`{name}` {value:g}" for name, value in rule.thresholds.items()) or "–"
+        lines.append(f"| `{rule.name}` | {rule.checks} | {cadence(rule)} | {thresholds} | {rule.action} | {rule.runs_in} |")
+    return "\n".join(lines)

@@ -1,0 +1,121 @@
+"""The bar of issue 13, end to end: a sandbox source switched to failing raises an alert that
+reaches `alerts:all`, `/api/alerts` and a real SMTP inbox within 60 s; switched back, it is
+resolved everywhere. Real sandbox, real sidecar process, real Dagster sensor ticks, real SMTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+import requests
+from dagster import DagsterInstance, build_sensor_context
+from websockets.sync.client import connect
+
+from resources.platform import PlatformResource
+from sandbox.process import run_sandbox
+from scripts.chaos.harness import SECRETS, Sidecar
+from sensors.github import github_sensor
+
+BAR_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    with run_sandbox(tmp_path_factory.mktemp("sandbox"), events=300, days=1,
+                     end=datetime.now(UTC).replace(tzinfo=None, microsecond=0)) as handle:
+        yield handle
+
+
+class Room:
+    """A `/ws` client in `alerts:all`, collecting every message on a thread."""
+
+    def __init__(self, sidecar: Sidecar) -> None:
+        self.messages: list[dict] = []
+        self._ws = connect(f"{sidecar.ws_url}?token={sidecar.token()}")
+        self._ws.send(json.dumps({"type": "subscribe", "rooms": ["alerts:all"]}))
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for text in self._ws:
+                self.messages.append(json.loads(text))
+        except Exception:  # noqa: BLE001 - closed at the end of the test
+            pass
+
+    def alerts(self, kind: str) -> list[dict]:
+        return [m["payload"] for m in self.messages if m.get("type") == kind]
+
+    def close(self) -> None:
+        self._ws.close()
+
+
+def wait_for(what, timeout: float = BAR_S):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = what()
+        if found:
+            return found
+        time.sleep(0.1)
+    return what()
+
+
+def test_a_failing_source_reaches_the_room_the_api_and_the_inbox_and_its_recovery_too(
+        sandbox, smtp, tmp_path, monkeypatch):
+    data_dir = tmp_path / "data"
+    env = {"CC_SANDBOX_URL": sandbox.url, "CC_ALERT_URLS": smtp.url, "CC_ALERT_GROUP_S": "5",
+           "CC_CIRCUIT_OPEN_S": "2", "CC_HTTP_MAX_RETRIES": "0"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    sidecar = Sidecar(data_dir, {**SECRETS, **env}).start()
+    room = Room(sidecar)
+    platform = PlatformResource(data_dir=str(data_dir), sandbox_url=sandbox.url)
+    headers = {"Authorization": f"Bearer {sidecar.token()}"}
+
+    def tick():
+        context = build_sensor_context(instance=DagsterInstance.ephemeral(), resources={"platform": platform})
+        return github_sensor(context)
+
+    def api(state: str) -> list[dict]:
+        found = requests.get(f"{sidecar.url}/api/alerts", params={"rule": "circuit_open", "state": state},
+                             headers=headers, timeout=10).json()["alerts"]
+        return [a for a in found if a["subject"]["key"] == "source:github"]
+
+    try:
+        sandbox.set_faults([{"match": "/github", "kind": "down"}])
+        failed_at = time.monotonic()
+        while not platform_breaker_open(platform) and time.monotonic() - failed_at < BAR_S:
+            tick()  # the change sensor's probe, as the daemon runs it: each one a failed request
+        opened = wait_for(lambda: [a for a in room.alerts("alert.opened") if a["rule"] == "circuit_open"])
+        in_api = wait_for(lambda: api("open"))
+        mailed = wait_for(lambda: [s for s in smtp.subjects() if "circuit_open" in s and "source:github" in s])
+        took = time.monotonic() - failed_at
+        assert opened and opened[0]["severity"] == "critical" and "github" in opened[0]["message"]
+        assert in_api and in_api[0]["id"] == opened[0]["id"]
+        assert mailed, smtp.subjects()
+        assert took < BAR_S
+
+        sandbox.clear_faults()
+        cleared_at = time.monotonic()
+        time.sleep(2.1)  # the circuit's open period: the next tick is its half-open trial
+        assert not isinstance(tick(), type(None))
+        resolved = wait_for(lambda: [a for a in room.alerts("alert.resolved") if a["rule"] == "circuit_open"])
+        gone = wait_for(lambda: api("resolved"))
+        told = wait_for(lambda: [s for s in smtp.subjects() if s.startswith("[Command Center] resolved")])
+        assert resolved and resolved[0]["id"] == opened[0]["id"] and gone and told, smtp.subjects()
+        assert time.monotonic() - cleared_at < BAR_S
+        print(f"\nfailing → alert in room, API and inbox: {took:.1f} s; "
+              f"recovered → resolved everywhere: {time.monotonic() - cleared_at:.1f} s")
+    finally:
+        sandbox.clear_faults()
+        room.close()
+        sidecar.stop()
+
+
+def platform_breaker_open(platform: PlatformResource) -> bool:
+    from sensors.triggers import circuit_breaker
+
+    return circuit_breaker(platform, "github").is_open()
