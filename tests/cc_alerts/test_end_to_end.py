@@ -34,7 +34,7 @@ class Room:
 
     def __init__(self, sidecar: Sidecar) -> None:
         self.messages: list[dict] = []
-        self._ws = connect(f"{sidecar.ws_url}?token={sidecar.token()}")
+        self._ws = connect(f"{sidecar.ws_url}?token={sidecar.token()}").__enter__()
         self._ws.send(json.dumps({"type": "subscribe", "rooms": ["alerts:all"]}))
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -50,7 +50,7 @@ class Room:
         return [m["payload"] for m in self.messages if m.get("type") == kind]
 
     def close(self) -> None:
-        self._ws.close()
+        self._ws.__exit__(None, None, None)
 
 
 def wait_for(what, timeout: float = BAR_S):
