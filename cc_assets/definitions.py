@@ -23,6 +23,7 @@ from cc_assets.tiers import tier_assets, tier_checks  # noqa: E402
 from resources.dbt import dbt_resource, ensure_manifest  # noqa: E402
 from resources.platform import PlatformResource  # noqa: E402
 from resources.settings import Settings  # noqa: E402
+from sensors.alerts import ALERT_SENSORS  # noqa: E402
 from sensors.jobs import ingest_job, transform_job  # noqa: E402
 from sensors.reports import REPORT_JOBS, REPORT_SCHEDULES  # noqa: E402
 from sensors.schedules import sources_schedule, transform_after_ingest_sensor  # noqa: E402
@@ -39,7 +40,7 @@ def build_definitions(settings: Settings) -> Definitions:
         asset_checks=tier_checks,
         jobs=[ingest_job, transform_job, *SOURCE_JOBS, *TIER_JOBS, *REPORT_JOBS],
         schedules=[sources_schedule, *SOURCE_SCHEDULES, *TIER_SCHEDULES, *REPORT_SCHEDULES],
-        sensors=[transform_after_ingest_sensor, *SOURCE_SENSORS],
+        sensors=[transform_after_ingest_sensor, *SOURCE_SENSORS, *ALERT_SENSORS],
         resources={"platform": PlatformResource(), "dbt": dbt_resource()},
     )
 

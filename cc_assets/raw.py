@@ -28,6 +28,7 @@ from dagster import (
     asset,
 )
 
+from cc_assets.freshness import freshness_policy
 from cc_assets.incremental import Incremental, advance_cursors, incremental_since, merge_landed
 from cc_assets.partitions import Window, daily_partitions, single_run_backfill
 from cc_events.model import InvalidRecord
@@ -124,6 +125,7 @@ def build_raw_asset(spec: RawSpec):
         check_specs=[AssetCheckSpec("no_dead_letters", asset=key,
                                     description="Every fetched record and page of the run was usable.")],
         metadata={"lake_path": f"lake/raw/{table.source}/{table.entity}/date=YYYY-MM-DD/part-0.parquet"},
+        freshness_policy=freshness_policy(table.source, table.entity),
     )
     def raw_asset(context: AssetExecutionContext, platform: PlatformResource) -> MaterializeResult:
         window = Window([date.fromisoformat(k) for k in context.partition_keys])
