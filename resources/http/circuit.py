@@ -5,6 +5,11 @@ After `failure_threshold` consecutive failed requests a source's circuit opens f
 the reason instead of hammering. After that a single trial request is let through (half-open):
 success closes the circuit, failure opens it again. The state lives in a small JSON file per
 source, so the sensor daemon, run workers and a restarted process all see the same circuit. `resources.http.HttpClient` consults it before every request.
+
+The file also keeps `last_success_at`, when the source last answered: a source whose change probe
+answers "nothing new" lands nothing, and the stale-data alert (cc_alerts/rules/data_quality.py)
+must not take its quiet lake for a silent source. It is written at most once per
+`SUCCESS_WRITE_S`, so a run of a thousand requests is a handful of writes.
 """
 
 from __future__ import annotations
@@ -17,12 +22,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+# `last_success_at` is written at most this often per source (every process reads the file first).
+SUCCESS_WRITE_S = 10.0
+
 
 @dataclass
 class CircuitState:
     failures: int = 0
     opened_at: float | None = None
     last_error: str = ""
+    last_success_at: float | None = None  # epoch seconds; refreshed at most every SUCCESS_WRITE_S
 
     def open_until(self, open_seconds: float) -> float | None:
         return None if self.opened_at is None else self.opened_at + open_seconds
@@ -89,8 +98,10 @@ class CircuitBreaker:
     def record_success(self) -> None:
         with self._lock:
             state = self._load()
-            if state.failures or state.opened_at is not None:
-                self._save(CircuitState())
+            now = self._clock()
+            stale = state.last_success_at is None or now - state.last_success_at >= SUCCESS_WRITE_S
+            if state.failures or state.opened_at is not None or stale:
+                self._save(CircuitState(last_success_at=now))
 
     def record_failure(self, error: str) -> None:
         with self._lock:

@@ -132,11 +132,20 @@ class Lake:
     def write_dead_letters(
         self, source: str, entity: str, day: date, letters: Iterable[DeadLetter], failed_at: datetime
     ) -> WrittenPartition:
-        rows = [
-            {"source": d.source, "entity": d.entity, "reason": d.reason, "raw": d.raw, "failed_at": failed_at}
-            for d in letters
-        ]
-        return self.write(("dead_letter", source, entity), day, rows, DEAD_LETTER_SCHEMA, failed_at)
+        """Add `letters` to the day's dead letters. A letter the day already holds (the same record
+        refused again for the same reason: every run re-reads its window, the normalizer the whole
+        day) keeps the time it first failed, so `failed_at` says when a record was first dropped and
+        an earlier run's letters are not lost to a later run's."""
+        table = ("dead_letter", source, entity)
+        existing = self.read(table, day)
+        rows = [] if existing is None else existing.drop_columns(["_partition_date"]).to_pylist()
+        seen = {(r["source"], r["entity"], r["reason"], r["raw"]) for r in rows}
+        for d in letters:
+            if (d.source, d.entity, d.reason, d.raw) not in seen:
+                seen.add((d.source, d.entity, d.reason, d.raw))
+                rows.append({"source": d.source, "entity": d.entity, "reason": d.reason, "raw": d.raw,
+                             "failed_at": failed_at, "_ingested_at": failed_at})
+        return self.write(table, day, rows, DEAD_LETTER_SCHEMA, failed_at)
 
     def read(self, table: TablePath, day: date) -> pa.Table | None:
         path = self.partition_dir(table, day) / PART_FILE

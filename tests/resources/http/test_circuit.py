@@ -68,3 +68,28 @@ def test_rate_limits_do_not_open_the_circuit(sandbox, tmp_path):
     assert client(breaker, retries=5).get(f"{sandbox.github_url}/orgs/acme/repos").status == 200
     assert not breaker.is_open()
     sandbox.clear_faults()
+
+
+def test_a_source_that_answers_records_when_at_most_every_ten_seconds(sandbox, tmp_path):
+    """The stale-data alert reads `last_success_at`: a probe answered "nothing new" is a source
+    that is current. A run of requests writes the file once, not once per request."""
+    clock = Clock()
+    breaker = CircuitBreaker("github", tmp_path, clock=clock)
+    url = f"{sandbox.github_url}/orgs/acme/repos"
+    http = client(breaker)
+    http.get(url)
+    state_file = tmp_path / "github.json"
+    first = state_file.stat().st_ino
+    assert breaker.state().last_success_at == clock.now
+    for _ in range(20):
+        clock.now += 0.4
+        http.get(url)
+    assert state_file.stat().st_ino == first  # 8 s of requests: not written again
+    clock.now += 2
+    http.get(url)
+    assert state_file.stat().st_ino != first and breaker.state().last_success_at == clock.now
+    sandbox.set_faults([{"match": "/github", "kind": "down"}])
+    with pytest.raises(SourceUnavailable):
+        client(breaker, retries=0).get(url)
+    sandbox.clear_faults()
+    assert breaker.state().failures == 1 and breaker.state().last_success_at == clock.now  # a failure keeps it

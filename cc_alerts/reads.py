@@ -1,0 +1,148 @@
+"""What the sidecar's rules read, cheaply: the lake's recent partitions, their footers, the landing
+log's newest lines, and dbt's latest test results.
+
+The rules run every 30 s to 5 min on lakes of any size, so nothing here lists or reads a whole
+table: a rule names the days it needs (today, yesterday, the window it judges), a partition's
+newest landing comes from its Parquet footer (no data read), and the landing log is read from its
+end back to the time the rule cares about.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow.parquet as pq
+
+from resources.storage.lake import PART_FILE
+from resources.storage.landing import LandingLog
+
+# Lines of one landing file are appended in about the order they were received (a group commit
+# orders a batch by arrival); reading back stops once lines are this much older than wanted.
+LANDING_SLACK_S = 120.0
+_BLOCK = 1 << 18
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None)
+
+
+def days(start: datetime, end: datetime) -> list[date]:
+    """The days from `start`'s to `end`'s, oldest first."""
+    first, last = start.date(), end.date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def part_files(lake_dir: Path, table: tuple[str, ...], on: Iterable[date]) -> list[str]:
+    """The partition files of `table` that exist for the days `on`."""
+    base = Path(lake_dir).joinpath(*table)
+    found = [base / f"date={day.isoformat()}" / PART_FILE for day in on]
+    return [str(path) for path in found if path.exists()]
+
+
+def newest_part_files(table_dir: Path, limit: int) -> list[Path]:
+    """The `limit` newest partitions of a table (by their day), newest first."""
+    try:
+        names = sorted((e.name for e in os.scandir(table_dir) if e.name.startswith("date=")), reverse=True)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    files = [Path(table_dir) / name / PART_FILE for name in names[:limit]]
+    return [f for f in files if f.exists()]
+
+
+def landed(path: Path) -> tuple[int, datetime | None]:
+    """A partition's rows and when its newest row was landed (`_ingested_at`), from the footer.
+    A partition without rows (its job ran and found nothing for the day) was landed when written."""
+    try:
+        meta = pq.read_metadata(path)
+        mtime = path.stat().st_mtime
+    except (OSError, ValueError):
+        return 0, None
+    if meta.num_rows == 0:
+        return 0, _utc(mtime)
+    newest: datetime | None = None
+    if "_ingested_at" in meta.schema.names:
+        column = meta.schema.names.index("_ingested_at")
+        for group in range(meta.num_row_groups):
+            stats = meta.row_group(group).column(column).statistics
+            if stats is not None and stats.has_min_max and isinstance(stats.max, datetime):
+                newest = stats.max if newest is None else max(newest, stats.max)
+    return meta.num_rows, newest or _utc(mtime)
+
+
+def _reverse_lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        position, rest = handle.tell(), b""
+        while position > 0:
+            size = min(_BLOCK, position)
+            position -= size
+            handle.seek(position)
+            lines = (handle.read(size) + rest).split(b"\n")
+            rest = lines[0]
+            for line in reversed(lines[1:]):
+                if line.strip():
+                    yield line
+        if rest.strip():
+            yield rest
+
+
+def landing_since(landing_dir: Path, stream: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """The landing log's lines of `stream` received from `since` on (`_received_at`), newest
+    first, read from the end of each day's file back; a torn line is skipped."""
+    log = LandingLog(landing_dir)
+    stop = since - timedelta(seconds=LANDING_SLACK_S)
+    found: list[dict[str, Any]] = []
+    for day in reversed(days(since, until)):
+        path = log.path(stream, day)
+        if not path.exists():
+            continue
+        for line in _reverse_lines(path):
+            try:
+                record = orjson.loads(line)
+                at = datetime.fromisoformat(record["_received_at"]).replace(tzinfo=None)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+            if at < stop:
+                break
+            if at >= since:
+                record["_received_at"] = at
+                found.append(record)
+    return found
+
+
+def dbt_test_results(target_dir: Path, newest: int = 10) -> dict[str, dict[str, Any]]:
+    """The latest result of each dbt test, from the newest `run_results.json` files under dbt's
+    target folder (Dagster gives every invocation a folder of its own): test id → result with
+    `status`, `failures`, `message` and `at` (when the file was written)."""
+    files: list[tuple[float, Path]] = []
+    for path in [target_dir / "run_results.json", *_child_files(target_dir, "run_results.json")]:
+        try:
+            files.append((path.stat().st_mtime, path))
+        except OSError:
+            continue
+    results: dict[str, dict[str, Any]] = {}
+    for mtime, path in sorted(files, reverse=True)[:newest]:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for result in data.get("results") or []:
+            node = str(result.get("unique_id") or "")
+            if node.startswith("test.") and node not in results:
+                results[node] = {"status": result.get("status"), "failures": result.get("failures"),
+                                 "message": result.get("message"), "at": _utc(mtime),
+                                 "path": str(path)}
+    return results
+
+
+def _child_files(folder: Path, name: str) -> list[Path]:
+    try:
+        return [Path(e.path) / name for e in os.scandir(folder) if e.is_dir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
