@@ -23,7 +23,7 @@ from cc_alerts.store import AlertStore, utcnow
 
 log = logging.getLogger(__name__)
 
-RULE_FAILED = "monitor_rule_failed"
+RULE_FAILED = "monitor_rule_failed"  # listed in cc_alerts/rules/pipeline.py
 
 
 class Monitor:

@@ -24,7 +24,7 @@ from typing import Any
 
 from cc_alerts.model import Action, Finding, subject
 from cc_alerts.reads import days, dbt_test_results, landed, landing_since, newest_part_files, part_files
-from cc_alerts.rules import Evaluation, Rule, RuleContext
+from cc_alerts.rules.base import Evaluation, Rule, RuleContext
 from cc_events.context import NormalizeContext
 from cc_events.delivered import DELIVERED_TABLES
 from cc_events.model import InvalidRecord

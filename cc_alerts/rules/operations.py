@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cc_alerts.model import Finding, subject
-from cc_alerts.rules import Evaluation, Rule, RuleContext
+from cc_alerts.rules.base import Evaluation, Rule, RuleContext
 from resources.http.circuit import CircuitBreaker
 from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
 from resources.storage.lake import PART_FILE, TablePath

@@ -13,13 +13,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cc_alerts.model import Finding, subject
-from cc_alerts.rules import Evaluation, Rule
+from cc_alerts.rules.base import Evaluation, Rule
 
 RUN_FAILED = "dagster_run_failed"
 SENSOR_ERROR = "dagster_sensor_error"
 DBT_TEST_FAILED = "dbt_test_failed"
 
 RULES: list[Rule] = [
+    # Raised by the sidecar's monitor about one of its own rules (cc_alerts/monitor.py).
+    Rule("monitor_rule_failed", "one of the sidecar's rules could not be evaluated (with its error); resolved by its "
+         "next good evaluation", None, "warning", {}, "none (the sidecar's log has the traceback)", "sidecar"),
     Rule(RUN_FAILED, "a Dagster run failed (any job); resolved by the job's next successful run", None,
          "critical", {}, "none (the run's page has the error; re-execute from it)", "dagster"),
     Rule(SENSOR_ERROR, "a sensor's or schedule's last tick failed; resolved by its next successful or skipped tick",
