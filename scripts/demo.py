@@ -153,6 +153,62 @@ def move_tiers(defs, instance, run_config, days, now) -> list[str] | None:
     return lines
 
 
+def weather_outage(settings, sandbox) -> str:
+    """A real outage, so the demo shows the breaker's alert: the sandbox's weather API answers 503
+    from now on, and the weather job's pull is tried as the schedule would (with its retries)
+    until the source's circuit breaker opens."""
+    from resources.http.client import SourceUnavailable
+    from resources.platform import PlatformResource
+    from sensors.triggers import circuit_breaker
+
+    sandbox.set_faults([{"match": "/weather", "kind": "down"}])
+    platform = PlatformResource(data_dir=str(settings.data_dir), sandbox_url=sandbox.url)
+    breaker = circuit_breaker(platform, "weather")
+    client = platform.weather()
+    since = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=2)
+    for _ in range(settings.circuit_failures):
+        try:
+            list(client.opportunities(since))
+        except SourceUnavailable as exc:
+            if breaker.is_open():
+                return str(exc).splitlines()[0]
+    return breaker.reason()
+
+
+def check_alerts(settings) -> list:
+    """Every rule the sidecar evaluates, once, over what the demo landed (as `make ui`'s sidecar
+    does every 30 s); with what Dagster raised during the runs (dbt tests), the live alerts."""
+    from cc_alerts.monitor import Monitor
+    from cc_alerts.store import alert_store
+
+    store = alert_store(settings)
+    try:
+        Monitor(store, settings).run_due()
+        return store.list(state=["open", "acknowledged"], limit=1000)
+    finally:
+        store.close()
+
+
+def alert_lines(alerts: list, shown: int = 3) -> list[str]:
+    """The live alerts by rule, worst first: a count and the first few subjects with their message."""
+    from collections import defaultdict
+
+    from cc_alerts.model import severity_rank
+
+    by_rule: dict[str, list] = defaultdict(list)
+    for alert in alerts:
+        by_rule[alert.rule].append(alert)
+    lines = []
+    for rule, found in sorted(by_rule.items(), key=lambda kv: (-max(severity_rank(a.severity) for a in kv[1]), kv[0])):
+        lines.append(f"  {rule} ({len(found)}):")
+        for alert in sorted(found, key=lambda a: (-severity_rank(a.severity), a.subject))[:shown]:
+            message = alert.message if len(alert.message) <= 110 else alert.message[:107] + "..."
+            lines.append(f"    {alert.severity:<8} {alert.subject}: {message}")
+        if len(found) > shown:
+            lines.append(f"    ... and {len(found) - shown} more")
+    return lines
+
+
 class StepFailed(Exception):
     """A step's Dagster run failed: the message says where to look."""
 
@@ -240,6 +296,9 @@ def _run(settings, steps: Steps, started: float) -> int:
         transform_s = time.perf_counter() - t0
         steps.say(f"  dbt: {dbt_summary(transform)}")
         truth_paths = (sandbox.truth_path, sandbox.agents_truth_path)
+        with steps.step("An outage: the sandbox's weather API goes down, its pull retried until the breaker opens"):
+            outage = weather_outage(settings, sandbox)
+        steps.say(f"  {outage}")
     t0 = time.perf_counter()
     with steps.step("Moving the storage tiers once (hot, warm, cold, archive, retention)"):
         tiers = move_tiers(defs, instance, quiet, days, now)
@@ -259,6 +318,9 @@ def _run(settings, steps: Steps, started: float) -> int:
 
         with steps.step("Replaying the world through the sidecar as webhooks; live state vs its build"):
             parity = replay(world=settings.data_dir, work=settings.data_dir / "parity", end=now)
+
+    with steps.step("Evaluating the alert rules over what landed (cc_alerts; `make ui`'s sidecar does every 30 s)"):
+        alerts = check_alerts(settings)
 
     say = steps.say
     say()
@@ -285,6 +347,10 @@ def _run(settings, steps: Steps, started: float) -> int:
     say(f"Dead letters {settings.lake_dir / 'dead_letter'}")
     say(f"Report       {settings.reports_dir / yesterday / 'report.md'}  (+ CSVs; reports_schedule, daily)")
     say(f"Dagster home {os.environ.get('DAGSTER_HOME', settings.dagster_home)}")
+    say(f"Alerts       {len(alerts)} open (GET /api/alerts under `make ui`; set CC_ALERT_URLS to be e-mailed, "
+        "README \"Alerts\"):")
+    for line in alert_lines(alerts):
+        say(line)
     say(f"Demo log     {steps.log_path}  (dbt's and Dagster's own output)")
     say()
     say("Next: `make ui` (Dagster UI on :3000), `make test`,")

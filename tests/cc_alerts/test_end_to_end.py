@@ -119,3 +119,48 @@ def platform_breaker_open(platform: PlatformResource) -> bool:
     from sensors.triggers import circuit_breaker
 
     return circuit_breaker(platform, "github").is_open()
+
+
+def test_1000_failures_in_a_minute_are_a_few_emails_and_every_one_is_counted(smtp, tmp_path):
+    """A storm: 1,000 deliveries the normalizer cannot use (dead letters: landed with the reason),
+    from three senders, in well under a minute. Each sender's problem is one alert that counts them;
+    the inbox gets a handful of messages, not a thousand."""
+    from scripts.chaos.harness import github_headers, signed_headers
+
+    sidecar = Sidecar(tmp_path / "data", {**SECRETS, "CC_ALERT_URLS": smtp.url}).start()
+    headers = {"Authorization": f"Bearer {sidecar.token()}"}
+    sent = {"github": 0, "charlie": 0, "events": 0}
+    try:
+        with requests.Session() as http:
+            for n in range(1000):
+                source = ("github", "charlie", "events")[n % 3]
+                if source == "github":
+                    body = json.dumps({"action": "opened", "repository": {"full_name": "acme/api"}, "n": n}).encode()
+                    answer = http.post(f"{sidecar.url}/webhooks/github", data=body,
+                                       headers=github_headers(body, "pull_request"), timeout=10)
+                elif source == "charlie":
+                    body = json.dumps({"id": f"act-{n}", "instance": "charlie-alpha"}).encode()
+                    answer = http.post(f"{sidecar.url}/webhooks/charlie", data=body,
+                                       headers=signed_headers(body, SECRETS["CC_CHARLIE_WEBHOOK_SECRET"]), timeout=10)
+                else:
+                    body = json.dumps({"kind": "cron.event", "id": f"bad-{n}", "data": {"job": "backup"}}).encode()
+                    answer = http.post(f"{sidecar.url}/events", data=body, timeout=10, headers={
+                        "Content-Type": "application/json", "Authorization": f"Bearer {SECRETS['CC_EVENTS_API_TOKEN']}"})
+                assert answer.status_code == 202 and answer.json()["status"] == "dead_letter", answer.text
+                sent[source] += 1
+
+        def alerted() -> list[dict]:
+            found = requests.get(f"{sidecar.url}/api/alerts", params={"rule": "schema_validation"},
+                                 headers=headers, timeout=10).json()["alerts"]
+            return found if len(found) == 3 else []
+
+        alerts = wait_for(alerted, 75)
+        assert sorted(a["subject"]["key"] for a in alerts) == ["source:charlie", "source:events", "source:github"]
+        told = wait_for(lambda: all(any(s in smtp.body(i) for i in range(len(smtp.messages)))
+                                    for s in ("source:github", "source:charlie", "source:events")), 75)
+        assert told, [smtp.body(i) for i in range(len(smtp.messages))]
+        assert 1 <= len(smtp.messages) <= 3, smtp.subjects()
+        for alert in alerts:
+            assert str(sent[alert["subject"]["name"]]) in alert["message"], alert["message"]
+    finally:
+        sidecar.stop()
