@@ -189,8 +189,42 @@ def check_alerts(settings) -> list:
         store.close()
 
 
-def alert_lines(alerts: list, shown: int = 3) -> list[str]:
-    """The live alerts by rule, worst first: a count and the first few subjects with their message."""
+REPLAYED_RULES = ("cron_failed", "charlie_task_failed")
+
+
+def replay_week(settings, start: datetime, end: datetime) -> list[str]:
+    """The world's week as the cron and Charlie task rules would have seen it: evaluated hour by
+    hour (their windows end at the clock they are given) into a store of its own, so the demo shows
+    failures opening alerts and later successes resolving them, not only what is open at the end."""
+    from collections import Counter
+
+    from cc_alerts.monitor import Monitor
+    from cc_alerts.rules import all_rules
+    from cc_alerts.store import AlertStore
+
+    path = settings.data_dir / "demo" / "alerts-replay.sqlite3"
+    path.unlink(missing_ok=True)
+    store = AlertStore(path)
+    try:
+        monitor = Monitor(store, settings, rules=[all_rules()[name] for name in REPLAYED_RULES])
+        at = start
+        while at <= end:
+            monitor.run_due(at)
+            at += timedelta(hours=1)
+        notices = store.notices_after(0, 100_000)
+    finally:
+        store.close()
+    counts = Counter((n.alert["rule"], n.transition) for n in notices)
+    lines = []
+    for rule in REPLAYED_RULES:
+        example = next((n.alert for n in notices if n.alert["rule"] == rule and n.transition == "opened"), None)
+        lines.append(f"  {rule}: {counts[rule, 'opened']} opened, {counts[rule, 'resolved']} resolved"
+                     + (f"; e.g. {example['message'][:100]}..." if example else ""))
+    return lines
+
+
+def alert_lines(alerts: list) -> list[str]:
+    """The live alerts, one line per rule, worst first: how many, the worst one's message, the other subjects."""
     from collections import defaultdict
 
     from cc_alerts.model import severity_rank
@@ -200,12 +234,12 @@ def alert_lines(alerts: list, shown: int = 3) -> list[str]:
         by_rule[alert.rule].append(alert)
     lines = []
     for rule, found in sorted(by_rule.items(), key=lambda kv: (-max(severity_rank(a.severity) for a in kv[1]), kv[0])):
-        lines.append(f"  {rule} ({len(found)}):")
-        for alert in sorted(found, key=lambda a: (-severity_rank(a.severity), a.subject))[:shown]:
-            message = alert.message if len(alert.message) <= 110 else alert.message[:107] + "..."
-            lines.append(f"    {alert.severity:<8} {alert.subject}: {message}")
-        if len(found) > shown:
-            lines.append(f"    ... and {len(found) - shown} more")
+        found.sort(key=lambda a: (-severity_rank(a.severity), a.subject))
+        first = found[0]
+        message = first.message if len(first.message) <= 100 else first.message[:97] + "..."
+        others = f" (also {', '.join(a.subject_name for a in found[1:4])}{', ...' if len(found) > 4 else ''})" \
+            if len(found) > 1 else ""
+        lines.append(f"  {rule} x{len(found)}, {first.severity}: {message}{others}")
     return lines
 
 
@@ -321,12 +355,20 @@ def _run(settings, steps: Steps, started: float) -> int:
 
     with steps.step("Evaluating the alert rules over what landed (cc_alerts; `make ui`'s sidecar does every 30 s)"):
         alerts = check_alerts(settings)
+    with steps.step("Replaying the world's week hour by hour through the cron and Charlie task rules"):
+        week = replay_week(settings, datetime.combine(days[0], datetime.min.time()), now)
 
     say = steps.say
     say()
     say("Landed rows per source:")
-    for table, rows in lake_rows(settings.lake_dir).items():
-        say(f"  raw/{table:<30} {rows:>10,}")
+    landed = lake_rows(settings.lake_dir)
+    for table, rows in landed.items():
+        if rows:
+            say(f"  raw/{table:<30} {rows:>10,}")
+    empty = [table for table, rows in landed.items() if not rows]
+    if empty:
+        say(f"  ({len(empty)} tables empty: {', '.join(empty[:3])}{', ...' if len(empty) > 3 else ''};"
+            " the records webhooks carry land there under `make ui`)")
     # The summary reads the warehouse dbt built: the DuckDB file, or CC_PG_SCHEMA on Postgres.
     with open_warehouse(settings) as warehouse:
         counts = mart_counts(warehouse)
@@ -350,6 +392,9 @@ def _run(settings, steps: Steps, started: float) -> int:
     say(f"Alerts       {len(alerts)} open (GET /api/alerts under `make ui`; set CC_ALERT_URLS to be e-mailed, "
         "README \"Alerts\"):")
     for line in alert_lines(alerts):
+        say(line)
+    say("The week replayed hourly through the cron and Charlie task rules (a store of its own):")
+    for line in week:
         say(line)
     say(f"Demo log     {steps.log_path}  (dbt's and Dagster's own output)")
     say()
