@@ -277,6 +277,9 @@ class Sidecar:
                   "repo": delivery.repo}
         if delivery.aliases:
             record["aliases"] = list(delivery.aliases)
+        if events:  # what it produced: the missed-webhooks rule reads it without normalizing again
+            record["events"] = [e.id for e in events]
+            record["event_sources"] = sorted({e.source for e in events})
         received_at = utcnow()
         try:
             line = encode_line(record, received_at, {"payload": delivery.raw})

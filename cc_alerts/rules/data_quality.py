@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from cc_alerts.model import Action, Finding, subject
-from cc_alerts.reads import days, dbt_test_results, landed, landing_since, newest_part_files, part_files
+from cc_alerts.reads import (
+    DeliveredEvents,
+    days,
+    dbt_test_results,
+    landed,
+    landing_since,
+    newest_part_files,
+    part_files,
+)
 from cc_alerts.rules.base import Evaluation, Rule, RuleContext
 from cc_events.context import NormalizeContext
 from cc_events.delivered import DELIVERED_TABLES
@@ -419,6 +427,27 @@ def _polled_events(ctx: RuleContext, source: str, since: datetime, until: dateti
     return found
 
 
+_DELIVERED: dict[str, DeliveredEvents] = {}
+
+
+def _normalized_delivery(record: dict) -> tuple[list[str], list[str]]:
+    """A landing line written without its events (before the sidecar recorded them): normalized."""
+    try:
+        events = normalize_delivery(str(record.get("source")), str(record.get("event")), record.get("payload"),
+                                    NormalizeContext())
+    except (InvalidRecord, ValueError, TypeError, KeyError, AttributeError):
+        return [], []
+    return sorted({e.source for e in events}), [e.id for e in events]
+
+
+def _delivered_events(landing_dir: Path) -> DeliveredEvents:
+    """This process's incremental reader of the webhook landing log (each line read once)."""
+    key = str(landing_dir)
+    if key not in _DELIVERED:
+        _DELIVERED[key] = DeliveredEvents(Path(landing_dir), WEBHOOKS_STREAM, _normalized_delivery)
+    return _DELIVERED[key]
+
+
 def evaluate_missed_webhooks(ctx: RuleContext) -> Evaluation:
     now, settings = ctx.now, ctx.settings
     grace = timedelta(seconds=ctx.threshold(MISSED_WEBHOOKS, "grace_s"))
@@ -428,14 +457,9 @@ def evaluate_missed_webhooks(ctx: RuleContext) -> Evaluation:
     # Every event a delivery carried (a webhook, or a pushed record), whichever source pushed it.
     delivered: set[str] = set()
     pushing: set[str] = set()
-    context = NormalizeContext()
-    for line in landing_since(settings.landing_dir, WEBHOOKS_STREAM, since - grace, now):
-        try:
-            events = normalize_delivery(str(line.get("source")), str(line.get("event")), line.get("payload"), context)
-        except (InvalidRecord, ValueError, TypeError, KeyError, AttributeError):
-            continue
-        delivered.update(e.id for e in events)
-        pushing.update(e.source for e in events)
+    for _, sources, events in _delivered_events(settings.landing_dir).since(since - grace, now):
+        delivered.update(events)
+        pushing.update(sources)
     findings = []
     for source in PUSHED_AND_POLLED:
         raw = Path(settings.lake_dir) / "raw" / WEBHOOKS

@@ -1,0 +1,48 @@
+"""The missed-webhooks rule's view of the landing log: each line read once, however often the
+rule looks, so an hour of heavy webhook traffic is not read and normalized again every minute."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from cc_alerts.reads import DeliveredEvents
+from resources.storage.landing import LandingLog
+from streaming.journal import encode_line
+
+T0 = datetime(2026, 12, 6, 12, 0, 0)
+
+
+def line(n: int, at: datetime, with_events: bool = True) -> bytes:
+    record = {"id": f"d-{n}", "source": "github", "event": "pull_request", "status": "normalized"}
+    if with_events:
+        record |= {"events": [f"github:pr:acme/api#{n}:opened"], "event_sources": ["github"]}
+    return encode_line(record, at)
+
+
+def test_only_new_complete_lines_are_read_and_old_ones_leave_the_window(tmp_path):
+    path = LandingLog(tmp_path).path("webhooks", T0.date())
+    path.parent.mkdir(parents=True)
+    normalized: list[str] = []
+
+    def normalize(record: dict) -> tuple[list[str], list[str]]:
+        normalized.append(record["id"])
+        return ["github"], [f"github:pr:acme/api#{record['id']}:opened"]
+
+    path.write_bytes(b"".join(line(n, T0 + timedelta(seconds=n)) for n in range(5)) + line(5, T0, False))
+    tail = DeliveredEvents(tmp_path, "webhooks", normalize)
+    first = tail.since(T0 - timedelta(minutes=10), T0 + timedelta(minutes=1))
+    assert len(first) == 6 and normalized == ["d-5"]  # a line written without its events: normalized once
+    # A line half written is not read until it is whole.
+    whole = line(6, T0 + timedelta(seconds=6))
+    with path.open("ab") as handle:
+        handle.write(whole[:20])
+    assert len(tail.since(T0 - timedelta(minutes=10), T0 + timedelta(minutes=1))) == 6
+    with path.open("ab") as handle:
+        handle.write(whole[20:])
+    found = tail.since(T0 - timedelta(minutes=10), T0 + timedelta(minutes=1))
+    assert [events for _, _, events in found][-1] == ("github:pr:acme/api#6:opened",)
+    assert normalized == ["d-5"]  # nothing read twice
+    # The window moves on: older deliveries drop out.
+    later = tail.since(T0 + timedelta(seconds=4), T0 + timedelta(minutes=1))
+    assert sorted(e for _, _, events in later for e in events) == [
+        "github:pr:acme/api#4:opened", "github:pr:acme/api#6:opened"]
