@@ -4,7 +4,7 @@ log's newest lines, and dbt's latest test results.
 The rules run every 30 s to 5 min on lakes of any size, so nothing here lists or reads a whole
 table: a rule names the days it needs (today, yesterday, the window it judges), a partition's
 newest landing comes from its Parquet footer (no data read), and the landing log is read from its
-end back to the time the rule cares about.
+end back once, then only what is appended (`LandingTail`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -92,30 +93,6 @@ def _reverse_lines(path: Path, end: int | None = None) -> Iterator[bytes]:
             yield rest
 
 
-def landing_since(landing_dir: Path, stream: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
-    """The landing log's lines of `stream` received from `since` on (`_received_at`), newest
-    first, read from the end of each day's file back; a torn line is skipped."""
-    log = LandingLog(landing_dir)
-    stop = since - timedelta(seconds=LANDING_SLACK_S)
-    found: list[dict[str, Any]] = []
-    for day in reversed(days(since, until)):
-        path = log.path(stream, day)
-        if not path.exists():
-            continue
-        for line in _reverse_lines(path):
-            try:
-                record = orjson.loads(line)
-                at = datetime.fromisoformat(record["_received_at"]).replace(tzinfo=None)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue
-            if at < stop:
-                break
-            if at >= since:
-                record["_received_at"] = at
-                found.append(record)
-    return found
-
-
 def dbt_test_results(target_dir: Path, newest: int = 10) -> dict[str, dict[str, Any]]:
     """The latest result of each dbt test, from the newest `run_results.json` files under dbt's
     target folder (Dagster gives every invocation a folder of its own): test id → result with
@@ -148,12 +125,24 @@ def _child_files(folder: Path, name: str) -> list[Path]:
         return []
 
 
-class DeliveredEvents:
-    """What the landing log's deliveries produced — each line's event ids and their sources —
-    kept up to date by reading only what was appended since the last look (one per landing folder
-    and stream, in the process that evaluates the rules). At 1,000 webhooks/s an hour is millions
-    of lines: reading it back and normalizing it every minute would take the sidecar's CPU from
-    its clients, so each line is read once. The sidecar writes a delivery's event ids and sources
+@dataclass(frozen=True)
+class Delivery:
+    """What the rules need of one landing line: when, from whom, its outcome, what it produced."""
+
+    at: datetime
+    source: str
+    status: str
+    reason: str
+    event_sources: tuple[str, ...]
+    events: tuple[str, ...]
+
+
+class LandingTail:
+    """The landing log's deliveries over the longest window any rule asked for, kept up to date
+    by reading only what was appended since the last look (one per landing folder and stream, in
+    the process that evaluates the rules). At 1,000 webhooks/s an hour is millions of lines:
+    reading them back and normalizing them every minute would take the sidecar's CPU from its
+    clients, so each line is parsed once. The sidecar writes a delivery's event ids and sources
     into its line (`events`, `event_sources`); a line without them is normalized once, when read."""
 
     def __init__(self, landing_dir: Path, stream: str, normalize) -> None:
@@ -161,41 +150,46 @@ class DeliveredEvents:
         self.stream = stream
         self._normalize = normalize  # record -> (sources, event ids), for a line without them
         self._offsets: dict[Path, int] = {}
-        self._lines: list[tuple[datetime, tuple[str, ...], tuple[str, ...]]] = []
-        self._start: datetime | None = None
+        self._lines: list[Delivery] = []
+        self._covered_from: datetime | None = None  # every line received from here on is held
+        self._keep = timedelta(0)  # the longest window asked for
 
-    def since(self, since: datetime, until: datetime) -> list[tuple[datetime, tuple[str, ...], tuple[str, ...]]]:
-        """(received at, sources, event ids) of every delivery received from `since` on."""
-        if self._start is None or since < self._start:
-            self._offsets.clear()
+    def since(self, since: datetime, until: datetime) -> list[Delivery]:
+        """Every delivery received from `since` on."""
+        self._keep = max(self._keep, until - since)
+        if self._covered_from is None or since < self._covered_from:
+            self._offsets.clear()  # further back than held: read back from the files' ends again
             self._lines = []
-            self._start = since
-            for day in days(since, until):  # the first look: from each file's end back to `since`
+            for day in days(since, until):
                 path = self.log.path(self.stream, day)
                 if path.exists():
                     self._read_back(path, since)
+            self._covered_from = since
         for day in days(since, until):
             path = self.log.path(self.stream, day)
             if path.exists():
                 self._read_new(path)
-        self._lines = [line for line in self._lines if line[0] >= since - timedelta(seconds=LANDING_SLACK_S)]
-        return [line for line in self._lines if line[0] >= since]
+        horizon = until - self._keep
+        if horizon > self._covered_from:
+            stop = horizon - timedelta(seconds=LANDING_SLACK_S)
+            self._lines = [d for d in self._lines if d.at >= stop]
+            self._covered_from = horizon
+        return [d for d in self._lines if d.at >= since]
 
     def _read_back(self, path: Path, since: datetime) -> None:
         end = path.stat().st_size
+        tail = _last_line(path, end)  # a line still being written is read with the new ones
         stop = since - timedelta(seconds=LANDING_SLACK_S)
         found = []
-        for line in _reverse_lines(path, end):
+        for line in _reverse_lines(path, end - len(tail)):
             entry = self._entry(line)
             if entry is None:
                 continue
-            if entry[0] < stop:
+            if entry.at < stop:
                 break
             found.append(entry)
         self._lines.extend(reversed(found))
-        with path.open("rb") as handle:  # resume after the last complete line read
-            handle.seek(max(0, end - 1))
-            self._offsets[path] = end if handle.read(1) == b"\n" else end - len(_last_line(path, end))
+        self._offsets[path] = end - len(tail)
 
     def _read_new(self, path: Path) -> None:
         offset = self._offsets.get(path, 0)
@@ -206,14 +200,14 @@ class DeliveredEvents:
                 offset = 0  # the file was replaced: read it again
             handle.seek(offset)
             data = handle.read(end - offset)
-        complete = data.rfind(b"\n") + 1  # a line still being written is read next time
+        complete = data.rfind(b"\n") + 1
         for line in data[:complete].split(b"\n"):
             entry = self._entry(line)
             if entry is not None:
                 self._lines.append(entry)
         self._offsets[path] = offset + complete
 
-    def _entry(self, line: bytes) -> tuple[datetime, tuple[str, ...], tuple[str, ...]] | None:
+    def _entry(self, line: bytes) -> Delivery | None:
         if not line.strip():
             return None
         try:
@@ -222,9 +216,13 @@ class DeliveredEvents:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None
         if isinstance(record.get("events"), list) and isinstance(record.get("event_sources"), list):
-            return at, tuple(map(str, record["event_sources"])), tuple(map(str, record["events"]))
-        sources, events = self._normalize(record)
-        return at, tuple(sources), tuple(events)
+            sources, events = record["event_sources"], record["events"]
+        elif record.get("status") == "normalized":
+            sources, events = self._normalize(record)
+        else:
+            sources, events = [], []
+        return Delivery(at, str(record.get("source")), str(record.get("status")), str(record.get("reason") or ""),
+                        tuple(map(str, sources)), tuple(map(str, events)))
 
 
 def _last_line(path: Path, end: int) -> bytes:

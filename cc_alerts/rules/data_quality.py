@@ -24,11 +24,10 @@ from typing import Any
 
 from cc_alerts.model import Action, Finding, subject
 from cc_alerts.reads import (
-    DeliveredEvents,
+    LandingTail,
     days,
     dbt_test_results,
     landed,
-    landing_since,
     newest_part_files,
     part_files,
 )
@@ -365,9 +364,9 @@ def evaluate_schema_validation(ctx: RuleContext) -> Evaluation:
             letters[_letter_source(source, entity)].append((at, reason or ""))
     # Deliveries the sidecar refused: the landing log (every replica's) and this replica's facts.
     refused: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
-    for line in landing_since(settings.landing_dir, WEBHOOKS_STREAM, since, now):
-        if line.get("status") == "dead_letter":
-            refused[str(line.get("source"))].append((line["_received_at"], str(line.get("reason") or "")))
+    for delivery in _deliveries(settings.landing_dir).since(since, now):
+        if delivery.status == "dead_letter":
+            refused[delivery.source].append((delivery.at, delivery.reason))
     for source, seen in ctx.facts.dead_letters_since(since).items():
         if len(seen) > len(refused.get(source, [])):
             refused[source] = list(seen)
@@ -427,7 +426,7 @@ def _polled_events(ctx: RuleContext, source: str, since: datetime, until: dateti
     return found
 
 
-_DELIVERED: dict[str, DeliveredEvents] = {}
+_TAILS: dict[str, LandingTail] = {}
 
 
 def _normalized_delivery(record: dict) -> tuple[list[str], list[str]]:
@@ -440,12 +439,12 @@ def _normalized_delivery(record: dict) -> tuple[list[str], list[str]]:
     return sorted({e.source for e in events}), [e.id for e in events]
 
 
-def _delivered_events(landing_dir: Path) -> DeliveredEvents:
-    """This process's incremental reader of the webhook landing log (each line read once)."""
+def _deliveries(landing_dir: Path) -> LandingTail:
+    """This process's incremental reader of the webhook landing log (each line parsed once)."""
     key = str(landing_dir)
-    if key not in _DELIVERED:
-        _DELIVERED[key] = DeliveredEvents(Path(landing_dir), WEBHOOKS_STREAM, _normalized_delivery)
-    return _DELIVERED[key]
+    if key not in _TAILS:
+        _TAILS[key] = LandingTail(Path(landing_dir), WEBHOOKS_STREAM, _normalized_delivery)
+    return _TAILS[key]
 
 
 def evaluate_missed_webhooks(ctx: RuleContext) -> Evaluation:
@@ -457,9 +456,9 @@ def evaluate_missed_webhooks(ctx: RuleContext) -> Evaluation:
     # Every event a delivery carried (a webhook, or a pushed record), whichever source pushed it.
     delivered: set[str] = set()
     pushing: set[str] = set()
-    for _, sources, events in _delivered_events(settings.landing_dir).since(since - grace, now):
-        delivered.update(events)
-        pushing.update(sources)
+    for delivery in _deliveries(settings.landing_dir).since(since - grace, now):
+        delivered.update(delivery.events)
+        pushing.update(delivery.event_sources)
     findings = []
     for source in PUSHED_AND_POLLED:
         raw = Path(settings.lake_dir) / "raw" / WEBHOOKS

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from cc_alerts.reads import DeliveredEvents
+from cc_alerts.reads import LandingTail
 from resources.storage.landing import LandingLog
 from streaming.journal import encode_line
 
@@ -13,7 +13,7 @@ T0 = datetime(2026, 12, 6, 12, 0, 0)
 
 
 def line(n: int, at: datetime, with_events: bool = True) -> bytes:
-    record = {"id": f"d-{n}", "source": "github", "event": "pull_request", "status": "normalized"}
+    record = {"id": f"d-{n}", "source": "github", "event": "pull_request", "status": "normalized", "reason": None}
     if with_events:
         record |= {"events": [f"github:pr:acme/api#{n}:opened"], "event_sources": ["github"]}
     return encode_line(record, at)
@@ -29,7 +29,7 @@ def test_only_new_complete_lines_are_read_and_old_ones_leave_the_window(tmp_path
         return ["github"], [f"github:pr:acme/api#{record['id']}:opened"]
 
     path.write_bytes(b"".join(line(n, T0 + timedelta(seconds=n)) for n in range(5)) + line(5, T0, False))
-    tail = DeliveredEvents(tmp_path, "webhooks", normalize)
+    tail = LandingTail(tmp_path, "webhooks", normalize)
     first = tail.since(T0 - timedelta(minutes=10), T0 + timedelta(minutes=1))
     assert len(first) == 6 and normalized == ["d-5"]  # a line written without its events: normalized once
     # A line half written is not read until it is whole.
@@ -40,9 +40,24 @@ def test_only_new_complete_lines_are_read_and_old_ones_leave_the_window(tmp_path
     with path.open("ab") as handle:
         handle.write(whole[20:])
     found = tail.since(T0 - timedelta(minutes=10), T0 + timedelta(minutes=1))
-    assert [events for _, _, events in found][-1] == ("github:pr:acme/api#6:opened",)
+    assert found[-1].events == ("github:pr:acme/api#6:opened",)
     assert normalized == ["d-5"]  # nothing read twice
     # The window moves on: older deliveries drop out.
     later = tail.since(T0 + timedelta(seconds=4), T0 + timedelta(minutes=1))
-    assert sorted(e for _, _, events in later for e in events) == [
+    assert sorted(e for delivery in later for e in delivery.events) == [
         "github:pr:acme/api#4:opened", "github:pr:acme/api#6:opened"]
+
+
+def test_a_longer_window_asked_later_is_read_back_once_and_then_kept(tmp_path):
+    path = LandingLog(tmp_path).path("webhooks", T0.date())
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"".join(line(n, T0 + timedelta(minutes=n)) for n in range(60)))
+    tail = LandingTail(tmp_path, "webhooks", lambda record: ([], []))
+    now = T0 + timedelta(minutes=60)
+    assert len(tail.since(now - timedelta(minutes=1), now)) == 1  # a rule with a one-minute window
+    assert len(tail.since(now - timedelta(minutes=30), now)) == 30  # one with half an hour: read back
+    with path.open("ab") as handle:
+        handle.write(line(60, now))
+    later = now + timedelta(minutes=1)
+    assert len(tail.since(later - timedelta(minutes=30), later)) == 30  # kept, the oldest gone
+    assert len(tail.since(later - timedelta(minutes=1), later)) == 1
