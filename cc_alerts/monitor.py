@@ -24,13 +24,17 @@ from cc_alerts.store import AlertStore, utcnow
 log = logging.getLogger(__name__)
 
 RULE_FAILED = "monitor_rule_failed"  # listed in cc_alerts/rules/pipeline.py
+# The first round waits this long: a starting sidecar reads its dedupe index and answers the
+# webhooks that queued while it was down first; no rule's cadence is shorter.
+FIRST_ROUND_S = 5.0
 
 
 class Monitor:
     def __init__(self, store: AlertStore, settings: Any, facts: Facts | None = None,
                  rules: Sequence[Rule] | None = None, clock: Callable[[], datetime] = utcnow,
-                 tick_s: float = 1.0) -> None:
+                 tick_s: float = 1.0, first_round_s: float = FIRST_ROUND_S) -> None:
         self.store, self.settings = store, settings
+        self.first_round_s = first_round_s
         self.facts = facts if facts is not None else Facts()
         self.rules = list(rules) if rules is not None else sidecar_rules()
         self._clock, self.tick_s = clock, tick_s
@@ -80,6 +84,7 @@ class Monitor:
         return changes
 
     def _run(self) -> None:
+        self._stop.wait(self.first_round_s)
         while not self._stop.is_set():
             try:
                 self.run_due()

@@ -34,6 +34,11 @@ class MartsUnavailable(RuntimeError):
     """No dbt build has been served yet (no snapshot, or the marts do not exist)."""
 
 
+class WarehouseUnreachable(MartsUnavailable):
+    """The warehouse holding the marts cannot be reached (Postgres down or restarting): unlike no
+    build yet, the live state alone is no answer, since the built workflows exist and are missing."""
+
+
 
 class Marts(Protocol):
     def version(self) -> str | None:
@@ -172,7 +177,7 @@ class PostgresMarts:
         except psycopg.errors.QueryCanceled:
             raise
         except psycopg.OperationalError as exc:
-            raise MartsUnavailable(f"the warehouse is unavailable: {exc}".splitlines()[0]) from exc
+            raise WarehouseUnreachable(f"the warehouse is unavailable: {exc}".splitlines()[0]) from exc
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
         return self._query(sql, params)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streaming.data.marts import MartsUnavailable, iso, json_value, plain, utcnow, where
+from streaming.data.marts import MartsUnavailable, WarehouseUnreachable, iso, json_value, plain, utcnow, where
 from streaming.data.serving import TTL, Serving
 from streaming.state.workflows import completed_today, overview_cycle_times
 from streaming.schemas import (
@@ -53,11 +53,11 @@ _STATUSES = ("pending", "active", "completed", "canceled", "failed")
 
 def _marts_or_live_only(data: Serving, sql: str, params: dict[str, Any] | None = None) -> list[dict]:
     """The marts' rows; none before the first build when the live state answers alone (without
-    it, `MartsUnavailable` stands: the route's 503)."""
+    it, or with the warehouse unreachable, `MartsUnavailable` stands: the route's 503)."""
     try:
         return data.marts.query(sql, params)
-    except MartsUnavailable:
-        if data.state is None or not data.state.ready:
+    except MartsUnavailable as exc:
+        if isinstance(exc, WarehouseUnreachable) or data.state is None or not data.state.ready:
             raise
         return []
 

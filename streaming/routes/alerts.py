@@ -3,32 +3,37 @@ one; the rules in force and the notification channels' state."""
 
 from __future__ import annotations
 
-import base64
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from cc_alerts.rules import all_rules
 from streaming.deps import User
-from streaming.params import parse_time
+from streaming.params import ISO_TIME, parse_time
 from streaming.responses import no_store
 from streaming.schemas import AlertList, AlertOut, AlertRules, AlertSeverity, AlertState
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 
+# A page's last alert's sort key, `<last_seen in microseconds since 1970>:<alert id>`: every text of
+# this pattern is a place in the order (as /api/workflows' cursor), so none the document allows is refused.
+CURSOR_PATTERN = r"^[0-9]{1,17}:[\s\S]*$"
+_EPOCH = datetime(1970, 1, 1)
+
+
 def _encode(alert) -> str:
-    return base64.urlsafe_b64encode(f"{alert.last_seen.isoformat()}|{alert.id}".encode()).decode().rstrip("=")
+    micros = (alert.last_seen - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}:{alert.id}"
 
 
 def _decode(cursor: str) -> tuple[datetime, str]:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, _, alert_id = text.partition("|")
-        return datetime.fromisoformat(stamp), alert_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HTTPException(400, "`cursor` is not one this API gave") from exc
+    if not re.match(CURSOR_PATTERN, cursor):
+        raise HTTPException(400, "`cursor` is not a `nextCursor` of /api/alerts: pass one back unchanged")
+    micros, _, alert_id = cursor.partition(":")
+    return _EPOCH + timedelta(microseconds=int(micros)), alert_id
 
 
 def _sidecar(request: Request):
@@ -43,12 +48,13 @@ def list_alerts(request: Request,
                 rule: Annotated[str | None, Query(max_length=100)] = None,
                 subject: Annotated[str | None, Query(max_length=300,
                                                      description="`source:github`, or a name alone")] = None,
-                since: Annotated[str | None, Query(description="Seen at or after this ISO time")] = None,
-                cursor: Annotated[str | None, Query(max_length=300)] = None,
+                since: Annotated[str | None, Query(description="Seen at or after this ISO time",
+                                                   json_schema_extra=ISO_TIME)] = None,
+                cursor: Annotated[str | None, Query(max_length=300, pattern=CURSOR_PATTERN)] = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
     store = _sidecar(request).alerts
-    after = _decode(cursor) if cursor else None
-    since_at = parse_time("since", since).replace(tzinfo=None) if since else None
+    after = _decode(cursor) if cursor is not None else None
+    since_at = parse_time("since", since).replace(tzinfo=None) if since is not None else None
     rows = store.list(state=state, severity=severity, rule=rule, subject=subject, since=since_at, before=after,
                       limit=limit + 1)
     page = rows[:limit]

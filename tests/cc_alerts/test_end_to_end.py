@@ -164,3 +164,53 @@ def test_1000_failures_in_a_minute_are_a_few_emails_and_every_one_is_counted(smt
             assert str(sent[alert["subject"]["name"]]) in alert["message"], alert["message"]
     finally:
         sidecar.stop()
+
+
+def test_the_api_pages_filters_and_acknowledges_what_any_process_raised(tmp_path):
+    """Alerts a Dagster process wrote to the shared store are listed, paged and acknowledged over
+    REST, and the acknowledgement reaches `alerts:all`."""
+    from cc_alerts.model import Finding
+    from cc_alerts.store import AlertStore, alert_store_path
+
+    data_dir = tmp_path / "data"
+    sidecar = Sidecar(data_dir, {**SECRETS, "CC_ALERT_MONITOR": "false"}).start()
+    room = Room(sidecar)
+    store = AlertStore(alert_store_path(data_dir))  # as a Dagster sensor writes it
+    headers = {"Authorization": f"Bearer {sidecar.token()}"}
+    try:
+        for n in range(7):
+            store.raise_alert(Finding("dagster_run_failed", f"job:job_{n}", "critical" if n < 2 else "warning",
+                                      f"job_{n} failed", links={"run": f"http://127.0.0.1:3000/runs/{n}"}))
+        store.resolve("dagster_run_failed", "job:job_6")
+        pages, cursor = [], None
+        while True:
+            params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+            page = requests.get(f"{sidecar.url}/api/alerts", params=params, headers=headers, timeout=10).json()
+            pages.append([a["subject"]["name"] for a in page["alerts"]])
+            cursor = page["nextCursor"]
+            if cursor is None:
+                break
+        assert [len(p) for p in pages] == [3, 3, 1]
+        assert sorted(sum(pages, [])) == [f"job_{n}" for n in range(7)]
+        assert page["counts"] == {"open": {"critical": 2, "warning": 4}, "acknowledged": {}}
+        critical = requests.get(f"{sidecar.url}/api/alerts", params={"severity": "critical", "state": "open"},
+                                headers=headers, timeout=10).json()["alerts"]
+        assert sorted(a["subject"]["name"] for a in critical) == ["job_0", "job_1"]
+        acked = requests.post(f"{sidecar.url}/api/alerts/{critical[0]['id']}/ack", headers=headers, timeout=10)
+        assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
+        assert acked.json()["acknowledgedBy"] == "tester"
+        assert wait_for(lambda: [a for a in room.alerts("alert.acknowledged") if a["id"] == critical[0]["id"]], 10)
+        resolved = store.list(state=["resolved"])[0]
+        assert requests.post(f"{sidecar.url}/api/alerts/{resolved.id}/ack", headers=headers,
+                             timeout=10).status_code == 409
+        assert requests.post(f"{sidecar.url}/api/alerts/nope/ack", headers=headers, timeout=10).status_code == 404
+        reader = {"Authorization": f"Bearer {sidecar.token(rooms=['alerts:all'])}"}
+        assert requests.get(f"{sidecar.url}/api/alerts", headers=reader, timeout=10).status_code == 200
+        assert requests.post(f"{sidecar.url}/api/alerts/{critical[1]['id']}/ack", headers=reader,
+                             timeout=10).status_code == 403  # reading is not acknowledging
+        rules = requests.get(f"{sidecar.url}/api/alerts/rules", headers=headers, timeout=10).json()
+        assert {r["name"] for r in rules["rules"]} >= {"stale_data", "circuit_open", "dagster_run_failed"}
+    finally:
+        store.close()
+        room.close()
+        sidecar.stop()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["cc_assets", "cc_events", "resources", "sandbox", "scripts", "sensors", "streaming"]
+PACKAGES = ["cc_alerts", "cc_assets", "cc_events", "resources", "sandbox", "scripts", "sensors", "streaming"]
 # `make chaos` is a developer tool: `make` installs the dev extra it imports from.
 DEV_TOOLS = ("scripts/chaos/",)
 
