@@ -27,6 +27,7 @@ from resources.storage.landing import LandingLog
 # orders a batch by arrival); reading back stops once lines are this much older than wanted.
 LANDING_SLACK_S = 120.0
 _BLOCK = 1 << 18
+_CHUNK = 1 << 22
 
 
 def _utc(epoch: float) -> datetime:
@@ -192,6 +193,9 @@ class LandingTail:
         self._offsets[path] = end - len(tail)
 
     def _read_new(self, path: Path) -> None:
+        """The lines appended since the last look, a few megabytes at a time: at 1,000 webhooks/s
+        half a minute is most of a gigabyte, and one `split` over it would hold the interpreter
+        (and so the sidecar's event loop) for a second."""
         offset = self._offsets.get(path, 0)
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -199,26 +203,40 @@ class LandingTail:
             if end < offset:
                 offset = 0  # the file was replaced: read it again
             handle.seek(offset)
-            data = handle.read(end - offset)
-        complete = data.rfind(b"\n") + 1
-        for line in data[:complete].split(b"\n"):
-            entry = self._entry(line)
-            if entry is not None:
-                self._lines.append(entry)
-        self._offsets[path] = offset + complete
+            position, rest = offset, b""
+            while position < end:
+                chunk = handle.read(min(_CHUNK, end - position))
+                if not chunk:
+                    break
+                position += len(chunk)
+                data = rest + chunk
+                complete = data.rfind(b"\n") + 1  # a line still being written is read next time
+                for line in data[:complete].split(b"\n"):
+                    entry = self._entry(line)
+                    if entry is not None:
+                        self._lines.append(entry)
+                rest = data[complete:]
+        self._offsets[path] = position - len(rest)
 
     def _entry(self, line: bytes) -> Delivery | None:
         if not line.strip():
             return None
+        # The record's own fields come first and the payload is spliced in last, as it came
+        # (streaming/journal.py `encode_line`); a `,"payload":` outside a string can only be that
+        # splice, so the head alone is parsed: a few hundred bytes of a line of tens of kilobytes.
+        cut = line.find(b',"payload":')
         try:
-            record = orjson.loads(line)
+            record = orjson.loads(line[:cut] + b"}" if cut > 0 else line)
             at = datetime.fromisoformat(record["_received_at"]).replace(tzinfo=None)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None
         if isinstance(record.get("events"), list) and isinstance(record.get("event_sources"), list):
             sources, events = record["event_sources"], record["events"]
         elif record.get("status") == "normalized":
-            sources, events = self._normalize(record)
+            try:
+                sources, events = self._normalize(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                return None
         else:
             sources, events = [], []
         return Delivery(at, str(record.get("source")), str(record.get("status")), str(record.get("reason") or ""),

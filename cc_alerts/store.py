@@ -154,6 +154,11 @@ class AlertStore:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._db.execute("pragma journal_mode = wal")
+        # No fsync per commit: the sidecar's monitor writes every few seconds on the disk that
+        # holds the landing log, whose fsyncs are every webhook's acknowledgement. WAL with
+        # `normal` survives a crash of any process; a power cut may lose the last moments, which
+        # the rules find again on their next round.
+        self._db.execute("pragma synchronous = normal")
         self._db.execute("pragma busy_timeout = 30000")
         with self._tx() as db:
             for statement in filter(str.strip, _TABLES.format(serial=self.serial).split(";")):
