@@ -14,7 +14,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity lint sql clean
+.PHONY: install chromium demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity lint sql clean
 
 # Installs exactly what uv.lock pins (two installs are identical): after editing pyproject.toml's
 # dependencies, run `.venv/bin/uv lock` and commit uv.lock. Only python3 is needed to start: uv
@@ -33,7 +33,18 @@ $(JS_STAMP): $(JS)/package-lock.json
 	elif [ "$$CI" = true ]; then exit 1; \
 	else echo "npm ci failed (offline?): the Socket.IO JS-client tests will be skipped"; fi
 
-install: $(STAMP) $(JS_STAMP)
+# The page's tests drive a real headless Chromium through Playwright, Debian's build (Playwright's
+# own browser download needs the internet). Installed with apt-get when missing and this is root;
+# otherwise the browser tests skip with the reason (and fail under CI=true, which must run them).
+chromium:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
+	  { echo "apt-get could not install chromium: the browser tests will be skipped"; [ "$$CI" != true ]; }; \
+	else echo "no chromium (install it: apt-get install chromium): the browser tests will be skipped"; \
+	  [ "$$CI" != true ]; fi
+
+install: $(STAMP) $(JS_STAMP) chromium
 
 demo: install
 	@$(BIN)/python -m scripts.run resources.dagster_home >/dev/null
