@@ -219,7 +219,8 @@ function mergeFeed(events) {
     state.feedHeld = [...fresh.reverse(), ...state.feedHeld].slice(0, FEED_MAX);
     return;
   }
-  state.feed = [...fresh.reverse(), ...state.feed].sort(byTimeDesc).slice(0, FEED_MAX);
+  // Arrival order, newest first: a delivery carrying an old timestamp (a late webhook) still shows on top.
+  state.feed = [...fresh.reverse(), ...state.feed].slice(0, FEED_MAX);
 }
 
 export function toggleFeedPause() {
@@ -239,7 +240,6 @@ export function setFeedFilter(name, value) {
 
 // --- live messages -------------------------------------------------------------------------------
 
-const byTimeDesc = (a, b) => (parseTime(b.timestamp) ?? 0) - (parseTime(a.timestamp) ?? 0);
 const sortEvents = (events) => events.sort((a, b) => (parseTime(a.timestamp) ?? 0) - (parseTime(b.timestamp) ?? 0));
 const rowTime = (r) => parseTime(r.lastEventAt) ?? 0;
 const sortRows = (rows) => rows.sort((a, b) => rowTime(b) - rowTime(a) || (a.id < b.id ? 1 : -1));

@@ -48,7 +48,10 @@ function Chart({ title, series, data, summary, valueFmt = fmtNum, scales }) {
   return (
     <figure class="chart">
       <figcaption><strong>{title}</strong> <span class="muted">{summary}</span></figcaption>
-      <div ref={box} class="chart-box" role="img" aria-label={`${title}: ${summary}`} />
+      <div class="chart-box">
+        <div ref={box} role="img" aria-label={`${title}: ${summary}`} />
+        {data[0].length === 0 && <p class="chart-empty">No data in this range.</p>}
+      </div>
     </figure>
   );
 }

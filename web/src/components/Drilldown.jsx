@@ -39,7 +39,7 @@ export function Drilldown({ id, timeline }) {
       <ol class="timeline">
         {!timeline.loading && timeline.events.length === 0 && <li class="muted">No events.</li>}
         {timeline.events.map((e) => (
-          <li key={e.id} data-testid="timeline-item" data-event-id={e.id} class={`src-line src-${e.source}`}>
+          <li key={e.id} data-testid="timeline-item" data-event-id={e.id}>
             <time dateTime={e.timestamp}>{fmtTime(e.timestamp)}</time>
             <span class={`src src-${e.source}`}>{e.source}</span>
             <span class="etype">{e.type}</span>
