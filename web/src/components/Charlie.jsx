@@ -64,13 +64,13 @@ export function Charlie({ instances, command }) {
             {list.map((i) => (
               <tr key={i.id} data-testid="charlie-row" data-instance-id={i.id}>
                 <th scope="row">{i.name || i.id}<div class="muted">{i.id}{i.version ? ` · v${i.version}` : ""}</div></th>
-                <td><Status value={i.health.isHealthy ? "healthy" : (i.health.status || "degraded")} />
+                <td data-label="Health"><Status value={i.health.isHealthy ? "healthy" : (i.health.status || "degraded")} />
                   {i.health.uptimeSeconds ? <div class="muted">up {fmtDuration(i.health.uptimeSeconds)}</div> : null}</td>
-                <td class="num">{fmtInt(i.health.queueDepth)}</td>
-                <td class="num">{fmtInt(i.workload.activeWorkflows)}</td>
-                <td class="num">{fmtInt(i.workload.completedToday)}</td>
-                <td><time dateTime={i.lastEventAt}>{fmtAgo(i.lastEventAt)}</time></td>
-                <td class="commands">
+                <td data-label="Queue" class="num">{fmtInt(i.health.queueDepth)}</td>
+                <td data-label="Active" class="num">{fmtInt(i.workload.activeWorkflows)}</td>
+                <td data-label="Done today" class="num">{fmtInt(i.workload.completedToday)}</td>
+                <td data-label="Last activity"><time dateTime={i.lastEventAt}>{fmtAgo(i.lastEventAt)}</time></td>
+                <td data-label="Commands" class="commands">
                   {Object.keys(LABELS).map((c) => (
                     <button key={c} type="button" data-command={c} onClick={() => setAsk({ instance: i, command: c })}>{LABELS[c]}</button>
                   ))}

@@ -63,15 +63,15 @@ export function Workflows({ workflows, selected }) {
                     <span class="muted wf-id">{w.id}{w.isLive ? " · live" : ""}</span>
                   </button>
                 </th>
-                <td><Status value={w.status} testid="workflow-status" /></td>
-                <td>{w.assignee?.name || w.assignee?.id || w.charlieInstanceId || "–"}</td>
-                <td>{(w.sources || []).join(", ") || "–"}</td>
-                <td>{w.linearIssueKey || "–"}</td>
-                <td>{prCell(w)}</td>
-                <td>{ciCell(w.ci)}</td>
-                <td class="num">{w.sessionCount ? fmtUsd(w.sessionCostUsd) : "–"}</td>
-                <td class="num">{fmtHours(w.cycleTimeHours)}</td>
-                <td><time dateTime={w.lastEventAt}>{fmtAgo(w.lastEventAt)}</time></td>
+                <td data-label="Status"><Status value={w.status} testid="workflow-status" /></td>
+                <td data-label="Assignee">{w.assignee?.name || w.assignee?.id || w.charlieInstanceId || "–"}</td>
+                <td data-label="Provider">{(w.sources || []).join(", ") || "–"}</td>
+                <td data-label="Linear">{w.linearIssueKey || "–"}</td>
+                <td data-label="PR">{prCell(w)}</td>
+                <td data-label="CI">{ciCell(w.ci)}</td>
+                <td data-label="Cost" class="num">{w.sessionCount ? fmtUsd(w.sessionCostUsd) : "–"}</td>
+                <td data-label="Cycle time" class="num">{fmtHours(w.cycleTimeHours)}</td>
+                <td data-label="Last event"><time dateTime={w.lastEventAt}>{fmtAgo(w.lastEventAt)}</time></td>
               </tr>
             ))}
           </tbody>
