@@ -37,7 +37,8 @@ LINEAR_API_URL = "https://api.linear.app/graphql"
 
 # `CC_*` names that are not settings: the dbt profile's (written by `dbt_env`) and the tests'.
 OTHER_VARIABLES = frozenset({"CC_DBT_PG_HOST", "CC_DBT_PG_PORT", "CC_DBT_PG_USER", "CC_DBT_PG_PASSWORD",
-                             "CC_DBT_PG_DBNAME", "CC_DBT_PG_SCHEMA", "CC_TEST_REDIS_URL"})
+                             "CC_DBT_PG_DBNAME", "CC_DBT_PG_SCHEMA", "CC_TEST_REDIS_URL",
+                             "CC_TEST_STATIC_DIR"})
 
 log = logging.getLogger(__name__)
 

@@ -40,6 +40,11 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 # `app.3f9a2c1b.js`, `index-B4kq9Z2x.css`: 8+ letters and digits, at least one digit (not `.standalone.`).
 HASHED = re.compile(r"[.-](?=[A-Za-z0-9_]*\d)[A-Za-z0-9_]{8,}\.[A-Za-z0-9]+$")
+# The docs may load nothing from elsewhere: ReDoc 2's side menu asks cdn.redoc.ly for its logo whatever
+# its options say, and a future Swagger UI may call out too. The browser refuses such a request before
+# it leaves (ReDoc then hides the image). Inline script and style: FastAPI's HTML and both UIs use them.
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'")
 # Smaller bodies gain less than the gzip header and the CPU cost.
 GZIP_MIN_BYTES = 1024
 
@@ -131,14 +136,14 @@ def install(app: FastAPI) -> None:
             swagger_favicon_url=FAVICON, oauth2_redirect_url=None,
             # No badge from the online validator: nothing on the page may call out.
             swagger_ui_parameters={"validatorUrl": None})
-        html.headers["Cache-Control"] = REVALIDATE
+        html.headers.update({"Cache-Control": REVALIDATE, "Content-Security-Policy": DOCS_CSP})
         return html
 
     async def redoc(request: Request) -> Response:
         html = get_redoc_html(openapi_url=request.app.openapi_url, title=f"{request.app.title} - ReDoc",
                               redoc_js_url=asset_url(_root(request.app), REDOC_JS), redoc_favicon_url=FAVICON,
                               with_google_fonts=False)
-        html.headers["Cache-Control"] = REVALIDATE
+        html.headers.update({"Cache-Control": REVALIDATE, "Content-Security-Policy": DOCS_CSP})
         return html
 
     app.add_route("/", page, methods=["GET"], include_in_schema=False)
