@@ -19,7 +19,7 @@ from urllib.parse import urlparse, urlunparse
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 
 from resources.settings import Settings
 from streaming import page, webhooks, ws
@@ -49,10 +49,13 @@ async def http_error(request: Request, exc: HTTPException):
     names those of the first route with that path only (`GET` for `/dashboard/dashboards`, which
     takes `POST` too)."""
     if exc.status_code == 405:
-        # Asked of the routes themselves: included routers are not flattened into `app.routes`.
+        # Asked of the routes themselves: included routers are not flattened into `app.routes`. A
+        # mount (`/static/`) matches every method, so its own answer's `Allow` stands.
         allowed = [method for method in METHODS if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.router.routes)]
-        exc = HTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": ", ".join(allowed)})
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes if not isinstance(route, Mount))]
+        if allowed:
+            exc = HTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": ", ".join(allowed)})
     return await http_exception_handler(request, exc)
 
 

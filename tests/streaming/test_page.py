@@ -166,6 +166,9 @@ def test_root_serves_the_built_page_and_static_is_compressed_and_cached(make_sid
     assert requests.get(server.url + "/static/page/app.css", headers={"If-None-Match": plain.headers["etag"]},
                         timeout=10).status_code == 304
     assert requests.get(server.url + "/static/page/nothing.js", timeout=10).status_code == 404
+    refused = requests.post(server.url + "/static/page/app.css", timeout=10)
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
+    assert requests.post(server.url + "/", timeout=10).headers["allow"] == "GET, HEAD"
     assert requests.get(server.url + "/static/../../resources/settings.py", timeout=10).status_code == 404
 
     # Neither the page nor its assets are in the API's document; the webhooks and REST are not gzipped.
