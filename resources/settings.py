@@ -37,7 +37,8 @@ LINEAR_API_URL = "https://api.linear.app/graphql"
 
 # `CC_*` names that are not settings: the dbt profile's (written by `dbt_env`) and the tests'.
 OTHER_VARIABLES = frozenset({"CC_DBT_PG_HOST", "CC_DBT_PG_PORT", "CC_DBT_PG_USER", "CC_DBT_PG_PASSWORD",
-                             "CC_DBT_PG_DBNAME", "CC_DBT_PG_SCHEMA", "CC_TEST_REDIS_URL"})
+                             "CC_DBT_PG_DBNAME", "CC_DBT_PG_SCHEMA", "CC_TEST_REDIS_URL",
+                             "CC_TEST_STATIC_DIR"})
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,9 @@ class Settings(BaseSettings):
     # CC_EVENTS_API_TOKEN (no token: it only lands them). Unset: the local one of `make ui` and
     # `make sidecar`, http://127.0.0.1:$CC_SIDECAR_PORT.
     sidecar_url: str | None = None
+    # The page and the API docs' assets the sidecar serves at `/` and `/static/` (`page/`,
+    # `vendor/`). Unset: the built ones in the package, `streaming/static`.
+    static_dir: Path | None = None
     # Unset: rooms fan out in-process (one replica); redis://...: replicas share rooms by pub/sub.
     redis_url: Secret
     # GitHub caps a delivery at 25 MB and drops bigger ones itself, so anything under that cap is a
@@ -315,6 +319,17 @@ class Settings(BaseSettings):
     @property
     def sidecar_base_url(self) -> str:
         return (self.sidecar_url or f"http://127.0.0.1:{self.sidecar_port}").rstrip("/")
+
+    @property
+    def static_root(self) -> Path:
+        if self.static_dir is None:
+            return PROJECT_ROOT / "streaming" / "static"
+        return self.static_dir if self.static_dir.is_absolute() else (PROJECT_ROOT / self.static_dir).resolve()
+
+    @property
+    def dev_jwt_secret_path(self) -> Path:
+        """`make ui`'s development JWT secret, made once when CC_JWT_SECRET is unset (mode 0600)."""
+        return self.data_dir / "sidecar" / "dev-jwt-secret"
 
     @property
     def lake_dir(self) -> Path:

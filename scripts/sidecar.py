@@ -1,5 +1,6 @@
 """`make sidecar`: the streaming sidecar on 127.0.0.1:`CC_SIDECAR_PORT` (default 8000), after
-checking, in one line each, that the port is free and `CC_REDIS_URL` (if set) answers."""
+checking, in one line each, that the port is free and `CC_REDIS_URL` (if set) answers. It uses the
+configured `CC_JWT_SECRET` only (no development secret, unlike `make ui`) and prints the page's URL."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ def main(argv: list[str] | None = None) -> None:
     check_ports([(settings.sidecar_port, "sidecar", "CC_SIDECAR_PORT")])
     if settings.redis_url:
         check_redis(settings.redis_url)
+    print(f"command-center page at http://127.0.0.1:{settings.sidecar_port}/ "
+          + ("(paste a token signed with CC_JWT_SECRET)" if settings.jwt_secret else
+             "-- but CC_JWT_SECRET is unset, so it and every REST call are refused: set it, or use `make ui`, "
+             "which makes a development secret"), flush=True)
     serve.main(["--host", "127.0.0.1", "--port", str(settings.sidecar_port), *(argv or [])])
 
 

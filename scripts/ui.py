@@ -6,6 +6,11 @@ The agent sends its samples to that sidecar with `CC_EVENTS_API_TOKEN`; when non
 get a token made for this session, so `metrics:realtime` and `/dashboard/metrics` show this host
 at once (set `CC_EVENTS_API_TOKEN` to push other events to `POST /events` too).
 
+The sidecar serves the command-center page at `/`. With `CC_JWT_SECRET` unset, a development
+secret is made once and kept in `$CC_DATA_DIR/sidecar/dev-jwt-secret` (mode 0600), the sidecar
+gets it, and the link printed here carries a 12-hour operator token in its fragment
+(`/#token=...`), which a browser never sends to the server, so no log holds it.
+
 The sandbox listens where `CC_SANDBOX_URL` says (default http://127.0.0.1:8765), so assets
 materialized from the UI land data exactly as in `make demo`. With real tokens set for every
 source, or a sandbox already answering there, none is started.
@@ -26,6 +31,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -35,6 +41,9 @@ import requests
 STOP_WAIT_S = 30
 # The sidecar answers within a second or two; the agent starts after it (or after this, regardless).
 SIDECAR_WAIT_S = 30
+# The operator's token in `make ui`'s link: a working day, then run `make ui` again for a new one.
+OPERATOR_TOKEN_TTL_S = 12 * 3600
+OPERATOR_SCOPES = ("commands", "dashboards", "alerts")
 
 
 def _answers(url: str) -> bool:
@@ -93,11 +102,14 @@ def main() -> int:
                                                 port=target.port or 8765))
                 print(f"sandbox sources serving at {settings.sandbox_url}", flush=True)
             env = _pushing_env(settings)
+            page = page_access(settings)
+            env.update(page.env)
             sidecar = _start([sys.executable, "-m", "streaming.serve", "--host", "127.0.0.1",
                               "--port", str(settings.sidecar_port)], env)
             stack.callback(_stop, sidecar, signal.SIGTERM)
             print(f"streaming sidecar (webhooks, /ws, REST) at http://127.0.0.1:{settings.sidecar_port} "
                   "(docs: /docs)", flush=True)
+            print(*page.lines, sep="\n", flush=True)
             # Its first sample goes out at once: to the sidecar once that answers (else it waits in
             # the agent's outbox for the next tick).
             _wait_for(f"{env['CC_SIDECAR_URL']}/healthz", SIDECAR_WAIT_S)
@@ -119,6 +131,54 @@ def _pushing_env(settings) -> dict[str, str]:
     both with `CC_EVENTS_API_TOKEN` (one made for this session when it is not set)."""
     token = settings.events_api_token or secrets.token_urlsafe(32)
     return {**os.environ, "CC_EVENTS_API_TOKEN": token, "CC_SIDECAR_URL": f"http://127.0.0.1:{settings.sidecar_port}"}
+
+
+@dataclass(frozen=True)
+class PageAccess:
+    """How the operator gets into the page: what the sidecar's environment gains, and what to print."""
+
+    env: dict[str, str]
+    lines: tuple[str, ...]
+    link: str
+
+
+def page_access(settings) -> PageAccess:
+    """With `CC_JWT_SECRET` set, the page's URL (the page asks for a token signed with it); unset, the
+    development secret (`dev_jwt_secret`) for the sidecar and a link that logs the operator in."""
+    url = f"http://127.0.0.1:{settings.sidecar_port}/"
+    if settings.jwt_secret:
+        return PageAccess({}, (f"command-center page at {url} (paste a token signed with CC_JWT_SECRET)",), url)
+    from streaming.auth import issue_token
+
+    secret = dev_jwt_secret(settings.dev_jwt_secret_path)
+    token = issue_token(secret, "operator", OPERATOR_TOKEN_TTL_S, scopes=OPERATOR_SCOPES)
+    link = f"{url}#token={token}"
+    return PageAccess({"CC_JWT_SECRET": secret}, (
+        f"command-center page, logged in as operator for 12 h: {link}",
+        f"(a development JWT secret, kept in {settings.dev_jwt_secret_path}: set CC_JWT_SECRET to use a real one)"),
+        link)
+
+
+def dev_jwt_secret(path: Path) -> str:
+    """The development secret kept at `path`, made on first use (mode 0600, never rewritten), so a
+    link printed by an earlier `make ui` keeps working until its token expires."""
+    with contextlib.suppress(FileNotFoundError):
+        kept = path.read_text().strip()
+        if kept:
+            return kept
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another `make ui` made it first (or an empty file was left): use that
+        kept = path.read_text().strip()
+        if kept:
+            return kept
+        path.unlink()
+        return dev_jwt_secret(path)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
+    return secret
 
 
 def _start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlparse, urlunparse
@@ -18,10 +19,11 @@ from urllib.parse import urlparse, urlunparse
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 
 from resources.settings import Settings
-from streaming import webhooks, ws
+from streaming import page, webhooks, ws
+from streaming.auth import NO_SECRET
 from streaming.data.marts import MartsUnavailable
 from streaming.data.serving import Serving
 from streaming.live import LiveEvents
@@ -30,6 +32,8 @@ from streaming.responses import marts_unavailable, with_unknown_parameter
 from streaming.routes import api_router
 from streaming.samples import LiveSamples
 from streaming.sidecar import Sidecar
+
+logger = logging.getLogger("uvicorn.error")  # the launcher's log, shown at its default level
 
 
 def _without_password(url: str) -> str:
@@ -45,10 +49,13 @@ async def http_error(request: Request, exc: HTTPException):
     names those of the first route with that path only (`GET` for `/dashboard/dashboards`, which
     takes `POST` too)."""
     if exc.status_code == 405:
-        # Asked of the routes themselves: included routers are not flattened into `app.routes`.
+        # Asked of the routes themselves: included routers are not flattened into `app.routes`. A
+        # mount (`/static/`) matches every method, so its own answer's `Allow` stands.
         allowed = [method for method in METHODS if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.router.routes)]
-        exc = HTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": ", ".join(allowed)})
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes if not isinstance(route, Mount))]
+        if allowed:
+            exc = HTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": ", ".join(allowed)})
     return await http_exception_handler(request, exc)
 
 
@@ -90,6 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings or Settings.from_env()
+        if not app.state.settings.jwt_secret:
+            logger.warning("%s: the page, REST, /ws and Socket.IO refuse everyone until it is set "
+                           "(`make ui` makes a development one)", NO_SECRET)
         app.state.live = LiveEvents()
         app.state.samples = LiveSamples()
         sidecar = app.state.sidecar = Sidecar(app.state.settings, app.state.live, app.state.samples)
@@ -110,13 +120,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = SidecarApp(title="Command Center sidecar", lifespan=lifespan,
                   description="Webhooks in, live rooms out (`/ws`, Socket.IO at `/socket.io/`), and the "
-                              "dashboard's REST API.")
+                              "dashboard's REST API.",
+                  docs_url=None, redoc_url=None)  # from local assets: `streaming/page.py`
     app.include_router(webhooks.router)
     app.include_router(ws.router)
     app.include_router(api_router)
     app.add_exception_handler(MartsUnavailable, marts_unavailable)
     app.add_exception_handler(HTTPException, http_error)
     app.mount("/socket.io", LazySocketIO(app))
+    page.install(app)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with this replica's fan-out state",
              dependencies=[Depends(known_parameters)], responses=with_unknown_parameter({}))

@@ -32,6 +32,11 @@ SCOPES = ("commands", "dashboards", "alerts")
 IMPLIED_SCOPES = frozenset({"dashboards", "alerts"})
 
 
+# Said on every refusal (401, /ws close reason: at most 123 bytes) and logged at start-up, so an
+# operator whose every call answers 401 learns why rather than doubting the token.
+NO_SECRET = "no JWT secret is configured (CC_JWT_SECRET is unset): this sidecar accepts no client token"
+
+
 class AuthError(Exception):
     """Refused: the message says why (it is safe to show the sender)."""
 
@@ -87,7 +92,7 @@ def _names(claims: dict[str, Any], name: str) -> frozenset[str] | None:
 
 def verify_token(secret: str | None, token: str | None) -> Principal:
     if not secret:
-        raise AuthError("CC_JWT_SECRET is not set: this sidecar accepts no client tokens")
+        raise AuthError(NO_SECRET)
     if not token:
         raise AuthError("no token")
     try:

@@ -13,9 +13,10 @@ from scripts.chaos.harness import SECRETS, Sidecar
 
 
 @contextmanager
-def built_sidecar(workdir: Path, events: int = 300, days: int = 1) -> Iterator[Sidecar]:
+def built_sidecar(workdir: Path, events: int = 300, days: int = 1,
+                  env: dict[str, str] | None = None) -> Iterator[Sidecar]:
     """Run the sandbox, the ingest and transform jobs into `workdir/data` (DuckDB, as the demo does,
-    small), then a sidecar process on it with every secret set; both stop on exit."""
+    small), then a sidecar process on it with every secret set (and `env`); both stop on exit."""
     from dagster import DagsterInstance
 
     from cc_assets.definitions import defs
@@ -36,7 +37,8 @@ def built_sidecar(workdir: Path, events: int = 300, days: int = 1) -> Iterator[S
                     instance=instance, tags=job_tags, resources={"platform": platform}, raise_on_error=False)
                 if not result.success:
                     raise RuntimeError(f"{job} failed while building the warehouse in {data_dir}")
-        sidecar = Sidecar(data_dir, {**SECRETS, "CC_SANDBOX_URL": sandbox.url, "CC_WAREHOUSE": "duckdb"}).start()
+        sidecar = Sidecar(data_dir, {**SECRETS, "CC_SANDBOX_URL": sandbox.url, "CC_WAREHOUSE": "duckdb",
+                                     **(env or {})}).start()
         try:
             yield sidecar
         finally:

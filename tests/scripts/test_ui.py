@@ -95,3 +95,45 @@ def test_a_taken_port_refuses_in_one_line_before_starting_anything(ui_env: dict[
     assert done.stderr == (f"port {ui_env['CC_UI_PORT']} (Dagster UI) is already in use: stop what listens there "
                            "(an earlier `make ui`?) or set CC_UI_PORT to a free port\n")
     assert not _answers(f"{ui_env['CC_SANDBOX_URL']}/_sandbox/info")  # nothing was started
+
+
+def test_with_no_jwt_secret_make_ui_keeps_a_development_one_and_its_link_logs_the_operator_in(tmp_path: Path) -> None:
+    """The secret is made once (0600) under the data folder and given to the sidecar; the printed link
+    carries a 12-hour operator token in its fragment, which that sidecar accepts."""
+    from resources.settings import Settings
+    from scripts.ui import page_access
+    from streaming.auth import verify_token
+
+    settings = Settings.from_env({"CC_DATA_DIR": str(tmp_path / "data"), "CC_SIDECAR_PORT": "8123"})
+    first, again = page_access(settings), page_access(settings)
+    path = settings.dev_jwt_secret_path
+    assert path == tmp_path / "data" / "sidecar" / "dev-jwt-secret" and path.stat().st_mode & 0o777 == 0o600
+    secret = path.read_text().strip()
+    assert first.env == again.env == {"CC_JWT_SECRET": secret} and len(secret) >= 32
+    assert first.link.startswith("http://127.0.0.1:8123/#token=")
+    assert any(first.link in line for line in first.lines)
+    assert any("development" in line and "CC_JWT_SECRET" in line for line in first.lines)
+    operator = verify_token(secret, first.link.split("#token=", 1)[1])
+    assert operator.sub == "operator" and operator.may("commands") and operator.may_join("events:all")
+    assert 12 * 3600 - 60 <= operator.expires_at - time.time() <= 12 * 3600
+
+    from scripts.chaos.harness import Sidecar
+
+    sidecar = Sidecar(tmp_path / "sidecar-data", first.env).start()
+    try:
+        token = first.link.split("#token=", 1)[1]
+        answer = requests.get(f"{sidecar.url}/dashboard/dashboards", headers={"Authorization": f"Bearer {token}"},
+                              timeout=10)
+        assert answer.status_code == 200, answer.text
+    finally:
+        sidecar.stop()
+
+
+def test_with_a_jwt_secret_make_ui_prints_the_page_and_makes_no_secret(tmp_path: Path) -> None:
+    from resources.settings import Settings
+    from scripts.ui import page_access
+
+    settings = Settings.from_env({"CC_DATA_DIR": str(tmp_path / "data"), "CC_JWT_SECRET": JWT_SECRET})
+    access = page_access(settings)
+    assert access.env == {} and access.link == "http://127.0.0.1:8000/" and "#token" not in " ".join(access.lines)
+    assert not settings.dev_jwt_secret_path.exists()
