@@ -14,7 +14,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install chromium demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity lint sql clean
+.PHONY: install chromium web demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity lint sql clean
 
 # Installs exactly what uv.lock pins (two installs are identical): after editing pyproject.toml's
 # dependencies, run `.venv/bin/uv lock` and commit uv.lock. Only python3 is needed to start: uv
@@ -45,6 +45,11 @@ chromium:
 	  [ "$$CI" != true ]; fi
 
 install: $(STAMP) $(JS_STAMP) chromium
+
+# The page's sources (web/) rebuilt into streaming/static/ (committed: a user with only Python gets
+# the page); `npm run check` in web/ fails when the committed build is not what the sources give.
+web:
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
 demo: install
 	@$(BIN)/python -m scripts.run resources.dagster_home >/dev/null

@@ -53,9 +53,9 @@ NOT_BUILT = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; line-height: 1.5">
 <h1>The command-center page is not built</h1>
-<p>This sidecar found no <code>{index}</code>. Build it once with <code>make install</code>
-(or <code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code>), which writes
-<code>streaming/static/page/</code>, then reload.</p>
+<p>This sidecar found no <code>{index}</code>. The repository ships the page built; to build it
+again, <code>make web</code> (<code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code>) writes
+<code>streaming/static/page/</code>. Then reload.</p>
 <p>The sidecar itself is running: the REST API is described at <a href="/docs">/docs</a>,
 and <a href="/healthz">/healthz</a> shows its state.</p>
 </body></html>

@@ -49,7 +49,8 @@ export function Charlie({ instances, command }) {
       <header class="panel-head"><h2 id="charlie-title">Charlie instances</h2></header>
       {error && <p class="error" role="alert">{error}</p>}
       {command && (
-        <p class={`command-result ${command.pending ? "" : command.ok ? "tone-good" : "tone-bad"}`} data-testid="command-result" role="status">
+        <p class={`command-result ${command.pending ? "" : command.ok ? "tone-good" : "tone-bad"}`} data-testid="command-result"
+           data-state={command.pending ? "pending" : command.ok ? "ok" : "failed"} role="status">
           {command.pending ? "… " : command.ok ? "✓ " : "✗ "}{command.text}
         </p>
       )}

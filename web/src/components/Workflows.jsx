@@ -56,7 +56,9 @@ export function Workflows({ workflows, selected }) {
           <tbody>
             {rows.length === 0 && !loading && <tr><td colSpan={10} class="muted">No workflows match.</td></tr>}
             {rows.map((w) => (
-              <tr key={w.id} data-testid="workflow-row" data-workflow-id={w.id} class={w.id === selected ? "selected" : ""}>
+              // The whole row opens the drill-down for a pointer; the name's button is the keyboard's way in.
+              <tr key={w.id} data-testid="workflow-row" data-workflow-id={w.id} class={w.id === selected ? "selected clickable" : "clickable"}
+                  onClick={() => selectWorkflow(w.id)}>
                 <th scope="row">
                   <button type="button" class="linkish" onClick={() => selectWorkflow(w.id)} aria-label={`Open workflow ${w.name || w.id}`}>
                     <span class="wf-name">{w.name || w.id}</span>
