@@ -24,10 +24,10 @@ RULES: dict[str, Rule] = {}
 
 
 def _collect() -> dict[str, Rule]:
-    from cc_alerts.rules import data_quality, operations, pipeline
+    from cc_alerts.rules import data_quality, deliveries, operations, pipeline
 
     found: dict[str, Rule] = {}
-    for module in (data_quality, operations, pipeline):
+    for module in (data_quality, deliveries, operations, pipeline):
         for rule in module.RULES:
             if rule.name in found:
                 raise ValueError(f"two rules are named {rule.name!r}")

@@ -10,10 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from cc_alerts.rules import all_rules
+from streaming.alert_schemas import AlertList, AlertOut, AlertRules, AlertSeverity, AlertState
 from streaming.deps import User
 from streaming.params import ISO_TIME, parse_time
 from streaming.responses import no_store
-from streaming.schemas import AlertList, AlertOut, AlertRules, AlertSeverity, AlertState
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 

@@ -16,7 +16,7 @@ import requests
 from cc_alerts.facts import Facts
 from cc_alerts.model import Action
 from cc_alerts.monitor import Monitor
-from cc_alerts.rules import RuleContext
+from cc_alerts.rules import RuleContext, deliveries
 from cc_alerts.rules import data_quality as dq
 from cc_alerts.store import AlertStore
 from cc_events.context import NormalizeContext
@@ -282,25 +282,25 @@ def test_dead_letters_in_the_last_minute_fire_with_reasons_then_resolve(settings
     lake.write_dead_letters("github", "pull_requests", T0.date(), bad, T0)
     lake.write_dead_letters("normalized", "linear__issues", T0.date(),
                             [DeadLetter("linear", "issues", "created_at: not a time", "{}")], T0)
-    found = evaluate(dq.SCHEMA_VALIDATION, settings, T0 + timedelta(seconds=10))
+    found = evaluate(deliveries.SCHEMA_VALIDATION, settings, T0 + timedelta(seconds=10))
     assert set(found) == {"source:github", "source:linear"}
     assert "3 record(s)" in found["source:github"].message
     assert "missing required field number (3)" in found["source:github"].message
     assert found["source:github"].count == 3
-    assert "source:github" not in evaluate(dq.SCHEMA_VALIDATION, settings, T0 + timedelta(seconds=10), per_minute=5)
+    assert "source:github" not in evaluate(deliveries.SCHEMA_VALIDATION, settings, T0 + timedelta(seconds=10), per_minute=5)
 
     # The next run refuses the same records again: they were dropped once, at T0.
     lake.write_dead_letters("github", "pull_requests", T0.date(), bad, T0 + timedelta(seconds=45))
-    assert evaluate(dq.SCHEMA_VALIDATION, settings, T0 + timedelta(seconds=61)) == {}
+    assert evaluate(deliveries.SCHEMA_VALIDATION, settings, T0 + timedelta(seconds=61)) == {}
 
 
 def test_live_dead_letters_count_with_the_lake(settings):
     facts = Facts()
     for k in range(2):
         facts.dead_letter("linear", "payload has no `data` object", T0 + timedelta(seconds=k))
-    found = evaluate(dq.SCHEMA_VALIDATION, settings, T0 + timedelta(seconds=5), facts)
+    found = evaluate(deliveries.SCHEMA_VALIDATION, settings, T0 + timedelta(seconds=5), facts)
     assert "2 record(s) dropped" in found["source:linear"].message
-    assert evaluate(dq.SCHEMA_VALIDATION, settings, T0 + timedelta(seconds=70), facts) == {}
+    assert evaluate(deliveries.SCHEMA_VALIDATION, settings, T0 + timedelta(seconds=70), facts) == {}
 
 
 # --- a real sidecar: deliveries refused and deliveries missing ------------------------------------
@@ -332,9 +332,9 @@ def test_a_delivery_the_sidecar_refused_is_a_dead_letter_of_its_source(sidecar, 
     answer = deliver(sidecar, "pull_request", {"action": "opened", "repository": {"full_name": "acme/api"}})
     assert answer["status"] == "dead_letter"
     now = utcnow()
-    found = evaluate(dq.SCHEMA_VALIDATION, settings, now)
+    found = evaluate(deliveries.SCHEMA_VALIDATION, settings, now)
     assert "source:github" in found and answer["reason"][:60] in found["source:github"].message
-    assert evaluate(dq.SCHEMA_VALIDATION, settings, now + timedelta(seconds=61)) == {}
+    assert evaluate(deliveries.SCHEMA_VALIDATION, settings, now + timedelta(seconds=61)) == {}
 
 
 def test_events_only_the_poll_brought_mean_missed_webhooks(sidecar, settings, github_fixtures):
@@ -354,19 +354,19 @@ def test_events_only_the_poll_brought_mean_missed_webhooks(sidecar, settings, gi
     land(settings, "github", "pull_requests", opened_at.date(), polled, opened_at + timedelta(minutes=1),
          {"repo": repo})
     # No webhook from GitHub at all yet: it is not configured to push, the poll is all there is.
-    assert evaluate(dq.MISSED_WEBHOOKS, settings, utcnow()) == {}
+    assert evaluate(deliveries.MISSED_WEBHOOKS, settings, utcnow()) == {}
 
     assert deliver(sidecar, "pull_request", pr_payload(1))["events"] == [f"github:pr:{repo}#1:opened"]
-    found = evaluate(dq.MISSED_WEBHOOKS, settings, utcnow())
+    found = evaluate(deliveries.MISSED_WEBHOOKS, settings, utcnow())
     assert list(found) == ["source:github"]
     assert "1 event(s)" in found["source:github"].message and f"github:pr:{repo}#2:opened" in \
         found["source:github"].message
     assert "push channel is losing deliveries" in found["source:github"].message
     # Within the grace period an event is not judged yet.
-    assert evaluate(dq.MISSED_WEBHOOKS, settings, utcnow(), grace_s=30 * 60) == {}
+    assert evaluate(deliveries.MISSED_WEBHOOKS, settings, utcnow(), grace_s=30 * 60) == {}
 
     deliver(sidecar, "pull_request", pr_payload(2))  # late, but delivered after all
-    assert evaluate(dq.MISSED_WEBHOOKS, settings, utcnow()) == {}
+    assert evaluate(deliveries.MISSED_WEBHOOKS, settings, utcnow()) == {}
 
 
 # --- duplicates -----------------------------------------------------------------------------------
