@@ -14,7 +14,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install chromium web demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity lint sql clean
+.PHONY: install chromium web demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity bench-page lint sql clean
 
 # Installs exactly what uv.lock pins (two installs are identical): after editing pyproject.toml's
 # dependencies, run `.venv/bin/uv lock` and commit uv.lock. Only python3 is needed to start: uv
@@ -74,6 +74,7 @@ bench: install
 	$(BIN)/python -m scripts.bench_slowloris $(BENCH_SLOWLORIS_ARGS)
 	$(BIN)/python -m scripts.bench_startup $(BENCH_STARTUP_ARGS)
 	$(BIN)/python -m scripts.bench_parity $(BENCH_PARITY_ARGS)
+	$(BIN)/python -m scripts.bench_page $(BENCH_PAGE_ARGS)
 
 bench-cdc: install
 	$(BIN)/python -m scripts.bench_cdc $(BENCH_CDC_ARGS)
@@ -94,6 +95,11 @@ bench-startup: install
 # Live state parity on a 100k-event world: the sidecar's /api/workflows before a build equals it.
 bench-parity: install
 	$(BIN)/python -m scripts.bench_parity $(BENCH_PARITY_ARGS)
+
+# The page in Chromium with ~10M events in the warehouse: first load (time, bytes) and 1,000 webhooks/s
+# for 60 s (frames per second, feed lag). BENCH_PAGE_ARGS="--data-dir DIR" keeps the warehouse.
+bench-page: install
+	$(BIN)/python -m scripts.bench_page $(BENCH_PAGE_ARGS)
 
 # The long chaos and attack suite (≤ 10 min, loopback only); its fast parts run in `make test`.
 chaos: install

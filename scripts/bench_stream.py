@@ -153,6 +153,8 @@ async def run_clients(args) -> None:
 async def run_load(args) -> None:
     payload = json.loads(FIXTURE.read_text())
     payload["pull_request"]["title"] = "@@MARK@@"
+    if args.unique_prs:  # a pull request of its own per delivery (else one PR, so one event id, for all)
+        payload["number"] = payload["pull_request"]["number"] = "@@NUM@@"
     before, after = json.dumps(payload, separators=(",", ":")).encode().split(b"@@MARK@@")
     key = WEBHOOK_SECRET.encode()
     total = int(args.rate * args.seconds)
@@ -168,6 +170,8 @@ async def run_load(args) -> None:
         while (seq := await queue.get()) is not None:
             sent = time.time_ns()
             body = before + f"bench-{seq}-{sent}".encode() + after
+            if args.unique_prs:
+                body = body.replace(b'"@@NUM@@"', str(100_000 + seq).encode())
             delivery = f"bench-{args.run}-{seq}"
             signature = hmac.new(key, body, hashlib.sha256).hexdigest()
             writer.write((f"POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -375,6 +379,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--seconds", type=float, default=10)
         parser.add_argument("--run", default="x")
         parser.add_argument("--connections", type=int, default=64)
+        parser.add_argument("--unique-prs", action="store_true")
         args = parser.parse_args(argv)
         with contextlib.suppress(ImportError):
             import uvloop

@@ -17,7 +17,7 @@ WIDTHS = {1280: 900, 390: 844}
 
 
 def main() -> int:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     from scripts.chaos.built import built_sidecar
 
@@ -32,8 +32,7 @@ def main() -> int:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(f"{server.url}/#token={server.token('operator', scopes=['commands', 'dashboards', 'alerts'])}")
             page.wait_for_selector("[data-testid=workflow-row]", timeout=30_000)
-            page.wait_for_function("document.querySelector('[data-testid=connection-state]')"
-                                   "?.textContent.includes('live')", timeout=30_000)
+            expect(page.locator("[data-testid=connection-state]")).to_contain_text("live", timeout=30_000)
             page.wait_for_timeout(1500)  # the charts' first draw
             out = ROOT / "docs" / f"page-{width}.png"
             page.screenshot(path=str(out), full_page=False)

@@ -45,6 +45,10 @@ HASHED = re.compile(r"[.-](?=[A-Za-z0-9_]*\d)[A-Za-z0-9_]{8,}\.[A-Za-z0-9]+$")
 # it leaves (ReDoc then hides the image). Inline script and style: FastAPI's HTML and both UIs use them.
 DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'")
+# The page runs only its own script (no inline script, nothing from elsewhere); styles may be inline
+# (uPlot and Preact set element styles); its socket and REST calls go to this origin only.
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'")
 # Smaller bodies gain less than the gzip header and the CPU cost.
 GZIP_MIN_BYTES = 1024
 
@@ -121,7 +125,9 @@ def install(app: FastAPI) -> None:
     async def page(request: Request) -> Response:
         root = _root(request.app)
         try:
-            return await static.assets(root).get_response(INDEX, request.scope)
+            response = await static.assets(root).get_response(INDEX, request.scope)
+            response.headers["Content-Security-Policy"] = PAGE_CSP
+            return response
         except HTTPException as exc:
             if exc.status_code != 404:
                 raise

@@ -149,12 +149,46 @@ class SystemBucket(ApiModel):
     max_disk_percent: float | None = Field(alias="maxDiskPercent")
 
 
+class SessionBucket(ApiModel):
+    start: str
+    sessions: int
+    failed: int
+    cost_usd: float = Field(alias="costUsd")
+
+
+class SessionMetrics(ApiModel):
+    """Agent sessions started in the window (fct_agent_sessions_1h, as of the last build), per
+    bucket of the window's grain: how many, how many failed, and what they cost."""
+
+    sessions: int
+    cost_usd: float = Field(alias="costUsd")
+    by_agent: list[CountBy] = Field(alias="byAgent", description="Sessions per agent, most first.")
+    series: list[SessionBucket]
+
+
+class CronBucket(ApiModel):
+    start: str
+    succeeded: int
+    failed: int
+    running: int
+
+
+class CronMetrics(ApiModel):
+    """Cron runs in the window (fct_cron_runs, by `run_at`, as of the last build), per bucket."""
+
+    runs: int
+    failed: int
+    series: list[CronBucket]
+
+
 class Metrics(ApiModel):
     query: MetricsQuery
     generated_at: str = Field(alias="generatedAt")
     events: EventMetrics
     workflows: WorkflowMetrics
     system: list[SystemBucket]
+    sessions: SessionMetrics
+    cron: CronMetrics
 
 
 # --- /api/workflows ----------------------------------------------------------------------------------

@@ -30,6 +30,9 @@ SERVING_TABLES: dict[str, str | None] = {
     "fct_system_metrics_1m": "bucket_start_at",
     "fct_system_metrics_1h": "bucket_start_at",
     "fct_cron_job_health": None,
+    # The page's charts over a range (`/dashboard/metrics`: `cron` and `sessions`).
+    "fct_cron_runs": "run_at",
+    "fct_agent_sessions_1h": "bucket_start_at",
     "fct_trading_pnl_daily": None,
     # The daily operations report (cc_assets/reports.py) reads a day's agent sessions.
     "fct_agent_sessions_daily": "session_date",

@@ -19,9 +19,13 @@ from streaming.data.serving import HotHour, Serving
 from streaming.schemas import (
     CountBy,
     EventBucket,
+    CronBucket,
+    CronMetrics,
     EventMetrics,
     Metrics,
     MetricsQuery,
+    SessionBucket,
+    SessionMetrics,
     SystemBucket,
     Tier,
     TierSpan,
@@ -36,7 +40,8 @@ EVENT_FILTERS = ("source", "eventType", "actorType")
 # `events`); a host sample has only a host, and events and workflows have none. A filter a block
 # cannot take leaves it whole and is named in `query.filtersNotApplied`, not refused: one filter
 # bar serves a whole dashboard (`{"source": "github", "host": "web-1"}`).
-BLOCK_FILTERS = {"events": EVENT_FILTERS, "workflows": EVENT_FILTERS, "system": ("host",)}
+BLOCK_FILTERS = {"events": EVENT_FILTERS, "workflows": EVENT_FILTERS, "system": ("host",),
+                 "sessions": (), "cron": ("host",)}
 # A window that starts at most this long ago (the 1h preset) counts its events from the hot tier.
 HOT_WINDOW = PRESETS["1h"]
 
@@ -153,6 +158,46 @@ def with_live_samples(data: Serving, rows: list[dict], table_grain: str, lo: dat
             "avg_memory_percent": mean(row["avg_memory_percent"], [s.memory_percent for s in live]),
             "max_disk_percent": top(row["max_disk_percent"], [s.disk_percent for s in live])}
     return sorted(by_key.values(), key=lambda r: (r["bucket_start_at"], r["host"]))
+
+
+def read_sessions(data: Serving, lo: datetime, hi: datetime, grain: str) -> SessionMetrics:
+    """Agent sessions started in [lo, hi), from the hourly mart: per bucket and per agent."""
+    bucket_grain = "day" if grain == "day" else "hour"
+    rows = data.marts.query(
+        "select bucket_start_at, agent_name, session_count, failed_session_count, cost_usd"
+        " from fct_agent_sessions_1h where bucket_start_at >= %(lo)s and bucket_start_at < %(hi)s",
+        {"lo": truncate(lo, "hour"), "hi": hi})
+    series: dict[datetime, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    by_agent: Counter = Counter()
+    for r in rows:
+        acc = series[truncate(plain(r["bucket_start_at"]), bucket_grain)]
+        acc[0] += int(r["session_count"])
+        acc[1] += int(r["failed_session_count"] or 0)
+        acc[2] += float(r["cost_usd"] or 0)
+        by_agent[r["agent_name"]] += int(r["session_count"])
+    buckets = [SessionBucket(start=iso(k), sessions=v[0], failed=v[1], cost_usd=round(v[2], 4))
+               for k, v in sorted(series.items())]
+    return SessionMetrics(sessions=sum(b.sessions for b in buckets),
+                          cost_usd=round(sum(v[2] for v in series.values()), 4),
+                          by_agent=[CountBy(key=k, count=v) for k, v in
+                                    sorted(by_agent.items(), key=lambda kv: (-kv[1], kv[0]))],
+                          series=buckets)
+
+
+def read_cron(data: Serving, lo: datetime, hi: datetime, grain: str, hosts: list[str] | None) -> CronMetrics:
+    """Cron runs in [lo, hi) by `run_at`, per bucket and status (`host` filters)."""
+    params: dict[str, Any] = {"lo": lo, "hi": hi}
+    conditions = ["run_at >= %(lo)s", "run_at < %(hi)s"]
+    if hosts is not None:
+        params["host"] = hosts
+        conditions.append(data.marts.in_list("host", "host"))
+    rows = data.marts.query("select run_at, run_status from fct_cron_runs" + where(conditions), params)
+    series: dict[datetime, Counter] = defaultdict(Counter)
+    for r in rows:
+        series[truncate(plain(r["run_at"]), grain)][r["run_status"]] += 1
+    buckets = [CronBucket(start=iso(k), succeeded=c["succeeded"], failed=c["failed"], running=c["running"])
+               for k, c in sorted(series.items())]
+    return CronMetrics(runs=len(rows), failed=sum(b.failed for b in buckets), series=buckets)
 
 
 def read_metrics(data: Serving, time_range: str, lo: datetime, hi: datetime, filters: dict[str, list[str]]) -> Metrics:
@@ -292,4 +337,6 @@ def read_metrics(data: Serving, time_range: str, lo: datetime, hi: datetime, fil
                             series=[EventBucket(start=iso(k), count=v) for k, v in sorted(series.items())]),
         workflows=WorkflowMetrics(started=int(wf["started"] or 0), completed=int(wf["completed"] or 0)),
         system=system,
+        sessions=read_sessions(data, lo, hi, grain),
+        cron=read_cron(data, lo, hi, grain, filters.get("host")),
     )

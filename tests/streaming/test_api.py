@@ -365,6 +365,33 @@ def test_metrics_count_the_marts_over_a_range_and_filters(backend, http):
         assert response.json()["detail"]
 
 
+def test_metrics_chart_agent_session_cost_and_cron_runs_over_a_range(backend, http):
+    """The page's cost and cron charts: sessions and their cost, cron runs by status, per bucket."""
+    lo, hi = backend.query("select min(started_at), max(started_at) from int_sessions_attributed")[0]
+    window = {"timeRange": "custom", "from": (lo - timedelta(hours=1)).isoformat() + "Z",
+              "to": (hi + timedelta(hours=1)).isoformat() + "Z"}
+    body = get_json(http, "/dashboard/metrics", **window)
+    sessions, cost = backend.query("select count(*), sum(cost_usd) from int_sessions_attributed"
+                                   " where started_at is not null")[0]
+    assert body["sessions"]["sessions"] == sessions > 0
+    assert body["sessions"]["costUsd"] == pytest.approx(float(cost), abs=0.01)
+    assert sum(b["costUsd"] for b in body["sessions"]["series"]) == pytest.approx(float(cost), abs=0.01)
+    assert {a["key"]: a["count"] for a in body["sessions"]["byAgent"]} == dict(backend.query(
+        "select agent_name, count(*) from int_sessions_attributed where started_at is not null group by 1"))
+
+    lo, hi = backend.query("select min(run_at), max(run_at) from fct_cron_runs")[0]
+    window = {"timeRange": "custom", "from": (lo - timedelta(hours=1)).isoformat() + "Z",
+              "to": (hi + timedelta(hours=1)).isoformat() + "Z"}
+    cron = get_json(http, "/dashboard/metrics", **window)["cron"]
+    by_status = dict(backend.query("select run_status, count(*) from fct_cron_runs group by 1"))
+    assert cron["runs"] == sum(by_status.values()) and cron["failed"] == by_status.get("failed", 0) > 0
+    assert sum(b["succeeded"] for b in cron["series"]) == by_status.get("succeeded", 0)
+    (host,) = backend.query("select min(host) from fct_cron_runs")[0]
+    (on_host,) = backend.query(f"select count(*) from fct_cron_runs where host = '{host}'")[0]
+    narrowed = get_json(http, "/dashboard/metrics", **window, filters=json.dumps({"host": host}))["cron"]
+    assert narrowed["runs"] == on_host
+
+
 def test_metrics_filters_narrow_every_block_that_has_the_field(backend, http):
     """The defect: `filters` narrowed the events and left the workflows block counting every
     workflow. Now a workflow counts when one of its events matches, as that event would in
@@ -390,13 +417,15 @@ def test_metrics_filters_narrow_every_block_that_has_the_field(backend, http):
         expected = with_an_event(condition)
         assert body["workflows"] == expected, filters
         assert 0 < expected["started"] < started, (filters, expected)  # the filter keeps some, not all
-        assert body["query"]["filtersNotApplied"] == {"system": list(filters)}
+        assert body["query"]["filtersNotApplied"] == {"system": list(filters), "sessions": list(filters),
+                                                      "cron": list(filters)}
 
     # A dashboard-wide filter bar: each filter narrows the blocks that have its field, and says which do not.
     mixed = get_json(http, "/dashboard/metrics", **window, filters=json.dumps({"source": "linear", "host": "web-1"}))
     assert mixed["workflows"] == with_an_event("e.source = 'linear'")
     assert {c["key"] for c in mixed["events"]["bySource"]} == {"linear"}
-    assert mixed["query"]["filtersNotApplied"] == {"events": ["host"], "workflows": ["host"], "system": ["source"]}
+    assert mixed["query"]["filtersNotApplied"] == {"events": ["host"], "workflows": ["host"], "system": ["source"],
+                                                   "sessions": ["source", "host"], "cron": ["source"]}
     nothing = get_json(http, "/dashboard/metrics", **window, filters=json.dumps({"eventType": "no.such.type"}))
     assert nothing["workflows"] == {"started": 0, "completed": 0} and nothing["events"]["total"] == 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from scripts.chaos.harness import ROOT, SECRETS, Sidecar
 from streaming.auth import NO_SECRET, issue_token
@@ -153,6 +155,9 @@ def test_root_serves_the_built_page_and_static_is_compressed_and_cached(make_sid
     index = requests.get(server.url + "/", timeout=10)  # no token: the page asks for one itself
     assert index.status_code == 200 and "placeholder page" in index.text
     assert index.headers["cache-control"] == "no-cache" and index.headers["etag"]
+    # The page may run only its own script and talk only to this origin.
+    assert "script-src 'self';" in index.headers["content-security-policy"]
+    assert "connect-src 'self'" in index.headers["content-security-policy"]
     assert requests.get(server.url + "/", headers={"If-None-Match": index.headers["etag"]}, timeout=10).status_code == 304
     assert SECRETS["CC_JWT_SECRET"] not in index.text
 
@@ -240,8 +245,9 @@ def built(tmp_path_factory) -> Iterator[Built]:
 def _logged_in(visit, built: Built, width: str = "desktop", **claims) -> Visit:
     seen = visit(built.server.url, f"/#token={built.token(**claims)}", width)
     seen.page.wait_for_selector("[data-testid=connection-state]")
-    seen.page.wait_for_function("document.querySelector('[data-testid=tile-active] [data-testid=tile-value]')"
-                                "?.textContent.trim().length > 0", timeout=15_000)
+    # Locator waits, not wait_for_function: the page's CSP forbids the eval that one needs.
+    expect(seen.page.locator("[data-testid=tile-active] [data-testid=tile-value]")).to_have_text(
+        re.compile(r"\S"), timeout=15_000)
     return seen
 
 
@@ -276,6 +282,14 @@ def test_the_page_loads_populated_with_no_errors(built, visit, tmp_path, width):
     assert not [u for u in seen.requests if "token=" in u and "/socket.io/" not in u and "/ws" not in u]
     shot = seen.shot(tmp_path / f"page-{WIDTHS[width][0]}.png")
     assert shot.stat().st_size > 0
+    # Over 30 days the cost and cron charts say what /dashboard/metrics counts (sessions, runs, failures).
+    month = built.get("/dashboard/metrics", timeRange="30d")
+    seen.page.locator("[data-range='30d']").click()
+    charts = seen.page.locator("[data-testid=charts]")
+    expect(charts).to_contain_text(f"{month['sessions']['sessions']:,} sessions, "
+                                   f"${month['sessions']['costUsd']:,.2f} in range", timeout=10_000)
+    expect(charts).to_contain_text(f"{month['cron']['runs']:,} runs, {month['cron']['failed']:,} failed")
+    assert month["sessions"]["sessions"] > 0 and month["cron"]["runs"] > 0, charts.inner_text()
     assert seen.elsewhere() == [] and seen.failed == [] and seen.errors == []
 
 
@@ -287,10 +301,9 @@ def test_a_signed_webhook_shows_in_the_feed_and_moves_the_tiles(built, visit, tm
     posted_at = time.monotonic()
     assert requests.post(built.server.url + "/webhooks/github", data=body, headers=headers, timeout=10).status_code == 202
     item = seen.page.locator("[data-testid=feed-item][data-workflow-id='github:acme/page-test#4242']")
-    item.first.wait_for(timeout=5_000)
-    seen.page.wait_for_function(
-        f"document.querySelector('[data-testid=tile-active] [data-testid=tile-value]').textContent.trim() !== {active!r}",
-        timeout=5_000)
+    item.first.wait_for(timeout=15_000)
+    expect(seen.page.locator("[data-testid=tile-active] [data-testid=tile-value]")).not_to_have_text(
+        active, timeout=15_000)
     # The issue's bar is a second from the sender's 202; the waits above allow more so a loaded CI host does
     # not fail it (no timed assertions), and the time it took is written beside the screenshot.
     (tmp_path / "webhook-to-page-s.txt").write_text(f"{time.monotonic() - posted_at:.3f}\n")
@@ -326,8 +339,7 @@ def test_a_linear_issue_moved_to_done_completes_its_workflow_on_the_page(built, 
     send(linear_webhooks.state_changed(issue_id=issue_id, identifier=key, at=done_at,
                                        to={"id": "state-done", "name": "Done", "color": "#5e6ad2", "type": "completed"},
                                        previous=linear_webhooks.STARTED))
-    seen.page.wait_for_function("([sel, want]) => document.querySelector(sel)?.textContent.toLowerCase().includes(want)",
-                                arg=[status, "completed"], timeout=10_000)
+    expect(seen.page.locator(status)).to_contain_text("completed", ignore_case=True, timeout=10_000)
     assert seen.errors == []
 
 
@@ -340,8 +352,7 @@ def test_the_drilldown_shows_the_workflows_events(built, visit, tmp_path):
     seen.page.wait_for_selector("[data-testid=drilldown] [data-testid=timeline-item]")
     events = built.get("/api/events", workflow=workflow_id, limit=1000)["events"]
     shown = seen.page.locator("[data-testid=drilldown] [data-testid=timeline-item]")
-    seen.page.wait_for_function(
-        f"document.querySelectorAll('[data-testid=drilldown] [data-testid=timeline-item]').length >= {len(events)}")
+    expect(shown).to_have_count(len(events))
     ids = {shown.nth(i).get_attribute("data-event-id") for i in range(shown.count())}
     assert {e["id"] for e in events} <= ids
     seen.shot(tmp_path / "drilldown.png")

@@ -63,14 +63,6 @@ function eventData(m) {
   return [m.events.series.map((b) => secs(b.start)), m.events.series.map((b) => b.count)];
 }
 
-function joinSeries(a, b) {
-  // Two bucketed series onto one time axis (uPlot wants aligned columns): missing buckets are 0.
-  const xs = [...new Set([...a.map((p) => p[0]), ...b.map((p) => p[0])])].sort((x, y) => x - y);
-  const ma = new Map(a);
-  const mb = new Map(b);
-  return [xs, xs.map((x) => ma.get(x) ?? 0), xs.map((x) => mb.get(x) ?? 0)];
-}
-
 function hostData(m, samples) {
   if (!m) return emptySeries(4);
   const rows = m.system.map((b) => [secs(b.start), b.avgCpuPercent, b.maxCpuPercent, b.avgMemoryPercent, b.maxDiskPercent]);
@@ -92,30 +84,27 @@ function hostData(m, samples) {
   return [0, 1, 2, 3, 4].map((i) => rows.map((r) => r[i]));
 }
 
-function sessionData(m, trail, range) {
+function sessionData(m) {
   if (!m) return emptySeries(2);
-  const counts = m.events.series.map((b) => [secs(b.start), b.count]);
-  if (range !== "1h" || trail.length < 1) {
-    return [counts.map((p) => p[0]), counts.map((p) => p[1]), counts.map(() => null)];
-  }
-  // The cost today as the status messages reported it, kept by this tab for the last hour.
-  const xs = [...new Set([...counts.map((p) => p[0]), ...trail.map((p) => Math.round(p.t / 1000))])].sort((a, b) => a - b);
-  const c = new Map(counts);
-  const cost = new Map(trail.map((p) => [Math.round(p.t / 1000), p.cost]));
-  return [xs, xs.map((x) => c.get(x) ?? null), xs.map((x) => cost.get(x) ?? null)];
+  const b = m.sessions.series;
+  return [b.map((x) => secs(x.start)), b.map((x) => x.sessions), b.map((x) => x.costUsd)];
+}
+
+function cronSeries(m) {
+  if (!m) return emptySeries(2);
+  const b = m.cron.series;
+  return [b.map((x) => secs(x.start)), b.map((x) => x.succeeded), b.map((x) => x.failed)];
 }
 
 const total = (m) => (m ? m.events.total : null);
 
 export function Charts({ metrics, costToday }) {
-  const { range, data, cron, failures, sessions, liveSamples, statusTrail, error } = metrics;
+  const { range, data, liveSamples, error } = metrics;
   // Memoized on the store's (immutable) objects: a chart is fed only when its own data changed.
-  const cronData = useMemo(() => (cron
-    ? joinSeries(cron.events.series.map((b) => [secs(b.start), b.count]), (failures?.events.series || []).map((b) => [secs(b.start), b.count]))
-    : emptySeries(2)), [cron, failures]);
+  const cronData = useMemo(() => cronSeries(data), [data]);
   const host = useMemo(() => hostData(data, liveSamples), [data, liveSamples]);
   const events = useMemo(() => eventData(data), [data]);
-  const sess = useMemo(() => sessionData(sessions, statusTrail, range), [sessions, statusTrail, range]);
+  const sess = useMemo(() => sessionData(data), [data]);
   const lastCpu = host[1].length ? host[1][host[1].length - 1] : null;
   return (
     <section class="panel charts-panel" data-testid="charts" aria-labelledby="charts-title">
@@ -136,11 +125,11 @@ export function Charts({ metrics, costToday }) {
           series={[{ label: "avg CPU" }, { label: "max CPU" }, { label: "avg memory" }, { label: "max disk" }]}
           summary={lastCpu === null ? "no samples in range" : `avg CPU ${fmtNum(lastCpu)} % latest`} scales={{ y: { range: [0, 100] } }} />
         <Chart title="Cron runs" data={cronData}
-          series={[{ label: "cron events", bars: true, color: COLORS[2] }, { label: "failures", bars: true, color: COLORS[1] }]}
-          summary={cron ? `${fmtInt(total(cron))} cron events, ${fmtInt(total(failures) ?? 0)} failures` : ""} valueFmt={fmtInt} />
-        <Chart title="Agent sessions" data={sess}
-          series={[{ label: "session events", bars: true, color: COLORS[3] }, { label: "cost today", scale: "usd", color: COLORS[1] }]}
-          summary={`${fmtInt(total(sessions))} session events · cost today ${fmtUsd(costToday)}`} valueFmt={fmtInt} />
+          series={[{ label: "succeeded", bars: true, color: COLORS[2] }, { label: "failed", bars: true, color: COLORS[1] }]}
+          summary={data ? `${fmtInt(data.cron.runs)} runs, ${fmtInt(data.cron.failed)} failed` : ""} valueFmt={fmtInt} />
+        <Chart title="Agent session cost" data={sess}
+          series={[{ label: "sessions", bars: true, color: COLORS[3] }, { label: "cost", scale: "usd", color: COLORS[1] }]}
+          summary={data ? `${fmtInt(data.sessions.sessions)} sessions, ${fmtUsd(data.sessions.costUsd)} in range · today ${fmtUsd(costToday)}` : ""} valueFmt={fmtInt} />
       </div>
     </section>
   );
