@@ -14,7 +14,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install chromium web demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity bench-page lint sql clean
+.PHONY: install chromium web demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity bench-page lint sql docs docs-generate clean
 
 # Installs exactly what uv.lock pins (two installs are identical): after editing pyproject.toml's
 # dependencies, run `.venv/bin/uv lock` and commit uv.lock. Only python3 is needed to start: uv
@@ -107,6 +107,15 @@ chaos: install
 
 sql: install
 	@$(BIN)/python -m scripts.run scripts.sql $(SQL_ARGS)
+
+# The dbt docs site (scripts/dbt_docs.py): generated without opening warehouse.duckdb, so it works
+# while a build runs; `docs` serves it on CC_DOCS_PORT (8580), `docs-generate` only writes
+# $(CC_DATA_DIR)/docs/site/index.html (one static file).
+docs: install
+	@$(BIN)/python -m scripts.run scripts.dbt_docs
+
+docs-generate: install
+	@$(BIN)/python -m scripts.run scripts.dbt_docs --no-serve
 
 bench-tiers: install
 	$(BIN)/python -m scripts.bench_tiers $(BENCH_TIERS_ARGS)

@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     # `make ui` and `make sidecar`: the Dagster UI's and the sidecar's ports on loopback.
     ui_port: int = Field(3000, ge=1, le=65535)
     sidecar_port: int = Field(8000, ge=1, le=65535)
+    # `make docs`: the dbt docs site's port on loopback.
+    docs_port: int = Field(8580, ge=1, le=65535)
     # `make demo`: the size of the sandbox organisation it generates.
     demo_events: int = Field(5000, ge=1)
     demo_days: int = Field(7, ge=1)
