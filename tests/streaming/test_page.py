@@ -312,6 +312,29 @@ def test_a_signed_webhook_shows_in_the_feed_and_moves_the_tiles(built, visit, tm
 
 
 @needs_page
+def test_a_burst_of_new_workflows_keeps_the_table_its_size_and_paging_reaches_every_row(built, visit):
+    """Each new pull request is a new workflow at the top; the table keeps the rows it had loaded
+    (the oldest move off), and "Load more" resumes right after the last row shown: nothing skipped."""
+    seen = _logged_in(visit, built)
+    rows = seen.page.locator("[data-testid=workflow-row]")
+    rows.first.wait_for()
+    shown = rows.count()
+    for n in range(shown + 5):
+        body, headers = _pull_request("acme/burst", 7000 + n, f"Burst {n}")
+        assert requests.post(built.server.url + "/webhooks/github", data=body, headers=headers,
+                             timeout=10).status_code == 202
+    newest = "github:acme/burst#" + str(7000 + shown + 4)
+    expect(rows.first).to_have_attribute("data-workflow-id", newest, timeout=15_000)
+    assert rows.count() == shown
+    seen.page.locator("[data-testid=load-more]").click()
+    expect(rows).to_have_count(shown * 2, timeout=15_000)
+    ids = [rows.nth(i).get_attribute("data-workflow-id") for i in range(rows.count())]
+    first_page = built.get("/api/workflows", limit=shown * 2)["workflows"]
+    assert ids == [w["id"] for w in first_page]
+    assert seen.errors == []
+
+
+@needs_page
 def test_a_linear_issue_moved_to_done_completes_its_workflow_on_the_page(built, visit, linear_webhooks):
     """A Linear issue is opened and moved to Done by webhooks while the page is open: its workflow
     row appears and turns completed without a reload (the live state's `workflow.updated`)."""

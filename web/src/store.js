@@ -255,16 +255,34 @@ function rowMatches(row) {
   return true;
 }
 
-function upsertWorkflow(row) {
-  const rows = state.workflows.rows;
-  const i = rows.findIndex((r) => r.id === row.id);
-  const matches = rowMatches(row);
-  let next;
-  if (i >= 0) next = matches ? rows.map((r, j) => (j === i ? row : r)) : rows.filter((_, j) => j !== i);
-  else if (matches) next = [row, ...rows];
-  else return;
-  state.workflows = { ...state.workflows, rows: sortRows(next) };
-  if (i < 0 && matches && state.workflows.total !== null) state.workflows.total += 1;
+/** The `nextCursor` /api/workflows would give after `row` (its documented `<µs>:<tier>:<id>` form). */
+function cursorAfter(row) {
+  const m = /^(.*?T[\d:]+)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$/.exec(row.lastEventAt || "");
+  if (!m) return null;
+  const ms = Date.parse(m[1] + (m[3] || "Z"));
+  return Number.isNaN(ms) ? null : `${ms * 1000 + Number((m[2] || "").padEnd(6, "0").slice(0, 6))}:live:${row.id}`;
+}
+
+/** A frame's workflow updates applied at once (one sort, not one per message). The table keeps the
+ *  rows it had loaded: a burst of new workflows pushes the oldest down and off, and "more" then
+ *  resumes right after the last row shown, so paging still reaches every workflow. */
+function upsertWorkflows(updates) {
+  const w = state.workflows;
+  const known = new Set();
+  const next = [];
+  for (const r of w.rows) {
+    known.add(r.id);
+    const u = updates.get(r.id);
+    if (!u) next.push(r);
+    else if (rowMatches(u)) next.push(u);
+  }
+  let added = 0;
+  for (const [id, u] of updates) if (!known.has(id) && rowMatches(u)) { next.push(u); added += 1; }
+  sortRows(next);
+  const keep = Math.max(PAGE, w.rows.length);
+  const rows = next.length > keep ? next.slice(0, keep) : next;
+  const nextCursor = rows.length < next.length ? cursorAfter(rows[rows.length - 1]) ?? w.nextCursor : w.nextCursor;
+  state.workflows = { ...w, rows, nextCursor, total: w.total === null ? null : w.total + added };
 }
 
 function upsertAlert(alert) {
@@ -301,6 +319,7 @@ const isEvent = (msg) => msg.payload && typeof msg.payload === "object" && "sour
 /** One animation frame's messages, applied together. */
 function applyBatch(batch) {
   const feedEvents = [];
+  const workflowUpdates = new Map();
   let overviewStale = false;
   let alertsStale = false;
   for (const msg of batch) {
@@ -310,7 +329,7 @@ function applyBatch(batch) {
     } else if (type === "system.metrics") {
       applyMetricsSample(payload);
     } else if (type === "workflow.updated") {
-      upsertWorkflow(payload);
+      workflowUpdates.set(payload.id, payload);
       if (payload.id === state.selected) state.timeline = { ...state.timeline, workflow: payload };
       overviewStale = true;
     } else if (type.startsWith("alert.")) {
@@ -325,6 +344,7 @@ function applyBatch(batch) {
       overviewStale = true;
     }
   }
+  if (workflowUpdates.size) upsertWorkflows(workflowUpdates);
   if (feedEvents.length) {
     mergeFeed(feedEvents);
     bumpEventSeries(feedEvents.filter((e) => !e.type.endsWith(".updated")));
