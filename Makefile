@@ -14,7 +14,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install chromium web demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity lint sql clean
+.PHONY: install chromium pango web demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity lint sql clean
 
 # Installs exactly what uv.lock pins (two installs are identical): after editing pyproject.toml's
 # dependencies, run `.venv/bin/uv lock` and commit uv.lock. Only python3 is needed to start: uv
@@ -44,7 +44,18 @@ chromium:
 	else echo "no chromium (install it: apt-get install chromium): the browser tests will be skipped"; \
 	  [ "$$CI" != true ]; fi
 
-install: $(STAMP) $(JS_STAMP) chromium
+# The reports' PDFs are drawn by WeasyPrint, which needs the system's Pango (libpango-1.0-0,
+# libpangoft2-1.0-0). Installed with apt-get when missing and this is root; otherwise this says what
+# to install (the PDF tests then fail with WeasyPrint's own error).
+pango:
+	@if ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0'; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q libpango-1.0-0 libpangoft2-1.0-0 >/dev/null || \
+	  { echo "apt-get could not install Pango: the reports' PDFs cannot be made"; [ "$$CI" != true ]; }; \
+	else echo "no Pango (install it: apt-get install libpango-1.0-0 libpangoft2-1.0-0): the reports' PDFs cannot be made"; \
+	  [ "$$CI" != true ]; fi
+
+install: $(STAMP) $(JS_STAMP) chromium pango
 
 # The page's sources (web/) rebuilt into streaming/static/ (committed: a user with only Python gets
 # the page); `npm run check` in web/ fails when the committed build is not what the sources give.

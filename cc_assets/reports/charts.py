@@ -71,9 +71,11 @@ def workflows(data: ReportData) -> Chart:
             for r in data.workflows for what in ("started", "completed")]
     chart = alt.Chart(_values(rows)).mark_line(point=True).encode(
         x=_time_axis(data), y=alt.Y("workflows:Q", title="workflows"),
-        color=alt.Color("what:N", title="", scale=alt.Scale(domain=["started", "completed"], range=["#0072B2", OK])),
-        strokeDash=alt.StrokeDash("what:N", legend=None, scale=alt.Scale(domain=["started", "completed"],
-                                                                           range=[[1, 0], [4, 2]])))
+        color=alt.Color("what:N", title="workflows", scale=alt.Scale(domain=["started", "completed"],
+                                                                     range=["#0072B2", OK])),
+        # Dashed and solid as well as coloured; the same title merges the two legends into one.
+        strokeDash=alt.StrokeDash("what:N", title="workflows", scale=alt.Scale(domain=["started", "completed"],
+                                                                               range=[[1, 0], [4, 2]])))
     return Chart("workflows", "Workflows started and completed", _svg(chart),
                  f"Lines of workflows started and completed per {data.period.grain}.")
 
@@ -138,7 +140,8 @@ def open_alerts(data: ReportData) -> Chart:
     rows = [{"severity": s, "alerts": n} for s, n in counts.items()]
     chart = alt.Chart(_values(rows)).mark_bar().encode(
         x=alt.X("severity:N", sort=list(SEVERITY_COLOURS), title="severity", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("alerts:Q", title="open alerts", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("alerts:Q", title="open alerts", axis=alt.Axis(tickMinStep=1),
+                scale=alt.Scale(domain=[0, max(1, *counts.values())])),
         color=alt.Color("severity:N", legend=None, scale=alt.Scale(domain=list(SEVERITY_COLOURS),
                                                                    range=list(SEVERITY_COLOURS.values()))))
     text = chart.mark_text(dy=-6).encode(text="alerts:Q", color=alt.value("#222"))

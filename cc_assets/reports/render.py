@@ -87,7 +87,7 @@ def cell(value: Any, column: str = "") -> str:
 
 # HTML ---------------------------------------------------------------------------------------------
 CSS = """
-@page { size: A4; margin: 14mm 12mm; @bottom-right { content: counter(page) " / " counter(pages);
+@page { size: A4; margin: 14mm 12mm; @bottom-right { content: counter(page) " / " counter(pages); font-family: "DejaVu Sans", sans-serif;
   font-size: 8pt; color: #666; } }
 body { font-family: "DejaVu Sans", Arial, sans-serif; color: #1d1d1f; margin: 0 auto; max-width: 1180px;
   padding: 16px; font-size: 13px; }
@@ -105,14 +105,19 @@ table { border-collapse: collapse; width: 100%; font-size: 12px; margin-bottom: 
 th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid #eee; vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .note { color: #555; font-size: 12px; }
-@media print { body { padding: 0; max-width: none; font-size: 10px; } .tile { flex: 1 1 22%; }
-  .tile .value { font-size: 16px; } figure { flex: 1 1 100%; } figure svg { width: 100%; } }
+@media print { body { padding: 0; max-width: none; font-size: 10px; }
+  /* WeasyPrint moves a whole flex container to the next page: blocks and inline blocks break better. */
+  .tiles, .charts { display: block; }
+  .tile { display: inline-block; width: 23.5%; margin: 0 0.6% 6px 0; vertical-align: top; box-sizing: border-box; }
+  .tile .value { font-size: 16px; } .tile .change { font-size: 9px; }
+  figure { display: block; margin: 0 0 8px; padding: 4px 8px; } figure svg { width: 100%; }
+  h2 { break-after: avoid; } }
 """
 
 TEMPLATE = Environment(autoescape=True).from_string("""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title><style>{{ css }}</style></head>
+<title>{{ title }}</title><style>{{ css|safe }}</style></head>
 <body>
 <h1>{{ title }}</h1>
 <p class="meta">{{ period }}{% if not complete %} (to date: the {{ noun }} is not over){% endif %} · times UTC ·

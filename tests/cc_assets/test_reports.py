@@ -157,6 +157,20 @@ def test_weekly_report_covers_seven_days_and_is_the_same_on_rerun(world):
     assert "week 47, 16 to 22 November 2026" in first["report.html"].decode()
 
 
+def test_monthly_report_reads_every_day_of_the_month_through_the_tiers(world, tiered):
+    # Warm from the 18th whatever today is: the days before come from the cold and archive tiers.
+    warm_days = (datetime.now(UTC).date() - date(2026, 11, 18)).days
+    settings = settings_for(world, CC_WARM_DAYS=str(warm_days))
+    data = build(settings, Period.of("monthly", "2026-11-20"))["data"]
+    assert data.period.key == "2026-11-01" and len(data.workflows) == 30 and data.period.previous().key == "2026-10-01"
+    per_day: dict[str, int] = {}
+    for r in data.volume:
+        per_day[r["bucket"].date().isoformat()] = per_day.get(r["bucket"].date().isoformat(), 0) + r["events"]
+    assert {d: n for d, n in per_day.items() if n} == {d: f.rows for d, f in tiered["truth"].items()
+                                                       if "2026-11-16" <= d <= "2026-11-20"}
+    assert data.tiers == ["cold and archive tier 2026-11-01 to 2026-11-17", "warm tier 2026-11-18 to 2026-11-30"]
+
+
 def test_email_goes_once_per_period_with_pdf_and_xlsx(world, inbox):
     port, messages = inbox
     settings = settings_for(world, CC_REPORT_TO="ops@example.com,cto@example.com", CC_SMTP_PORT=str(port),
@@ -230,14 +244,15 @@ def test_the_same_report_reads_postgres_marts_and_the_postgres_alert_store(world
     from resources.storage.catalog import load_postgres_extension
 
     schema = "reports_pg"
-    duck = duckdb.connect(str(world / "serving" / "marts.duckdb"), read_only=True)
+    duck = duckdb.connect()
     try:
         load_postgres_extension(duck)
+        duck.execute(f"attach '{world / 'serving' / 'marts.duckdb'}' as marts (read_only)")
         duck.execute(f"attach '{pg_database}' as pg (type postgres)")
         duck.execute(f"create schema if not exists pg.{schema}")
         for (table,) in duck.execute("select table_name from information_schema.tables "
-                                     "where table_catalog = current_database() and table_schema = 'main'").fetchall():
-            duck.execute(f"create or replace table pg.{schema}.{table} as select * from main.{table}")
+                                     "where table_catalog = 'marts' and table_schema = 'main'").fetchall():
+            duck.execute(f"create or replace table pg.{schema}.{table} as select * from marts.main.{table}")
         duck.execute("detach pg")
     finally:
         duck.close()
