@@ -16,7 +16,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install chromium web demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity bench-page lint sql docs docs-generate clean
+.PHONY: install chromium pango web demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity bench-page lint sql docs docs-generate clean
 
 # Installs exactly what uv.lock pins (two installs are identical): after editing pyproject.toml's
 # dependencies, run `.venv/bin/uv lock` and commit uv.lock. Only python3 is needed to start: uv
@@ -53,7 +53,18 @@ $(WEB_STAMP): web/package-lock.json
 	elif [ "$$CI" = true ]; then exit 1; \
 	else echo "npm ci in web/ failed (offline?): the page's build check will be skipped"; fi
 
-install: $(STAMP) $(JS_STAMP) $(WEB_STAMP) chromium
+# The reports' PDFs are drawn by WeasyPrint, which needs the system's Pango (libpango-1.0-0,
+# libpangoft2-1.0-0). Installed with apt-get when missing and this is root; otherwise this says what
+# to install (the PDF tests then fail with WeasyPrint's own error).
+pango:
+	@if ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0'; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q libpango-1.0-0 libpangoft2-1.0-0 >/dev/null || \
+	  { echo "apt-get could not install Pango: the reports' PDFs cannot be made"; [ "$$CI" != true ]; }; \
+	else echo "no Pango (install it: apt-get install libpango-1.0-0 libpangoft2-1.0-0): the reports' PDFs cannot be made"; \
+	  [ "$$CI" != true ]; fi
+
+install: $(STAMP) $(JS_STAMP) $(WEB_STAMP) chromium pango
 
 # The page's sources (web/) rebuilt into streaming/static/ (committed: a user with only Python gets
 # the page); `npm run check` in web/ fails when the committed build is not what the sources give.

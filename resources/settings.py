@@ -221,6 +221,21 @@ class Settings(BaseSettings):
     alert_thresholds: dict[str, float] = Field(default_factory=dict)
     # The sidecar evaluates the alert rules (off: it only lists and pushes what others raised).
     alert_monitor: bool = True
+    # Operations reports (cc_assets/reports/): e-mailed to CC_REPORT_TO (comma-separated; unset: not
+    # e-mailed) through this SMTP server, and linked from Dagster under CC_REPORT_BASE_URL (where
+    # $CC_DATA_DIR/reports is served; unset: the file path, or the lake's URL on S3).
+    report_to: CommaList = ()
+    report_from: str = "command-center@localhost"
+    report_base_url: str | None = None
+    report_top_n: int = Field(10, ge=1)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: Secret
+    # STARTTLS after connecting; CC_SMTP_SSL for a server that speaks TLS from the start (port 465).
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout_s: float = Field(30.0, gt=0)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -248,7 +263,7 @@ class Settings(BaseSettings):
         finally:
             _EXPLICIT_ENV.reset(token)
 
-    @field_validator("github_repos", "linear_teams", "cdc_tables", "log_paths", mode="before")
+    @field_validator("github_repos", "linear_teams", "cdc_tables", "log_paths", "report_to", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -344,7 +359,7 @@ class Settings(BaseSettings):
 
     @property
     def reports_dir(self) -> Path:
-        """The daily operations reports (cc_assets/reports.py): one folder per day."""
+        """The operations reports (cc_assets/reports/): a folder per kind and period."""
         return self.data_dir / "reports"
 
     @property

@@ -341,10 +341,14 @@ def _run(settings, steps: Steps, started: float) -> int:
         if tiers is None:
             raise StepFailed("a tier job failed; see the run in `make ui`")
     tiers_s = time.perf_counter() - t0
-    # Yesterday's operations report, as `reports_schedule` writes it every night at 01:00 UTC.
+    # Yesterday's operations report and its week's (Monday to Sunday, to date while it runs), as
+    # `reports_after_build_sensor` asks for them once the builds have covered a period.
     yesterday = days[-2].isoformat()
-    with steps.step(f"Writing the operations report for {yesterday} (reports_job)"):
-        _execute(defs, "reports_job", instance, run_config=quiet, partition_key=yesterday)
+    report_week = (days[-2] - timedelta(days=days[-2].weekday())).isoformat()
+    with steps.step(f"Writing the daily report for {yesterday} and the weekly one for the week of {report_week} "
+                    "(HTML, PDF, XLSX)"):
+        _execute(defs, "reports_daily_job", instance, run_config=quiet, partition_key=yesterday)
+        _execute(defs, "reports_weekly_job", instance, run_config=quiet, partition_key=report_week)
 
     # The live state (what the sidecar shows between builds) against the build: the same world
     # replayed through a real sidecar as webhooks and pushes, then built (scripts/parity.py).
@@ -389,7 +393,9 @@ def _run(settings, steps: Steps, started: float) -> int:
     say(f"Warehouse    {where if on_postgres else settings.duckdb_path}")
     say(f"Raw lake     {settings.lake_dir / 'raw'}  (Parquet, zstd, date=YYYY-MM-DD)")
     say(f"Dead letters {settings.lake_dir / 'dead_letter'}")
-    say(f"Report       {settings.reports_dir / yesterday / 'report.md'}  (+ CSVs; reports_schedule, daily)")
+    say(f"Reports      {settings.reports_dir / 'daily' / yesterday / 'report.html'}  (+ report.pdf, report.xlsx, CSV, "
+        "Parquet)")
+    say(f"             {settings.reports_dir / 'weekly' / report_week / 'report.html'}  (README \"Reports\": e-mail, backfill)")
     say(f"Dagster home {os.environ.get('DAGSTER_HOME', settings.dagster_home)}")
     say(f"Alerts       {len(alerts)} open (GET /api/alerts under `make ui`; set CC_ALERT_URLS to be e-mailed, "
         "README \"Alerts\"):")

@@ -4,7 +4,7 @@ from dagster import AssetSelection, define_asset_job
 
 INGEST_SELECTION = AssetSelection.key_prefixes(["raw"], ["normalized"])
 # The storage tiers (cc_assets/tiers.py, the warm dbt models) and the daily reports
-# (cc_assets/reports.py) run in their own partitioned jobs.
+# (cc_assets/reports/) run in their own partitioned jobs.
 TIER_SELECTION = AssetSelection.groups("tiers", "warm")
 REPORT_SELECTION = AssetSelection.groups("reports")
 

@@ -34,8 +34,12 @@ SERVING_TABLES: dict[str, str | None] = {
     "fct_cron_runs": "run_at",
     "fct_agent_sessions_1h": "bucket_start_at",
     "fct_trading_pnl_daily": None,
-    # The daily operations report (cc_assets/reports.py) reads a day's agent sessions.
+    # The operations reports (cc_assets/reports/): sessions per agent and per workflow by day,
+    # cron runs, CI runs.
     "fct_agent_sessions_daily": "session_date",
+    "fct_workflow_session_costs_daily": "session_date",
+    "fct_cron_runs": "run_at",
+    "fct_ci_runs": "completed_at",
     # The warm tier's event facts and rollups (dbt_project/models/warm/), for the history interface.
     "fct_events": "event_at, event_id",
     "fct_event_volume_1m": "bucket_start_at",

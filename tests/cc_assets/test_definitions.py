@@ -17,12 +17,12 @@ def test_definitions_load_and_every_job_resolves():
     assert {j.name for j in repo.get_all_jobs()} >= {"ingest_job", "transform_job", "github_job", "linear_job"}
     assert {s.name for s in repo.schedule_defs} == {
         "sources_schedule", "openclaw_schedule", "weather_schedule",
-        "hot_schedule", "tiers_daily_schedule", "archive_schedule", "retention_schedule", "lake_scan_schedule",
-        "reports_schedule"}
+        "hot_schedule", "tiers_daily_schedule", "archive_schedule", "retention_schedule", "lake_scan_schedule"}
     # One trigger per source of the seeds' table (cadence in each description).
     assert {s.name for s in repo.sensor_defs} >= {
         "github_sensor", "linear_sensor", "charlie_health_sensor", "charlie_activity_sensor", "cron_events_sensor",
-        "system_metrics_sensor", "postgres_cdc_sensor", "transform_after_ingest_sensor"}
+        "system_metrics_sensor", "postgres_cdc_sensor", "transform_after_ingest_sensor",
+        "reports_after_build_sensor"}
     assert all(s.description for s in [*repo.sensor_defs, *repo.schedule_defs])
     assert set(repo.get_top_level_resources()) >= {"platform", "dbt"}
 
@@ -71,14 +71,21 @@ def test_tiers_are_partitioned_by_hour_day_and_month_with_their_lineage():
         graph.get(AssetKey(["retention", "warm"])).parent_keys)
 
 
-def test_the_daily_report_reads_the_tiers_and_marts_and_runs_apart_from_the_build():
+def test_the_reports_read_the_tiers_and_marts_and_run_apart_from_the_build():
     graph = defs.resolve_asset_graph()
-    report = graph.get(AssetKey(["reports", "operations"]))
-    assert type(report.partitions_def).__name__ == "DailyPartitionsDefinition"
-    assert {AssetKey(["cold", "events"]), AssetKey(["archive", "events"]), AssetKey("fct_event_volume_1d"),
-            AssetKey("fct_workflows"), AssetKey("fct_agent_sessions_daily")} <= set(report.parent_keys)
+    kinds = {kind: type(graph.get(AssetKey(["reports", kind])).partitions_def).__name__
+             for kind in ("daily", "weekly", "monthly")}
+    assert kinds == {"daily": "DailyPartitionsDefinition", "weekly": "WeeklyPartitionsDefinition",
+                     "monthly": "MonthlyPartitionsDefinition"}
     repo = defs.get_repository_def()
-    assert AssetKey(["reports", "operations"]) not in repo.get_job("transform_job").asset_layer.executable_asset_keys
+    for kind in kinds:
+        report = graph.get(AssetKey(["reports", kind]))
+        assert {AssetKey(["cold", "events"]), AssetKey(["archive", "events"]), AssetKey("fct_event_volume_1d"),
+                AssetKey("fct_workflows"), AssetKey("fct_agent_sessions_daily"), AssetKey("fct_ci_runs"),
+                AssetKey("fct_cron_runs"), AssetKey(["serving", "marts"])} <= set(report.parent_keys)
+        assert "<" not in report.description  # the UI reads it as HTML
+        assert AssetKey(["reports", kind]) not in repo.get_job("transform_job").asset_layer.executable_asset_keys
+        assert repo.get_job(f"reports_{kind}_job")
 
 
 def test_hot_schedule_rewrites_the_hour_before_as_well():

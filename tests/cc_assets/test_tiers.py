@@ -1,7 +1,7 @@
-"""Storage tiers over several days of sandbox data: hot, warm, cold, archive, retention, history,
-and the daily operations report that reads its event volume through them.
+"""Storage tiers over several days of sandbox data: hot, warm, cold, archive, retention, history.
 
-One sandbox and one pipeline run per module (DuckDB); then the tier jobs as a user would run them:
+One sandbox and one pipeline run per session (the `tiered` fixture, tests/cc_assets/conftest.py,
+shared with the reports' tests); then the tier jobs as a user would run them:
 a backfill of the whole range as one run of `tiers_daily_job`, hours into the hot tier, the month
 into the archive, and retention at a date where some days are past it. Each test checks what an
 operator would: partitions per tier, that a re-run changes nothing, that only verified partitions
@@ -11,10 +11,9 @@ the lake whichever tier it reads.
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
@@ -27,8 +26,7 @@ from resources.platform import PlatformResource
 from resources.settings import Settings
 from resources.storage.history import HistoryReader
 from resources.storage.hot import FileHotStore
-from resources.storage.tiers import FINGERPRINT_SQL, Fingerprint, TierStore
-from sandbox.process import run_sandbox
+from resources.storage.tiers import Fingerprint, TierStore
 
 END = datetime(2026, 11, 20, 15, 30)
 DAYS = 4
@@ -48,51 +46,6 @@ def run(job: str, platform: PlatformResource, instance: DagsterInstance, **kwarg
         if event.is_step_failure:  # shown with the test's output when an assertion on it fails
             print(f"{job}: step {event.step_key} failed: {event.event_specific_data.error.message}")
     return result
-
-
-def landing_truth(data_dir) -> dict[str, Fingerprint]:
-    """Per event day, the distinct events the landing lake holds (latest copy), fingerprinted."""
-    files = sorted(str(p) for p in (data_dir / "lake" / "normalized" / "events").glob("date=*/*.parquet"))
-    with duckdb.connect() as con:
-        rows = con.execute(f"""
-            with events as (select * from read_parquet($files)),
-            latest as (select * from events qualify row_number() over (
-                partition by event_id order by _ingested_at desc, _partition_date desc) = 1)
-            select cast(event_at as date)::varchar, {FINGERPRINT_SQL} from latest group by 1
-        """, {"files": files}).fetchall()  # noqa: S608
-    return {day: Fingerprint(int(n), str(c)) for day, n, c in rows}
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    with run_sandbox(tmp_path_factory.mktemp("sandbox"), events=EVENTS, days=DAYS, end=END) as handle:
-        yield handle
-
-
-@pytest.fixture(scope="module")
-def tiered(sandbox, tmp_path_factory):
-    """Ingest + dbt, then every tier job once, recording what each run reported."""
-    data_dir = tmp_path_factory.mktemp("data")
-    platform = PlatformResource(data_dir=str(data_dir), sandbox_url=sandbox.url, warehouse="duckdb")
-    out = {"data_dir": data_dir, "platform": platform}
-    with DagsterInstance.ephemeral() as instance:
-        assert run("ingest_job", platform, instance, tags=range_tags(PARTITIONS[0], PARTITIONS[-1])).success
-        assert run("transform_job", platform, instance).success
-        out["truth"] = landing_truth(data_dir)
-        daily = run("tiers_daily_job", platform, instance, tags=range_tags(PARTITIONS[0], PARTITIONS[-1]))
-        assert daily.success, "tiers backfill failed"
-        out["daily"] = daily
-        out["cold_after_first"] = TierStore.landing(Settings.from_env({"CC_DATA_DIR": str(data_dir)})).cold_days()
-        hours = run("hot_job", platform, instance, tags=range_tags("2026-11-20-12:00", "2026-11-20-14:00"))
-        assert hours.success
-        out["hot"] = hours
-        archive = run("archive_job", platform, instance, partition_key=MONTH)
-        assert archive.success
-        out["archive"] = archive
-        # A re-run of two days of the backfill: nothing may change.
-        again = run("tiers_daily_job", platform, instance, tags=range_tags(PARTITIONS[1], PARTITIONS[2]))
-        assert again.success
-    return out
 
 
 def settings_of(tiered, **changes) -> Settings:
@@ -223,78 +176,6 @@ def test_history_reads_each_new_snapshot_a_build_swaps_in(tiered, tmp_path):
     assert attached == 1  # the replaced file is detached once no query reads it
     snapshot_path(settings).unlink()
     assert per_day() == {}
-
-
-def landing_by_day_and_source(data_dir) -> dict[tuple[str, str], int]:
-    files = sorted(str(p) for p in (data_dir / "lake" / "normalized" / "events").glob("date=*/*.parquet"))
-    with duckdb.connect() as con:
-        rows = con.execute("""
-            with events as (select * from read_parquet($files)),
-            latest as (select * from events qualify row_number() over (
-                partition by event_id order by _ingested_at desc, _partition_date desc) = 1)
-            select cast(event_at as date)::varchar, source, count(*) from latest group by 1, 2
-        """, {"files": files}).fetchall()
-    return {(day, source): n for day, source, n in rows if day in PARTITIONS}
-
-
-def test_daily_report_reads_volume_through_the_tiers_and_replaces_its_folder(tiered, tmp_path):
-    data_dir = tmp_path / "data"
-    shutil.copytree(tiered["data_dir"], data_dir)
-    platform = PlatformResource(data_dir=str(data_dir), warehouse="duckdb")
-    day, folder = "2026-11-19", data_dir / "reports" / "2026-11-19"
-    folder.mkdir(parents=True)
-    (folder / "from-an-older-run.csv").write_text("stale\n")
-    # Warm from the 18th whatever today is: the 16th and 17th are read from the archive.
-    warm_days = (datetime.now(UTC).date() - date(2026, 11, 18)).days
-    with pytest.MonkeyPatch.context() as env, DagsterInstance.ephemeral() as instance:
-        env.setenv("CC_WARM_DAYS", str(warm_days))
-        first = run("reports_job", platform, instance, partition_key=day)
-        assert first.success
-        files = {p.name: p.read_bytes() for p in folder.iterdir()}
-        again = run("reports_job", platform, instance, partition_key=day)
-        assert again.success
-    # A re-run replaces the day's folder whole: the same files, nothing left from before or beside it.
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
-    assert set(files) == {"report.md", "summary.csv", "event_volume.csv", "top_workflows.csv", "agent_sessions.csv"}
-    assert [p.name for p in (data_dir / "reports").iterdir()] == [day]
-
-    def table(name: str) -> list[dict]:
-        return list(csv.DictReader((folder / name).read_text().splitlines()))
-
-    truth = landing_by_day_and_source(tiered["data_dir"])
-    on_day = sum(n for (d, _), n in truth.items() if d == day)
-    trailing = sum(n for (d, _), n in truth.items() if d <= day)
-    volume = table("event_volume.csv")
-    assert {(r["day"], r["source"]): int(r["events"]) for r in volume} == {k: n for k, n in truth.items() if k[0] <= day}
-    assert {r["day"]: r["tier"] for r in volume} == {
-        "2026-11-16": "history", "2026-11-17": "history", "2026-11-18": "warm", "2026-11-19": "warm"}
-    with duckdb.connect(str(data_dir / "serving" / "marts.duckdb"), read_only=True) as con:
-        started, completed = con.execute(
-            "select count(*) filter (where cast(first_event_at as date) = $d),"
-            " count(*) filter (where cast(completed_at as date) = $d) from fct_workflows", {"d": day}).fetchone()
-        top = con.execute("select workflow_id, count(*) from fct_workflow_events where cast(event_at as date) = $d"
-                          " and workflow_id is not null group by 1 order by 2 desc, 1 limit 1", {"d": day}).fetchone()
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
-        sessions, cost = con.execute("select count(*), coalesce(sum(cost_usd), 0) from int_sessions_attributed"
-                                     " where cast(started_at as date) = $d", {"d": day}).fetchone()
-    summary = {r["metric"]: r["value"] for r in table("summary.csv")}
-    agents = table("agent_sessions.csv")
-    assert summary.pop("agent_cost_usd") == f"{sum(float(a['cost_usd']) for a in agents):.4f}"
-    assert abs(sum(float(a["cost_usd"]) for a in agents) - float(cost)) < 0.0001 * len(agents)  # each rounded
-    assert summary == {"events_day": str(on_day), "events_30d": str(trailing), "workflows_started": str(started),
-                       "workflows_completed": str(completed), "agent_sessions": str(sessions)}
-    assert on_day > 0 and sessions > 0
-    first_top = table("top_workflows.csv")[0]
-    assert (first_top["rank"], first_top["workflow_id"], int(first_top["events_day"])) == ("1", *top)
-    assert sum(int(a["session_count"]) for a in agents) == sessions
-
-    report = (folder / "report.md").read_text()
-    assert report.startswith(f"# Operations report, {day}\n")
-    assert "cold and archive tier 2026-10-21 to 2026-11-17; warm tier 2026-11-18 to 2026-11-19" in report
-    assert f"| Events on the day | {on_day:,} |" in report and f"| {top[0]} |" in report
-    meta = materialization(again, ["reports", "operations"]).metadata
-    assert meta["preview"].value == report and meta["rows/event_volume.csv"].value == len(volume)
-    assert all((folder / name).exists() for name in [p.rsplit("/", 1)[1] for p in meta["files"].value[day]])
 
 
 def test_retention_removes_only_verified_partitions(tiered, tmp_path):

@@ -47,6 +47,10 @@ def _check(done: subprocess.CompletedProcess, warehouse_line: str) -> None:
     assert any(line.startswith(warehouse_line) for line in lines), done.stdout
     assert any(line.startswith("  dbt: ") and ", 0 failed" in line for line in lines), done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+    # The daily and the weekly report, each printed as a path that exists.
+    reports = [line.split("  (")[0].split()[-1] for line in done.stdout.splitlines() if "report.html" in line]
+    assert [Path(r).parts[-3] for r in reports] == ["daily", "weekly"], done.stdout
+    assert all(Path(r).exists() and Path(r).with_name("report.pdf").exists() for r in reports), reports
 
 
 def test_demo_on_duckdb(tmp_path: Path) -> None:
