@@ -129,6 +129,15 @@ def keep_up(browser, url: str, token: str, port: int, rate: int, seconds: float,
     }
 
 
+def report_loads(events: int, cold: list[dict], warm: dict) -> None:
+    populated = [c["populated"] for c in cold]
+    print(f"\nfirst load, {events:,} events ({len(cold)} cold loads, fresh context each):")
+    print(f"  to populated: median {statistics.median(populated):.0f} ms (min {min(populated):.0f},"
+          f" max {max(populated):.0f}); warm cache {warm['populated']:.0f} ms")
+    print(f"  transferred: {cold[0]['transfer'] / 1024:.1f} KB over {cold[0]['requests']} requests"
+          f" ({cold[0]['decoded'] / 1024:.1f} KB decoded); warm cache {warm['transfer'] / 1024:.1f} KB", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed-events", type=int, default=300_000, help="sandbox events ingested (default 300k)")
@@ -168,18 +177,13 @@ def main() -> None:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
                 cold, warm = first_loads(browser, url, token, args.loads)
+                report_loads(events, cold, warm)
                 live = keep_up(browser, url, token, port, args.rate, args.seconds, work)
                 browser.close()
         finally:
             _stop(sidecar)
             log.close()
 
-    populated = [c["populated"] for c in cold]
-    print(f"\nfirst load, {events:,} events ({len(cold)} cold loads, fresh context each):")
-    print(f"  to populated: median {statistics.median(populated):.0f} ms (min {min(populated):.0f},"
-          f" max {max(populated):.0f}); warm cache {warm['populated']:.0f} ms")
-    print(f"  transferred: {cold[0]['transfer'] / 1024:.1f} KB over {cold[0]['requests']} requests"
-          f" ({cold[0]['decoded'] / 1024:.1f} KB decoded); warm cache {warm['transfer'] / 1024:.1f} KB")
     print(f"\nkeeping up, {args.rate:,} webhooks/s for {args.seconds:.0f} s: {live['acked']:,}/{live['sent']:,}"
           f" acknowledged ({live['ack_rate']:,.0f}/s)")
     print(f"  frames: {live['fps_mean']:.1f} fps mean, {live['fps_min_second']} in the slowest second;"
