@@ -663,6 +663,28 @@ def test_cold_and_archive_on_s3_through_the_same_code(tiered, s3_lake, tmp_path)
 
         con = open_catalog(settings)
         assert con.execute("select count(*) from events_history").fetchone()[0] == sum(f.rows for f in truth.values())
+        # The catalog file cannot read S3 itself: it copies the rollup and leaves the events out ...
+        from resources.storage.catalog import write_catalog
+
+        written = write_catalog(settings, tmp_path / "catalog.duckdb")
+        assert written.left_out == ["events_history", "cold_events", "archive_events"]
+        with duckdb.connect(str(written.path), read_only=True) as con:
+            assert con.execute("select sum(event_count) from event_volume_history").fetchone()[0] == sum(
+                f.rows for f in truth.values())
+            assert con.execute("select left_out from catalog_info").fetchone()[0] == written.left_out
+            assert con.execute("select count(*) from fct_workflows").fetchone()[0] > 0
+        # ... and `make sql` reads them all in memory, through pyarrow.
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        shell = subprocess.run([sys.executable, "-m", "scripts.run", "scripts.sql", "-csv", "-noheader", "-c",
+                                "select count(*) from events_history"], cwd=Path(__file__).resolve().parents[2],
+                               env={**{k: v for k, v in os.environ.items() if not k.startswith("CC_")}, **env,
+                                    "CC_DATA_DIR": str(data_dir)}, capture_output=True, text=True, timeout=300)
+        assert shell.returncode == 0, shell.stderr
+        assert int(shell.stdout) == sum(f.rows for f in truth.values())
         # Retention deletes verified cold objects; a corrupt object is quarantined, also on S3.
         retention = run("retention_job", platform, instance, run_config={
             "ops": {"retention__cold": {"config": {"as_of": "2027-02-16"}},
@@ -722,6 +744,13 @@ def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partiti
         assert catalog.execute("select count(*) from warm.tiers.fct_events").fetchone()[0] == sum(
             f.rows for f in truth.values())
         catalog.close()  # an open analyst session would hold the partitions (retention then waits, then skips)
+        # The catalog file copies the marts out of Postgres (no session stays open on it).
+        from resources.storage.catalog import write_catalog
+
+        written = write_catalog(settings, tmp_path / "catalog.duckdb")
+        assert written.rows["fct_events"] == sum(f.rows for f in truth.values())
+        with duckdb.connect(str(written.path), read_only=True) as copy:
+            assert copy.execute("select count(*) from fct_events").fetchone()[0] == written.rows["fct_events"]
         result = run("retention_job", platform, instance, run_config={
             "ops": {"retention__warm": {"config": {"as_of": "2026-12-18"}},
                     "retention__cold": {"config": {"as_of": "2026-11-23"}}}})
