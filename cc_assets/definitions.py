@@ -17,7 +17,7 @@ from cc_assets.dbt import build_dbt_assets, build_warm_dbt_assets  # noqa: E402
 from cc_assets.delivered import delivered_records  # noqa: E402
 from cc_assets.normalized import normalized_events  # noqa: E402
 from cc_assets.reports import report_assets  # noqa: E402
-from cc_assets.serving import serving_marts  # noqa: E402
+from cc_assets.serving import serving_catalog, serving_marts  # noqa: E402
 from cc_assets.sources import raw_assets  # noqa: E402
 from cc_assets.tiers import tier_assets, tier_checks  # noqa: E402
 from resources.dbt import dbt_resource, ensure_manifest  # noqa: E402
@@ -36,7 +36,7 @@ def build_definitions(settings: Settings) -> Definitions:
     manifest = ensure_manifest(settings)
     return Definitions(
         assets=[*raw_assets, delivered_records, normalized_events, build_dbt_assets(manifest), build_warm_dbt_assets(manifest),
-                serving_marts, *tier_assets, *report_assets],
+                serving_marts, serving_catalog, *tier_assets, *report_assets],
         asset_checks=tier_checks,
         jobs=[ingest_job, transform_job, *SOURCE_JOBS, *TIER_JOBS, *REPORT_JOBS],
         schedules=[sources_schedule, *SOURCE_SCHEDULES, *TIER_SCHEDULES],

@@ -1,17 +1,19 @@
-"""The serving snapshot the streaming sidecar reads, refreshed after every dbt build."""
+"""The serving snapshot the streaming sidecar reads, and the analysts' catalog file, refreshed after
+every dbt build."""
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
 from resources.platform import PlatformResource
-from resources.storage.serving import SERVING_TABLES, export_snapshot, snapshot_path
+from resources.storage.catalog import write_catalog
+from resources.storage.serving import SNAPSHOT_TABLES, export_snapshot, snapshot_path
 
 
 @asset(
     key=["serving", "marts"],
-    deps=[AssetKey(table) for table in SERVING_TABLES],
+    deps=[AssetKey(table) for table in SNAPSHOT_TABLES],
     group_name="serving",
-    description="The marts the sidecar's REST API reads, copied out of the DuckDB warehouse into a "
-                "read-only file swapped atomically, so reads never wait for a dbt build.",
+    description="Every mart (the sidecar's REST API and the analysts' catalog read them), copied out of "
+                "the DuckDB warehouse into a read-only file swapped atomically, so reads never wait for a dbt build.",
 )
 def serving_marts(context: AssetExecutionContext, platform: PlatformResource) -> MaterializeResult:
     settings = platform.settings()
@@ -22,3 +24,18 @@ def serving_marts(context: AssetExecutionContext, platform: PlatformResource) ->
     context.log.info(f"serving snapshot {written.path}: {written.rows}")
     return MaterializeResult(metadata={"path": str(written.path), "built_at": written.built_at.isoformat(),
                                        **{f"rows/{t}": n for t, n in written.rows.items()}})
+
+
+@asset(
+    key=["serving", "catalog"],
+    deps=[AssetKey(["serving", "marts"]), *(AssetKey(table) for table in SNAPSHOT_TABLES)],
+    group_name="serving",
+    description="The analysts' DuckDB catalog file (`make sql`, BI tools): every mart and every storage "
+                "tier, rewritten under a temporary name and renamed after each build, so it is never locked.",
+)
+def serving_catalog(context: AssetExecutionContext, platform: PlatformResource) -> MaterializeResult:
+    written = write_catalog(platform.settings())
+    context.log.info(f"analysts' catalog {written.path}: {len(written.relations)} relations")
+    return MaterializeResult(metadata={"path": str(written.path), "built_at": written.built_at.isoformat(),
+                                       "relations": sorted(written.relations),
+                                       **({"left_out": written.left_out} if written.left_out else {})})

@@ -194,6 +194,8 @@ class Settings(BaseSettings):
     # the local `$CC_DATA_DIR/lake`; `s3://bucket/prefix` for S3-compatible object storage, with
     # the endpoint (MinIO, Ceph, ...), region and keys below or the standard AWS variables.
     lake_url: str | None = None
+    # The analysts' DuckDB catalog file (resources/storage/catalog.py); unset: `$CC_DATA_DIR/catalog.duckdb`.
+    catalog_path: Path | None = None
     lake_s3_endpoint: str | None = None
     lake_s3_region: str | None = None
     lake_s3_access_key_id: Secret
@@ -378,6 +380,13 @@ class Settings(BaseSettings):
     @property
     def duckdb_path(self) -> Path:
         return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def catalog_file(self) -> Path:
+        """The analysts' catalog (`make sql`, BI tools): rewritten after each build, never locked."""
+        if self.catalog_path is None:
+            return self.data_dir / "catalog.duckdb"
+        return self.catalog_path if self.catalog_path.is_absolute() else (PROJECT_ROOT / self.catalog_path).resolve()
 
     @property
     def pg(self) -> PostgresParams:

@@ -340,6 +340,10 @@ def _run(settings, steps: Steps, started: float) -> int:
         tiers = move_tiers(defs, instance, quiet, days, now)
         if tiers is None:
             raise StepFailed("a tier job failed; see the run in `make ui`")
+        # transform_job wrote the analysts' catalog before the tiers moved: once more, with them.
+        from resources.storage.catalog import write_catalog
+
+        write_catalog(settings)
     tiers_s = time.perf_counter() - t0
     # Yesterday's operations report and its week's (Monday to Sunday, to date while it runs), as
     # `reports_after_build_sensor` asks for them once the builds have covered a period.
@@ -406,13 +410,11 @@ def _run(settings, steps: Steps, started: float) -> int:
         say(line)
     say(f"Demo log     {steps.log_path}  (dbt's and Dagster's own output)")
     say()
-    say("Next: `make ui` (Dagster UI on :3000), `make test`,")
+    say("Next: `make ui` (Dagster UI on :3000), `make test`, `make sql` (every mart and tier, also during a build),")
     if on_postgres:
         say(f"      `psql {settings.pg.dbname} -h {settings.pg.host} -p {settings.pg.port} "
             f"-c 'select * from {settings.pg_schema}.fct_workflows limit 5'`")
-    else:
-        say(f"      `.venv/bin/python -c \"import duckdb; duckdb.connect('{settings.duckdb_path}', read_only=True)"
-            f".sql('from fct_workflows limit 5').show()\"`")
+    say(f"      `.venv/bin/duckdb -readonly {settings.catalog_file} -c 'from fct_workflows limit 5'`")
     say()
     say(f"Correlation vs the generator's ground truth: {report.matched:,} / {report.events_in_truth:,} events "
         f"({report.ratio:.2%}){'  exact' if report.exact else '  MISMATCH'}")

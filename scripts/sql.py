@@ -1,16 +1,20 @@
-"""`make sql`: the DuckDB shell (PyPI `duckdb-cli`, the release of the `duckdb` library) on a
-catalog of every tier (resources/storage/catalog.py), for analysts.
+"""`make sql`: the DuckDB shell (PyPI `duckdb-cli`, the release of the `duckdb` library) on the
+analysts' catalog file (resources/storage/catalog.py), read-only.
 
     make sql                                   # DuckDB's own shell: `.tables`, `.quit`, history, completion
     make sql SQL_ARGS='-c "from tier_partitions"'
     make sql SQL_ARGS=--questions              # run the README's five example questions
     make sql SQL_ARGS='-csv -c "from fct_workflows"'   # other options go to the shell
 
-The catalog is built in Python (some relations, like `tier_partitions`, are computed with pyarrow)
-and handed to the shell as an init file: its attachments and view definitions, and the computed
-tables as small Parquet files beside it, in a private temporary folder removed when the shell ends.
-It never opens the warehouse file dbt writes (it reads the serving snapshot, the lake and, on
-Postgres, the warehouse read-only), so it works while a dbt build is running.
+The catalog file (`$CC_DATA_DIR/catalog.duckdb`, `CC_CATALOG_PATH`) is written after every build;
+`make sql` rewrites it first when it is missing or the lake or the serving snapshot changed since
+(under a temporary name, renamed over the old one), then opens it with `duckdb -readonly`. It never
+opens the warehouse file dbt writes, so it works while a dbt build is running.
+
+With the cold and archive tiers on S3 (`CC_LAKE_URL=s3://...`) DuckDB cannot read them itself (no
+httpfs download): the catalog is then built in memory through pyarrow and handed to the shell as an
+init file, with the computed tables as small Parquet files beside it, in a private temporary folder
+removed when the shell ends.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ def duckdb_cli() -> str:
 
 
 def has_data(settings) -> bool:
+    """Anything to query: a serving snapshot, a lake file, or a Postgres warehouse."""
     from resources.storage.serving import snapshot_path
 
     return (settings.warehouse == "postgres" or snapshot_path(settings).exists()
@@ -156,6 +161,24 @@ def _split_shell_options(argv: list[str]) -> tuple[list[str], list[str]]:
     return ours, shell
 
 
+def catalog_file(settings) -> Path:
+    """The catalog file, rewritten first if missing or stale. When it cannot be rewritten, one line
+    says why, and the last one written (if any) opens instead."""
+    import duckdb
+
+    from resources.storage.catalog import ensure_catalog
+
+    path = settings.catalog_file
+    try:
+        return ensure_catalog(settings)[0]
+    except (duckdb.Error, OSError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not path.exists():
+            raise SystemExit(f"could not write the catalog {path}: {reason}") from None
+        print(f"could not refresh the catalog {path} ({reason}): opening the last one written", file=sys.stderr)
+        return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--command", help="run one statement and exit")
@@ -164,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(ours)
 
     from resources.settings import Settings
+    from resources.storage.tiers import TierStore
 
     settings = Settings.from_env()
     if settings.warehouse == "postgres":
@@ -173,13 +197,32 @@ def main(argv: list[str] | None = None) -> int:
     if not has_data(settings):
         raise SystemExit(f"no data in {settings.data_dir}: run `make demo` first")
     shell = [duckdb_cli(), *shell_options]
+    if not TierStore.from_settings(settings).is_local:
+        return in_memory(settings, shell, args)
+    shell += ["-readonly", str(catalog_file(settings))]
+    if args.command:
+        return run_shell([*shell, "-c", args.command], one_line_errors=True)
+    if args.questions:
+        with private_folder() as folder:
+            script = folder / "questions.sql"
+            script.write_text(questions_script())
+            return run_shell([*shell, "-bail", "-f", str(script)], one_line_errors=True)
+    return run_shell(shell, one_line_errors=False)
+
+
+def questions_script() -> str:
+    return "".join(_question(n, question, sql) for n, (question, sql) in enumerate(QUESTIONS, 1))
+
+
+def in_memory(settings, shell: list[str], args: argparse.Namespace) -> int:
+    """The S3 case: the in-memory catalog (pyarrow reads the tiers) handed to the shell as an init file."""
     with private_folder() as folder:
         init = write_init(settings, folder)
         if args.command:
             return run_shell([*shell, "-cmd", f".read {init}", "-c", args.command], one_line_errors=True)
         if args.questions:
             script = folder / "questions.sql"
-            script.write_text("".join(_question(n, question, sql) for n, (question, sql) in enumerate(QUESTIONS, 1)))
+            script.write_text(questions_script())
             return run_shell([*shell, "-bail", "-cmd", f".read {init}", "-f", str(script)], one_line_errors=True)
         return run_shell([*shell, "-init", str(init)], one_line_errors=False)
 

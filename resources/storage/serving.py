@@ -5,6 +5,9 @@ other process, even read-only. So after each build the serving marts are copied 
 file, written under a temporary name and renamed over `serving/marts.duckdb`: readers that have
 the old file open keep reading it, the next open sees the new one, and no reader ever waits for
 a build. On Postgres the sidecar reads `CC_PG_SCHEMA` directly (MVCC readers never wait either).
+
+The snapshot holds every mart (`mart_names()`: the dbt project's marts/ and warm/ models), not only
+the ones the sidecar reads: the analysts' catalog (resources/storage/catalog.py) copies them from it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from resources.dbt_inputs import DBT_PROJECT_DIR
 from resources.settings import Settings
 
 # name -> order, so the rows a request wants sit together (zone maps skip the rest).
@@ -46,8 +50,18 @@ SERVING_TABLES: dict[str, str | None] = {
     "fct_event_volume_1d": "bucket_start_at",
     # The key -> workflow map, so a live event lands in the workflow its keys already joined.
     "int_correlation_keys_linked": "correlation_key",
-
 }
+
+
+def mart_names() -> list[str]:
+    """Every mart of the dbt project, read from its model folders: models/marts/** and models/warm/."""
+    models = DBT_PROJECT_DIR / "models"
+    return sorted({path.stem for folder in ("marts", "warm") for path in (models / folder).rglob("*.sql")})
+
+
+# What the snapshot holds: the serving tables (sorted for the sidecar), then every other mart.
+SNAPSHOT_TABLES: dict[str, str | None] = {**SERVING_TABLES,
+                                          **{name: None for name in mart_names() if name not in SERVING_TABLES}}
 
 
 def snapshot_path(settings: Settings) -> Path:
@@ -62,7 +76,7 @@ class SnapshotWritten:
 
 
 def export_snapshot(warehouse: Path, target: Path) -> SnapshotWritten:
-    """Copy the serving marts of `warehouse` into `target`, replacing it atomically."""
+    """Copy the marts of `warehouse` into `target`, replacing it atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
@@ -74,10 +88,10 @@ def export_snapshot(warehouse: Path, target: Path) -> SnapshotWritten:
         con.execute("attach '{}' as wh (read_only)".format(str(warehouse).replace("'", "''")))
         present = {r[0] for r in con.execute(
             "select table_name from information_schema.tables where table_catalog = 'wh'").fetchall()}
-        for table, order in SERVING_TABLES.items():
+        for table, order in SNAPSHOT_TABLES.items():
             if table not in present:
                 continue
-            # Names come from SERVING_TABLES, never from input.
+            # Names come from SNAPSHOT_TABLES (ours and the dbt project's file names), never from input.
             sort = f" order by {order}" if order else ""
             con.execute(f"create table main.{table} as select * from wh.main.{table}{sort}")  # noqa: S608
             rows[table] = con.execute(f"select count(*) from main.{table}").fetchone()[0]  # noqa: S608

@@ -329,6 +329,106 @@ def test_analyst_catalog_answers_the_readme_questions_while_dbt_holds_the_wareho
     assert con.execute("select rows from archive_manifests").fetchone()[0] == held["archive"][2]
 
 
+def catalog_cli(catalog, *args: str, cwd=None):
+    """The DuckDB shell from PyPI's duckdb-cli (beside this Python), read-only on the catalog file."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).parent / "duckdb"
+    return subprocess.run([str(cli), "-readonly", str(catalog), *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+
+
+def dbt_marts(*folders: str) -> set[str]:
+    """Every mart, from the dbt project's model folders (marts/** and the warm tier's facts)."""
+    from pathlib import Path
+
+    models = Path(__file__).resolve().parents[2] / "dbt_project" / "models"
+    return {p.stem for folder in folders or ("marts", "warm") for p in (models / folder).rglob("*.sql")}
+
+
+def test_catalog_file_opens_in_the_duckdb_cli_while_dbt_holds_the_warehouse(tiered, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    settings = settings_of(tiered)
+    catalog = settings.catalog_file
+    assert {"dim_cycles", "fct_agent_session_costs", "fct_cron_runs", "fct_workflow_session_costs"} <= dbt_marts()
+    # transform_job builds the marts (the warm facts come with the tier jobs, which ran after it).
+    assert dbt_marts("marts") <= tiered["catalog_after_build"]
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        workflows = con.execute("from fct_workflows order by workflow_id").to_arrow_table()
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('open', flush=True); time.sleep(120)", str(settings.duckdb_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        # The warehouse is locked: DuckDB refuses even a read-only open of it.
+        with pytest.raises(duckdb.IOException):
+            duckdb.connect(str(settings.duckdb_path), read_only=True)
+        # `make sql` finds the catalog stale (the tier jobs moved files since the build) and rewrites it.
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("CC_")}, "CC_DATA_DIR": str(settings.data_dir)}
+        done = subprocess.run([sys.executable, "-m", "scripts.run", "scripts.sql", "-csv", "-c",
+                               "select table_name from information_schema.tables order by 1"],
+                              cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        listed = set(done.stdout.split()[1:])
+        questions = subprocess.run([sys.executable, "-m", "scripts.run", "scripts.sql", "--questions"],
+                                   cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True,
+                                   text=True, timeout=300)
+        assert questions.returncode == 0, questions.stderr
+        # The plain DuckDB CLI on the file, from another directory: views use absolute paths.
+        out = tmp_path / "fct_workflows.parquet"
+        copied = catalog_cli(catalog, "-c", f"copy (from fct_workflows order by workflow_id) to '{out}'", cwd=tmp_path)
+        assert copied.returncode == 0, copied.stderr
+        history = catalog_cli(catalog, "-csv", "-noheader", "-c", "select count(*) from events_history", cwd=tmp_path)
+        assert history.returncode == 0, history.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    missing = dbt_marts() - listed
+    assert not missing, f"marts the catalog file does not list: {sorted(missing)}"
+    assert {"events_history", "event_volume_history", "cold_events", "archive_events", "landing_events",
+            "hot_events", "raw_github__pull_requests", "tier_partitions", "archive_manifests",
+            "catalog_info"} <= listed
+    # Parquet keeps the values, not every DuckDB type (a HUGEINT sum comes back as a double).
+    assert pq.read_table(out).to_pylist() == workflows.to_pylist() != []
+    assert int(history.stdout) == sum(f.rows for d, f in tiered["truth"].items() if d in PARTITIONS)
+
+
+def test_catalog_file_is_replaced_atomically(tiered, tmp_path):
+    """A reader holding the old file keeps reading it while a new one is written and renamed over it."""
+    from resources.storage.catalog import catalog_fingerprint, fingerprint, write_catalog
+
+    settings = settings_of(tiered)
+    target = tmp_path / "catalog.duckdb"
+    first = write_catalog(settings, target)
+    assert first.path == target and not first.left_out
+    assert first.relations["fct_workflows"] == "table" and first.relations["events_history"] == "view"
+    old = duckdb.connect(str(target), read_only=True)
+    try:
+        shell = catalog_cli(target, "-csv", "-noheader", "-c", "select count(*) from fct_workflows")
+        count = old.execute("select count(*) from fct_workflows").fetchone()[0]
+        assert int(shell.stdout) == count > 0
+        second = write_catalog(settings, target)
+        assert second.built_at > first.built_at
+        # The old connection still reads the file it opened (its inode), whole.
+        assert old.execute("select built_at from catalog_info").fetchone()[0] == first.built_at
+        assert old.execute("select count(*) from fct_workflows").fetchone()[0] == count
+        assert old.execute("select count(*) from events_history").fetchone()[0] > 0
+    finally:
+        old.close()
+    with duckdb.connect(str(target), read_only=True) as new:
+        assert new.execute("select built_at from catalog_info").fetchone()[0] == second.built_at
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.duckdb"]
+    # Nothing changed since: the file is current, `make sql` would open it as it is.
+    assert catalog_fingerprint(target) == fingerprint(settings)
+
+
 def test_corrupt_parquet_is_reported_and_quarantined(tiered, tmp_path):
     data_dir = tmp_path / "data"
     shutil.copytree(tiered["data_dir"], data_dir)
@@ -441,6 +541,28 @@ def test_cold_and_archive_on_s3_through_the_same_code(tiered, s3_lake, tmp_path)
 
         con = open_catalog(settings)
         assert con.execute("select count(*) from events_history").fetchone()[0] == sum(f.rows for f in truth.values())
+        # The catalog file cannot read S3 itself: it copies the rollup and leaves the events out ...
+        from resources.storage.catalog import write_catalog
+
+        written = write_catalog(settings, tmp_path / "catalog.duckdb")
+        assert written.left_out == ["events_history", "cold_events", "archive_events"]
+        with duckdb.connect(str(written.path), read_only=True) as con:
+            assert con.execute("select sum(event_count) from event_volume_history").fetchone()[0] == sum(
+                f.rows for f in truth.values())
+            assert con.execute("select left_out from catalog_info").fetchone()[0] == written.left_out
+            assert con.execute("select count(*) from fct_workflows").fetchone()[0] > 0
+        # ... and `make sql` reads them all in memory, through pyarrow.
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        shell = subprocess.run([sys.executable, "-m", "scripts.run", "scripts.sql", "-csv", "-noheader", "-c",
+                                "select count(*) from events_history"], cwd=Path(__file__).resolve().parents[2],
+                               env={**{k: v for k, v in os.environ.items() if not k.startswith("CC_")}, **env,
+                                    "CC_DATA_DIR": str(data_dir)}, capture_output=True, text=True, timeout=300)
+        assert shell.returncode == 0, shell.stderr
+        assert int(shell.stdout) == sum(f.rows for f in truth.values())
         # Retention deletes verified cold objects; a corrupt object is quarantined, also on S3.
         retention = run("retention_job", platform, instance, run_config={
             "ops": {"retention__cold": {"config": {"as_of": "2027-02-16"}},
@@ -500,6 +622,13 @@ def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partiti
         assert catalog.execute("select count(*) from warm.tiers.fct_events").fetchone()[0] == sum(
             f.rows for f in truth.values())
         catalog.close()  # an open analyst session would hold the partitions (retention then waits, then skips)
+        # The catalog file copies the marts out of Postgres (no session stays open on it).
+        from resources.storage.catalog import write_catalog
+
+        written = write_catalog(settings, tmp_path / "catalog.duckdb")
+        assert written.rows["fct_events"] == sum(f.rows for f in truth.values())
+        with duckdb.connect(str(written.path), read_only=True) as copy:
+            assert copy.execute("select count(*) from fct_events").fetchone()[0] == written.rows["fct_events"]
         result = run("retention_job", platform, instance, run_config={
             "ops": {"retention__warm": {"config": {"as_of": "2026-12-18"}},
                     "retention__cold": {"config": {"as_of": "2026-11-23"}}}})

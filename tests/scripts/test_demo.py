@@ -7,6 +7,7 @@ A small world (the demo's sizes are settings) keeps each run to about a minute h
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -59,6 +60,22 @@ def test_demo_on_duckdb(tmp_path: Path) -> None:
     # Beside the ground truth: the world replayed through the sidecar, its live state equal to its build.
     parity = next(line for line in done.stdout.splitlines() if line.startswith("Live state vs the build"))
     assert "workflows equal field by field" in parity and parity.endswith("exact"), parity
+    # Its "Next:" one-liner on the analysts' catalog works while a dbt build holds the warehouse.
+    shown = next(line for line in done.stdout.splitlines() if "duckdb -readonly" in line).strip().strip("`")
+    argv = shlex.split(shown)
+    assert argv[0] == ".venv/bin/duckdb"
+    argv[0] = str(Path(sys.executable).parent / "duckdb")  # the same shared venv's duckdb-cli
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('open', flush=True); time.sleep(120)", str(tmp_path / "data" / "warehouse.duckdb")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        shell = subprocess.run([argv[0], "-csv", *argv[1:]], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.startswith("workflow_id,") and len(shell.stdout.splitlines()) == 6
 
 
 @pytest.mark.postgres

@@ -80,3 +80,33 @@ def test_the_init_file_goes_with_the_shell(data_dir: Path, tmp_path: Path) -> No
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert not any(p.name.startswith("cc-sql-") for p in env_tmp.iterdir())
+
+
+def test_the_catalog_file_is_written_where_configured_and_rewritten_when_stale(data_dir: Path, tmp_path: Path) -> None:
+    catalog = tmp_path / "bi" / "catalog.duckdb"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CC_")}, "CC_DATA_DIR": str(data_dir),
+           "CC_CATALOG_PATH": str(catalog)}
+
+    def events() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "scripts.run", "scripts.sql", "-csv", "-noheader", "-c",
+                               "select sum(event_count) from event_volume_history"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    assert events().stdout == "4\n"
+    written = catalog.stat().st_mtime_ns
+    assert events().stdout == "4\n" and catalog.stat().st_mtime_ns == written  # current: opened as it is
+    # A tier job adds a cold day: the next `make sql` rewrites the file first.
+    day = data_dir / "lake" / "cold" / "event_volume_1h" / "date=2026-11-02" / "part-0.parquet"
+    day.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([{"bucket_start_at": datetime(2026, 11, 2, 9), "source": "linear",
+                                          "event_type": "linear.issue.created", "actor_type": "human",
+                                          "event_count": 6}], schema=ROLLUP_SCHEMA), day)
+    assert events().stdout == "10\n"
+    assert sorted(p.name for p in catalog.parent.iterdir()) == ["catalog.duckdb"]  # no temporary file left
+    assert not (data_dir / "catalog.duckdb").exists()
+
+
+def test_the_catalog_file_is_read_only_in_the_shell(data_dir: Path) -> None:
+    done = sql(data_dir, "-c", "create table notes (x int)")
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1 and "read-only" in done.stderr
