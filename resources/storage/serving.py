@@ -34,15 +34,14 @@ SERVING_TABLES: dict[str, str | None] = {
     "fct_system_metrics_1m": "bucket_start_at",
     "fct_system_metrics_1h": "bucket_start_at",
     "fct_cron_job_health": None,
-    # The page's charts over a range (`/dashboard/metrics`: `cron` and `sessions`).
+    # The page's charts over a range (`/dashboard/metrics`: `cron` and `sessions`), and the reports.
     "fct_cron_runs": "run_at",
     "fct_agent_sessions_1h": "bucket_start_at",
     "fct_trading_pnl_daily": None,
     # The operations reports (cc_assets/reports/): sessions per agent and per workflow by day,
-    # cron runs, CI runs.
+    # cron runs (above), CI runs.
     "fct_agent_sessions_daily": "session_date",
     "fct_workflow_session_costs_daily": "session_date",
-    "fct_cron_runs": "run_at",
     "fct_ci_runs": "completed_at",
     # The warm tier's event facts and rollups (dbt_project/models/warm/), for the history interface.
     "fct_events": "event_at, event_id",
