@@ -2,6 +2,7 @@
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
+from cc_assets.freshness import MARTS
 from resources.platform import PlatformResource
 from resources.storage.serving import SERVING_TABLES, export_snapshot, snapshot_path
 
@@ -10,6 +11,8 @@ from resources.storage.serving import SERVING_TABLES, export_snapshot, snapshot_
     key=["serving", "marts"],
     deps=[AssetKey(table) for table in SERVING_TABLES],
     group_name="serving",
+    kinds={"duckdb"},
+    freshness_policy=MARTS,
     description="The marts the sidecar's REST API reads, copied out of the DuckDB warehouse into a "
                 "read-only file swapped atomically, so reads never wait for a dbt build.",
 )
