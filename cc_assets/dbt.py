@@ -113,7 +113,26 @@ def run_build(context: AssetExecutionContext, dbt: DbtCliResource, platform: Pla
         events = events.fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
     # else: the definitions were built for another warehouse (a test overriding `platform`):
     # the manifest's relations are not the ones this build writes.
-    yield from events
+    try:
+        yield from events
+    finally:
+        release_adapter(build.adapter)
+
+
+def release_adapter(adapter) -> None:
+    """Close what dagster-dbt's adapter opened. dbt-duckdb keeps one DuckDB instance per process
+    (read-only on the warehouse file here) until it is closed: left open, the next build (another
+    process) could not take the file, nor this process open it another way (the demo's summary)."""
+    if adapter is None:
+        return
+    adapter.cleanup_connections()
+    manager = type(adapter.connections)
+    if getattr(manager, "TYPE", None) == "duckdb":
+        try:
+            manager.env().close()
+        except Exception:  # noqa: BLE001 - never opened (no row count was fetched): nothing to close
+            pass
+        manager.close_all_connections()
     headline = report_tests(context, build, platform)
     error = build.get_error()
     if error is not None:
