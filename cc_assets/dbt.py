@@ -11,6 +11,7 @@ reference is its SQL file; each materialization carries `dagster/row_count` and 
 the warehouse reports (`dagster/column_schema`), fetched through dbt's adapter.
 """
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -117,6 +118,11 @@ def run_build(context: AssetExecutionContext, dbt: DbtCliResource, platform: Pla
         yield from events
     finally:
         release_adapter(build.adapter)
+    headline = report_tests(context, build, platform)
+    error = build.get_error()
+    if error is not None:
+        description = getattr(error, "description", None) or str(error)
+        raise DagsterDbtCliRuntimeError(description=f"{headline}\n\n{description}" if headline else description)
 
 
 def release_adapter(adapter) -> None:
@@ -128,16 +134,10 @@ def release_adapter(adapter) -> None:
     adapter.cleanup_connections()
     manager = type(adapter.connections)
     if getattr(manager, "TYPE", None) == "duckdb":
-        try:
+        # Never opened (no row count was fetched): nothing to close.
+        with contextlib.suppress(Exception):
             manager.env().close()
-        except Exception:  # noqa: BLE001 - never opened (no row count was fetched): nothing to close
-            pass
         manager.close_all_connections()
-    headline = report_tests(context, build, platform)
-    error = build.get_error()
-    if error is not None:
-        description = getattr(error, "description", None) or str(error)
-        raise DagsterDbtCliRuntimeError(description=f"{headline}\n\n{description}" if headline else description)
 
 
 def report_tests(context: AssetExecutionContext, build: DbtCliInvocation, platform: PlatformResource) -> str:

@@ -11,7 +11,6 @@ from resources.storage.serving import SERVING_TABLES, export_snapshot, snapshot_
     key=["serving", "marts"],
     deps=[AssetKey(table) for table in SERVING_TABLES],
     group_name="serving",
-    kinds={"duckdb"},
     freshness_policy=MARTS,
     description="The marts the sidecar's REST API reads, copied out of the DuckDB warehouse into a "
                 "read-only file swapped atomically, so reads never wait for a dbt build.",
