@@ -82,8 +82,11 @@ def main() -> int:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": args.width, "height": args.height})
         page.goto(f"{url}/assets", wait_until="networkidle", timeout=120_000)
-        # The catalog's rows, then their health and materialization columns (fetched per row).
-        page.get_by_text("fct_workflows", exact=False).first.wait_for(timeout=120_000)
+        # The catalog's rows, then their status column (fetched per row).
+        page.get_by_text("Materialized", exact=False).first.wait_for(timeout=120_000)
+        skip = page.get_by_role("button", name="Skip")  # the first visit's "Join the community" dialog
+        if skip.count():
+            skip.first.click()
         page.wait_for_load_state("networkidle", timeout=120_000)
         page.wait_for_timeout(3000)
         page.screenshot(path=args.out, full_page=False)
