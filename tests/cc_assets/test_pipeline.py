@@ -123,7 +123,7 @@ def test_the_catalog_shows_each_marts_row_count_and_column_types(duckdb_run):
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         rows = con.execute("select count(*) from fct_workflows").fetchone()[0]
     assert shown["row_count"] == rows > 0
-    assert shown["types"]["workflow_id"].lower() == "varchar"
+    assert "char" in shown["types"]["workflow_id"].lower()  # dbt-duckdb says `character varying(256)`
     assert all(t and t != "?" for t in shown["types"].values()), shown["types"]
 
 
@@ -152,7 +152,8 @@ def test_same_models_build_on_postgres_and_agree(sandbox, tmp_path, pg_database,
     with duckdb.connect(str(duckdb_run[0] / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from fct_workflows").fetchone()[0] == pg_workflows
     assert shown["row_count"] == pg_workflows
-    assert shown["types"]["workflow_id"] == "text" and shown["types"]["event_count"] in ("bigint", "integer")
+    assert shown["types"]["workflow_id"] in ("text", "character varying") or "char" in shown["types"]["workflow_id"]
+    assert shown["types"]["event_count"] in ("bigint", "integer", "numeric")
 
 
 
