@@ -2,8 +2,16 @@
 
 Each build's tests also feed the `dbt_test_failed` alert (cc_alerts/rules/pipeline.py): read from
 the build's run_results.json once dbt has exited, so the build itself is not slowed.
+
+The catalog (cc_assets/catalog.py): the manifest is parsed for the warehouse in use
+(resources/dbt.py), so each model's kinds (`dbt` + `duckdb` or `postgres`) and table name
+(`warehouse.main.<model>` or `<db>.<CC_PG_SCHEMA>.<model>`) are the ones it is built in; its owner
+comes from dbt (`meta.dagster.owners`, `meta.owner`, its dbt group's owner) or its layer; its code
+reference is its SQL file; each materialization carries `dagster/row_count` and the column types
+the warehouse reports (`dagster/column_schema`), fetched through dbt's adapter.
 """
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -23,6 +31,8 @@ from dagster_dbt import (
 
 from cc_alerts.rules.pipeline import DBT_TEST_FAILED, dagster_ui_url, dbt_test_evaluation
 from cc_alerts.store import alert_store
+from cc_assets.catalog import group_owner
+from cc_assets.freshness import MARTS
 from cc_assets.partitions import daily_partitions, single_run_backfill
 from resources.dbt import dbt_project, run_nicer
 from resources.platform import PlatformResource
@@ -33,17 +43,51 @@ from resources.storage.warm import ensure_pg_partitions
 WARM_SELECTOR = "tag:warm"
 
 
+def _owner(value: Any) -> str | None:
+    """A dbt owner as Dagster wants one: an e-mail, or `team:<name>`."""
+    if isinstance(value, Mapping):  # a dbt group's `owner: {name, email}`
+        return _owner(value.get("email")) or _owner(value.get("name"))
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip()
+    return value if "@" in value or value.startswith("team:") else f"team:{value}"
+
+
 class CommandCenterTranslator(DagsterDbtTranslator):
     """Models group by layer. Each source names the lake asset that feeds it in its YAML
     (`config.meta.dagster.asset_key`), which the base translator honours: one place for it."""
+
+    def __init__(self) -> None:
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_code_references=True))
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn") or []
         # fqn: [project, layer, ...]: staging / intermediate / marts
         return fqn[1] if len(fqn) > 2 else "dbt"
 
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
+        """`meta.dagster.owners`, else `meta.owner`, else the owner of the model's dbt group, else
+        its layer's (cc_assets/catalog.py)."""
+        meta = {**(dbt_resource_props.get("config") or {}).get("meta", {}), **(dbt_resource_props.get("meta") or {})}
+        named = meta.get("dagster", {}).get("owners") or meta.get("owner")
+        if named:
+            owners = [_owner(o) for o in (named if isinstance(named, list) else [named])]
+            return [o for o in owners if o]
+        group = dbt_resource_props.get("group")
+        if isinstance(group, Mapping) and (owner := _owner(group.get("owner"))):
+            return [owner]
+        return [group_owner(self.get_group_name(dbt_resource_props))]
 
-translator = CommandCenterTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+    def get_asset_spec(self, manifest, unique_id, project):
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        # The marts are what the dashboard reads: rebuilt after every ingest (at most one build per
+        # 5 minutes, transform_after_ingest_sensor), so one older than its window is behind.
+        if spec.group_name == "marts" and unique_id.startswith("model."):
+            spec = spec.replace_attributes(freshness_policy=MARTS)
+        return spec
+
+
+translator = CommandCenterTranslator()
 
 
 def run_build(context: AssetExecutionContext, dbt: DbtCliResource, platform: PlatformResource,
@@ -51,14 +95,49 @@ def run_build(context: AssetExecutionContext, dbt: DbtCliResource, platform: Pla
     """`dbt build` with its events streamed to Dagster, then its tests reconciled with the alerts
     (each failing test an alert, each passing one resolving its own); a failed build then fails
     the step as before, its first line saying which tests and models failed."""
+    settings = platform.settings()
+    # dbt's profile reads these; the subprocess inherits them.
+    os.environ.update(settings.dbt_env())
+    # The target on the resource, not in `args`: dagster-dbt opens its adapter (row counts,
+    # column types) on the resource's target.
+    dbt = DbtCliResource(project_dir=dbt.project_dir, profiles_dir=dbt.profiles_dir, profile=dbt.profile,
+                         dbt_executable=dbt.dbt_executable, global_config_flags=dbt.global_config_flags,
+                         target=settings.warehouse)
     build = dbt.cli(["build", *args], context=context, raise_on_error=False)
     run_nicer(build.process.pid)  # the sidecar's reads keep their latency (resources/dbt.py)
-    yield from build.stream()
+    events = build.stream()
+    if build.manifest.get("metadata", {}).get("adapter_type") == settings.warehouse:
+        # On DuckDB dagster-dbt reads these once dbt has exited (dbt holds the file until then),
+        # read-only; on Postgres as each model is built. A failed read is logged, never fatal.
+        # Column lineage stays off: it re-reads every parent per model for a view the UI does
+        # not need here.
+        events = events.fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
+    # else: the definitions were built for another warehouse (a test overriding `platform`):
+    # the manifest's relations are not the ones this build writes.
+    try:
+        yield from events
+    finally:
+        release_adapter(build.adapter)
     headline = report_tests(context, build, platform)
     error = build.get_error()
     if error is not None:
         description = getattr(error, "description", None) or str(error)
         raise DagsterDbtCliRuntimeError(description=f"{headline}\n\n{description}" if headline else description)
+
+
+def release_adapter(adapter) -> None:
+    """Close what dagster-dbt's adapter opened. dbt-duckdb keeps one DuckDB instance per process
+    (read-only on the warehouse file here) until it is closed: left open, the next build (another
+    process) could not take the file, nor this process open it another way (the demo's summary)."""
+    if adapter is None:
+        return
+    adapter.cleanup_connections()
+    manager = type(adapter.connections)
+    if getattr(manager, "TYPE", None) == "duckdb":
+        # Never opened (no row count was fetched): nothing to close.
+        with contextlib.suppress(Exception):
+            manager.env().close()
+        manager.close_all_connections()
 
 
 def report_tests(context: AssetExecutionContext, build: DbtCliInvocation, platform: PlatformResource) -> str:
@@ -106,10 +185,7 @@ def build_dbt_assets(manifest_path):
                 name="dbt_models", exclude=WARM_SELECTOR)
     def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, platform: PlatformResource):
         """Build and test the dbt project (models, tests, unit tests) on the configured warehouse."""
-        settings = platform.settings()
-        # dbt's profile reads these; the subprocess inherits them.
-        os.environ.update(settings.dbt_env())
-        yield from run_build(context, dbt, platform, ["--target", settings.warehouse])
+        yield from run_build(context, dbt, platform, [])
 
     return dbt_models
 
@@ -121,14 +197,13 @@ def build_warm_dbt_assets(manifest_path):
     def dbt_warm_models(context: AssetExecutionContext, dbt: DbtCliResource, platform: PlatformResource):
         """Rebuild the warm models for the run's partition window (delete the window, insert it)."""
         settings = platform.settings()
-        os.environ.update(settings.dbt_env())
         window = context.partition_time_window
         start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
         if settings.warehouse == "postgres":
             days = [start.date() + timedelta(days=n) for n in range((end - start).days)]
             ensure_pg_partitions(settings.pg_url, settings.pg_schema, days)
         window_vars = {"window_start": f"{start:%Y-%m-%d %H:%M:%S}", "window_end": f"{end:%Y-%m-%d %H:%M:%S}"}
-        yield from run_build(context, dbt, platform, ["--target", settings.warehouse, "--vars", json.dumps(window_vars)])
+        yield from run_build(context, dbt, platform, ["--vars", json.dumps(window_vars)])
         if settings.warehouse == "duckdb":
             # Readers (the history interface, the sidecar, `make sql`) never open the warehouse
             # file dbt holds; they read the serving snapshot, which now carries the warm tables too.

@@ -13,6 +13,7 @@ from dagster import BetaWarning, Definitions, PreviewWarning, definitions
 warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
+from cc_assets.catalog import catalog_assets  # noqa: E402
 from cc_assets.dbt import build_dbt_assets, build_warm_dbt_assets  # noqa: E402
 from cc_assets.delivered import delivered_records  # noqa: E402
 from cc_assets.normalized import normalized_events  # noqa: E402
@@ -32,11 +33,14 @@ from sensors.tiers import TIER_JOBS, TIER_SCHEDULES  # noqa: E402
 
 
 def build_definitions(settings: Settings) -> Definitions:
-    """The definitions for `settings`; the dbt manifest is parsed here when it is missing or stale."""
+    """The definitions for `settings`; the dbt manifest is parsed here when it is missing or stale.
+    Every asset gets its catalog entry here (cc_assets/catalog.py): partitions from the data's
+    first day, an owner, code references."""
     manifest = ensure_manifest(settings)
+    assets = [*raw_assets, delivered_records, normalized_events, build_dbt_assets(manifest),
+              build_warm_dbt_assets(manifest), serving_marts, serving_catalog, *tier_assets, *report_assets]
     return Definitions(
-        assets=[*raw_assets, delivered_records, normalized_events, build_dbt_assets(manifest), build_warm_dbt_assets(manifest),
-                serving_marts, serving_catalog, *tier_assets, *report_assets],
+        assets=catalog_assets(assets, settings),
         asset_checks=tier_checks,
         jobs=[ingest_job, transform_job, *SOURCE_JOBS, *TIER_JOBS, *REPORT_JOBS],
         schedules=[sources_schedule, *SOURCE_SCHEDULES, *TIER_SCHEDULES],

@@ -10,6 +10,11 @@ jobs, so a stale source never marks a run failed (the demo's runs included). The
   webhook deliveries): a quiet source is not behind, so past 5 minutes they only warn, and fail
   past 20 minutes, when even `sources_schedule`'s 15-minute re-landing of today has not run;
 - weather, polled every 2 hours: warning past 2 hours, failing past its poll plus 15 minutes.
+
+The dbt marts (and the serving snapshot copied from them) are rebuilt after every ingest run,
+at most once per 5 minutes (`transform_after_ingest_sensor`), and the real-time sources land every
+30 s to a minute: a mart is behind past 10 minutes (two windows) and failing past 20, when even
+the 15-minute re-landing of today and its build have not reached it.
 """
 
 from datetime import timedelta
@@ -19,6 +24,7 @@ from dagster import FreshnessPolicy
 REALTIME = FreshnessPolicy.time_window(fail_window=timedelta(minutes=5))
 ON_CHANGE = FreshnessPolicy.time_window(warn_window=timedelta(minutes=5), fail_window=timedelta(minutes=20))
 WEATHER = FreshnessPolicy.time_window(warn_window=timedelta(hours=2), fail_window=timedelta(hours=2, minutes=15))
+MARTS = FreshnessPolicy.time_window(warn_window=timedelta(minutes=10), fail_window=timedelta(minutes=20))
 
 # By source, and by (source, entity) where one source's entities land on different triggers.
 POLICIES: dict[str | tuple[str, str], FreshnessPolicy] = {

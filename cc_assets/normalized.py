@@ -12,6 +12,7 @@ from datetime import date, datetime
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
 from cc_assets.partitions import daily_partitions, single_run_backfill
+from cc_assets.raw import column_schema
 from cc_events import InvalidRecord, NormalizeContext, normalize
 from cc_events.latest import CONTEXT_TABLES, context_from_lake
 from cc_events.registry import NORMALIZERS
@@ -52,9 +53,13 @@ def normalize_day(lake: Lake, ctx: NormalizeContext, day: date):
     specs=[
         AssetSpec(EVENTS_KEY, description="Every source event in the one normalized contract, per day.",
                   group_name="normalized", kinds={"parquet", "python"},
+                  metadata={"lake_path": "lake/normalized/events/date=YYYY-MM-DD/part-0.parquet",
+                            "dagster/column_schema": column_schema(EVENTS_SCHEMA)},
                   deps=[AssetKey(["raw", s, e]) for s, e in [*NORMALIZERS, *CONTEXT_TABLES]]),
         AssetSpec(EVENT_KEYS_KEY, description="The correlation keys each normalized event names.",
-                  group_name="normalized", kinds={"parquet", "python"}, deps=[EVENTS_KEY]),
+                  group_name="normalized", kinds={"parquet", "python"}, deps=[EVENTS_KEY],
+                  metadata={"lake_path": "lake/normalized/event_keys/date=YYYY-MM-DD/part-0.parquet",
+                            "dagster/column_schema": column_schema(EVENT_KEYS_SCHEMA)}),
     ],
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
@@ -80,7 +85,9 @@ def normalized_events(context: AssetExecutionContext, platform: PlatformResource
         context.log.warning("%d record(s) could not be normalized; see lake/dead_letter/normalized/", dead_total)
     # A range run records these on every partition it wrote: they describe the run.
     yield MaterializeResult(asset_key=EVENTS_KEY, metadata={
+        "dagster/row_count": lake.row_count(("normalized", "events")),
         "events_in_run": sum(counts.values()), "events_per_day": MetadataValue.json(counts),
         "dead_letters_in_run": dead_total, "linear_teams_known": len(ctx.linear_team_keys),
     })
-    yield MaterializeResult(asset_key=EVENT_KEYS_KEY, metadata={"keys_in_run": key_count})
+    yield MaterializeResult(asset_key=EVENT_KEYS_KEY, metadata={
+        "dagster/row_count": lake.row_count(("normalized", "event_keys")), "keys_in_run": key_count})

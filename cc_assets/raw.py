@@ -10,6 +10,7 @@ be read go to the dead-letter store with the reason; the rest lands. A source th
 fails its own asset with the client's message, and the other sources land regardless.
 """
 
+import inspect
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -22,9 +23,13 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    CodeReferencesMetadataValue,
     Failure,
+    LocalFileCodeReference,
     MaterializeResult,
     MetadataValue,
+    TableColumn,
+    TableSchema,
     asset,
 )
 
@@ -110,9 +115,28 @@ def collect(spec: RawSpec, fetched: Iterable[Fetch], window: Window) -> Landing:
     return Landing(rows_by_day, dead)
 
 
+def column_schema(schema) -> TableSchema:
+    """A Parquet schema as the catalog shows it (the lineage columns say what they are)."""
+    notes = {"_raw": "the record as the source sent it (JSON)", "_partition_date": "the partition's day",
+             "_ingested_at": "when the record landed"}
+    return TableSchema(columns=[TableColumn(f.name, str(f.type), description=notes.get(f.name)) for f in schema])
+
+
+def spec_reference(spec: RawSpec) -> LocalFileCodeReference:
+    """Where a raw table is specified: its source module's fetch (the factory is referenced too)."""
+    fetch = inspect.unwrap(spec.fetch)
+    try:
+        return LocalFileCodeReference(file_path=inspect.getsourcefile(fetch),
+                                      line_number=inspect.getsourcelines(fetch)[1], label="fetch")
+    except (TypeError, OSError):  # a partial or builtin: its module
+        module = inspect.getmodule(fetch) or inspect.getmodule(spec)
+        return LocalFileCodeReference(file_path=inspect.getsourcefile(module), label="source")
+
+
 def build_raw_asset(spec: RawSpec):
     table = spec.table
     key = AssetKey(["raw", table.source, table.entity])
+    schema = raw_schema(table)
 
     @asset(
         key=key,
@@ -124,7 +148,9 @@ def build_raw_asset(spec: RawSpec):
         kinds={"parquet", table.source},
         check_specs=[AssetCheckSpec("no_dead_letters", asset=key,
                                     description="Every fetched record and page of the run was usable.")],
-        metadata={"lake_path": f"lake/raw/{table.source}/{table.entity}/date=YYYY-MM-DD/part-0.parquet"},
+        metadata={"lake_path": f"lake/raw/{table.source}/{table.entity}/date=YYYY-MM-DD/part-0.parquet",
+                  "dagster/column_schema": column_schema(schema),
+                  "dagster/code_references": CodeReferencesMetadataValue(code_references=[spec_reference(spec)])},
         freshness_policy=freshness_policy(table.source, table.entity),
     )
     def raw_asset(context: AssetExecutionContext, platform: PlatformResource) -> MaterializeResult:
@@ -145,7 +171,6 @@ def build_raw_asset(spec: RawSpec):
                                       f"{table.source}/{table.entity}: {exc}") from exc
         if window.since:
             merge_landed(platform.lake(), table, spec.incremental.key, window, landing.rows_by_day)
-        schema = raw_schema(table)
         per_day = {}
         total_bytes = 0
         for day in window.days:
@@ -161,8 +186,12 @@ def build_raw_asset(spec: RawSpec):
         # Cursors move only once every partition (and its dead letters) is durably written.
         moved = advance_cursors(cursors, spec.incremental, landing.rows_by_day) if spec.incremental else {}
         # A range run records these on every partition it wrote: they describe the run.
+        table_rows = platform.lake().row_count(("raw", table.source, table.entity))
         return MaterializeResult(
             metadata={
+                # The table's rows after this run (every partition); a one-day run also says its day's.
+                "dagster/row_count": table_rows,
+                **({"dagster/partition_row_count": next(iter(per_day.values()))} if len(per_day) == 1 else {}),
                 "rows_in_run": sum(per_day.values()),
                 "rows_per_day": MetadataValue.json(per_day),
                 "bytes_in_run": total_bytes,

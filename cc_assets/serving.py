@@ -3,6 +3,7 @@ every dbt build."""
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
+from cc_assets.freshness import MARTS
 from resources.platform import PlatformResource
 from resources.storage.catalog import write_catalog
 from resources.storage.serving import SNAPSHOT_TABLES, export_snapshot, snapshot_path
@@ -12,6 +13,7 @@ from resources.storage.serving import SNAPSHOT_TABLES, export_snapshot, snapshot
     key=["serving", "marts"],
     deps=[AssetKey(table) for table in SNAPSHOT_TABLES],
     group_name="serving",
+    freshness_policy=MARTS,
     description="Every mart (the sidecar's REST API and the analysts' catalog read them), copied out of "
                 "the DuckDB warehouse into a read-only file swapped atomically, so reads never wait for a dbt build.",
 )

@@ -19,21 +19,37 @@ def dbt_project() -> DbtProject:
     return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
+def manifest_key(settings: Settings) -> str:
+    """What a manifest was parsed for: its target, and on Postgres the database and schema its
+    relations name (the catalog's table names, the relations dagster-dbt counts rows in)."""
+    if settings.warehouse == "postgres":
+        return f"postgres {settings.pg.dbname} {settings.pg_schema}"
+    return settings.warehouse
+
+
 def ensure_manifest(settings: Settings) -> Path:
-    """Parse the project in process (~1 s, no CLI start-up) if the manifest is missing or stale."""
+    """The manifest for `settings`' warehouse (`target/manifest.json` for DuckDB,
+    `target/postgres/manifest.json`): parsed in process (~1 s, no CLI start-up) if it is missing,
+    older than the project, or was parsed for another database or schema."""
     project = dbt_project()
-    manifest = project.manifest_path
-    if manifest.exists() and manifest.stat().st_mtime >= newest_input(project.project_dir):
+    target_path = project.manifest_path.parent  # the project's target/ folder, absolute
+    if settings.warehouse != "duckdb":
+        target_path = target_path / settings.warehouse
+    manifest, key_file = target_path / "manifest.json", target_path / "manifest.key"
+    key = manifest_key(settings)
+    if (manifest.exists() and manifest.stat().st_mtime >= newest_input(project.project_dir)
+            and key_file.exists() and key_file.read_text() == key):
         return manifest
     from dbt.cli.main import dbtRunner
 
     os.environ.update(settings.dbt_env())
     result = dbtRunner().invoke(
         ["parse", "--quiet", "--project-dir", str(project.project_dir), "--profiles-dir",
-         str(project.profiles_dir), "--target-path", str(project.target_path)]
+         str(project.profiles_dir), "--target-path", str(target_path), "--target", settings.warehouse]
     )
     if not result.success or not manifest.exists():
         raise RuntimeError(f"dbt parse failed for {project.project_dir}: {result.exception}")
+    key_file.write_text(key)
     return manifest
 
 

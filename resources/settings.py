@@ -20,6 +20,7 @@ import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlparse
@@ -136,6 +137,14 @@ class Settings(BaseSettings):
     sidecar_port: int = Field(8000, ge=1, le=65535)
     # `make docs`: the dbt docs site's port on loopback.
     docs_port: int = Field(8580, ge=1, le=65535)
+    # The Dagster catalog (cc_assets/catalog.py). The first daily partition: unset, the first day
+    # the lake or the landing log holds (today less CC_WARM_DAYS while both are empty); set it
+    # earlier to backfill days that never landed.
+    partitions_start: date | None = None
+    # Where the code lives, for the catalog's links to each asset's source: a repository's web URL
+    # (https://github.com/acme/command-center) and branch; unset, the links are local file paths.
+    git_url: str | None = None
+    git_branch: str = "main"
     # `make demo`: the size of the sandbox organisation it generates.
     demo_events: int = Field(5000, ge=1)
     demo_days: int = Field(7, ge=1)

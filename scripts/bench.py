@@ -8,6 +8,7 @@ timed apart from the pipeline. Prints one table; nothing here is asserted.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import uuid
@@ -69,6 +70,10 @@ def main() -> None:
     parser.add_argument("--pg-url", default=None)
     args = parser.parse_args()
 
+    end = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)
+    days = [(end - timedelta(days=n)).date() for n in range(args.days, -1, -1)]
+    # Every world starts empty: its partitions start at its first day (cc_assets/catalog.py).
+    os.environ.setdefault("CC_PARTITIONS_START", days[0].isoformat())
     from cc_assets.definitions import defs
     from resources.platform import PlatformResource
     from resources.settings import Settings
@@ -76,8 +81,6 @@ def main() -> None:
     from sandbox.process import run_sandbox
 
     admin_url = args.pg_url or Settings.from_env().pg_url
-    end = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)
-    days = [(end - timedelta(days=n)).date() for n in range(args.days, -1, -1)]
     rows = []
     rates = []
     for scale in [int(s) for s in args.events.split(",")]:

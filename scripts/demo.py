@@ -316,6 +316,9 @@ def _run(settings, steps: Steps, started: float) -> int:
                                                       days=settings.demo_days, end=now))
             # The sources' URL is configuration like any other: the definitions read it from here.
             os.environ["CC_SANDBOX_URL"] = sandbox.url
+            # The partitions start at the world's first day: the lake is still empty here (`make ui`
+            # later finds the same day in it, cc_assets/catalog.py).
+            os.environ.setdefault("CC_PARTITIONS_START", days[0].isoformat())
             from cc_assets.definitions import defs
 
             instance = DagsterInstance.get()

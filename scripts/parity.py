@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -178,12 +179,14 @@ def ingest_world(work: Path, events: int, days: int, end: datetime) -> Path:
     """A sandbox world ingested into `work/world`: its lake, as the poll lands it."""
     from dagster import DagsterInstance
 
+    first = (end - timedelta(days=days)).date()
+    # The world starts empty: its partitions start at its first day (cc_assets/catalog.py).
+    os.environ.setdefault("CC_PARTITIONS_START", first.isoformat())
     from cc_assets.definitions import defs
     from resources.platform import PlatformResource
     from sandbox.process import run_sandbox
 
     data = work / "world"
-    first = (end - timedelta(days=days)).date()
     tags = {"dagster/asset_partition_range_start": first.isoformat(),
             "dagster/asset_partition_range_end": end.date().isoformat()}
     # The replay is measured, not the APIs' budgets: lift them for a large world (as bench.py does).

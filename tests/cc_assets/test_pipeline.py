@@ -14,13 +14,14 @@ import duckdb
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 
 from cc_assets.definitions import defs
 from cc_events.registry import RAW_TABLES
 from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
 from resources.ingest.metrics_agent import sample
 from resources.platform import PlatformResource
+from resources.settings import Settings
 from resources.storage.landing import LandingLog
 from resources.storage.warehouse import MARTS, compare_with_truth
 from sandbox.process import run_sandbox
@@ -39,12 +40,21 @@ def sandbox(tmp_path_factory):
         yield handle
 
 
-def run_pipeline(platform: PlatformResource, instance: DagsterInstance):
-    ingest = defs.resolve_job_def("ingest_job").execute_in_process(
+def run_pipeline(platform: PlatformResource, instance: DagsterInstance, definitions=None):
+    definitions = definitions or defs
+    ingest = definitions.resolve_job_def("ingest_job").execute_in_process(
         instance=instance, tags=RANGE_TAGS, resources={"platform": platform}, raise_on_error=False)
-    transform = defs.resolve_job_def("transform_job").execute_in_process(
+    transform = definitions.resolve_job_def("transform_job").execute_in_process(
         instance=instance, resources={"platform": platform}, raise_on_error=False) if ingest.success else None
     return ingest, transform
+
+
+def catalog_metadata(result, key: AssetKey) -> dict:
+    """What the catalog shows for `key` after the run: its materialization's row count and column types."""
+    [materialization] = [m for m in result.asset_materializations_for_node("dbt_models") if m.asset_key == key]
+    schema = materialization.metadata.get("dagster/column_schema")
+    return {"row_count": getattr(materialization.metadata.get("dagster/row_count"), "value", None),
+            "types": {c.name: c.type for c in schema.schema.columns} if schema else {}}
 
 
 def lake_rows(data_dir: Path) -> dict[str, int]:
@@ -67,13 +77,14 @@ def duckdb_run(sandbox, tmp_path_factory):
         assert ingest.success, "ingest failed"
         assert transform.success, "dbt build failed"
         first = lake_rows(data_dir)
+        shown = catalog_metadata(transform, AssetKey("fct_workflows"))
         rerun, _ = run_pipeline(platform, instance)
         assert rerun.success
-    return data_dir, first, lake_rows(data_dir)
+    return data_dir, first, lake_rows(data_dir), shown
 
 
 def test_every_source_lands_in_the_lake_for_every_day(duckdb_run):
-    data_dir, counts, _ = duckdb_run
+    data_dir, counts, _, _ = duckdb_run
     for source, entity in RAW_TABLES:
         folder = data_dir / "lake" / "raw" / source / entity
         assert sorted(p.name for p in folder.iterdir()) == [f"date={d}" for d in PARTITIONS], folder
@@ -86,12 +97,12 @@ def test_every_source_lands_in_the_lake_for_every_day(duckdb_run):
 
 
 def test_rerun_of_the_range_is_idempotent(duckdb_run):
-    _, first, second = duckdb_run
+    _, first, second, _ = duckdb_run
     assert first == second
 
 
 def test_marts_are_built_and_correlation_matches_ground_truth(duckdb_run, sandbox):
-    data_dir, _, _ = duckdb_run
+    data_dir, _, _, _ = duckdb_run
     warehouse = data_dir / "warehouse.duckdb"
     with duckdb.connect(str(warehouse), read_only=True) as con:
         for mart in MARTS:
@@ -107,13 +118,29 @@ def test_marts_are_built_and_correlation_matches_ground_truth(duckdb_run, sandbo
     assert report.exact and report.events_in_truth > 0
 
 
+def test_the_catalog_shows_each_marts_row_count_and_column_types(duckdb_run):
+    data_dir, _, _, shown = duckdb_run
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute("select count(*) from fct_workflows").fetchone()[0]
+    assert shown["row_count"] == rows > 0
+    assert "char" in shown["types"]["workflow_id"].lower()  # dbt-duckdb says `character varying(256)`
+    assert all(t and t != "?" for t in shown["types"].values()), shown["types"]
+
+
 @pytest.mark.postgres
 def test_same_models_build_on_postgres_and_agree(sandbox, tmp_path, pg_database, duckdb_run):
+    from cc_assets.definitions import build_definitions
+
     platform = PlatformResource(data_dir=str(tmp_path / "data"), sandbox_url=sandbox.url, warehouse="postgres",
                                 pg_url=pg_database)
+    # The definitions a deployment on Postgres loads (the module's `defs` are the embedded DuckDB's).
+    on_postgres = build_definitions(Settings.from_env({"CC_WAREHOUSE": "postgres", "CC_PG_URL": pg_database,
+                                                       "CC_DATA_DIR": str(tmp_path / "data"),
+                                                       "CC_PARTITIONS_START": PARTITIONS[0]}))
     with DagsterInstance.ephemeral() as instance:
-        ingest, transform = run_pipeline(platform, instance)
+        ingest, transform = run_pipeline(platform, instance, on_postgres)
     assert ingest.success and transform.success
+    shown = catalog_metadata(transform, AssetKey("fct_workflows"))
     truth = {r["event_id"]: r["workflow_id"] for path in (sandbox.truth_path, sandbox.agents_truth_path)
              for r in pq.read_table(path, columns=["event_id", "workflow_id"]).to_pylist()}
     with psycopg.connect(pg_database) as conn:
@@ -124,11 +151,14 @@ def test_same_models_build_on_postgres_and_agree(sandbox, tmp_path, pg_database,
     assert got == truth
     with duckdb.connect(str(duckdb_run[0] / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from fct_workflows").fetchone()[0] == pg_workflows
+    assert shown["row_count"] == pg_workflows
+    assert shown["types"]["workflow_id"] in ("text", "character varying") or "char" in shown["types"]["workflow_id"]
+    assert shown["types"]["event_count"] in ("bigint", "integer", "numeric")
 
 
 
 def test_ci_comments_and_cycles_reach_the_marts(duckdb_run):
-    data_dir, _, _ = duckdb_run
+    data_dir, _, _, _ = duckdb_run
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         ci = dict(con.execute(
             "select coalesce(last_ci_conclusion, 'none'), count(*) from fct_workflows group by 1").fetchall())
