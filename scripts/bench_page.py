@@ -12,9 +12,10 @@ own process) and Debian's Chromium, driven by Playwright, opens the page:
   navigation to the page's `cc-populated` mark (every panel's first read answered and drawn), and
   the bytes the browser received for it (the document, scripts, styles and REST reads: resource
   timing's transfer sizes, so compressed bytes with headers), then once more with a warm cache;
-- **keeping up**: with the page open, `bench_stream`'s load generator posts signed GitHub
-  webhooks at `--rate` per second for `--seconds`, each opening a pull request of its own (so each
-  is a new event and a new workflow); the page counts its animation frames (frames
+- **keeping up**: with the page open, `bench_stream`'s load generator posts `--rate` events per
+  second for `--seconds`: weather opportunities to `POST /events` (`--stream events`, each a new
+  event in the feed and the charts), or signed GitHub webhooks each opening a pull request of its
+  own (`--stream new-prs`: a new workflow each, so the table and the sidecar's live state too); the page counts its animation frames (frames
   per second, the longest gap between two) and every 0.5 s the newest event in the feed is read:
   its title carries its send time, so its lag is now minus that.
 
@@ -84,7 +85,10 @@ def first_loads(browser, url: str, token: str, loads: int) -> tuple[list[dict], 
     return cold, warm
 
 
-def keep_up(browser, url: str, token: str, port: int, rate: int, seconds: float, work: Path) -> dict:
+EVENTS_TOKEN = "bench-events-token-0123456789abcdef0123"
+
+
+def keep_up(browser, url: str, token: str, port: int, rate: int, seconds: float, work: Path, stream: str) -> dict:
     context = browser.new_context(viewport=DESKTOP, bypass_csp=True)
     context.add_init_script(FRAME_COUNTER)
     page = context.new_page()
@@ -93,9 +97,10 @@ def keep_up(browser, url: str, token: str, port: int, rate: int, seconds: float,
     page.wait_for_function("() => /live/.test(document.querySelector('[data-testid=connection-state]')"
                            "?.textContent || '')", timeout=30_000)
     out = work / "load.json"
+    kind = ["--unique-prs"] if stream == "new-prs" else ["--events-token", EVENTS_TOKEN]
     load = subprocess.Popen([sys.executable, "-m", "scripts.bench_stream", "load", "--port", str(port),
                              "--out", str(out), "--rate", str(rate), "--seconds", str(seconds),
-                             "--run", "page", "--connections", "32", "--unique-prs"], cwd=ROOT)
+                             "--run", "page", "--connections", "32", *kind], cwd=ROOT)
     page.evaluate("() => { window.__frames = []; }")
     lags: list[float] = []
     stale = 0
@@ -148,6 +153,10 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=5, help="cold first loads (default 5)")
     parser.add_argument("--rate", type=int, default=1000, help="webhooks per second while the page is open")
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--stream", choices=("events", "new-prs"), default="events",
+                        help="events: weather opportunities pushed to /events, each a new event in no workflow "
+                             "(the page's load); new-prs: signed GitHub webhooks each opening a pull request, so "
+                             "each a new workflow too (the sidecar's live state is then the limit)")
     args = parser.parse_args()
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -170,7 +179,7 @@ def main() -> None:
 
         port = _free_port()
         log = (work / "sidecar.log").open("wb")  # noqa: SIM115 - closed with the folder
-        sidecar = start_server("sidecar", port, data_dir, log)
+        sidecar = start_server("sidecar", port, data_dir, log, {"CC_EVENTS_API_TOKEN": EVENTS_TOKEN})
         url = f"http://127.0.0.1:{port}"
         token = issue_token(JWT_SECRET, "bench", 3600, scopes=["commands", "dashboards", "alerts"])
         try:
@@ -178,13 +187,13 @@ def main() -> None:
                 browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
                 cold, warm = first_loads(browser, url, token, args.loads)
                 report_loads(events, cold, warm)
-                live = keep_up(browser, url, token, port, args.rate, args.seconds, work)
+                live = keep_up(browser, url, token, port, args.rate, args.seconds, work, args.stream)
                 browser.close()
         finally:
             _stop(sidecar)
             log.close()
 
-    print(f"\nkeeping up, {args.rate:,} webhooks/s for {args.seconds:.0f} s: {live['acked']:,}/{live['sent']:,}"
+    print(f"\nkeeping up, {args.rate:,} {args.stream}/s for {args.seconds:.0f} s: {live['acked']:,}/{live['sent']:,}"
           f" acknowledged ({live['ack_rate']:,.0f}/s)")
     print(f"  frames: {live['fps_mean']:.1f} fps mean, {live['fps_min_second']} in the slowest second;"
           f" frame gap p99 {live['frame_gap_p99_ms']:.0f} ms, max {live['frame_gap_max_ms']:.0f} ms")

@@ -165,19 +165,32 @@ async def run_load(args) -> None:
     first_sent = [0.0]
     last_ack = [0.0]
 
+    def pushed(seq: int, sent: int, delivery: str) -> bytes:
+        """`POST /events`: a weather opportunity of its own (an event in no workflow), its send time in its title."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent / 1e9))
+        body = json.dumps({"kind": "weather.opportunity", "data": {
+            "id": f"bench-{args.run}-{seq}", "market": "bench", "city": f"bench-{seq}-{sent}", "contract": "high",
+            "status": "open", "detected_at": stamp, "updated_at": stamp}}).encode()
+        return (f"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Authorization: Bearer {args.events_token}\r\nX-Delivery-Id: {delivery}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
     async def worker() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", args.port)
         while (seq := await queue.get()) is not None:
             sent = time.time_ns()
-            body = before + f"bench-{seq}-{sent}".encode() + after
-            if args.unique_prs:
-                body = body.replace(b'"@@NUM@@"', str(100_000 + seq).encode())
             delivery = f"bench-{args.run}-{seq}"
-            signature = hmac.new(key, body, hashlib.sha256).hexdigest()
-            writer.write((f"POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                          f"User-Agent: GitHub-Hookshot/bench\r\nX-GitHub-Event: pull_request\r\n"
-                          f"X-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: sha256={signature}\r\n"
-                          f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+            if args.events_token:
+                writer.write(pushed(seq, sent, delivery))
+            else:
+                body = before + f"bench-{seq}-{sent}".encode() + after
+                if args.unique_prs:
+                    body = body.replace(b'"@@NUM@@"', str(100_000 + seq).encode())
+                signature = hmac.new(key, body, hashlib.sha256).hexdigest()
+                writer.write((f"POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                              f"User-Agent: GitHub-Hookshot/bench\r\nX-GitHub-Event: pull_request\r\n"
+                              f"X-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: sha256={signature}\r\n"
+                              f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
             head = await reader.readuntil(b"\r\n\r\n")
             status = head[9:12].decode()
             length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
@@ -380,6 +393,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--run", default="x")
         parser.add_argument("--connections", type=int, default=64)
         parser.add_argument("--unique-prs", action="store_true")
+        parser.add_argument("--events-token", default="", help="post weather events to /events instead")
         args = parser.parse_args(argv)
         with contextlib.suppress(ImportError):
             import uvloop
