@@ -106,7 +106,7 @@ def run_build(context: AssetExecutionContext, dbt: DbtCliResource, platform: Pla
     build = dbt.cli(["build", *args], context=context, raise_on_error=False)
     run_nicer(build.process.pid)  # the sidecar's reads keep their latency (resources/dbt.py)
     events = build.stream()
-    if build.manifest.get("metadata", {}).get("adapter_type") == settings.warehouse:
+    if settings.dbt_catalog_metadata and build.manifest.get("metadata", {}).get("adapter_type") == settings.warehouse:
         # On DuckDB dagster-dbt reads these once dbt has exited (dbt holds the file until then),
         # read-only; on Postgres as each model is built. A failed read is logged, never fatal.
         # Column lineage stays off: it re-reads every parent per model for a view the UI does

@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     # the lake or the landing log holds (today less CC_WARM_DAYS while both are empty); set it
     # earlier to backfill days that never landed.
     partitions_start: date | None = None
+    # Row counts and column types of the dbt models in the Dagster catalog, read after each build
+    # (dagster-dbt's fetchers): seconds per build; off, the catalog shows the models without them.
+    dbt_catalog_metadata: bool = True
     # Where the code lives, for the catalog's links to each asset's source: a repository's web URL
     # (https://github.com/acme/command-center) and branch; unset, the links are local file paths.
     git_url: str | None = None

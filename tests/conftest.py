@@ -16,6 +16,9 @@ from resources.settings import Settings
 # The tests land fixed past days (2026-11-…) into empty lakes, as backfills do: the definitions'
 # partitions must reach back to them (unset, they would start at the first day `data/` holds).
 os.environ.setdefault("CC_PARTITIONS_START", "2026-01-01")
+# Reading every model's row count and column types costs seconds per dbt build: the catalog's
+# tests (tests/cc_assets/test_pipeline.py) turn it back on for their builds.
+os.environ.setdefault("CC_DBT_CATALOG_METADATA", "false")
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -66,6 +66,15 @@ def lake_rows(data_dir: Path) -> dict[str, int]:
     return counts
 
 
+@pytest.fixture(scope="module", autouse=True)
+def catalog_metadata_on():
+    """These builds show what the Dagster catalog gets: row counts and column types (tests/conftest.py
+    turns their reading off for every other build)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CC_DBT_CATALOG_METADATA", "true")
+        yield
+
+
 @pytest.fixture(scope="module")
 def duckdb_run(sandbox, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("data")
