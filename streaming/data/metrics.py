@@ -160,8 +160,18 @@ def with_live_samples(data: Serving, rows: list[dict], table_grain: str, lo: dat
     return sorted(by_key.values(), key=lambda r: (r["bucket_start_at"], r["host"]))
 
 
+def built(data: Serving, table: str) -> bool:
+    """Whether the marts hold `table`: a snapshot written before it existed (an upgrade, until the
+    next build) answers its block empty rather than failing the whole response."""
+    rows = data.marts.query("select count(*) as n from information_schema.tables where table_name = %(t)s",
+                            {"t": table})
+    return bool(rows and rows[0]["n"])
+
+
 def read_sessions(data: Serving, lo: datetime, hi: datetime, grain: str) -> SessionMetrics:
     """Agent sessions started in [lo, hi), from the hourly mart: per bucket and per agent."""
+    if not built(data, "fct_agent_sessions_1h"):
+        return SessionMetrics(sessions=0, cost_usd=0, by_agent=[], series=[])
     bucket_grain = "day" if grain == "day" else "hour"
     rows = data.marts.query(
         "select bucket_start_at, agent_name, session_count, failed_session_count, cost_usd"
@@ -186,6 +196,8 @@ def read_sessions(data: Serving, lo: datetime, hi: datetime, grain: str) -> Sess
 
 def read_cron(data: Serving, lo: datetime, hi: datetime, grain: str, hosts: list[str] | None) -> CronMetrics:
     """Cron runs in [lo, hi) by `run_at`, per bucket and status (`host` filters)."""
+    if not built(data, "fct_cron_runs"):
+        return CronMetrics(runs=0, failed=0, series=[])
     params: dict[str, Any] = {"lo": lo, "hi": hi}
     conditions = ["run_at >= %(lo)s", "run_at < %(hi)s"]
     if hosts is not None:

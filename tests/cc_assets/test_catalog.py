@@ -73,7 +73,7 @@ def test_partitions_start_at_the_first_day_the_data_holds(tmp_path):
     # Every partitioned asset starts there: normalized, dbt's warm models, tiers, the report.
     firsts = {k.to_user_string(): graph.get(k).partitions_def.get_first_partition_key()
               for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
-    assert firsts["normalized/events"] == firsts["fct_events"] == firsts["reports/operations"] == "2026-11-19"
+    assert firsts["normalized/events"] == firsts["fct_events"] == firsts["reports/daily"] == "2026-11-19"
     assert firsts["hot/events"] == "2026-11-19-00:00" and firsts["archive/events"] == "2026-11-01"
     daily_firsts = {k.to_user_string(): graph.get(k).partitions_def.get_first_partition_key()
                     for k in graph.get_all_asset_keys()

@@ -18,10 +18,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ["cc_alerts", "cc_assets", "cc_events", "resources", "sandbox", "scripts", "sensors", "streaming"]
-# `make chaos` and the README's page, dbt docs and report screenshots are developer tools: `make`
+# `make chaos`, `make bench-page` and the README's screenshots are developer tools: `make`
 # installs the dev extra they import from (schemathesis, playwright).
 DEV_TOOLS = ("scripts/chaos/", "scripts/page_screenshots.py", "scripts/docs_screenshot.py",
-             "scripts/report_screenshots.py")
+             "scripts/report_screenshots.py", "scripts/catalog_screenshot.py", "scripts/bench_page.py")
 
 
 def _name(requirement: str) -> str:
