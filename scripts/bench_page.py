@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from pathlib import Path
 from scripts.bench_rest import BUILT, build_warehouse
 from scripts.bench_stream import JWT_SECRET, _free_port, _stop, start_server
 from scripts.benchlib import quantile
+from scripts.browser import MISSING, chromium, launch
 
 ROOT = Path(__file__).resolve().parent.parent
 DESKTOP = {"width": 1280, "height": 900}
@@ -159,9 +159,8 @@ def main() -> None:
                              "each a new workflow too (the sidecar's live state is then the limit)")
     args = parser.parse_args()
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        sys.exit("bench-page needs Chromium: apt-get install chromium (make install does, as root)")
+    if chromium() is None:
+        sys.exit(MISSING)
     from playwright.sync_api import sync_playwright
 
     from resources.storage.warehouse import mart_counts
@@ -184,7 +183,7 @@ def main() -> None:
         token = issue_token(JWT_SECRET, "bench", 3600, scopes=["commands", "dashboards", "alerts"])
         try:
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+                browser = launch(playwright)
                 cold, warm = first_loads(browser, url, token, args.loads)
                 report_loads(events, cold, warm)
                 live = keep_up(browser, url, token, port, args.rate, args.seconds, work, args.stream)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +20,8 @@ import time
 from pathlib import Path
 
 import requests
+
+from scripts.browser import MISSING, chromium, launch
 
 ROOT = Path(__file__).resolve().parent.parent
 START_S = 180.0
@@ -74,12 +75,11 @@ def main() -> int:
     if not (dagster_home / "dagster.yaml").exists():
         print(f"no Dagster instance at {dagster_home}: run `make demo` first", file=sys.stderr)
         return 2
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        print("no chromium: apt-get install chromium (make install does it as root)", file=sys.stderr)
+    if chromium() is None:
+        print(MISSING, file=sys.stderr)
         return 2
     with webserver(dagster_home, _free_port()) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": args.width, "height": args.height})
         page.goto(f"{url}/assets", wait_until="networkidle", timeout=120_000)
         # The catalog's rows, then their status column (fetched per row).

@@ -9,9 +9,10 @@ Run `make demo` and `make docs-generate` first.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
+
+from scripts.browser import MISSING, chromium, launch
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "model.command_center.fct_workflows"
@@ -32,12 +33,11 @@ def main() -> int:
     if not site.exists():
         print(f"no {site}: run `make docs-generate` first", file=sys.stderr)
         return 2
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        print("no chromium: apt-get install chromium (make install does it as root)", file=sys.stderr)
+    if chromium() is None:
+        print(MISSING, file=sys.stderr)
         return 2
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(f"{site.resolve().as_uri()}#!/model/{MODEL}")
         page.wait_for_selector("text=workflow_id", timeout=30_000)

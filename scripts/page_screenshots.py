@@ -7,10 +7,11 @@ Debian's Chromium (Playwright, `executable_path`) opens the page logged in and w
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+from scripts.browser import MISSING, chromium, launch
 
 ROOT = Path(__file__).resolve().parent.parent
 WIDTHS = {1280: 900, 390: 844}
@@ -21,13 +22,12 @@ def main() -> int:
 
     from scripts.chaos.built import built_sidecar
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        print("no chromium: apt-get install chromium (make install does it as root)", file=sys.stderr)
+    if chromium() is None:
+        print(MISSING, file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as work, built_sidecar(Path(work), events=800, days=2) as server, \
             sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        browser = launch(playwright)
         for width, height in WIDTHS.items():
             page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(f"{server.url}/#token={server.token('operator', scopes=['commands', 'dashboards', 'alerts'])}")

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from scripts.browser import MISSING, chromium, launch
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -71,9 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     from cc_assets.reports.data import Period
     from resources.settings import Settings
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        print("no chromium: apt-get install chromium (make install does it as root)", file=sys.stderr)
+    if chromium() is None:
+        print(MISSING, file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as work, contextlib.ExitStack() as stack:
         world = args.world or Path(work) / "world"
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
         folder = build(settings, Period.of("daily", yesterday))["folder"]
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            browser = launch(playwright)
             page = browser.new_page(viewport={"width": 1280, "height": 1500})
             page.goto((folder / "report.html").as_uri())
             page.wait_for_timeout(300)
