@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
-from playwright.sync_api import expect
+from playwright.sync_api import expect, sync_playwright
 
 from scripts.chaos.harness import ROOT, SECRETS, Sidecar
 from streaming.auth import NO_SECRET, issue_token
@@ -50,10 +50,6 @@ def browser() -> Iterator:
     executable = shutil.which("chromium")
     if executable is None:
         _missing("chromium is not installed (make install: apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed (make install)")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         yield launched
