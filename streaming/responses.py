@@ -36,19 +36,24 @@ def _default(value: Any) -> Any:
 
 
 def encode(payload: Any) -> tuple[bytes, str]:
-    """The JSON body and its ETag."""
+    """The JSON body and its ETag. The ETag is weak and leaves `generatedAt` out: a body computed
+    again a second later with the same data revalidates (304) instead of differing by its clock."""
     if isinstance(payload, BaseModel):
         body = payload.model_dump_json(by_alias=True).encode()
+        validated = (payload.model_dump_json(by_alias=True, exclude={"generated_at"}).encode()
+                     if "generated_at" in type(payload).model_fields else body)
     else:
-        body = json.dumps(payload, separators=(",", ":"), default=_default).encode()
-    return body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        body = validated = json.dumps(payload, separators=(",", ":"), default=_default).encode()
+    return body, 'W/"' + hashlib.blake2b(validated, digest_size=12).hexdigest() + '"'
 
 
 def cached_response(request: Request, encoded: tuple[bytes, str], max_age: int, status: int = 200) -> Response:
     body, etag = encoded
     headers = {"Cache-Control": f"private, max-age={max_age}", "ETag": etag}
     wanted = request.headers.get("if-none-match")
-    if wanted and (wanted.strip() == "*" or etag in {t.strip().removeprefix("W/") for t in wanted.split(",")}):
+    # If-None-Match compares weakly (RFC 9110 13.1.2): `W/` on either side does not matter.
+    if wanted and (wanted.strip() == "*" or etag.removeprefix("W/") in {t.strip().removeprefix("W/")
+                                                                      for t in wanted.split(",")}):
         return Response(status_code=304, headers=headers)
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 

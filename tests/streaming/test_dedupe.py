@@ -91,12 +91,29 @@ def test_a_signed_linear_body_replayed_under_a_new_delivery_header_lands_once(ma
     assert len(server.landed()) == 2
 
 
+def indexed_through(ids) -> int:
+    """The landing offset the id file's last checkpoint vouches for (0 before the first)."""
+    if not ids.exists():
+        return 0
+    checkpoints = [line for line in ids.read_bytes().splitlines() if line.startswith(b"[")]
+    return json.loads(checkpoints[-1])[0] if checkpoints else 0
+
+
 def test_a_restart_reads_the_dedupe_index_not_the_landing_log(make_sidecar, sign):
     server = make_sidecar()
+    landing = server.data_dir / "landing" / "webhooks" / f"date={TODAY}.jsonl"
+    ids = server.data_dir / "landing" / "_index" / "webhooks" / f"date={TODAY}.ids"
+
+    def kill_once_indexed():
+        # The ids are appended just after the acks, without an fsync of their own: a kill before
+        # that is the crash the second part of this test stages on purpose, not this one.
+        wait_for(lambda: indexed_through(ids) == landing.stat().st_size, "the id file caught up with the landing")
+        server.kill()
+
     deliveries = [f"d-{n}" for n in range(20)]
     for delivery in deliveries:
         assert deliver(server, sign, delivery).status_code == 202
-    server.kill()
+    kill_once_indexed()
     server.start()
     index = health(server)["dedupe_index"]
     assert (index["keys"], index["landing_bytes_scanned"]) == (20, 0)
@@ -104,7 +121,6 @@ def test_a_restart_reads_the_dedupe_index_not_the_landing_log(make_sidecar, sign
 
     # A crash between the landing fsync and the index write: the line is durable, its id not
     # yet in the index. The next start reads just that line.
-    landing = server.data_dir / "landing" / "webhooks" / f"date={TODAY}.jsonl"
     late = json.dumps({"id": "github:late-1", "source": "github", "delivery_id": "late-1", "event": "issues",
                        "status": "raw", "payload": {}, "_received_at": datetime.now(UTC).isoformat()}) + "\n"
     server.kill()
@@ -116,7 +132,6 @@ def test_a_restart_reads_the_dedupe_index_not_the_landing_log(make_sidecar, sign
     assert deliver(server, sign, "late-1").json()["status"] == "duplicate"
 
     # A power cut that tore the end of the index: what it no longer vouches for is read again.
-    ids = server.data_dir / "landing" / "_index" / "webhooks" / f"date={TODAY}.ids"
     server.kill()
     with ids.open("r+b") as handle:
         handle.truncate(ids.stat().st_size - 5)
@@ -125,6 +140,6 @@ def test_a_restart_reads_the_dedupe_index_not_the_landing_log(make_sidecar, sign
     assert index["keys"] == 21 and 0 < index["landing_bytes_scanned"] < landing.stat().st_size
     assert {deliver(server, sign, d).json()["status"] for d in [*deliveries, "late-1"]} == {"duplicate"}
     assert deliver(server, sign, f"new-{uuid.uuid4()}").status_code == 202
-    server.kill()
+    kill_once_indexed()
     server.start()
     assert health(server)["dedupe_index"]["landing_bytes_scanned"] == 0
