@@ -63,6 +63,10 @@ def normalize_day(lake: Lake, ctx: NormalizeContext, day: date):
     ],
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
+    # Two sources' runs may land side by side, but each rewrites the whole day from every raw
+    # partition: one normalization at a time, so the later one reads what both landed (the pool's
+    # limit is the instance's, resources/dagster_home.py).
+    pool="normalize",
 )
 def normalized_events(context: AssetExecutionContext, platform: PlatformResource):
     lake = platform.lake()

@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     # this schema of it (shared by every replica); embedded, in a SQLite file under the data dir.
     app_schema: str = "cc_app"
     dagster_pg_url: Secret
+    # The run queue (resources/dagster_home.py): runs in progress at once, and how many times a
+    # run that failed is retried from its failure (a source down for a minute; not a dbt build).
+    dagster_max_runs: int = Field(8, ge=1)
+    dagster_run_retries: int = Field(2, ge=0)
     dagster_home: Path = Field(PROJECT_ROOT / ".dagster_home", validation_alias="CC_DAGSTER_HOME_DIR")
     # `make ui` and `make sidecar`: the Dagster UI's and the sidecar's ports on loopback.
     ui_port: int = Field(3000, ge=1, le=65535)

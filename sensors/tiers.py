@@ -16,15 +16,19 @@ from cc_assets.tiers import ARCHIVE_KEY, COLD_KEY, HOT_KEY, lake_parquet_readabl
 # The warm dbt models group as "warm" (their dbt layer).
 WARM = AssetSelection.groups("warm")
 
-hot_job = define_asset_job("hot_job", selection=AssetSelection.assets(HOT_KEY),
+# The queue runs one tier move at a time (`cc/tiers`); the daily job also rebuilds the warm dbt
+# models, so it waits for a running dbt build too (`cc/dbt`).
+TIERS = {"cc/tiers": "move"}
+
+hot_job = define_asset_job("hot_job", selection=AssetSelection.assets(HOT_KEY), tags=TIERS,
                            description="Put an hour's events and counters into the hot tier.")
 tiers_daily_job = define_asset_job(
-    "tiers_daily_job", selection=AssetSelection.assets(COLD_KEY) | WARM,
+    "tiers_daily_job", selection=AssetSelection.assets(COLD_KEY) | WARM, tags={**TIERS, "cc/dbt": "warm"},
     description="For a day (or a range, as one run): compact the cold file and rebuild the warm partitions.")
-archive_job = define_asset_job("archive_job", selection=AssetSelection.assets(ARCHIVE_KEY),
+archive_job = define_asset_job("archive_job", selection=AssetSelection.assets(ARCHIVE_KEY), tags=TIERS,
                                description="Archive a month of cold days into one file with its manifest.")
 retention_job = define_asset_job(
-    "retention_job", selection=AssetSelection.key_prefixes(["retention"]),
+    "retention_job", selection=AssetSelection.key_prefixes(["retention"]), tags=TIERS,
     description="Drop warm days and delete cold days past their retention whose colder copy verifies.")
 lake_scan_job = define_asset_job(
     "lake_scan_job", selection=AssetSelection.checks(lake_parquet_readable),

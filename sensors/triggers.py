@@ -26,8 +26,10 @@ NORMALIZED = AssetSelection.assets(EVENTS_KEY, EVENT_KEYS_KEY)
 def source_job(name: str, *prefixes: list[str], normalize: bool = True, description: str):
     selection = AssetSelection.key_prefixes(*prefixes)
     # `source` names what the job lands (`raw/<source>/...`): the refresh an alert asks for finds it by it.
+    # The run queue lets one run per source go at a time (`cc/source`: resources/dagster_home.py).
     return define_asset_job(name, selection=selection | NORMALIZED if normalize else selection,
-                            description=description, metadata={"source": prefixes[0][1]})
+                            description=description, metadata={"source": prefixes[0][1]},
+                            tags={"cc/source": prefixes[0][1]})
 
 
 def today() -> str:
