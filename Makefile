@@ -16,7 +16,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install chromium pango web demo test ui sidecar chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity bench-page lint sql docs docs-generate clean
+.PHONY: install chromium pango web demo test ui sidecar stack chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity bench-page lint sql docs docs-generate clean
 
 # Installs exactly what uv.lock pins (two installs are identical): after editing pyproject.toml's
 # dependencies, run `.venv/bin/uv lock` and commit uv.lock. Only python3 is needed to start: uv
@@ -85,6 +85,9 @@ ui: install
 
 sidecar: install
 	@$(BIN)/python -m scripts.run scripts.sidecar
+
+stack: install
+	$(BIN)/python -m scripts.stack $(STACK_ARGS)
 
 bench: install
 	$(BIN)/python -m scripts.bench $(BENCH_ARGS)
