@@ -246,6 +246,13 @@ class HttpClient:
         log.info("%s: rate budget spent, waiting %.1fs for its reset", self.source, pause)
         self._sleep(pause)
 
+    def pause(self, seconds: float, why: str) -> None:
+        """Wait for a budget the source reported in a response's body (GitHub GraphQL's `rateLimit`):
+        the caller knows the reset and has chosen to wait for it, however far off."""
+        self.budget_waits += 1
+        log.info("%s: %s, waiting %.1fs", self.source, why, seconds)
+        self._sleep(seconds)
+
     def _health(self, ok: bool, problem: str = "") -> None:
         if self.breaker is None:
             return
