@@ -110,6 +110,7 @@ class GitHubGraphQL:
                 self.suites[run.commit.sha].append(Suite(run, attempt, checks))
         self.suite_of = {c.id: s for suites in self.suites.values() for s in suites for c in s.checks}
         self._filtered: dict[tuple, list[Pull]] = {}
+        self.points_spent = 0  # every token's, for the sandbox's info
         self._by_node_id: dict[str, Any] | None = None
         kinds = {GhUser: lambda u: "Bot" if u.type == "Bot" else "User", Repo: "Repository", Pull: "PullRequest",
                  Review: "PullRequestReview", Commit: "Commit", Suite: "CheckSuite", CheckRun: "CheckRun",
@@ -421,6 +422,7 @@ class GitHubGraphQL:
                                      "message": f"API rate limit exceeded for user ID {user}."}]}, \
                 _headers(window.limit, used, reset)
         used, reset = window.state(token, spend=analysis.cost)
+        self.points_spent += analysis.cost
         budget = Budget(analysis.cost, window.limit, used, reset, analysis.nodes)
         result = execute(self.schema, document, variable_values=variables,
                          operation_name=request.get("operationName"), field_resolver=resolve_field,

@@ -43,7 +43,6 @@ JSON = "application/json; charset=utf-8"
 SOURCES = ("github", "linear", "charlie", "openclaw", "cron", "weather")
 SIMPLE_JSON_SOURCES = ("charlie", "openclaw", "cron", "weather")  # `{"error", "message"}` on failure
 LINEAR_REQUESTS, LINEAR_COMPLEXITY = 5000, 3_000_000
-GITHUB_GRAPHQL_POINTS = 5000  # GitHub's hourly GraphQL budget per user token
 AGENTS_TRUTH = "truth_agents.parquet"  # kept apart from truth.parquet until the pipeline ingests these sources
 _FAULT_MESSAGES = {
     403: "You have exceeded a secondary rate limit. Please wait a few minutes and try again.",
@@ -107,7 +106,9 @@ class SandboxApp:
             OpenClawApi(self.agents), CronApi(self.agents), WeatherApi(self.agents))
         self.faults = Faults()
         self.github_limits = Windows(rate_limit)
-        self.github_graphql, self.github_points = GitHubGraphQL(self.github), Windows(GITHUB_GRAPHQL_POINTS)
+        # `rate_limit` is both of GitHub's hourly budgets per token: REST requests and GraphQL points
+        # (5,000 each for a user on github.com).
+        self.github_graphql, self.github_points = GitHubGraphQL(self.github), Windows(rate_limit)
         # Requests GitHub received, by REST route (`reviews`, `check_runs`, ...) or `graphql`: what a
         # client's way of pulling costs in calls, whatever it counts itself.
         self.github_requests: Counter[str] = Counter()
@@ -273,13 +274,15 @@ class SandboxApp:
         if route == "truth/agents" and method == "GET":
             return _json(200, [{**row, "event_at": iso(row["event_at"])} for row in self.agents_truth.rows()])
         if route == "limits" and method == "POST":
-            # {"linear_requests": n, "linear_complexity": n, "period_s": s}: fresh Linear budgets;
-            # {"github_graphql_points": n, "period_s": s}: a fresh GitHub GraphQL budget instead.
+            # Fresh budgets: {"linear_requests": n, "linear_complexity": n, "github_graphql_points": n,
+            # "period_s": s}; a source not named keeps its budget, and `{}` puts back every default.
             spec = json.loads(body or b"{}")
             period = int(spec.get("period_s", 3600))
-            if "github_graphql_points" in spec:
-                self.github_points = Windows(int(spec["github_graphql_points"]), period)
+            linear = any(k.startswith("linear_") for k in spec)
+            if "github_graphql_points" in spec or not linear:
+                self.github_points = Windows(int(spec.get("github_graphql_points", self.github_limits.limit)), period)
                 self.github_refused = 0
+            if "github_graphql_points" in spec and not linear:
                 return _json(200, spec)
             self.linear_requests = Windows(int(spec.get("linear_requests", LINEAR_REQUESTS)), period)
             self.linear_complexity = Windows(int(spec.get("linear_complexity", LINEAR_COMPLEXITY)), period)
@@ -312,6 +315,7 @@ class SandboxApp:
             "github_graphql_points": self.github_points.limit,
             "github_requests": dict(sorted(self.github_requests.items())),
             "github_refused": self.github_refused,
+            "github_points_spent": self.github_graphql.points_spent,
             "linear_refused": self.linear_refused,
             "org": org.login,
             "repos": [r.full_name for r in org.repos],

@@ -31,7 +31,7 @@ def post(http, sandbox, query: str, variables: dict | None = None, token: str = 
 @pytest.fixture(autouse=True)
 def default_budget(sandbox):
     yield
-    sandbox.set_limits(github_graphql_points=5000)
+    sandbox.set_limits()  # every budget back to its default
 
 
 def test_a_pull_request_and_its_reviews_commits_and_checks_are_the_rest_records(sandbox, http):

@@ -28,7 +28,7 @@ def sandbox(tmp_path_factory):
 def fresh(sandbox):
     yield
     sandbox.clear_faults()
-    sandbox.set_limits(github_graphql_points=5000)
+    sandbox.set_limits()  # every budget back to its default
 
 
 def rest(sandbox) -> GitHubClient:
