@@ -161,6 +161,14 @@ class HttpClient:
     def close(self) -> None:
         self.session.close()
 
+    def sibling(self) -> HttpClient:
+        """Another client with this one's policy, headers and circuit breaker but its own rate-limit
+        state: for an API whose budget is counted apart (GitHub's GraphQL points beside its REST
+        requests), so one spent budget does not hold back calls to the other."""
+        return HttpClient(self.source, headers=dict(self.session.headers), timeout_s=self.timeout_s,
+                          max_retries=self.max_retries, backoff_s=self.backoff_s, max_backoff_s=self.max_backoff_s,
+                          sleep=self._sleep, breaker=self.breaker)
+
     def use_session(self, session: requests.Session) -> None:
         """Send through `session` (a caching one) from now on, with this client's headers."""
         session.headers.update(self.session.headers)

@@ -113,11 +113,14 @@ class GitHubGraphQLClient(GitHubClient):
 
     batch_size = 50  # pull requests (or head commits) per query
     nested_page_size = 100  # reviews, commits or check runs per page of one pull request or suite
-    suites_page_size = 5  # check suites per commit in one page: one per workflow run attempt
+    suites_page_size = 5  # check suites per commit in one page (one per Actions run attempt; more: a follow-up)
 
     def __init__(self, *args: Any, graphql_url: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.graphql_url = graphql_url or f"{self.base_url}/graphql"
+        # GitHub counts GraphQL points apart from REST requests (`x-ratelimit-resource`): each API
+        # gets its own client, so a spent REST hour does not stall GraphQL, nor the other way round.
+        self.graphql_http = self.http.sibling()
         self.queries = 0
         self.points_spent = 0
         self._remaining: int | None = None  # the budget the last answer reported
@@ -135,8 +138,8 @@ class GitHubGraphQLClient(GitHubClient):
         expected = self._costs.get(operation, 1)
         wait = self._reset_at - time.time() + 1.0
         if self._remaining is not None and self._remaining < expected and wait > 0:
-            self.http.pause(wait, f"{self._remaining} GraphQL points left, {operation} costs about {expected}; "
-                                  "waiting for the reset")
+            self.graphql_http.pause(wait, f"{self._remaining} GraphQL points left, {operation} costs about "
+                                          f"{expected}; waiting for the reset")
             self._remaining = None
 
     def _query(self, operation: str, query: str, variables: dict[str, Any]) -> tuple[dict, list] | MalformedPage:
@@ -144,7 +147,7 @@ class GitHubGraphQLClient(GitHubClient):
         body = {"query": query, "variables": variables, "operationName": operation}
         for _ in range(MAX_REFUSALS):
             self._pace(operation)
-            page = self.http.post_json(self.graphql_url, body)
+            page = self.graphql_http.post_json(self.graphql_url, body)
             self.queries += 1
             if isinstance(page, MalformedPage):
                 return page
@@ -152,8 +155,8 @@ class GitHubGraphQLClient(GitHubClient):
             errors = answer.get("errors") or []
             if any(e.get("type") == "RATE_LIMITED" for e in errors if isinstance(e, dict)):
                 reset = float(page.headers.get("x-ratelimit-reset") or 0)
-                self.http.pause(max(1.0, reset - time.time() + 1.0),
-                                f"GraphQL {operation} refused for its points (RATE_LIMITED); waiting for the reset")
+                why = f"GraphQL {operation} refused for its points (RATE_LIMITED); waiting for the reset"
+                self.graphql_http.pause(max(1.0, reset - time.time() + 1.0), why)
                 self._remaining = None
                 continue
             if not isinstance(answer.get("data"), dict):
@@ -284,8 +287,9 @@ class GitHubGraphQLClient(GitHubClient):
                 owner, name = repo.split("/", 1)
                 more = {"owner": owner, "name": name, "oid": sha, "suites": self.suites_page_size,
                         "page": self.nested_page_size}
-                suites = self._paged(commit.get("checkSuites"), lambda suite: suite, lambda cursor, more=more: self._next(
-                    "CheckSuitesAfter", SUITES_AFTER, more, cursor, ("repository", "object", "checkSuites")))
+                suites = self._paged(
+                    commit.get("checkSuites"), lambda suite: suite, lambda cursor, more=more: self._next(
+                        "CheckSuitesAfter", SUITES_AFTER, more, cursor, ("repository", "object", "checkSuites")))
                 found[repo, sha] = [run for suite in suites for run in self._runs(suite, sha)]
         for key in keys:
             for item in found[str(key[0]), str(key[2])]:

@@ -106,7 +106,7 @@ def test_a_budget_smaller_than_the_pull_is_paced_and_nothing_is_lost(sandbox, pu
     client = graphql(sandbox)
     client.batch_size = 5
     assert list(client.check_runs_of(keys)) == expected
-    assert client.http.budget_waits >= 1, "the client should have waited for the budget's reset"
+    assert client.graphql_http.budget_waits >= 1, "the client should have waited for the budget's reset"
     assert sandbox.info()["github_refused"] == 0, "a client that paces itself is never refused"
 
 
@@ -121,4 +121,4 @@ def test_a_query_refused_for_its_points_waits_for_the_reset_and_is_sent_again(sa
     client = graphql(sandbox)
     assert list(client.reviews_of(keys)) == expected
     assert sandbox.info()["github_refused"] >= 1
-    assert client.http.budget_waits >= 1
+    assert client.graphql_http.budget_waits >= 1
