@@ -20,6 +20,7 @@ from resources.settings import Settings
 from resources.sources.charlie import CharlieClient
 from resources.sources.cron import CronClient
 from resources.sources.github import GitHubClient
+from resources.sources.github_graphql import github_client
 from resources.sources.linear import LinearClient
 from resources.sources.openclaw import OpenClawClient
 from resources.sources.weather import WeatherClient
@@ -65,7 +66,8 @@ class PlatformResource(ConfigurableResource):
         return CursorStore(self.settings().state_dir / "cursors.json")
 
     def github(self) -> GitHubClient:
-        return GitHubClient.from_settings(self.settings())
+        """REST, or with `CC_GITHUB_API=graphql` (the default) GraphQL for pull requests and theirs."""
+        return github_client(self.settings())
 
     def linear(self) -> LinearClient:
         return LinearClient.from_settings(self.settings())

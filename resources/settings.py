@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     github_api_url: str | None = None
     github_org: str = "acme"
     github_repos: CommaList = ()
+    # How pull requests and their reviews, commits and check runs are pulled: "graphql" (a query
+    # covers up to 50 pull requests, paced by GitHub's point budget) or "rest" (one request each).
+    github_api: Literal["graphql", "rest"] = "graphql"
     linear_api_key: Secret
     linear_api_url: str | None = None
     linear_teams: CommaList = ()
@@ -304,7 +307,7 @@ class Settings(BaseSettings):
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    @field_validator("warehouse", mode="before")
+    @field_validator("warehouse", "github_api", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
@@ -328,6 +331,13 @@ class Settings(BaseSettings):
         if self.github_api_url:
             return self.github_api_url.rstrip("/")
         return GITHUB_API_URL if self.github_token else f"{self.sandbox_url}/github"
+
+    @property
+    def github_graphql_url(self) -> str:
+        """GitHub's GraphQL endpoint beside its REST base: `https://api.github.com/graphql`, the
+        sandbox's `/github/graphql`, and GitHub Enterprise Server's `/api/graphql` for `/api/v3`."""
+        base = self.github_base_url
+        return base[: -len("/v3")] + "/graphql" if base.endswith("/api/v3") else f"{base}/graphql"
 
     @property
     def linear_graphql_url(self) -> str:

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     _world_args(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    serve.add_argument("--rate-limit", type=int, default=5000, help="GitHub requests per token per hour")
+    serve.add_argument("--rate-limit", type=int, default=5000, help="GitHub REST requests and GraphQL points per token per hour")
     serve.add_argument("--ready-file", type=Path, default=None, help="JSON {url, pid} written once serving")
     truth = commands.add_parser("truth", help="generate the world and write truth.parquet and truth_agents.parquet")
     _world_args(truth)

@@ -9,6 +9,10 @@
     {"match": "/github", "kind": "timeout", "delay": 5}  # held 5 s, then closed unanswered
     {"match": "/", "status": 502, "rate": 0.1, "seed": 3}  # a seeded 10% of requests, until cleared
     {"match": "/cron/v1/stream", "kind": "drop_stream", "after": 3, "times": 1}  # cut after 3 events
+    {"match": "/github/graphql#PullRequestReviews", "status": 503}  # one GitHub GraphQL operation
+
+A GitHub GraphQL request is matched as `<target>#<operation name>`, so a fault can spoil one
+operation and leave the others.
 
 `times` omitted means until cleared. The first live fault that matches wins; a fault with a
 `rate` matches only that share of the requests it could match (a coin flip from its own RNG,
@@ -117,17 +121,21 @@ class Faults:
 
 def records(payload: Any) -> list | None:
     """The list of records in a response: a GitHub page (or its Actions `workflow_runs` / Checks
-    `check_runs`), Charlie `events`/`instances`, Linear `nodes`, OpenClaw `sessions`, cron `events`,
-    weather `opportunities`."""
+    `check_runs`), Charlie `events`/`instances`, GraphQL `nodes` (Linear's, and GitHub's nested
+    under the repository: the shallowest list), OpenClaw `sessions`, cron `events`, weather
+    `opportunities`."""
     if isinstance(payload, list):
         return payload
     if isinstance(payload, dict):
         for key in ("events", "instances", "sessions", "opportunities", "workflow_runs", "check_runs"):
             if isinstance(payload.get(key), list):
                 return payload[key]
-        for value in (payload.get("data") or {}).values():
-            if isinstance(value, dict) and isinstance(value.get("nodes"), list):
-                return value["nodes"]
+        level = [v for v in (payload.get("data") or {}).values() if isinstance(v, dict)]
+        while level:
+            for value in level:
+                if isinstance(value.get("nodes"), list):
+                    return value["nodes"]
+            level = [v for value in level for v in value.values() if isinstance(v, dict)]
     return None
 
 

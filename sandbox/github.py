@@ -108,6 +108,13 @@ class GitHubApi(GitHubShapes):
             (re.compile(r"/repos/([^/]+/[^/]+)/actions/runs/(\d+)"), self._workflow_run),
         ]
 
+    def route_of(self, path: str) -> str:
+        """The name of the route serving `path` (`reviews`, `check_runs`, ...), for counting requests."""
+        for pattern, route in self._routes:
+            if pattern.fullmatch(path.rstrip("/")):
+                return route.__name__.lstrip("_")
+        return "unknown"
+
     def handle(self, path: str, query: dict[str, str], api: str) -> tuple[int, Any, dict[str, str]]:
         """Status, payload and headers; `path` is under `api`, the base URL the client used."""
         for pattern, route in self._routes:

@@ -80,7 +80,8 @@ class SandboxHandle:
         self._call("DELETE", "faults")
 
     def set_limits(self, **limits: int) -> dict:
-        """Fresh Linear budgets: `linear_requests`, `linear_complexity`, `period_s` (see the server)."""
+        """Fresh budgets: `linear_requests`, `linear_complexity`, `github_graphql_points`, `period_s`
+        (see the server); none named: every default."""
         return self._call("POST", "limits", limits)
 
     def info(self) -> dict:

@@ -1,4 +1,5 @@
-"""One HTTP server for the whole sandbox: GitHub under `/github`, Linear at `/linear/graphql`,
+"""One HTTP server for the whole sandbox: GitHub under `/github` (GraphQL at `/github/graphql`),
+Linear at `/linear/graphql`,
 Charlie under `/charlie`, the agent-side sources under `/openclaw`, `/cron` and `/weather`, and the
 admin routes under `/_sandbox` (info, truth, truth/agents, faults).
 
@@ -13,6 +14,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -31,6 +33,7 @@ from sandbox.cron import CronApi
 from sandbox.faults import Faults, records, spoil
 from sandbox.generator import generate
 from sandbox.github import GitHubApi
+from sandbox.github_graphql import GitHubGraphQL
 from sandbox.linear import LinearApi
 from sandbox.model import AgentWorld, Org, iso, paused_gc
 from sandbox.openclaw import OpenClawApi
@@ -103,6 +106,13 @@ class SandboxApp:
             OpenClawApi(self.agents), CronApi(self.agents), WeatherApi(self.agents))
         self.faults = Faults()
         self.github_limits = Windows(rate_limit)
+        # `rate_limit` is both of GitHub's hourly budgets per token: REST requests and GraphQL points
+        # (5,000 each for a user on github.com).
+        self.github_graphql, self.github_points = GitHubGraphQL(self.github), Windows(rate_limit)
+        # Requests GitHub received, by REST route (`reviews`, `check_runs`, ...) or `graphql`: what a
+        # client's way of pulling costs in calls, whatever it counts itself.
+        self.github_requests: Counter[str] = Counter()
+        self.github_refused = 0  # GraphQL queries refused for their point budget
         self.linear_requests, self.linear_complexity = Windows(LINEAR_REQUESTS), Windows(LINEAR_COMPLEXITY)
         self.linear_refused = 0
 
@@ -116,12 +126,14 @@ class SandboxApp:
             source = path.split("/", 2)[1]
             if source not in SOURCES:
                 return _json(404, {"message": "Not Found"})
+            if source == "github" and path.rstrip("/") == "/github/graphql":
+                target = f"{target}#{_operation_name(body)}"  # a fault may name one GraphQL operation
             if fault := self.faults.take(target, late=False):
                 if fault.kind == "timeout":
                     time.sleep(fault.delay)  # this request's thread only: the others are served
                 return None if fault.kind in ("disconnect", "timeout") else self._fault(source, fault)
             if source == "github":
-                return self._github(method, path[len("/github") :], query, headers, target)
+                return self._github(method, path[len("/github") :], query, headers, target, body)
             if source == "linear":
                 return self._linear(method, path, headers, body, target)
             if source == "cron" and path.rstrip("/") == "/cron/v1/stream":
@@ -143,8 +155,17 @@ class SandboxApp:
             body = body[: max(1, len(body) // 2)]
         return body
 
-    def _github(self, method: str, path: str, query: dict, headers: Any, target: str) -> Response:
+    def _github(self, method: str, path: str, query: dict, headers: Any, target: str, body: bytes) -> Response:
         token = headers.get("Authorization") or "anonymous"
+        if path.rstrip("/") == "/graphql":
+            self.github_requests["graphql"] += 1
+            if method != "POST":
+                return _json(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/graphql"})
+            status, payload, limits = self.github_graphql.handle(body, token, self.github_points)
+            if (payload.get("errors") or [{}])[0].get("type") == "RATE_LIMITED":
+                self.github_refused += 1
+            return Response(status, [("Content-Type", JSON), *limits], self._finish(target, status, payload))
+        self.github_requests[self.github.route_of(path)] += 1
         used, reset = self.github_limits.state(token)
         limit = self.github_limits.limit
         if used >= limit:
@@ -253,9 +274,16 @@ class SandboxApp:
         if route == "truth/agents" and method == "GET":
             return _json(200, [{**row, "event_at": iso(row["event_at"])} for row in self.agents_truth.rows()])
         if route == "limits" and method == "POST":
-            # {"linear_requests": n, "linear_complexity": n, "period_s": s}: fresh Linear budgets
+            # Fresh budgets: {"linear_requests": n, "linear_complexity": n, "github_graphql_points": n,
+            # "period_s": s}; a source not named keeps its budget, and `{}` puts back every default.
             spec = json.loads(body or b"{}")
             period = int(spec.get("period_s", 3600))
+            linear = any(k.startswith("linear_") for k in spec)
+            if "github_graphql_points" in spec or not linear:
+                self.github_points = Windows(int(spec.get("github_graphql_points", self.github_limits.limit)), period)
+                self.github_refused = 0
+            if "github_graphql_points" in spec and not linear:
+                return _json(200, spec)
             self.linear_requests = Windows(int(spec.get("linear_requests", LINEAR_REQUESTS)), period)
             self.linear_complexity = Windows(int(spec.get("linear_complexity", LINEAR_COMPLEXITY)), period)
             self.linear_refused = 0
@@ -284,6 +312,10 @@ class SandboxApp:
             "end": iso(org.end),
             "truth_path": str(self.truth_path) if self.truth_path else None,
             "rate_limit": self.github_limits.limit,
+            "github_graphql_points": self.github_points.limit,
+            "github_requests": dict(sorted(self.github_requests.items())),
+            "github_refused": self.github_refused,
+            "github_points_spent": self.github_graphql.points_spent,
             "linear_refused": self.linear_refused,
             "org": org.login,
             "repos": [r.full_name for r in org.repos],
@@ -314,6 +346,16 @@ class SandboxApp:
                 "by_event_type": dict(sorted(Counter(self.agents_truth.event_type).items())),
             },
         }
+
+
+def _operation_name(body: bytes) -> str:
+    """The GraphQL operation a request runs: its `operationName`, else its query's first name."""
+    try:
+        request = json.loads(body or b"null")
+        name = request.get("operationName") or re.search(r"\b(?:query|mutation)\s+(\w+)", request["query"])[1]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return ""
+    return str(name)
 
 
 def _rate_headers(limit: int, used: int, reset: int) -> list[tuple[str, str]]:

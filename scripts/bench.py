@@ -89,7 +89,7 @@ def main() -> None:
             with run_sandbox(Path(tmp) / "sandbox", events=scale, days=args.days, end=end,
                              rate_limit=10_000_000) as sandbox:
                 generate_s = time.perf_counter() - t0
-                # Measure the pipeline, not the APIs' budgets: lift Linear's as rate_limit lifts GitHub's.
+                # Measure the pipeline, not the APIs' budgets: lift Linear's as rate_limit lifts GitHub's (REST and GraphQL).
                 sandbox.set_limits(linear_requests=10**9, linear_complexity=10**12)
                 for target in args.targets.split(","):
                     data_dir = Path(tmp) / f"data-{target}"

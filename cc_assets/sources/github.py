@@ -9,9 +9,7 @@ from cc_assets.incremental import Incremental, repo_scope
 from cc_assets.partitions import Window
 from cc_assets.raw import Fetch, RawSpec
 from cc_events.registry import RAW_TABLES
-from resources.http.client import MalformedPage, NotFound
 from resources.platform import PlatformResource
-from resources.sources.paging import Item
 from resources.storage.lake import Lake
 
 
@@ -47,20 +45,10 @@ def fetch_github_issues(platform: PlatformResource, window: Window) -> Iterator[
             yield item, {"repo": repo}, None
 
 
-def of_pull(items: Iterator[Item], repo: str, number: int) -> Iterator[Item]:
-    """A pull request's reviews, commits or checks; a PR that is gone (404) is a dead letter, not a
-    source outage: the other PRs land."""
-    try:
-        yield from items  # a generator: the 404 is raised here, while paging
-    except NotFound as exc:
-        yield MalformedPage(str(exc), f"pull request {repo}#{number} is gone (404): deleted or transferred", "", {})
-
-
 def fetch_github_reviews(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
     github = platform.github()
-    for repo, number, day in pull_requests_in(platform.lake(), window):
-        for item in of_pull(github.reviews(repo, number), repo, number):
-            yield item, {"repo": repo, "pull_number": number}, day
+    for (repo, number, day), item in github.reviews_of(pull_requests_in(platform.lake(), window)):
+        yield item, {"repo": repo, "pull_number": number}, day
 
 
 def fetch_github_commits(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
@@ -69,9 +57,8 @@ def fetch_github_commits(platform: PlatformResource, window: Window) -> Iterator
         for item in github.commits(repo, window.start_for(f"github/commits/{repo}"), window.end):
             yield item, {"repo": repo}, None
     # Branch commits are only tied to their PR by this listing; it is what correlates them.
-    for repo, number, day in pull_requests_in(platform.lake(), window):
-        for item in of_pull(github.pull_commits(repo, number), repo, number):
-            yield item, {"repo": repo, "pull_number": number}, day
+    for (repo, number, day), item in github.pull_commits_of(pull_requests_in(platform.lake(), window)):
+        yield item, {"repo": repo, "pull_number": number}, day
 
 
 def fetch_github_workflow_runs(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
@@ -86,9 +73,8 @@ def fetch_github_workflow_runs(platform: PlatformResource, window: Window) -> It
 def fetch_github_check_runs(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
     # The checks on each updated PR's head commit: the CI status a reviewer sees on the PR.
     github = platform.github()
-    for repo, number, head_sha, day in pull_request_heads_in(platform.lake(), window):
-        for item in of_pull(github.check_runs(repo, head_sha), repo, number):
-            yield item, {"repo": repo, "pull_number": number}, day
+    for (repo, number, _sha, day), item in github.check_runs_of(pull_request_heads_in(platform.lake(), window)):
+        yield item, {"repo": repo, "pull_number": number}, day
 
 
 SPECS = [

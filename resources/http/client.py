@@ -161,6 +161,14 @@ class HttpClient:
     def close(self) -> None:
         self.session.close()
 
+    def sibling(self) -> HttpClient:
+        """Another client with this one's policy, headers and circuit breaker but its own rate-limit
+        state: for an API whose budget is counted apart (GitHub's GraphQL points beside its REST
+        requests), so one spent budget does not hold back calls to the other."""
+        return HttpClient(self.source, headers=dict(self.session.headers), timeout_s=self.timeout_s,
+                          max_retries=self.max_retries, backoff_s=self.backoff_s, max_backoff_s=self.max_backoff_s,
+                          sleep=self._sleep, breaker=self.breaker)
+
     def use_session(self, session: requests.Session) -> None:
         """Send through `session` (a caching one) from now on, with this client's headers."""
         session.headers.update(self.session.headers)
@@ -245,6 +253,13 @@ class HttpClient:
         self.budget_waits += 1
         log.info("%s: rate budget spent, waiting %.1fs for its reset", self.source, pause)
         self._sleep(pause)
+
+    def pause(self, seconds: float, why: str) -> None:
+        """Wait for a budget the source reported in a response's body (GitHub GraphQL's `rateLimit`):
+        the caller knows the reset and has chosen to wait for it, however far off."""
+        self.budget_waits += 1
+        log.info("%s: %s, waiting %.1fs", self.source, why, seconds)
+        self._sleep(seconds)
 
     def _health(self, ok: bool, problem: str = "") -> None:
         if self.breaker is None:

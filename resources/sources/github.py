@@ -1,17 +1,19 @@
 """GitHub REST v3: `Link` pagination, conditional requests with `ETag`, rate limits.
 
-Points at the sandbox unless `CC_GITHUB_TOKEN` is set (see settings).
+Points at the sandbox unless `CC_GITHUB_TOKEN` is set (see settings). With `CC_GITHUB_API=graphql`
+(the default) the platform uses `resources.sources.github_graphql.GitHubGraphQLClient`, which
+pulls pull requests, reviews, PR commits and check runs through GraphQL and inherits the rest.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from resources.http.client import HttpClient, MalformedPage, Page, SourceUnavailable
+from resources.http.client import HttpClient, MalformedPage, NotFound, Page, SourceUnavailable
 from resources.http.response_cache import revalidating_session
 from resources.settings import Settings
 from resources.sources.paging import Item, http_client, iso, listed, time_or_none
@@ -19,6 +21,19 @@ from resources.sources.paging import Item, http_client, iso, listed, time_or_non
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 
 ACTIONS_RESULTS_CAP = 1000  # GitHub's limit on a filtered Actions listing
+
+# A pull request as the lake names it: `(repo, number, ...)`, or `(repo, number, head_sha, ...)` for
+# its checks; whatever else the caller carries (the partition day) comes back with each record.
+PullKey = tuple
+
+
+def of_pull(items: Iterator[Item], repo: str, number: int) -> Iterator[Item]:
+    """A pull request's reviews, commits or checks; a PR that is gone (404) is a dead letter, not a
+    source outage: the other PRs land."""
+    try:
+        yield from items  # a generator: the 404 is raised here, while paging
+    except NotFound as exc:
+        yield MalformedPage(str(exc), f"pull request {repo}#{number} is gone (404): deleted or transferred", "", {})
 
 
 class GitHubClient:
@@ -146,3 +161,20 @@ class GitHubClient:
     def check_runs(self, repo: str, ref: str) -> Iterator[Item]:
         """Every check run on a commit (`ref`: a SHA or branch), re-run attempts included."""
         yield from self.listing(f"/repos/{repo}/commits/{ref}/check-runs", {"filter": "all"}, "check_runs")
+
+    # What the raw assets ask for the pull requests the lake holds, one request (or more) per PR.
+    def reviews_of(self, pulls: Iterable[PullKey]) -> Iterator[tuple[PullKey, Item]]:
+        for pull in pulls:
+            for item in of_pull(self.reviews(pull[0], pull[1]), pull[0], pull[1]):
+                yield pull, item
+
+    def pull_commits_of(self, pulls: Iterable[PullKey]) -> Iterator[tuple[PullKey, Item]]:
+        for pull in pulls:
+            for item in of_pull(self.pull_commits(pull[0], pull[1]), pull[0], pull[1]):
+                yield pull, item
+
+    def check_runs_of(self, heads: Iterable[PullKey]) -> Iterator[tuple[PullKey, Item]]:
+        """The check runs on each `(repo, number, head_sha, ...)`'s head commit."""
+        for head in heads:
+            for item in of_pull(self.check_runs(head[0], head[2]), head[0], head[1]):
+                yield head, item

@@ -29,7 +29,8 @@ def ingest(platform):
 
 def test_bad_record_and_malformed_page_go_to_dead_letters_and_the_rest_lands(sandbox, tmp_path):
     sandbox.set_faults([
-        {"match": "/github/repos/acme/api/pulls", "kind": "bad_record", "times": 1},
+        {"match": "/github/repos/acme/api/pulls", "kind": "bad_record", "times": 1},  # REST
+        {"match": "/github/graphql#PullRequests", "kind": "bad_record", "times": 1},  # GraphQL (the default)
         {"match": "/linear/graphql", "kind": "malformed_json", "times": 1},
         {"match": "/github/repos/acme/api/actions/runs", "kind": "bad_record", "times": 1},
     ])

@@ -113,11 +113,13 @@ def test_a_two_step_pull_killed_midway_and_resumed_lands_exactly_the_full_pull(s
     assert {"github/pull_requests", "github/issues", "github/commits", "linear/issues", "linear/comments"} <= scopes
     assert all(datetime.fromisoformat(v).date() <= DAY_LIST[2] for v in first_cursors.values())
 
-    # Step 2: from the cursor's day on. Reviews fail (503 until cleared), so the run is still
-    # retrying after pull requests landed when it is killed with SIGKILL.
+    # Step 2: from the cursor's day on. Reviews and PR commits fail (503 until cleared), over REST
+    # or GraphQL, so the run is still retrying after pull requests landed when it is killed with SIGKILL.
     repos = [r["full_name"] for r in requests.get(f"{sandbox.github_url}/orgs/acme/repos", timeout=10).json()]
     try:
-        sandbox.set_faults([{"match": f"/github/repos/{repo}/pulls/", "status": 503} for repo in repos])
+        sandbox.set_faults([{"match": f"/github/repos/{repo}/pulls/", "status": 503} for repo in repos] + [
+            {"match": f"/github/graphql#{operation}", "status": 503}
+            for operation in ("PullRequestReviews", "PullRequestCommits")])
         proc = start_killable_run(tmp_path, sandbox.url, DAY_LIST[2], DAY_LIST[-1])
         prs_today = tmp_path / "lake" / "raw" / "github" / "pull_requests" / f"date={DAY_LIST[-1]}"
         deadline = time.monotonic() + 120
@@ -188,8 +190,8 @@ def test_a_pull_request_that_is_gone_is_a_dead_letter_and_the_other_pulls_land(s
     lake.write(("raw", "github", "pull_requests"), day, rows,
                raw_schema(RAW_TABLES["github", "pull_requests"]), datetime(2026, 11, 20))
 
-    land(tmp_path, sandbox.url, day, day)  # the merge keeps the gone PR; its reviews answer 404
+    land(tmp_path, sandbox.url, day, day)  # the merge keeps the gone PR; GitHub answers 404 or NOT_FOUND
     assert lake.read(("raw", "github", "reviews"), day).num_rows == reviews
     letters = lake.read(("dead_letter", "github", "reviews"), day).to_pylist()
     assert len(letters) == 1
-    assert letters[0]["reason"].startswith(f"pull request {rows[0]['repo']}#99999 is gone (404)")
+    assert letters[0]["reason"].startswith(f"pull request {rows[0]['repo']}#99999 is gone (")

@@ -50,7 +50,8 @@ def test_no_token_is_logged_shown_or_stored(sandbox, tmp_path, monkeypatch, capl
     assert TOKENS["CC_GITHUB_TOKEN"] not in repr(settings)
 
     sandbox.set_faults([
-        {"match": "/github/repos/acme/api/pulls", "status": 503, "times": 2},  # retried, logged
+        {"match": "/github/repos/acme/api/pulls", "status": 503, "times": 2},  # retried, logged (REST)
+        {"match": "/github/graphql#PullRequests", "status": 503, "times": 2},  # the same, GraphQL
         {"match": "/linear", "kind": "malformed_json", "times": 1},  # a dead letter with the page
         {"match": "/weather", "kind": "down"},  # fails its asset with the client's message
     ])
