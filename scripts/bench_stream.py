@@ -34,7 +34,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "github-webhooks" / "pull_request" / "opened.payload.json"
+# The shared recorded webhooks: the nearest `shared/fixtures` above the repo (a worktree sits deeper).
+FIXTURE = next((path for folder in ROOT.parents if (path := folder / "shared" / "fixtures" / "github-webhooks" /
+                "pull_request" / "opened.payload.json").is_file()),
+               ROOT.parent / "shared" / "fixtures" / "github-webhooks" / "pull_request" / "opened.payload.json")
 JS_DIR = ROOT / "streaming" / "js"
 WEBHOOK_SECRET = "bench-webhook-secret-0123456789abcdef0123"
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789"
