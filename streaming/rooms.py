@@ -11,6 +11,13 @@ a client further behind than that has the oldest dropped (the newest state matte
 dashboard) and, once it catches up, gets a `notice` saying how many it missed; one that stays
 behind for `slow_after_s` is disconnected (close code 4408 on `/ws`) so it reconnects and reloads
 over REST. Messages for one client alone (answers, notices) go to its private bounded queue.
+
+When a turn is released (`CC_ROOM_BATCH`): `adaptive` (the default) releases what a loop
+iteration published at the end of that iteration, and writes it at once to every member whose
+socket takes it without waiting (`Client.write_now`): a quiet room's event goes out alone, at
+once. A member whose sender is still busy with an earlier write is left to it, and it takes
+everything released meanwhile as one frame when that write completes: events coalesce only
+behind a busy client. `fixed` is the earlier policy: at most one turn per `batch_interval_s`.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ BATCH_INTERVAL_S = 0.008
 # The most batch frames a second this replica writes, over all its batching clients: past it the
 # interval grows (500 clients: 20 ms), so the frames get bigger rather than the CPU overrun.
 FRAMES_PER_S = 25_000
+ADAPTIVE, FIXED = "adaptive", "fixed"
+BATCH_MODES = (ADAPTIVE, FIXED)
 
 
 def is_room(name: Any) -> bool:
@@ -93,6 +102,8 @@ def json_array(texts: list[str]) -> str:
 
 
 Send = Callable[[list[Any]], Awaitable[None]]
+# Writes wire items now if the socket takes them without waiting; False (nothing written) if not.
+WriteNow = Callable[[list[Any]], bool]
 
 
 class Client:
@@ -106,9 +117,11 @@ class Client:
 
     def __init__(self, send: Send, close: Callable[[int, str], Awaitable[None]],
                  max_queue: int, slow_after_s: float, encode: Callable[[str], Any] = as_text,
-                 pack: Callable[[list[Any]], Any] | None = None) -> None:
+                 pack: Callable[[list[Any]], Any] | None = None, write_now: WriteNow | None = None) -> None:
         self._send = send
         self._close = close
+        self.write_now = write_now
+        self.sending = False  # its sender is writing (maybe waiting for the socket to drain)
         self.encode = encode
         self.pack = pack
         self.queue: deque[Any] = deque()  # private messages (answers, notices)
@@ -142,6 +155,10 @@ class Client:
                 return
         self.queue.append(item)
         self._wake.set()
+
+    def idle(self) -> bool:
+        """Nothing of it is being written or waiting to be: a frame for it may go out at once."""
+        return not (self.sending or self.queue or self.dropped or self.closed or self._wake.is_set())
 
     def backlog(self) -> int:
         group = self.group
@@ -194,6 +211,7 @@ class Client:
                 self._wake.clear()
                 if self.closed:
                     break
+                self.sending = True
                 # Everything waiting goes in one turn: under load, batches grow instead of the backlog.
                 while items := self._take():
                     await self._send(items)
@@ -203,6 +221,7 @@ class Client:
                         "code": "messages_dropped", "dropped": dropped,
                         "detail": "this client fell behind; reload current state over REST"}))
                     await self._send([notice if self.pack is None else self.pack([notice])])
+                self.sending = False
                 self.full_since = None
         finally:
             if self.kicked:
@@ -217,11 +236,13 @@ class Group:
     """The clients with the same rooms, wire format and framing, and the log of what they are sent.
 
     A room message is encoded once per wire format and appended once per group, whatever the
-    number of members. The log is released to the members in turns (`flush`): at once for clients
-    that take messages one by one; for batching clients at most once per `hub.interval()`, the
-    first message after a quiet spell at once. Members that are as far as the last turn share its
-    frame, encoded once. The log keeps `max_queue` items: a member further behind has the oldest
-    dropped (its own bounded queue, as it were) and, if it stays behind, is disconnected."""
+    number of members. The log is released to the members in turns (`flush`): adaptive, at the
+    end of the loop iteration that appended, written at once to the members that are idle; fixed,
+    at once for clients that take messages one by one and for batching clients at most once per
+    `hub.interval()`, the first message after a quiet spell at once. Members that are as far as
+    the last turn share its frame, encoded once. The log keeps `max_queue` items: a member further
+    behind has the oldest dropped (its own bounded queue, as it were) and, if it stays behind, is
+    disconnected."""
 
     def __init__(self, hub: Hub, key: tuple, encode: Callable[[str], Any],
                  pack: Callable[[list[Any]], Any] | None) -> None:
@@ -248,6 +269,9 @@ class Group:
             self.base += 1
         if self._timer is None:
             loop = asyncio.get_running_loop()
+            if self.hub.adaptive:  # after everything this iteration publishes (one group commit's deliveries)
+                self._timer = loop.call_soon(self.flush)
+                return
             wait = 0.0 if self.pack is None else self._last_flush + self.hub.interval() - loop.time()
             self._timer = loop.call_soon(self.flush) if wait <= 0 else loop.call_later(wait, self.flush)
 
@@ -256,6 +280,7 @@ class Group:
         self._last_flush = asyncio.get_running_loop().time()
         self.cut = head = self.head
         self._frames.clear()
+        adaptive = self.hub.adaptive
         for client in tuple(self.members):
             if client.cursor < self.base:
                 client.fell_behind(self.base - client.cursor)
@@ -265,6 +290,11 @@ class Group:
                     self.hub.remove(client)
                     continue
             if client.cursor < head:
+                if adaptive and client.write_now is not None and client.idle() and \
+                        client.write_now(self.wire(client.cursor)):
+                    client.cursor = head
+                    client.full_since = None
+                    continue
                 client._wake.set()
 
     def slice(self, start: int, end: int) -> list[Any]:
@@ -278,6 +308,10 @@ class Group:
             frame = self._frames[start] = self.pack(self.slice(start, self.cut))
         return frame
 
+    def wire(self, start: int) -> list[Any]:
+        """What a member at `start` is written this turn: one batch frame, or each item as its own."""
+        return [self.frame(start)] if self.pack is not None else self.slice(start, self.cut)
+
     def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -288,7 +322,11 @@ class Hub:
     """Room membership of this replica's clients, kept as groups of clients with the same rooms."""
 
     def __init__(self, max_queue: int = 1000, slow_after_s: float = 10.0,
-                 batch_interval_s: float = BATCH_INTERVAL_S, frames_per_s: int = FRAMES_PER_S) -> None:
+                 batch_interval_s: float = BATCH_INTERVAL_S, frames_per_s: int = FRAMES_PER_S,
+                 mode: str = ADAPTIVE) -> None:
+        if mode not in BATCH_MODES:
+            raise ValueError(f"batch mode {mode!r}: expected one of {', '.join(BATCH_MODES)}")
+        self.adaptive = mode == ADAPTIVE
         self.batch_interval_s = batch_interval_s
         self.frames_per_s = frames_per_s
         self.rooms: dict[str, set[Group]] = {}
@@ -301,14 +339,16 @@ class Hub:
         self.batch_clients = 0
 
     def interval(self) -> float:
-        """Time between a batching client's frames: `batch_interval_s`, longer when there are so
-        many batching clients that their frames would pass `frames_per_s`."""
+        """Time between a batching client's frames (fixed mode): `batch_interval_s`, longer when
+        there are so many batching clients that their frames would pass `frames_per_s`."""
         return max(self.batch_interval_s, self.batch_clients / self.frames_per_s)
 
     def client(self, send: Send, close: Callable[[int, str], Awaitable[None]],
                encode: Callable[[str], Any] = as_text, batch: bool = False,
-               pack: Callable[[list[Any]], Any] = json_array) -> Client:
-        client = Client(send, close, self.max_queue, self.slow_after_s, encode, pack if batch else None)
+               pack: Callable[[list[Any]], Any] = json_array, write_now: WriteNow | None = None) -> Client:
+        """A client; with `write_now`, room turns are written to it from the flush itself while it
+        is idle (adaptive mode), without waking its sender."""
+        client = Client(send, close, self.max_queue, self.slow_after_s, encode, pack if batch else None, write_now)
         self.clients.add(client)
         if batch:
             self.batch_clients += 1

@@ -1,19 +1,23 @@
 """`rooms.Hub` in-process: clients with the same rooms share one log and one encoded batch frame,
 a change of rooms loses nothing, and a client further behind than its queue has the oldest
-dropped with a notice while the others get everything."""
+dropped with a notice while the others get everything (both batching modes). Adaptive batching:
+in a quiet room each event goes out at once as a frame of its own; behind a client busy with a
+write, what arrives meanwhile waits and goes as one frame, in order, nothing lost."""
 
 from __future__ import annotations
 
 import asyncio
 
 import orjson
+import pytest
 
-from streaming.rooms import Hub, message
+from streaming.rooms import ADAPTIVE, FIXED, Hub, message
 
 
-def test_shared_frames_regroup_and_drops() -> None:
+@pytest.mark.parametrize("mode", [ADAPTIVE, FIXED])
+def test_shared_frames_regroup_and_drops(mode: str) -> None:
     async def scenario() -> None:
-        hub = Hub(max_queue=5, slow_after_s=60)
+        hub = Hub(max_queue=5, slow_after_s=60, mode=mode)
         sent: dict[str, list] = {"a": [], "b": [], "c": [], "slow": []}
         gate = asyncio.Event()
 
@@ -64,5 +68,57 @@ def test_shared_frames_regroup_and_drops() -> None:
             hub.remove(client)
             client.task.cancel()
         assert not hub.groups and not hub.rooms
+
+    asyncio.run(scenario())
+
+
+def test_adaptive_sends_a_quiet_rooms_event_at_once_and_coalesces_behind_a_busy_client() -> None:
+    async def scenario() -> None:
+        hub = Hub(mode=ADAPTIVE)
+        frames: dict[str, list[list[int]]] = {"reader": [], "busy": []}
+        gate = asyncio.Event()  # the busy client's socket: full until the gate opens
+
+        def numbers(frame: str) -> list[int]:
+            return [m["payload"]["i"] for m in orjson.loads(frame)]
+
+        def write_now(name: str):
+            def write(items: list) -> bool:
+                if name == "busy" and not gate.is_set():
+                    return False
+                frames[name].extend(numbers(f) for f in items)
+                return True
+            return write
+
+        def send(name: str):
+            async def send(items: list) -> None:
+                if name == "busy":
+                    await gate.wait()
+                frames[name].extend(numbers(f) for f in items)
+            return send
+
+        async def close(code: int, reason: str) -> None:
+            pass
+
+        clients = [hub.client(send(name), close, batch=True, write_now=write_now(name)) for name in frames]
+        for client in clients:
+            client.task = asyncio.create_task(client.run())
+            hub.subscribe(client, ["events:all"], lambda room: True)
+        await asyncio.sleep(0)
+
+        for i in range(10):  # one event per loop iteration, as webhooks a millisecond apart arrive
+            hub.deliver("events:all", message("e", "events:all", {"i": i}))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            # The reader's socket is free: each event went out alone, before the next was published.
+            assert frames["reader"] == [[n] for n in range(i + 1)]
+        # The busy client's sender holds the first event (its write has not completed): the rest waited.
+        assert frames["busy"] == []
+        gate.set()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert frames["busy"] == [[0], list(range(1, 10))]
+        for client in clients:
+            hub.remove(client)
+            client.task.cancel()
 
     asyncio.run(scenario())
