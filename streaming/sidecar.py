@@ -447,9 +447,7 @@ class Sidecar:
         seen = {e["event_id"] for e in self.live.get(e.id for e in events)}
         rows = []
         for event in events:
-            row = event_dict(event, received_at)
-            row["workflow_id"] = self.correlator.workflow_for(row["correlation_keys"])
-            rows.append(row)
+            rows.append(event_dict(event, received_at, self.correlator.workflow_for))
         self.live.add(rows)
         self.state.note([r["event_id"] for r in rows], carried or ())
         if not isinstance(self.broker, MemoryBroker):
