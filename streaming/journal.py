@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ class GroupCommitLog:
         self.fault_delay_s = fault_delay_s
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._fds: dict[Path, int] = {}
+        self._paths: dict[tuple[str, date], Path] = {}
         self._ids = IdWriter()
         self._thread = threading.Thread(target=self._run, name="landing-group-commit", daemon=True)
         self._thread.start()
@@ -89,7 +90,13 @@ class GroupCommitLog:
         not the request's: cancelling a waiting request does not cancel it."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Write(self.landing.path(stream, received_at.date()), data, loop, future, keys))
+        day = (stream, received_at.date())
+        path = self._paths.get(day)
+        if path is None:  # a Path built per webhook was a tenth of the submit
+            if len(self._paths) >= 64:  # past days'
+                self._paths.clear()
+            path = self._paths[day] = self.landing.path(*day)
+        self._queue.put(_Write(path, data, loop, future, keys))
         return future
 
     def close(self) -> None:
