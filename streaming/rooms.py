@@ -3,21 +3,22 @@
 Both endpoints, `/ws` and Socket.IO, keep their clients here. Clients with the same rooms, wire
 format and framing form a `Group`, and a room message is encoded once per wire format and
 appended once to each group's log — not once per client: at 5,000 events/s to 500 clients that
-per-client loop was millions of Python calls a second. Each client's own sender reads the log
-from its own cursor and writes to its own socket, so a slow client never delays the others; a
-batching client gets everything released since its last frame as one frame, and the members that
-are equally far share that frame, encoded once (`Group.frame`). The log keeps `max_queue` items:
-a client further behind than that has the oldest dropped (the newest state matters most on a live
-dashboard) and, once it catches up, gets a `notice` saying how many it missed; one that stays
-behind for `slow_after_s` is disconnected (close code 4408 on `/ws`) so it reconnects and reloads
-over REST. Messages for one client alone (answers, notices) go to its private bounded queue.
+per-client loop was millions of Python calls a second. The log is released to the members in
+turns (`Group.flush`); the members that are equally far share the turn's frame, encoded once
+(`Group.frame`), and a member whose socket takes it without waiting is written to from the turn
+itself (`Client.write_now`: one `transport.write`, no task woken). A member still busy with an
+earlier write is left to its own sender, which reads the log from the member's cursor when that
+write completes and sends everything released meanwhile as one frame: a slow client never delays
+the others, and behind it events coalesce. The log keeps `max_queue` items: a client further
+behind than that has the oldest dropped (the newest state matters most on a live dashboard) and,
+once it catches up, gets a `notice` saying how many it missed; one that stays behind for
+`slow_after_s` is disconnected (close code 4408 on `/ws`) so it reconnects and reloads over REST.
+Messages for one client alone (answers, notices) go to its private bounded queue.
 
-When a turn is released (`CC_ROOM_BATCH`): `adaptive` (the default) releases what a loop
-iteration published at the end of that iteration, and writes it at once to every member whose
-socket takes it without waiting (`Client.write_now`): a quiet room's event goes out alone, at
-once. A member whose sender is still busy with an earlier write is left to it, and it takes
-everything released meanwhile as one frame when that write completes: events coalesce only
-behind a busy client. `fixed` is the earlier policy: at most one turn per `batch_interval_s`.
+When a turn is released (`CC_ROOM_BATCH`): `adaptive` (the default) at the end of the loop
+iteration that published, so a quiet room's event goes out alone at once and what one iteration
+publishes (one group commit's deliveries) goes out together; `fixed`, the earlier policy, at most
+one turn per `batch_interval_s` for batching clients, the first message after a quiet spell at once.
 """
 
 from __future__ import annotations
@@ -237,12 +238,11 @@ class Group:
 
     A room message is encoded once per wire format and appended once per group, whatever the
     number of members. The log is released to the members in turns (`flush`): adaptive, at the
-    end of the loop iteration that appended, written at once to the members that are idle; fixed,
-    at once for clients that take messages one by one and for batching clients at most once per
-    `hub.interval()`, the first message after a quiet spell at once. Members that are as far as
-    the last turn share its frame, encoded once. The log keeps `max_queue` items: a member further
-    behind has the oldest dropped (its own bounded queue, as it were) and, if it stays behind, is
-    disconnected."""
+    end of the loop iteration that appended; fixed, at once for clients that take messages one by
+    one and for batching clients at most once per `hub.interval()`, the first message after a
+    quiet spell at once. Members that are as far as the last turn share its frame, encoded once.
+    The log keeps `max_queue` items: a member further behind has the oldest dropped (its own
+    bounded queue, as it were) and, if it stays behind, is disconnected."""
 
     def __init__(self, hub: Hub, key: tuple, encode: Callable[[str], Any],
                  pack: Callable[[list[Any]], Any] | None) -> None:
@@ -255,6 +255,7 @@ class Group:
         self.base = 0  # the sequence number of items[0]
         self.cut = 0  # items before `cut` are released to the senders
         self._frames: dict[int, Any] = {}  # this turn's frames by start
+        self._wires: dict[int, list[Any]] = {}  # the same, as `write_now` takes them
         self._timer: asyncio.Handle | None = None
         self._last_flush = -1e9
 
@@ -269,33 +270,45 @@ class Group:
             self.base += 1
         if self._timer is None:
             loop = asyncio.get_running_loop()
-            if self.hub.adaptive:  # after everything this iteration publishes (one group commit's deliveries)
+            if self.hub.adaptive:  # after everything this iteration publishes
                 self._timer = loop.call_soon(self.flush)
                 return
             wait = 0.0 if self.pack is None else self._last_flush + self.hub.interval() - loop.time()
             self._timer = loop.call_soon(self.flush) if wait <= 0 else loop.call_later(wait, self.flush)
 
     def flush(self) -> None:
+        """Release the log to the members: write the turn to each idle one now, wake the others'
+        senders. The loop runs once per member and turn, so it is kept to attribute reads."""
         self._timer = None
         self._last_flush = asyncio.get_running_loop().time()
         self.cut = head = self.head
+        base = self.base
         self._frames.clear()
-        adaptive = self.hub.adaptive
+        wires = self._wires
+        wires.clear()
         for client in tuple(self.members):
-            if client.cursor < self.base:
-                client.fell_behind(self.base - client.cursor)
-                client.cursor = self.base
+            cursor = client.cursor
+            if cursor < base:
+                client.fell_behind(base - cursor)
+                client.cursor = cursor = base
                 if client.kicked:
                     self.hub.kicked += 1
                     self.hub.remove(client)
                     continue
-            if client.cursor < head:
-                if adaptive and client.write_now is not None and client.idle() and \
-                        client.write_now(self.wire(client.cursor)):
+            if cursor >= head:
+                continue
+            write_now = client.write_now
+            # Idle (`Client.idle`, inline): nothing of it is being written or waiting to be.
+            if write_now is not None and not (client.sending or client.queue or client.dropped or client.closed
+                                              or client._wake.is_set()):
+                wire = wires.get(cursor)
+                if wire is None:
+                    wire = self.wire(cursor)
+                if write_now(wire):
                     client.cursor = head
                     client.full_since = None
                     continue
-                client._wake.set()
+            client._wake.set()
 
     def slice(self, start: int, end: int) -> list[Any]:
         start = max(start, self.base)
@@ -309,8 +322,10 @@ class Group:
         return frame
 
     def wire(self, start: int) -> list[Any]:
-        """What a member at `start` is written this turn: one batch frame, or each item as its own."""
-        return [self.frame(start)] if self.pack is not None else self.slice(start, self.cut)
+        """What a member at `start` is written this turn (`write_now`): one batch frame, kept for the
+        members at the same place, or each item as its own frame."""
+        wire = self._wires[start] = self.slice(start, self.cut) if self.pack is None else [self.frame(start)]
+        return wire
 
     def cancel(self) -> None:
         if self._timer is not None:
@@ -347,7 +362,7 @@ class Hub:
                encode: Callable[[str], Any] = as_text, batch: bool = False,
                pack: Callable[[list[Any]], Any] = json_array, write_now: WriteNow | None = None) -> Client:
         """A client; with `write_now`, room turns are written to it from the flush itself while it
-        is idle (adaptive mode), without waking its sender."""
+        is idle, without waking its sender."""
         client = Client(send, close, self.max_queue, self.slow_after_s, encode, pack if batch else None, write_now)
         self.clients.add(client)
         if batch:
