@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -91,11 +92,12 @@ class Delivery:
     # id is a header it does not (Linear).
     aliases: tuple[str, ...] = ()
 
-    @property
+    # Read a dozen times on a delivery's way (claim, write, settle, answer): made once.
+    @cached_property
     def id(self) -> str:
         return f"{self.source}:{self.delivery_id}"
 
-    @property
+    @cached_property
     def keys(self) -> tuple[str, ...]:
         return (self.id, *self.aliases)
 
