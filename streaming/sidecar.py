@@ -82,7 +82,7 @@ class Sidecar:
         self.sample_ids = DeliveryIndex(settings.landing_dir, METRICS_STREAM, days=RESEND_DAYS)
         self.journal = GroupCommitLog(settings.landing_dir, settings.fault_fsync_delay_s)
         self.hub = Hub(settings.ws_queue_max, settings.ws_slow_after_s, settings.ws_batch_ms / 1000,
-                       settings.ws_frames_per_s, settings.room_batch)
+                       settings.ws_frames_per_s, settings.room_batch, settings.room_busy_share)
         self.broker = broker_for(settings.redis_url)
         self._shared = not isinstance(self.broker, MemoryBroker)  # replicas share delivery keys and live rows
         self.marts = marts_from_settings(settings)  # the last build's marts, as the REST API reads them

@@ -7,6 +7,7 @@ write, what arrives meanwhile waits and goes as one frame, in order, nothing los
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 import pytest
@@ -72,14 +73,28 @@ def test_shared_frames_regroup_and_drops(mode: str) -> None:
     asyncio.run(scenario())
 
 
+def numbers(frame: str) -> list[int]:
+    return [m["payload"]["i"] for m in orjson.loads(frame)]
+
+
+async def close(code: int, reason: str) -> None:
+    pass
+
+
+async def until(condition) -> None:
+    """Wait for what the scenario waits for (a bound, not a timed assertion: a failure ends here)."""
+    for _ in range(5000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("never happened")
+
+
 def test_adaptive_sends_a_quiet_rooms_event_at_once_and_coalesces_behind_a_busy_client() -> None:
     async def scenario() -> None:
         hub = Hub(mode=ADAPTIVE)
         frames: dict[str, list[list[int]]] = {"reader": [], "busy": []}
         gate = asyncio.Event()  # the busy client's socket: full until the gate opens
-
-        def numbers(frame: str) -> list[int]:
-            return [m["payload"]["i"] for m in orjson.loads(frame)]
 
         def write_now(name: str):
             def write(items: list) -> bool:
@@ -96,29 +111,57 @@ def test_adaptive_sends_a_quiet_rooms_event_at_once_and_coalesces_behind_a_busy_
                 frames[name].extend(numbers(f) for f in items)
             return send
 
-        async def close(code: int, reason: str) -> None:
-            pass
-
         clients = [hub.client(send(name), close, batch=True, write_now=write_now(name)) for name in frames]
         for client in clients:
             client.task = asyncio.create_task(client.run())
             hub.subscribe(client, ["events:all"], lambda room: True)
         await asyncio.sleep(0)
 
-        for i in range(10):  # one event per loop iteration, as webhooks a millisecond apart arrive
+        hub.deliver("events:all", message("e", "events:all", {"i": 0}))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert frames["reader"] == [[0]]  # a quiet room: the event went out alone, in the same loop turn
+        for i in range(1, 10):  # one event per loop iteration, as webhooks a millisecond apart arrive
             hub.deliver("events:all", message("e", "events:all", {"i": i}))
             await asyncio.sleep(0)
-            await asyncio.sleep(0)
-            # The reader's socket is free: each event went out alone, before the next was published.
-            assert frames["reader"] == [[n] for n in range(i + 1)]
-        # The busy client's sender holds the first event (its write has not completed): the rest waited.
+        await until(lambda: sum(map(len, frames["reader"])) == 10)
+        assert [n for f in frames["reader"] for n in f] == list(range(10))
+        # The busy client's sender still holds the first event (its write has not completed): the rest waited.
         assert frames["busy"] == []
         gate.set()
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await until(lambda: len(frames["busy"]) == 2)
         assert frames["busy"] == [[0], list(range(1, 10))]
         for client in clients:
             hub.remove(client)
             client.task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_adaptive_coalesces_what_arrives_while_a_rooms_turns_are_expensive() -> None:
+    # A turn whose writes hold the loop 20 ms (hundreds of clients): at a busy share of a tenth its
+    # room pauses nine times that, and what arrives meanwhile goes out as one frame, in order.
+    async def scenario() -> None:
+        hub = Hub(mode=ADAPTIVE, busy_share=0.1)
+        frames: list[list[int]] = []
+
+        def write_now(items: list) -> bool:
+            time.sleep(0.02)
+            frames.extend(numbers(f) for f in items)
+            return True
+
+        async def send(items: list) -> None:
+            frames.extend(numbers(f) for f in items)
+
+        client = hub.client(send, close, batch=True, write_now=write_now)
+        client.task = asyncio.create_task(client.run())
+        hub.subscribe(client, ["events:all"], lambda room: True)
+        for i in range(5):
+            hub.deliver("events:all", message("e", "events:all", {"i": i}))
+            await asyncio.sleep(0)
+        await until(lambda: sum(map(len, frames)) == 5)
+        assert frames == [[0], [1, 2, 3, 4]]
+        hub.remove(client)
+        client.task.cancel()
 
     asyncio.run(scenario())
