@@ -18,11 +18,12 @@ Messages for one client alone (answers, notices) go to its private bounded queue
 When a turn is released (`CC_ROOM_BATCH`): `adaptive` (the default) at the end of the loop
 iteration that published, so a quiet room's event goes out alone at once and what one iteration
 publishes (one group commit's deliveries) goes out together — unless the room's last turn is
-still "in flight" in the sense that matters on one event loop: its writes took `t` (a hundred
-sockets: a few hundred µs), and for `t × (1 − share) / share` after them (`CC_ROOM_BUSY_SHARE`)
-what arrives waits and goes as one turn, so writing a room's turns takes at most that share of
-the loop. With few clients that wait is microseconds; with hundreds at thousands of events a
-second, frames grow instead of the CPU (and the clients' work). `fixed`, the earlier policy: at
+still "in flight" in the sense that matters on one event loop: its writes took `t` of CPU (a
+hundred sockets: a few hundred µs), and for `t × (1 − share) / share` after them
+(`CC_ROOM_BUSY_SHARE`; never longer than the fixed window) what arrives waits and goes as one
+turn, so writing a room's turns takes at most that share of the loop. With few clients that wait
+is microseconds; with hundreds at thousands of events a second, frames grow instead of the CPU
+(and the clients' work). `fixed`, the earlier policy: at
 most one turn per `batch_interval_s` for batching clients, the first message after a quiet spell
 at once.
 """
@@ -291,7 +292,7 @@ class Group:
     def flush(self) -> None:
         """Release the log to the members: write the turn to each idle one now, wake the others'
         senders. The loop runs once per member and turn, so it is kept to attribute reads."""
-        started = time.perf_counter()
+        started = time.thread_time()
         self._timer = None
         self._last_flush = asyncio.get_running_loop().time()
         self.cut = head = self.head
@@ -322,8 +323,10 @@ class Group:
                     client.full_since = None
                     continue
             client._wake.set()
-        ended = time.perf_counter()
-        self._ready_at = ended + (ended - started) * self.hub.rest
+        # The writes' CPU time, not the wall clock's: a turn preempted by another process (or paused
+        # by a collection) was not expensive. Never longer than the fixed window would wait.
+        pause = min((time.thread_time() - started) * self.hub.rest, self.hub.interval())
+        self._ready_at = time.perf_counter() + pause
 
     def slice(self, start: int, end: int) -> list[Any]:
         start = max(start, self.base)
