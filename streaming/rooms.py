@@ -23,9 +23,8 @@ hundred sockets: a few hundred µs), and for `t × (1 − share) / share` after 
 (`CC_ROOM_BUSY_SHARE`; never longer than the fixed window) what arrives waits and goes as one
 turn, so writing a room's turns takes at most that share of the loop. With few clients that wait
 is microseconds; with hundreds at thousands of events a second, frames grow instead of the CPU
-(and the clients' work). `fixed`, the earlier policy: at
-most one turn per `batch_interval_s` for batching clients, the first message after a quiet spell
-at once.
+(and the clients' work). `fixed`, the earlier policy: at most one turn per `batch_interval_s` for
+batching clients, the first message after a quiet spell at once.
 """
 
 from __future__ import annotations
@@ -58,11 +57,12 @@ BATCH_INTERVAL_S = 0.008
 FRAMES_PER_S = 25_000
 ADAPTIVE, FIXED = "adaptive", "fixed"
 BATCH_MODES = (ADAPTIVE, FIXED)
-# Adaptive: the most of the event loop one room's turns take (see the module docstring). A turn
-# to 100 sockets takes a few hundred µs, so a tenth pauses the room a millisecond or two at most:
-# at 1,000 events/s to 100 clients that is fewer writes (each a system call, ~2 µs) and fewer
-# frames for the clients to read, for less than the Node relay's median in wait.
-BUSY_SHARE = 0.1
+# Adaptive: the most of the event loop one room's turns take (see the module docstring). A half:
+# a turn to 100 sockets takes a few hundred µs of CPU, so at 1,000 events/s (one a millisecond)
+# its pause holds back nothing, and only where a turn costs as much as the gap between events
+# (hundreds of clients) do turns wait, so that writing them never takes the whole loop. A
+# smaller share trades latency for CPU: fewer, bigger frames.
+BUSY_SHARE = 0.5
 
 
 def is_room(name: Any) -> bool:
