@@ -169,10 +169,6 @@ class Client:
         self.queue.append(item)
         self._wake.set()
 
-    def idle(self) -> bool:
-        """Nothing of it is being written or waiting to be: a frame for it may go out at once."""
-        return not (self.sending or self.queue or self.dropped or self.closed or self._wake.is_set())
-
     def backlog(self) -> int:
         group = self.group
         return len(self.queue) + (group.head - self.cursor if group is not None else 0)
@@ -312,7 +308,8 @@ class Group:
             if cursor >= head:
                 continue
             write_now = client.write_now
-            # Idle (`Client.idle`, inline): nothing of it is being written or waiting to be.
+            # Idle: nothing of it is being written (`sending`) or waiting to be (its private queue, a
+            # drop notice, a wake-up its sender has not taken yet), so this turn cannot overtake any.
             if write_now is not None and not (client.sending or client.queue or client.dropped or client.closed
                                               or client._wake.is_set()):
                 wire = wires.get(cursor)
@@ -375,8 +372,9 @@ class Hub:
         self.batch_clients = 0
 
     def interval(self) -> float:
-        """Time between a batching client's frames (fixed mode): `batch_interval_s`, longer when
-        there are so many batching clients that their frames would pass `frames_per_s`."""
+        """Time between a batching client's frames (fixed mode; the longest adaptive pause):
+        `batch_interval_s`, longer when there are so many batching clients that their frames would
+        pass `frames_per_s`."""
         return max(self.batch_interval_s, self.batch_clients / self.frames_per_s)
 
     def client(self, send: Send, close: Callable[[int, str], Awaitable[None]],
