@@ -49,7 +49,7 @@ def require(record: Mapping[str, Any], *names: str) -> None:
 def payload_object(payload: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     """A webhook payload's nested object, or the dead-letter reason why it has none."""
     value = payload.get(name)
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise InvalidRecord(f"payload has no `{name}` object")
     return value
 

@@ -76,7 +76,7 @@ def normalize(
         normalizer = NORMALIZERS[(source, entity)]
     except KeyError:
         raise InvalidRecord(f"no normalizer for {source}/{entity}") from None
-    if not isinstance(record, Mapping):
+    if type(record) is not dict and not isinstance(record, Mapping):
         raise InvalidRecord(f"record is a {type(record).__name__}, not an object")
     try:
         return normalizer(record, ctx, extra or {})
@@ -119,7 +119,7 @@ def delivery_records(source: str, event: str, payload: Any, snapshots: bool = Fa
     not an object, or that lacks what its source needs to find the record."""
     if source in PUSHING_SOURCES:
         return pushed_records(event, payload)
-    if not isinstance(payload, Mapping):
+    if type(payload) is not dict and not isinstance(payload, Mapping):
         raise InvalidRecord(f"payload is a {type(payload).__name__}, not an object")
     carrier = WEBHOOK_SOURCES.get(source)
     if carrier is None:

@@ -183,7 +183,14 @@ class Settings(BaseSettings):
     # may stay that far behind before it is disconnected (4408).
     ws_queue_max: int = Field(1000, ge=1)
     ws_slow_after_s: float = Field(10.0, ge=0)
-    # A batching client's frame interval, and the most batch frames a second a replica writes.
+    # When room messages go out (`streaming.rooms`): `adaptive`, at once to every client whose
+    # socket is free and coalesced behind a busy one; `fixed`, at most one frame per batching
+    # client every `ws_batch_ms` (the earlier policy, kept to compare).
+    room_batch: Literal["adaptive", "fixed"] = "adaptive"
+    # Adaptive: the most of the event loop one room's turns take; after a turn whose writes took t
+    # its room waits t × (1 − share) / share, and what arrives meanwhile goes out as one frame.
+    room_busy_share: float = Field(0.5, gt=0, le=1)
+    # A batching client's frame interval (fixed), and the most batch frames a second a replica writes.
     ws_batch_ms: float = Field(8.0, ge=0)
     ws_frames_per_s: int = Field(25_000, ge=1)
     # WebSocket keepalive (uvicorn's ping): a client that does not answer a ping within the

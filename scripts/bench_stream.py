@@ -1,7 +1,7 @@
 """Webhook → client latency of the sidecar's rooms, against a Node.js Socket.IO relay (`make bench-stream`).
 
-Usage: python -m scripts.bench_stream [--seconds 10] [--points 1000x100,5000x500] [--targets ws,socketio,node]
-                                     [--server-env CC_WS_BATCH_MS=5 ...]
+Usage: python -m scripts.bench_stream [--seconds 10] [--points 1000x100,2000x100]
+                                     [--targets ws,ws:fixed,socketio,node] [--server-env CC_WS_BATCH_MS=5 ...]
 
 One process tree on loopback. For each target and load point (events/s x clients): the server
 (the sidecar under uvicorn with uvloop and httptools, or `streaming/js/peer.mjs`, a Node
@@ -10,9 +10,12 @@ subscribed to `events:all`, and a load generator in its own process posting the 
 fixture `pull_request/opened` signed as GitHub does, each with a unique delivery id and its send
 time in the PR title. A client takes each event's latency as its arrival time minus that send
 time, per event even when a frame carries many (the sidecar's clients ask for batches: `?batch=1`,
-`auth.batch`; the Node peer emits one frame per event). Acks: the generator's 202s, their rate
-and latency; "lost" is every acknowledged delivery missing from the sidecar's landing log
-afterwards. Prints the table; nothing is asserted.
+`auth.batch`; the Node peer emits one frame per event). A sidecar target runs with the room
+batching its name says (`ws`, `socketio`: `CC_ROOM_BATCH=adaptive`; `ws:fixed`, `socketio:fixed`:
+the fixed `CC_WS_BATCH_MS` window), so old and new are measured in one run. Acks: the generator's
+202s, their rate and latency; "lost" is every acknowledged delivery missing from the sidecar's
+landing log afterwards. CPU: the server's CPU seconds (every thread) over the load, per
+acknowledged webhook. Prints the table; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -34,12 +37,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "github-webhooks" / "pull_request" / "opened.payload.json"
+# The shared recorded webhooks: the nearest `shared/fixtures` above the repo (a worktree sits deeper).
+FIXTURE = next((path for folder in ROOT.parents if (path := folder / "shared" / "fixtures" / "github-webhooks" /
+                "pull_request" / "opened.payload.json").is_file()),
+               ROOT.parent / "shared" / "fixtures" / "github-webhooks" / "pull_request" / "opened.payload.json")
 JS_DIR = ROOT / "streaming" / "js"
 WEBHOOK_SECRET = "bench-webhook-secret-0123456789abcdef0123"
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789"
 MARKER = re.compile(r"bench-\d+-(\d{19})")
 CLIENTS_PER_PROCESS = 250
+# A point whose clients still receive after this long past the load (one frame per event to Python
+# clients can take minutes) is cut: its delivered/sent says how far they got.
+DRAIN_S = 60.0
 
 # --- latency histogram: 10 µs buckets to 100 ms, then 1 ms buckets to 120 s -------------------------
 
@@ -81,7 +90,7 @@ async def run_clients(args) -> None:
     import websockets
 
     hist = new_hist()
-    stats = {"events": 0, "max_us": 0, "connected": 0, "closed": 0}
+    stats = {"events": 0, "frames": 0, "max_us": 0, "connected": 0, "closed": 0}
     stop = asyncio.Event()
 
     def record(text: str) -> None:
@@ -95,6 +104,7 @@ async def run_clients(args) -> None:
                 worst = us
             n += 1
         stats["events"] += n
+        stats["frames"] += n > 0
         stats["max_us"] = worst
 
     async def client(i: int) -> None:
@@ -293,10 +303,15 @@ def landed_ids(data_dir: Path) -> set[str]:
 
 def measure(target: str, rate: int, clients: int, seconds: float, work: Path,
             server_env: dict[str, str] | None = None) -> dict:
+    """One target (`ws`, `ws:fixed`, `socketio`, `socketio:fixed`, `node`) at one load point."""
     from streaming.auth import issue_token
 
+    label = target
+    target, _, mode = target.partition(":")
+    if target != "node":
+        server_env = {**(server_env or {}), "CC_ROOM_BATCH": mode or "adaptive"}
     run = secrets.token_hex(4)
-    point = work / f"{target}-{rate}-{clients}"
+    point = work / f"{label.replace(':', '-')}-{rate}-{clients}"
     data_dir = point / "data"
     point.mkdir(parents=True)
     port = _free_port()
@@ -328,9 +343,9 @@ def measure(target: str, rate: int, clients: int, seconds: float, work: Path,
         load = json.loads(load_out.read_text())
         server_cpu = _cpu_s(server.pid) - server_cpu  # the load's span: acks are in, fan-out mostly done
         expected = len(load["acked"]) * clients
-        # Drain: until every client has every acknowledged event, or nothing moved for 3 s.
-        last, still_since = -1, time.monotonic()
-        while time.monotonic() - still_since < 3:
+        # Drain: until every client has every acknowledged event, nothing moved for 3 s, or DRAIN_S.
+        last, still_since, drain_end = -1, time.monotonic(), time.monotonic() + DRAIN_S
+        while time.monotonic() - still_since < 3 and time.monotonic() < drain_end:
             got = sum(int(p.read_text() or 0) for p in (Path(str(o) + ".progress") for o in outs) if p.exists())
             if got >= expected:
                 break
@@ -347,10 +362,11 @@ def measure(target: str, rate: int, clients: int, seconds: float, work: Path,
                 proc.kill()
         _stop(server)
         log.close()
-    hist, delivered, worst, clients_cpu = new_hist(), 0, 0, 0.0
+    hist, delivered, frames, worst, clients_cpu = new_hist(), 0, 0, 0, 0.0
     for out in outs:
         result = json.loads(out.read_text())
         delivered += result["events"]
+        frames += result["frames"]
         clients_cpu += result["cpu_s"]
         worst = max(worst, result["max_us"])
         for i, c in result["hist"].items():
@@ -366,7 +382,8 @@ def measure(target: str, rate: int, clients: int, seconds: float, work: Path,
     span = max(1e-9, load["last_ack"] - load["first_sent"])
     p50, p99 = quantiles(hist, (0.5, 0.99))
     a50, a99 = quantiles(ack_hist, (0.5, 0.99))
-    return {"target": target, "rate": rate, "clients": clients, "sent": load["sent"], "acked": acked,
+    return {"target": label, "rate": rate, "clients": clients, "sent": load["sent"], "acked": acked,
+            "events_per_frame": delivered / frames if frames else None,
             "statuses": load["statuses"], "ack_rate": acked / span, "ack_p50": a50, "ack_p99": a99,
             "p50": p50, "p99": p99, "max": worst / 1000, "delivered": delivered, "expected": expected, "lost": lost,
             "server_cpu_us": server_cpu / max(1, acked) * 1e6, "server_cores": server_cpu / span,
@@ -403,13 +420,17 @@ def main(argv: list[str] | None = None) -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10, help="load per point")
-    parser.add_argument("--points", default="1000x100,5000x500", help="events/s x clients, comma-separated")
-    parser.add_argument("--targets", default="ws,socketio,node")
+    parser.add_argument("--points", default="1000x100,2000x100", help="events/s x clients, comma-separated")
+    parser.add_argument("--targets", default="ws,ws:fixed,socketio,node",
+                        help="ws, socketio (adaptive batching), ws:fixed, socketio:fixed (the fixed window), node")
     parser.add_argument("--server-env", action="append", default=[], metavar="CC_NAME=value",
                         help="settings for the sidecar, e.g. CC_WS_BATCH_MS=5 (repeatable)")
     args = parser.parse_args(argv)
     server_env = dict(item.split("=", 1) for item in args.server_env)
     targets = args.targets.split(",")
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(unknown)}: expected some of {', '.join(TARGETS)}")
     if "node" in targets and not (JS_DIR / "node_modules" / "socket.io").is_dir():
         print("skipping the Node peer: node or `npm ci` in streaming/js missing (make install)")
         targets.remove("node")
@@ -424,21 +445,48 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  p50 {_fmt(result['p50'])} ms  p99 {_fmt(result['p99'])} ms  max {_fmt(result['max'])} ms  "
                       f"delivered {result['delivered']}/{result['expected']}  acks {result['acked']}/{result['sent']} "
                       f"({result['ack_rate']:.0f}/s, p50 {_fmt(result['ack_p50'])} p99 {_fmt(result['ack_p99'])} ms)  "
-                      f"lost {result['lost']}  server CPU {result['server_cpu_us']:.0f} µs/webhook "
+                      f"lost {result['lost']}  events/frame {_fmt(result['events_per_frame'], 2)}  "
+                      f"server CPU {result['server_cpu_us']:.0f} µs/webhook "
                       f"({result['server_cores']:.2f} cores; clients {result['clients_cores']:.2f})", flush=True)
+    print()
+    print(table(results, server_env))
+
+
+TARGETS = ("ws", "ws:fixed", "socketio", "socketio:fixed", "node")
+
+
+def _name(target: str, server_env: dict[str, str]) -> str:
+    endpoint, _, mode = target.partition(":")
+    if endpoint == "node":
+        return "Node socket.io relay"
+    window = float(server_env.get("CC_WS_BATCH_MS", 8))
+    return {"ws": "/ws", "socketio": "Socket.IO"}[endpoint] + (f" (fixed {window:g} ms)" if mode else " (adaptive)")
+
+
+def table(results: list[dict], server_env: dict[str, str]) -> str:
+    """The run as a Markdown table: each row against the Node relay's at the same point."""
     peer = {(r["rate"], r["clients"]): r for r in results if r["target"] == "node"}
-    print("\n| endpoint | events/s | clients | p50 ms | p99 ms | max ms | delivered/sent | p99 vs Node peer "
-          "| acks/s | ack p50 ms | ack p99 ms | acked lost | server CPU µs/webhook | server / clients cores |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in results:
+
+    def versus(r: dict, key: str) -> str:
         ref = peer.get((r["rate"], r["clients"]))
-        ratio = "–" if not ref or r is ref or not ref["p99"] or r["p99"] is None else f"{r['p99'] / ref['p99']:.2f}×"
+        if not ref or r is ref or not ref[key] or r[key] is None:
+            return "–"
+        return f"{r[key] / ref[key]:.2f}×"
+
+    lines = ["| endpoint | events/s | clients | p50 ms | p99 ms | max ms | p50 / p99 vs Node relay | delivered/sent "
+             "| events/frame | acks/s | ack p50 ms | ack p99 ms | acked lost | server CPU µs/webhook "
+             "| server / clients cores |",
+             "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in results:
         share = r["delivered"] / r["expected"] if r["expected"] else 0
-        name = {"ws": "/ws (batch)", "socketio": "Socket.IO (batch)", "node": "Node socket.io relay"}[r["target"]]
-        print(f"| {name} | {r['rate']:,} | {r['clients']} | {_fmt(r['p50'])} | {_fmt(r['p99'])} | {_fmt(r['max'])} "
-              f"| {r['delivered']:,}/{r['expected']:,} ({share:.1%}) | {ratio} | {r['ack_rate']:,.0f} "
-              f"| {_fmt(r['ack_p50'])} | {_fmt(r['ack_p99'])} | {'–' if r['lost'] is None else r['lost']} "
-              f"| {r['server_cpu_us']:.0f} | {r['server_cores']:.2f} / {r['clients_cores']:.2f} |")
+        lines.append(
+            f"| {_name(r['target'], server_env)} | {r['rate']:,} | {r['clients']} | {_fmt(r['p50'])} | {_fmt(r['p99'])} "
+            f"| {_fmt(r['max'])} | {versus(r, 'p50')} / {versus(r, 'p99')} "
+            f"| {r['delivered']:,}/{r['expected']:,} ({share:.1%}) | {_fmt(r['events_per_frame'], 2)} "
+            f"| {r['ack_rate']:,.0f} | {_fmt(r['ack_p50'])} | {_fmt(r['ack_p99'])} "
+            f"| {'–' if r['lost'] is None else r['lost']} | {r['server_cpu_us']:.0f} "
+            f"| {r['server_cores']:.2f} / {r['clients_cores']:.2f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -168,9 +168,14 @@ class IdWriter:
 
     def __init__(self) -> None:
         self._files: dict[Path, tuple[int, int]] = {}  # id file -> (fd, CRC of its bytes)
+        self._paths: dict[Path, Path] = {}  # landing file -> its id file (a Path built per commit otherwise)
 
     def record(self, landing_path: Path, keys: list[str], end_offset: int) -> None:
-        path = id_path(landing_path)
+        path = self._paths.get(landing_path)
+        if path is None:
+            if len(self._paths) >= 64:
+                self._paths.clear()
+            path = self._paths[landing_path] = id_path(landing_path)
         try:
             fd, crc = self._files.get(path) or self._open(path)
             data, crc = encode_keys(keys, end_offset, crc)

@@ -5,8 +5,9 @@ fsyncs, each a few milliseconds on a real disk, one after another. Here one writ
 *everything* queued, writes it, fsyncs each touched file once and only then resolves every
 waiting request: concurrent requests share one fsync, so throughput grows with load while an
 ack still means "on disk". The lines are `LandingLog`'s (`{..., "_received_at": iso}`), so
-`LandingLog.read` and the raw assets read them unchanged. After the acks, the keys of an indexed
-stream's lines go to its id files (`streaming.dedupe`), so a restart does not re-read the log.
+`LandingLog.read` and the raw assets read them unchanged. After the acks (within `ID_WRITE_S`),
+the keys of an indexed stream's lines go to its id files (`streaming.dedupe`), so a restart does
+not re-read the log.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 
 
 _LINE = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+# Keys landed go to the id files at most this long after their fsync (and when the writer stops):
+# a restart scans the landing bytes past the last checkpoint, so the gap only lengthens that scan
+# by as much, and an append per group commit cost a system call and two CRCs per webhook.
+ID_WRITE_S = 0.1
 
 
 def encode_line(record: dict[str, Any], received_at: datetime, raw: dict[str, bytes] | None = None) -> bytes:
@@ -67,7 +72,10 @@ class GroupCommitLog:
         self.fault_delay_s = fault_delay_s
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._fds: dict[Path, int] = {}
-        self._ids = IdWriter()
+        self._paths: dict[tuple[str, date], Path] = {}
+        self._id_writer = IdWriter()
+        self._ids: dict[Path, tuple[list[str], int]] = {}  # keys landed, not yet in their id file
+        self._ids_due = 0.0
         self._thread = threading.Thread(target=self._run, name="landing-group-commit", daemon=True)
         self._thread.start()
         self.batches = 0  # fsync rounds, for tests and metrics
@@ -89,7 +97,13 @@ class GroupCommitLog:
         not the request's: cancelling a waiting request does not cancel it."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Write(self.landing.path(stream, received_at.date()), data, loop, future, keys))
+        day = (stream, received_at.date())
+        path = self._paths.get(day)
+        if path is None:  # a Path built per webhook was a tenth of the submit
+            if len(self._paths) >= 64:  # past days'
+                self._paths.clear()
+            path = self._paths[day] = self.landing.path(*day)
+        self._queue.put(_Write(path, data, loop, future, keys))
         return future
 
     def close(self) -> None:
@@ -98,7 +112,7 @@ class GroupCommitLog:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
-        self._ids.close()
+        self._id_writer.close()
 
     def _fd(self, path: Path) -> int:
         fd = self._fds.get(path)
@@ -125,29 +139,33 @@ class GroupCommitLog:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            try:  # with keys to index, wake for them when they are due
+                first = self._queue.get(timeout=max(0.0, self._ids_due - time.monotonic()) if self._ids else None)
+            except queue.Empty:
+                self._write_ids()
+                continue
             if first is None:
+                self._write_ids()
                 return
             batch = [first]
             stop = False
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
+            while not self._queue.empty():  # only this thread takes: what is there can be taken
+                item = self._queue.get_nowait()
                 if item is None:
                     stop = True
                     break
                 batch.append(item)
             self._commit(batch)
             if stop:
+                self._write_ids()
                 return
+            if self._ids and time.monotonic() >= self._ids_due:
+                self._write_ids()
 
     def _commit(self, batch: list[_Write]) -> None:
         if self.fault_delay_s:
             time.sleep(self.fault_delay_s)
         by_path: dict[Path, list[_Write]] = {}
-        indexed: list[tuple[Path, list[str], int]] = []
         for write in batch:
             by_path.setdefault(write.path, []).append(write)
         for path, writes in by_path.items():
@@ -161,7 +179,7 @@ class GroupCommitLog:
                 os.fsync(fd)
                 keys = [k for w in writes if w.keys is not None for k in w.keys]
                 if keys:
-                    indexed.append((path, keys, os.fstat(fd).st_size))
+                    self._index(path, keys, os.fstat(fd).st_size)
             except OSError as exc:
                 log.exception("landing write to %s failed", path)
                 error = exc
@@ -170,10 +188,33 @@ class GroupCommitLog:
                     os.close(stale)
             self.batches += 1
             self.lines += len(writes)
+            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
             for write in writes:
-                write.loop.call_soon_threadsafe(_resolve, write.future, error)
-        for path, keys, end in indexed:  # after the acks: off the ack's path
-            self._ids.record(path, keys, end)
+                by_loop.setdefault(write.loop, []).append(write.future)
+            for loop, futures in by_loop.items():  # one wake-up of each loop for the whole batch
+                loop.call_soon_threadsafe(_resolve_all, futures, error)
+
+    def _index(self, path: Path, keys: list[str], end: int) -> None:
+        """Keys landed in `path` up to `end`, to go to its id file with the next `_write_ids`."""
+        held = self._ids.get(path)
+        if held is None:
+            if not self._ids:
+                self._ids_due = time.monotonic() + ID_WRITE_S
+            self._ids[path] = (keys, end)
+        else:
+            held[0].extend(keys)
+            self._ids[path] = (held[0], end)
+
+    def _write_ids(self) -> None:
+        """After the acks, off their path: the keys and a checkpoint per landing file."""
+        for path, (keys, end) in self._ids.items():
+            self._id_writer.record(path, keys, end)
+        self._ids.clear()
+
+
+def _resolve_all(futures: list[asyncio.Future], error: BaseException | None) -> None:
+    for future in futures:
+        _resolve(future, error)
 
 
 def _resolve(future: asyncio.Future, error: BaseException | None) -> None:

@@ -6,15 +6,15 @@ a dbt build that finished at `ts` covers them, `drop_through(ts)` forgets them.
 
 Each event is a dict: the flat row of `lake/normalized/events` (`NormalizedEvent.to_row()`, with
 `payload` decoded to a dict) plus `occurred_at` (naive UTC datetime, the event's own time),
-`received_at` (when the sidecar saw it), `workflow_id` (the root key of the event's own
-correlation keys, or None) and `correlation_keys` (list of key strings).
+`received_at` (when the sidecar saw it), `workflow_id` (the workflow the sidecar's correlator
+puts the event's keys in, or None) and `correlation_keys` (list of key strings).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,15 +40,18 @@ def root_key(keys: Iterable[CorrelationKey]) -> str | None:
     return best.key
 
 
-def event_dict(event: NormalizedEvent, received_at: datetime | None = None) -> dict[str, Any]:
-    """A normalized event as `LiveEvents` keeps it (and as the REST helper reads it)."""
-    row = event.to_row()
-    row["payload"] = dict(event.payload)
-    row["tags"] = list(event.tags)
+def event_dict(event: NormalizedEvent, received_at: datetime | None = None,
+               correlate: Callable[[list[str]], str | None] | None = None) -> dict[str, Any]:
+    """A normalized event as `LiveEvents` keeps it (and as the REST helper reads it). Its workflow
+    is `correlate(correlation keys)` when given (the sidecar's correlator), else its own root key."""
+    row = event.to_row(as_text=False)
     row["occurred_at"] = event.timestamp
     row["received_at"] = _naive_utc(received_at or datetime.now(UTC))
-    row["correlation_keys"] = [k.key for k in event.keys]
-    row["workflow_id"] = event.workflow.id if event.workflow else root_key(event.keys)
+    keys = row["correlation_keys"] = [k.key for k in event.keys]
+    if correlate is not None:
+        row["workflow_id"] = correlate(keys)
+    else:
+        row["workflow_id"] = event.workflow.id if event.workflow else root_key(event.keys)
     return row
 
 

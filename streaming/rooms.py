@@ -3,14 +3,28 @@
 Both endpoints, `/ws` and Socket.IO, keep their clients here. Clients with the same rooms, wire
 format and framing form a `Group`, and a room message is encoded once per wire format and
 appended once to each group's log — not once per client: at 5,000 events/s to 500 clients that
-per-client loop was millions of Python calls a second. Each client's own sender reads the log
-from its own cursor and writes to its own socket, so a slow client never delays the others; a
-batching client gets everything released since its last frame as one frame, and the members that
-are equally far share that frame, encoded once (`Group.frame`). The log keeps `max_queue` items:
-a client further behind than that has the oldest dropped (the newest state matters most on a live
-dashboard) and, once it catches up, gets a `notice` saying how many it missed; one that stays
-behind for `slow_after_s` is disconnected (close code 4408 on `/ws`) so it reconnects and reloads
-over REST. Messages for one client alone (answers, notices) go to its private bounded queue.
+per-client loop was millions of Python calls a second. The log is released to the members in
+turns (`Group.flush`); the members that are equally far share the turn's frame, encoded once
+(`Group.frame`), and a member whose socket takes it without waiting is written to from the turn
+itself (`Client.write_now`: one `transport.write`, no task woken). A member still busy with an
+earlier write is left to its own sender, which reads the log from the member's cursor when that
+write completes and sends everything released meanwhile as one frame: a slow client never delays
+the others, and behind it events coalesce. The log keeps `max_queue` items: a client further
+behind than that has the oldest dropped (the newest state matters most on a live dashboard) and,
+once it catches up, gets a `notice` saying how many it missed; one that stays behind for
+`slow_after_s` is disconnected (close code 4408 on `/ws`) so it reconnects and reloads over REST.
+Messages for one client alone (answers, notices) go to its private bounded queue.
+
+When a turn is released (`CC_ROOM_BATCH`): `adaptive` (the default) at the end of the loop
+iteration that published, so a quiet room's event goes out alone at once and what one iteration
+publishes (one group commit's deliveries) goes out together — unless the room's last turn is
+still "in flight" in the sense that matters on one event loop: its writes took `t` of CPU (a
+hundred sockets: a few hundred µs), and for `t × (1 − share) / share` after them
+(`CC_ROOM_BUSY_SHARE`; never longer than the fixed window) what arrives waits and goes as one
+turn, so writing a room's turns takes at most that share of the loop. With few clients that wait
+is microseconds; with hundreds at thousands of events a second, frames grow instead of the CPU
+(and the clients' work). `fixed`, the earlier policy: at most one turn per `batch_interval_s` for
+batching clients, the first message after a quiet spell at once.
 """
 
 from __future__ import annotations
@@ -41,6 +55,14 @@ BATCH_INTERVAL_S = 0.008
 # The most batch frames a second this replica writes, over all its batching clients: past it the
 # interval grows (500 clients: 20 ms), so the frames get bigger rather than the CPU overrun.
 FRAMES_PER_S = 25_000
+ADAPTIVE, FIXED = "adaptive", "fixed"
+BATCH_MODES = (ADAPTIVE, FIXED)
+# Adaptive: the most of the event loop one room's turns take (see the module docstring). A half:
+# a turn to 100 sockets takes a few hundred µs of CPU, so at 1,000 events/s (one a millisecond)
+# its pause holds back nothing, and only where a turn costs as much as the gap between events
+# (hundreds of clients) do turns wait, so that writing them never takes the whole loop. A
+# smaller share trades latency for CPU: fewer, bigger frames.
+BUSY_SHARE = 0.5
 
 
 def is_room(name: Any) -> bool:
@@ -93,6 +115,8 @@ def json_array(texts: list[str]) -> str:
 
 
 Send = Callable[[list[Any]], Awaitable[None]]
+# Writes wire items now if the socket takes them without waiting; False (nothing written) if not.
+WriteNow = Callable[[list[Any]], bool]
 
 
 class Client:
@@ -106,9 +130,11 @@ class Client:
 
     def __init__(self, send: Send, close: Callable[[int, str], Awaitable[None]],
                  max_queue: int, slow_after_s: float, encode: Callable[[str], Any] = as_text,
-                 pack: Callable[[list[Any]], Any] | None = None) -> None:
+                 pack: Callable[[list[Any]], Any] | None = None, write_now: WriteNow | None = None) -> None:
         self._send = send
         self._close = close
+        self.write_now = write_now
+        self.sending = False  # its sender is writing (maybe waiting for the socket to drain)
         self.encode = encode
         self.pack = pack
         self.queue: deque[Any] = deque()  # private messages (answers, notices)
@@ -194,6 +220,7 @@ class Client:
                 self._wake.clear()
                 if self.closed:
                     break
+                self.sending = True
                 # Everything waiting goes in one turn: under load, batches grow instead of the backlog.
                 while items := self._take():
                     await self._send(items)
@@ -203,6 +230,7 @@ class Client:
                         "code": "messages_dropped", "dropped": dropped,
                         "detail": "this client fell behind; reload current state over REST"}))
                     await self._send([notice if self.pack is None else self.pack([notice])])
+                self.sending = False
                 self.full_since = None
         finally:
             if self.kicked:
@@ -217,11 +245,12 @@ class Group:
     """The clients with the same rooms, wire format and framing, and the log of what they are sent.
 
     A room message is encoded once per wire format and appended once per group, whatever the
-    number of members. The log is released to the members in turns (`flush`): at once for clients
-    that take messages one by one; for batching clients at most once per `hub.interval()`, the
-    first message after a quiet spell at once. Members that are as far as the last turn share its
-    frame, encoded once. The log keeps `max_queue` items: a member further behind has the oldest
-    dropped (its own bounded queue, as it were) and, if it stays behind, is disconnected."""
+    number of members. The log is released to the members in turns (`flush`): adaptive, at the
+    end of the loop iteration that appended; fixed, at once for clients that take messages one by
+    one and for batching clients at most once per `hub.interval()`, the first message after a
+    quiet spell at once. Members that are as far as the last turn share its frame, encoded once.
+    The log keeps `max_queue` items: a member further behind has the oldest dropped (its own
+    bounded queue, as it were) and, if it stays behind, is disconnected."""
 
     def __init__(self, hub: Hub, key: tuple, encode: Callable[[str], Any],
                  pack: Callable[[list[Any]], Any] | None) -> None:
@@ -234,8 +263,10 @@ class Group:
         self.base = 0  # the sequence number of items[0]
         self.cut = 0  # items before `cut` are released to the senders
         self._frames: dict[int, Any] = {}  # this turn's frames by start
+        self._wires: dict[int, list[Any]] = {}  # the same, as `write_now` takes them
         self._timer: asyncio.Handle | None = None
         self._last_flush = -1e9
+        self._ready_at = 0.0  # adaptive: the next turn waits until then (`time.perf_counter`)
 
     @property
     def head(self) -> int:
@@ -248,24 +279,51 @@ class Group:
             self.base += 1
         if self._timer is None:
             loop = asyncio.get_running_loop()
-            wait = 0.0 if self.pack is None else self._last_flush + self.hub.interval() - loop.time()
+            if self.hub.adaptive:  # after everything this iteration publishes, once the last turn's share is up
+                wait = self._ready_at - time.perf_counter()
+            else:
+                wait = 0.0 if self.pack is None else self._last_flush + self.hub.interval() - loop.time()
             self._timer = loop.call_soon(self.flush) if wait <= 0 else loop.call_later(wait, self.flush)
 
     def flush(self) -> None:
+        """Release the log to the members: write the turn to each idle one now, wake the others'
+        senders. The loop runs once per member and turn, so it is kept to attribute reads."""
+        started = time.thread_time()
         self._timer = None
         self._last_flush = asyncio.get_running_loop().time()
         self.cut = head = self.head
+        base = self.base
         self._frames.clear()
+        wires = self._wires
+        wires.clear()
         for client in tuple(self.members):
-            if client.cursor < self.base:
-                client.fell_behind(self.base - client.cursor)
-                client.cursor = self.base
+            cursor = client.cursor
+            if cursor < base:
+                client.fell_behind(base - cursor)
+                client.cursor = cursor = base
                 if client.kicked:
                     self.hub.kicked += 1
                     self.hub.remove(client)
                     continue
-            if client.cursor < head:
-                client._wake.set()
+            if cursor >= head:
+                continue
+            write_now = client.write_now
+            # Idle: nothing of it is being written (`sending`) or waiting to be (its private queue, a
+            # drop notice, a wake-up its sender has not taken yet), so this turn cannot overtake any.
+            if write_now is not None and not (client.sending or client.queue or client.dropped or client.closed
+                                              or client._wake.is_set()):
+                wire = wires.get(cursor)
+                if wire is None:
+                    wire = self.wire(cursor)
+                if write_now(wire):
+                    client.cursor = head
+                    client.full_since = None
+                    continue
+            client._wake.set()
+        # The writes' CPU time, not the wall clock's: a turn preempted by another process (or paused
+        # by a collection) was not expensive. Never longer than the fixed window would wait.
+        pause = min((time.thread_time() - started) * self.hub.rest, self.hub.interval())
+        self._ready_at = time.perf_counter() + pause
 
     def slice(self, start: int, end: int) -> list[Any]:
         start = max(start, self.base)
@@ -278,6 +336,12 @@ class Group:
             frame = self._frames[start] = self.pack(self.slice(start, self.cut))
         return frame
 
+    def wire(self, start: int) -> list[Any]:
+        """What a member at `start` is written this turn (`write_now`): one batch frame, kept for the
+        members at the same place, or each item as its own frame."""
+        wire = self._wires[start] = self.slice(start, self.cut) if self.pack is None else [self.frame(start)]
+        return wire
+
     def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -288,7 +352,14 @@ class Hub:
     """Room membership of this replica's clients, kept as groups of clients with the same rooms."""
 
     def __init__(self, max_queue: int = 1000, slow_after_s: float = 10.0,
-                 batch_interval_s: float = BATCH_INTERVAL_S, frames_per_s: int = FRAMES_PER_S) -> None:
+                 batch_interval_s: float = BATCH_INTERVAL_S, frames_per_s: int = FRAMES_PER_S,
+                 mode: str = ADAPTIVE, busy_share: float = BUSY_SHARE) -> None:
+        if mode not in BATCH_MODES:
+            raise ValueError(f"batch mode {mode!r}: expected one of {', '.join(BATCH_MODES)}")
+        if not 0 < busy_share <= 1:
+            raise ValueError(f"busy share {busy_share}: expected more than 0, at most 1")
+        self.adaptive = mode == ADAPTIVE
+        self.rest = (1 - busy_share) / busy_share  # adaptive: a turn's write time × this is its room's pause
         self.batch_interval_s = batch_interval_s
         self.frames_per_s = frames_per_s
         self.rooms: dict[str, set[Group]] = {}
@@ -301,14 +372,17 @@ class Hub:
         self.batch_clients = 0
 
     def interval(self) -> float:
-        """Time between a batching client's frames: `batch_interval_s`, longer when there are so
-        many batching clients that their frames would pass `frames_per_s`."""
+        """Time between a batching client's frames (fixed mode; the longest adaptive pause):
+        `batch_interval_s`, longer when there are so many batching clients that their frames would
+        pass `frames_per_s`."""
         return max(self.batch_interval_s, self.batch_clients / self.frames_per_s)
 
     def client(self, send: Send, close: Callable[[int, str], Awaitable[None]],
                encode: Callable[[str], Any] = as_text, batch: bool = False,
-               pack: Callable[[list[Any]], Any] = json_array) -> Client:
-        client = Client(send, close, self.max_queue, self.slow_after_s, encode, pack if batch else None)
+               pack: Callable[[list[Any]], Any] = json_array, write_now: WriteNow | None = None) -> Client:
+        """A client; with `write_now`, room turns are written to it from the flush itself while it
+        is idle, without waking its sender."""
+        client = Client(send, close, self.max_queue, self.slow_after_s, encode, pack if batch else None, write_now)
         self.clients.add(client)
         if batch:
             self.batch_clients += 1

@@ -67,7 +67,13 @@ def connection_budget(wanted: int) -> int:
 
 
 class Guard:
-    """One server's budget and the connections waiting for a request's headers, oldest first."""
+    """One server's budget, the connections waiting for a request's headers (oldest first), and the
+    read deadlines of its connections.
+
+    The deadlines are not a timer per request (arming and cancelling two timers per webhook cost
+    12 µs): each phase has one timeout, so a connection's deadline is its arming time plus that,
+    and deadlines armed in order stay in order. One timer, at the earliest deadline, closes what
+    is due then and is set again at the next one."""
 
     def __init__(self, settings: Settings, connections: set) -> None:
         self.header_timeout_s = settings.http_header_timeout_s
@@ -75,6 +81,10 @@ class Guard:
         self.budget = connection_budget(settings.http_max_connections)
         self.connections = connections  # uvicorn's: every open HTTP and WebSocket connection
         self.waiting: dict[GuardedHttpToolsProtocol, None] = {}  # insertion order: the oldest first
+        self.headers_due: dict[GuardedHttpToolsProtocol, float] = {}  # arming order: the earliest first
+        self.bodies_due: dict[GuardedHttpToolsProtocol, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self.evicted = self.refused = 0
 
     @classmethod
@@ -92,6 +102,7 @@ class Guard:
                 return False
             oldest = next(iter(self.waiting))
             self.waiting.pop(oldest)
+            self.disarm(oldest)
             # Counted out now: its connection_lost comes on a later loop turn.
             self.connections.discard(oldest)
             oldest.transport.abort()
@@ -104,6 +115,48 @@ class Guard:
         self.waiting.pop(protocol, None)
         self.waiting[protocol] = None
 
+    def arm_headers(self, protocol: GuardedHttpToolsProtocol) -> None:
+        self.bodies_due.pop(protocol, None)
+        self.headers_due.pop(protocol, None)
+        self._arm(protocol.loop, self.headers_due, protocol, self.header_timeout_s)
+
+    def arm_body(self, protocol: GuardedHttpToolsProtocol) -> None:
+        self.headers_due.pop(protocol, None)
+        self.bodies_due.pop(protocol, None)
+        self._arm(protocol.loop, self.bodies_due, protocol, self.body_timeout_s)
+
+    def armed(self, protocol: GuardedHttpToolsProtocol) -> bool:
+        return protocol in self.headers_due or protocol in self.bodies_due
+
+    def disarm(self, protocol: GuardedHttpToolsProtocol) -> None:
+        self.headers_due.pop(protocol, None)
+        self.bodies_due.pop(protocol, None)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, due: dict, protocol: GuardedHttpToolsProtocol,
+             timeout_s: float) -> None:
+        at = due[protocol] = loop.time() + timeout_s
+        if self._timer is None or at < self._timer_at:
+            self._schedule(loop, at)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = loop.call_at(at, self._expire, loop), at
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        now = loop.time()
+        for due, expired in ((self.headers_due, "_headers_too_slow"), (self.bodies_due, "_body_too_slow")):
+            while due:
+                protocol, at = next(iter(due.items()))
+                if at > now:
+                    break
+                del due[protocol]
+                getattr(protocol, expired)()
+        nexts = [next(iter(due.values())) for due in (self.headers_due, self.bodies_due) if due]
+        if nexts:
+            self._schedule(loop, min(nexts))
+
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with read timeouts and the connection budget (`Guard`)."""
@@ -111,16 +164,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.guard = Guard.of(self.server_state)
-        self.deadline: asyncio.TimerHandle | None = None
-
-    def _arm(self, seconds: float, then) -> None:
-        self._disarm()
-        self.deadline = self.loop.call_later(seconds, then)
-
-    def _disarm(self) -> None:
-        if self.deadline is not None:
-            self.deadline.cancel()
-            self.deadline = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         admitted = self.guard.admit()
@@ -130,27 +173,27 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             transport.close()
             return
         self.guard.wait(self)
-        self._arm(self.guard.header_timeout_s, self._headers_too_slow)
+        self.guard.arm_headers(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self.guard.disarm(self)
         self.guard.waiting.pop(self, None)
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self.deadline is None:  # the next request on a kept-alive connection: its headers are timed too
-            self._arm(self.guard.header_timeout_s, self._headers_too_slow)
+        if not self.guard.armed(self):  # the next request on a kept-alive connection: its headers are timed too
+            self.guard.arm_headers(self)
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self.guard.disarm(self)
         self.guard.waiting.pop(self, None)
         super().on_headers_complete()
         if not (self.parser.should_upgrade() and self._should_upgrade()):
-            self._arm(self.guard.body_timeout_s, self._body_too_slow)
+            self.guard.arm_body(self)
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self.guard.disarm(self)
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -159,7 +202,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.guard.wait(self)
 
     def handle_websocket_upgrade(self) -> None:
-        self._disarm()
+        self.guard.disarm(self)
         self.guard.waiting.pop(self, None)
         super().handle_websocket_upgrade()
 
@@ -176,12 +219,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super()._start_asgi_task(cycle, run)
 
     def _headers_too_slow(self) -> None:
-        self.deadline = None
         self.guard.waiting.pop(self, None)
         self.transport.close()
 
     def _body_too_slow(self) -> None:
-        self.deadline = None
         cycle = self.cycle
         if cycle is not None and not cycle.response_started:
             cycle.cc_timed_out = True

@@ -82,8 +82,9 @@ class Sidecar:
         self.sample_ids = DeliveryIndex(settings.landing_dir, METRICS_STREAM, days=RESEND_DAYS)
         self.journal = GroupCommitLog(settings.landing_dir, settings.fault_fsync_delay_s)
         self.hub = Hub(settings.ws_queue_max, settings.ws_slow_after_s, settings.ws_batch_ms / 1000,
-                       settings.ws_frames_per_s)
+                       settings.ws_frames_per_s, settings.room_batch, settings.room_busy_share)
         self.broker = broker_for(settings.redis_url)
+        self._shared = not isinstance(self.broker, MemoryBroker)  # replicas share delivery keys and live rows
         self.marts = marts_from_settings(settings)  # the last build's marts, as the REST API reads them
         self.correlator = Correlator(self.marts)
         # Each affected workflow's fct_workflows row, recomputed as its events arrive.
@@ -259,7 +260,8 @@ class Sidecar:
         Everything that can fail before the write (normalizing, encoding the line) happens before
         the claim; from the claim on, the claim is settled by the write's own outcome, so no
         error or cancelled request can leave a key claimed without a durable line."""
-        if self.deliveries.durable(delivery.keys) or await self.broker.landed(delivery.keys):
+        keys = delivery.keys
+        if self.deliveries.durable(keys) or (self._shared and await self.broker.landed(keys)):
             self.facts.duplicate(delivery.source, utcnow())
             return _duplicate(delivery)
         reason = None
@@ -285,12 +287,12 @@ class Sidecar:
             line = encode_line(record, received_at, {"payload": delivery.raw})
         except (TypeError, orjson.JSONEncodeError) as exc:
             return JSONResponse({"detail": f"the delivery cannot be stored: {exc}"}, status_code=400)
-        claim = await self.deliveries.claim(delivery.keys)
+        claim = await self.deliveries.claim(keys)
         if claim is None:
             self.facts.duplicate(delivery.source, utcnow())
             return _duplicate(delivery)
         try:
-            write = self.journal.submit(LANDING_STREAM, line, received_at, delivery.keys)
+            write = self.journal.submit(LANDING_STREAM, line, received_at, keys)
         except BaseException:
             self.deliveries.settle(claim, durable=False)
             raise
@@ -306,7 +308,8 @@ class Sidecar:
         if reason is not None:
             self.facts.dead_letter(delivery.source, reason, received_at)
         try:
-            await self.broker.mark_landed(delivery.keys)  # before publishing: see RedisBroker.landed
+            if self._shared:
+                await self.broker.mark_landed(keys)  # before publishing: see RedisBroker.landed
             await self.publish(events, received_at, delivery.action, self._carried(delivery, received_at))
             if delivery.event == ALERT_KIND:
                 await self.broker.publish(ALERTS_ROOM, message(ALERT_KIND, ALERTS_ROOM, delivery.payload))
@@ -379,7 +382,7 @@ class Sidecar:
         any replica's markers); returns how many. A copy of an id still being written waits for
         that write, as a webhook redelivery does (`DeliveryIndex.claim`)."""
         ids = list(lines)
-        if not isinstance(self.broker, MemoryBroker):
+        if self._shared:
             elsewhere = await asyncio.gather(*(self.broker.landed((SAMPLE_MARK + i,)) for i in ids))
             ids = [i for i, found in zip(ids, elsewhere, strict=True) if not found]
         claims = [c for c in await asyncio.gather(*(self.sample_ids.claim((i,)) for i in ids)) if c is not None]
@@ -404,7 +407,7 @@ class Sidecar:
             raise
         for write, _ in writes:
             await asyncio.shield(write)
-        if claims and not isinstance(self.broker, MemoryBroker):
+        if claims and self._shared:
             await self.broker.mark_landed(tuple(SAMPLE_MARK + c.keys[0] for c in claims))
         return len(claims)
 
@@ -447,12 +450,10 @@ class Sidecar:
         seen = {e["event_id"] for e in self.live.get(e.id for e in events)}
         rows = []
         for event in events:
-            row = event_dict(event, received_at)
-            row["workflow_id"] = self.correlator.workflow_for(row["correlation_keys"])
-            rows.append(row)
+            rows.append(event_dict(event, received_at, self.correlator.workflow_for))
         self.live.add(rows)
         self.state.note([r["event_id"] for r in rows], carried or ())
-        if not isinstance(self.broker, MemoryBroker):
+        if self._shared:
             # Every replica's REST reads, correlation and live state see what any replica accepted,
             # as its clients see the room messages.
             await self.broker.publish(LIVE_ROOM, orjson.dumps(

@@ -131,7 +131,7 @@ def create_server(app: FastAPI) -> socketio.AsyncServer:
                                         pack=batch_packet)
         else:
             client = sidecar.hub.client(send, close, as_text if batch else framed_event, batch=batch,
-                                        pack=framed_batch)
+                                        pack=framed_batch, write_now=writer.write_now)
         session = sessions[sid] = _Session(client, principal)
         client.task = asyncio.create_task(client.run())
         if principal.expires_at is not None:

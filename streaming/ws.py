@@ -86,6 +86,17 @@ class FrameWriter:
             raise WebSocketDisconnect(1006)
         protocol.transport.write(frame)
 
+    def write_now(self, frames: list[bytes]) -> bool:
+        """Write `frames` now, as one write, if the transport takes them without waiting (not paused
+        by flow control, not closing); False, and nothing written, if not: the client's own sender
+        then writes them when it can (`rooms.Client.write_now`)."""
+        protocol = self._protocol
+        if not protocol.writable.is_set() or protocol.disconnected or protocol.close_sent \
+                or protocol.transport.is_closing():
+            return False
+        protocol.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        return True
+
     def close(self, code: int, reason: str, grace_s: float, frames: tuple[bytes, ...] = ()) -> None:
         """Close now, past flow control: `frames`, then the close frame, go to the transport at once.
 
@@ -162,7 +173,8 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         async def close(code: int, reason: str) -> None:
             writer.close(code, reason, sidecar.settings.ws_close_grace_s)
 
-        client = hub.client(send, close, as_text if batch else framed, batch=batch, pack=framed_array)
+        client = hub.client(send, close, as_text if batch else framed, batch=batch, pack=framed_array,
+                            write_now=writer.write_now)
     client.task = asyncio.create_task(client.run())
     expiry = None
     if principal.expires_at is not None:

@@ -20,7 +20,10 @@ os.environ.setdefault("CC_PARTITIONS_START", "2026-01-01")
 # tests (tests/cc_assets/test_pipeline.py) turn it back on for their builds.
 os.environ.setdefault("CC_DBT_CATALOG_METADATA", "false")
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+# The shared recorded fixtures: the nearest `shared/fixtures` above the repo (a git worktree sits deeper).
+FIXTURES = next((folder / "shared" / "fixtures" for folder in Path(__file__).resolve().parents[1:]
+                 if (folder / "shared" / "fixtures").is_dir()),
+                Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures")
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 

@@ -222,6 +222,24 @@ def test_a_batching_client_gets_json_arrays(sidecar, sign):
     asyncio.run(scenario())
 
 
+def test_a_lone_event_is_a_frame_of_its_own_and_a_deliverys_events_share_one(sidecar, sign):
+    # Adaptive batching (the default): a quiet room's event is written at once, alone; the events
+    # one request publishes go out together, in order, as one frame.
+    async def scenario():
+        async with websockets.connect(f"{sidecar.ws_url}?token={sidecar.token()}&batch=1") as ws:
+            assert [m["type"] for m in json.loads(await ws.recv())] == ["connection"]
+            await ws.send(json.dumps({"type": "subscribe", "rooms": ["events:all"]}))
+            assert [m["type"] for m in json.loads(await asyncio.wait_for(ws.recv(), 5))] == ["subscribed"]
+            await asyncio.to_thread(push, sidecar, sign, {**ACTIVITY, "id": "lone"})
+            lone = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert [m["payload"]["id"] for m in lone] == ["charlie:activity:lone"]
+            await asyncio.to_thread(push, sidecar, sign, [{**ACTIVITY, "id": f"d-{i}"} for i in range(3)])
+            together = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert [m["payload"]["id"] for m in together] == [f"charlie:activity:d-{i}" for i in range(3)]
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 300_000])
 def test_frames_encoded_once_are_what_a_websocket_client_parses(size):
     # `/ws` writes room frames it encoded itself (once per room turn, not per client): each length
