@@ -57,19 +57,32 @@ class PostgresWarehouse:
         with psycopg.connect(self.url, connect_timeout=10) as conn:
             yield conn
 
+    def ensure_table(self, table: str, schema: pa.Schema) -> None:
+        """Create `raw.<table>` for `schema`, or add the columns it lacks (see `_ensure_table`)."""
+        with self.connect() as conn, conn.cursor() as cur:
+            self._ensure_table(cur, table, schema)
+
     def _ensure_table(self, cur: psycopg.Cursor, table: str, schema: pa.Schema) -> None:
-        cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(self.schema)))
+        # DDL only when something is missing: `alter table` and `create index` lock the table
+        # against writers until commit, which would queue loads of other days of the same table.
+        existing = {row[0] for row in cur.execute(
+            "select column_name from information_schema.columns where table_schema = %s and table_name = %s",
+            (self.schema, table))}
         name = sql.Identifier(self.schema, table)
-        columns = sql.SQL(", ").join(
-            sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(pg_type(f.type))) for f in schema
-        )
-        cur.execute(sql.SQL("create table if not exists {} ({})").format(name, columns))
+        if not existing:
+            cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(self.schema)))
+            columns = sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(pg_type(f.type))) for f in schema
+            )
+            cur.execute(sql.SQL("create table if not exists {} ({})").format(name, columns))
+            cur.execute(sql.SQL("create index if not exists {} on {} (_partition_date)").format(
+                sql.Identifier(f"{table}__partition_idx"), name))
+            return
         # Columns added to the contract later arrive as new nullable columns.
         for f in schema:
-            cur.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
-                name, sql.Identifier(f.name), sql.SQL(pg_type(f.type))))
-        cur.execute(sql.SQL("create index if not exists {} on {} (_partition_date)").format(
-            sql.Identifier(f"{table}__partition_idx"), name))
+            if f.name not in existing:
+                cur.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
+                    name, sql.Identifier(f.name), sql.SQL(pg_type(f.type))))
 
     def load_partition(self, table: str, day: date, data: pa.Table) -> int:
         """Replace `day`'s rows of `raw.<table>` with `data` in one transaction."""

@@ -102,3 +102,14 @@ def test_a_partition_larger_than_one_copy_chunk_loads_whole(warehouse, monkeypat
     day = date(2026, 11, 23)
     warehouse.load_partition("linear__teams", day, partition(day, *(f"K{i}" for i in range(10))))
     assert sorted(r[1] for r in rows(warehouse) if r[0] == day) == sorted(f"K{i}" for i in range(10))
+
+
+def test_a_column_added_to_the_contract_arrives_as_a_new_nullable_column(warehouse):
+    d1, d2 = date(2026, 11, 24), date(2026, 11, 25)
+    warehouse.load_partition("linear__teams", d1, partition(d1, "ENG"))
+    wider = partition(d2, "OPS").append_column("color", pa.array(["#fff"]))
+    warehouse.load_partition("linear__teams", d2, wider)
+    query = sql.SQL("select key, color from {} where _partition_date >= %s order by 1").format(
+        sql.Identifier(warehouse.schema, "linear__teams"))
+    with warehouse.connect() as conn:
+        assert conn.execute(query, (d1,)).fetchall() == [("ENG", None), ("OPS", "#fff")]
