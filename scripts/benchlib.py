@@ -60,6 +60,9 @@ class MemorySampler:
             self._stop.wait(self.interval_s)
 
     def peak(self, start: float = 0.0, end: float = float("inf")) -> tuple[int, int]:
-        """Peak bytes (pipeline, apart) sampled between `start` and `end` (time.time())."""
+        """Peak bytes (pipeline, apart) sampled between `start` and `end` (time.time()); a stretch
+        shorter than one interval gets the sample just before its end (what it ran beside)."""
         inside = [s for s in self.samples if start <= s[0] <= end]
+        if not inside:
+            inside = [s for s in self.samples if s[0] <= end][-1:]
         return max((s[1] for s in inside), default=0), max((s[2] for s in inside), default=0)
