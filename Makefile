@@ -16,7 +16,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install chromium pango web demo test ui sidecar stack chaos bench bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity bench-page lint sql docs docs-generate clean
+.PHONY: install chromium pango web demo test ui sidecar stack chaos bench bench-pipeline bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity bench-page lint sql docs docs-generate clean
 
 # Installs exactly what uv.lock pins (two installs are identical): after editing pyproject.toml's
 # dependencies, run `.venv/bin/uv lock` and commit uv.lock. Only python3 is needed to start: uv
@@ -89,8 +89,12 @@ sidecar: install
 stack: install
 	$(BIN)/python -m scripts.stack $(STACK_ARGS)
 
+# The pipeline bench's sizes: `make bench SIZE=10000000` (or BENCH_ARGS="--events 10000000"; the
+# latter wins when both are given); unset, 5,000 and 1,000,000 sandbox events.
+PIPELINE_BENCH_ARGS = $(if $(SIZE),--events $(SIZE)) $(BENCH_ARGS)
+
 bench: install
-	$(BIN)/python -m scripts.bench $(BENCH_ARGS)
+	$(BIN)/python -m scripts.bench $(PIPELINE_BENCH_ARGS)
 	$(BIN)/python -m scripts.bench_cdc $(BENCH_CDC_ARGS)
 	$(BIN)/python -m scripts.bench_rest $(BENCH_REST_ARGS)
 	$(BIN)/python -m scripts.bench_stream $(BENCH_STREAM_ARGS)
@@ -98,6 +102,10 @@ bench: install
 	$(BIN)/python -m scripts.bench_startup $(BENCH_STARTUP_ARGS)
 	$(BIN)/python -m scripts.bench_parity $(BENCH_PARITY_ARGS)
 	$(BIN)/python -m scripts.bench_page $(BENCH_PAGE_ARGS)
+
+# Only the pipeline bench (scripts/bench.py), e.g. `make bench-pipeline SIZE=1000000`.
+bench-pipeline: install
+	$(BIN)/python -m scripts.bench $(PIPELINE_BENCH_ARGS)
 
 bench-cdc: install
 	$(BIN)/python -m scripts.bench_cdc $(BENCH_CDC_ARGS)

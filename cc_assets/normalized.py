@@ -3,50 +3,24 @@
 Per day it reads the raw partitions of every entity that carries events and writes two lake
 tables: `normalized/events` (one row per event) and `normalized/event_keys` (one row per
 correlation key an event names), which dbt's correlation reads. Records the normalizer refuses
-go to `dead_letter/normalized/<source>__<entity>` with the reason.
+go to `dead_letter/normalized/<source>__<entity>` with the reason. The work itself, and the pool
+of processes a big window's days are spread over, is in `cc_assets/normalizing.py`.
 """
 
-import json
 from datetime import date, datetime
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
+from cc_assets.normalizing import normalize_days
 from cc_assets.partitions import daily_partitions, single_run_backfill
 from cc_assets.raw import column_schema
-from cc_events import InvalidRecord, NormalizeContext, normalize
 from cc_events.latest import CONTEXT_TABLES, context_from_lake
 from cc_events.registry import NORMALIZERS
 from resources.platform import PlatformResource
-from resources.storage.lake import EVENT_KEYS_SCHEMA, EVENTS_SCHEMA, DeadLetter, Lake
+from resources.storage.lake import EVENT_KEYS_SCHEMA, EVENTS_SCHEMA
 
 EVENTS_KEY = AssetKey(["normalized", "events"])
 EVENT_KEYS_KEY = AssetKey(["normalized", "event_keys"])
-
-def normalize_day(lake: Lake, ctx: NormalizeContext, day: date):
-    """All events of one day's raw partitions, their keys, and what could not be normalized."""
-    events: dict[str, dict] = {}
-    keys: set[tuple] = set()
-    dead: dict[tuple[str, str], list[DeadLetter]] = {}
-    for source, entity in NORMALIZERS:
-        table = lake.read(("raw", source, entity), day)
-        if table is None:
-            continue
-        extra_columns = [c for c in ("repo", "pull_number") if c in table.column_names]
-        for row in table.select(["_raw", *extra_columns]).to_pylist():
-            extra = {c: row[c] for c in extra_columns}
-            try:
-                produced = normalize(source, entity, json.loads(row["_raw"]), ctx, extra)
-            except InvalidRecord as exc:
-                dead.setdefault((source, entity), []).append(DeadLetter(source, entity, str(exc), row["_raw"]))
-                continue
-            for event in produced:
-                # The same event can come from two copies of a record (a commit listed on the
-                # default branch and in its PR): one row, the union of the keys.
-                events[event.id] = event.to_row()
-                keys.update(tuple(k.values()) for k in event.key_rows())
-    key_rows = [dict(zip(("event_id", "correlation_key", "key_type", "key_priority"), k, strict=True))
-                for k in sorted(keys)]
-    return sorted(events.values(), key=lambda r: (r["event_at"], r["event_id"])), key_rows, dead
 
 
 @multi_asset(
@@ -72,19 +46,13 @@ def normalized_events(context: AssetExecutionContext, platform: PlatformResource
     lake = platform.lake()
     ctx = context_from_lake(lake)
     ingested_at = datetime.utcnow().replace(microsecond=0)
-    counts: dict[str, int] = {}
-    key_count = 0
-    dead_total = 0
-    for key in context.partition_keys:
-        day = date.fromisoformat(key)
-        events, key_rows, dead = normalize_day(lake, ctx, day)
-        platform.land(("normalized", "events"), day, events, EVENTS_SCHEMA, ingested_at)
-        platform.land(("normalized", "event_keys"), day, key_rows, EVENT_KEYS_SCHEMA, ingested_at)
-        for (source, entity), letters in dead.items():
-            lake.write_dead_letters("normalized", f"{source}__{entity}", day, letters, ingested_at)
-            dead_total += len(letters)
-        counts[key] = len(events)
-        key_count += len(key_rows)
+    settings = platform.settings()
+    pg_url = settings.pg_url if settings.warehouse == "postgres" else None
+    days = [date.fromisoformat(key) for key in context.partition_keys]
+    done = normalize_days(lake, pg_url, ctx, days, ingested_at, settings.normalize_workers)
+    counts = {d.day.isoformat(): d.events for d in done}
+    key_count = sum(d.keys for d in done)
+    dead_total = sum(d.dead_letters for d in done)
     if dead_total:
         context.log.warning("%d record(s) could not be normalized; see lake/dead_letter/normalized/", dead_total)
     # A range run records these on every partition it wrote: they describe the run.

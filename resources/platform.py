@@ -25,7 +25,7 @@ from resources.sources.linear import LinearClient
 from resources.sources.openclaw import OpenClawClient
 from resources.sources.weather import WeatherClient
 from resources.storage.cursors import CursorStore
-from resources.storage.lake import Lake, TablePath, WrittenPartition, warehouse_table_name
+from resources.storage.lake import Lake, TablePath, WrittenPartition, land
 from resources.storage.postgres import PostgresWarehouse
 
 
@@ -93,8 +93,4 @@ class PlatformResource(ConfigurableResource):
         self, table: TablePath, day: date, rows: list[dict], schema: pa.Schema, ingested_at: datetime
     ) -> WrittenPartition:
         """Write one lake partition and, with the Postgres target, load the same rows there."""
-        written = self.lake().write(table, day, rows, schema, ingested_at)
-        warehouse = self.postgres()
-        if warehouse is not None:
-            warehouse.load_partition(warehouse_table_name(table), day, written.table)
-        return written
+        return land(self.lake(), self.postgres(), table, day, rows, schema, ingested_at)

@@ -216,6 +216,8 @@ class Settings(BaseSettings):
     # An incremental pull starts this long before its cursor: records a source lists late (its
     # clock, replication lag) are fetched again, and the partition merge drops the repeats.
     incremental_overlap_s: float = Field(300.0, ge=0)
+    # Processes normalizing a big window's days at once (cc_assets/normalizing.py); 0: one per core, at most 4.
+    normalize_workers: int = Field(0, ge=0)
     # Storage tiers (cc_assets/tiers.py). The cold and archive tiers live under CC_LAKE_URL: unset,
     # the local `$CC_DATA_DIR/lake`; `s3://bucket/prefix` for S3-compatible object storage, with
     # the endpoint (MinIO, Ceph, ...), region and keys below or the standard AWS variables.

@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cc_events.raw_tables import RawTable
@@ -68,6 +69,22 @@ DEAD_LETTER_SCHEMA = pa.schema(
 )
 
 
+def with_lineage(data: pa.Table, day: date, ingested_at: datetime) -> pa.Table:
+    """`data` with its lineage filled in: a row that brings its own `_ingested_at` (or
+    `_partition_date`) keeps it, since a delivered record counts as landed when it was received
+    (cc_events/delivered.py), whenever its partition is rewritten; the others get the run's.
+    Filled column by column in Arrow rather than by copying every row's dict."""
+    for name, value in (("_partition_date", day), ("_ingested_at", ingested_at)):
+        index = data.schema.get_field_index(name)
+        if index < 0:
+            continue
+        column = data.column(index)
+        if column.null_count:
+            field = data.schema.field(index)
+            data = data.set_column(index, field, pc.fill_null(column, pa.scalar(value, field.type)))
+    return data
+
+
 def raw_schema(table: RawTable) -> pa.Schema:
     return pa.schema(
         [pa.field(c.name, ARROW_TYPES[c.type]) for c in table.columns]
@@ -114,10 +131,7 @@ class Lake:
         schema: pa.Schema,
         ingested_at: datetime,
     ) -> WrittenPartition:
-        # A row that brings its own `_ingested_at` keeps it: a delivered record counts as landed
-        # when it was received (cc_events/delivered.py), whenever its partition is rewritten.
-        lineage = {"_partition_date": day, "_ingested_at": ingested_at}
-        data = pa.Table.from_pylist([{**lineage, **row} for row in rows], schema=schema)
+        data = with_lineage(pa.Table.from_pylist(rows, schema=schema), day, ingested_at)
         target_dir = self.partition_dir(table, day)
         target_dir.mkdir(parents=True, exist_ok=True)
         tmp = target_dir / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
@@ -171,3 +185,18 @@ def warehouse_table_name(table: TablePath) -> str:
     """`raw/github/pull_requests` → `github__pull_requests`; `normalized/events` → `normalized__events`."""
     parts = table[1:] if table[0] == "raw" else table
     return "__".join(parts)
+
+
+class PartitionLoader(Protocol):
+    """A warehouse that takes a lake partition's rows as well (`resources.storage.postgres`)."""
+
+    def load_partition(self, table: str, day: date, data: pa.Table) -> int: ...
+
+
+def land(lake: Lake, warehouse: PartitionLoader | None, table: TablePath, day: date,
+         rows: Sequence[Mapping[str, Any]], schema: pa.Schema, ingested_at: datetime) -> WrittenPartition:
+    """Write one lake partition and, with a warehouse besides the lake, load the same rows there."""
+    written = lake.write(table, day, rows, schema, ingested_at)
+    if warehouse is not None:
+        warehouse.load_partition(warehouse_table_name(table), day, written.table)
+    return written
