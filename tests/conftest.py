@@ -19,6 +19,9 @@ os.environ.setdefault("CC_PARTITIONS_START", "2026-01-01")
 # Reading every model's row count and column types costs seconds per dbt build: the catalog's
 # tests (tests/cc_assets/test_pipeline.py) turn it back on for their builds.
 os.environ.setdefault("CC_DBT_CATALOG_METADATA", "false")
+# The session waits for every dbt build it starts: at the deployment's nice 10 a build on a busy host
+# (other work, or the test's own sidecar) gets about a tenth of a core and can take ten times as long.
+os.environ.setdefault("CC_DBT_NICENESS", "0")
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
