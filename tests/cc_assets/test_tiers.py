@@ -578,7 +578,7 @@ def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partiti
 
     from resources.storage.catalog import load_postgres_extension, open_catalog
 
-    partitions, run, range_tags = assets_world.PARTITIONS, assets_world.run, assets_world.range_tags
+    days, run, range_tags = assets_world.PARTITIONS, assets_world.run, assets_world.range_tags
     data_dir = tmp_path / "data"
     shutil.copytree(tiered["data_dir"], data_dir)
     # The warm models read fct_workflow_events, which transform_job builds; copy the DuckDB build's.
@@ -591,7 +591,7 @@ def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partiti
                     "event_type, actor_id, actor_name, actor_type, actor_instance_id, target_type, target_id, "
                     "target_title, target_url, event_at, ingested_at from wh.main.fct_workflow_events")
     platform = PlatformResource(data_dir=str(data_dir), warehouse="postgres", pg_url=pg_database)
-    truth = {d: f for d, f in tiered["truth"].items() if d in partitions}
+    truth = {d: f for d, f in tiered["truth"].items() if d in days}
 
     def partitions(table: str) -> dict[str, int]:
         with psycopg.connect(pg_database) as conn:
@@ -604,7 +604,7 @@ def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partiti
     with pytest.MonkeyPatch.context() as env, DagsterInstance.ephemeral() as instance:
         env.setenv("CC_PG_SCHEMA", "tiers")
         for _ in range(2):  # the second run of the range replaces the same rows
-            assert run("tiers_daily_job", platform, instance, tags=range_tags(partitions[0], partitions[-1])).success
+            assert run("tiers_daily_job", platform, instance, tags=range_tags(days[0], days[-1])).success
         assert partitions("fct_events") == {f"fct_events_p{d.replace('-', '')}": f.rows for d, f in truth.items()}
         assert set(partitions("fct_event_volume_1m")) == {f"fct_event_volume_1m_p{d.replace('-', '')}" for d in truth}
         settings = Settings.from_env({"CC_DATA_DIR": str(data_dir), "CC_WAREHOUSE": "postgres",
@@ -629,7 +629,7 @@ def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partiti
                     "retention__cold": {"config": {"as_of": "2026-11-23"}}}})
     assert result.success
     left = partitions("fct_events")
-    assert sorted(left) == [f"fct_events_p{d.replace('-', '')}" for d in partitions if d >= "2026-11-18"]
+    assert sorted(left) == [f"fct_events_p{d.replace('-', '')}" for d in days if d >= "2026-11-18"]
     assert "fct_event_volume_1d_p20261116" not in partitions("fct_event_volume_1d")
     meta = materialization(result, ["retention", "warm"]).metadata
     assert sorted(meta["moved"].value) == ["2026-11-16", "2026-11-17"] and meta["bytes_freed"].value > 0
