@@ -104,7 +104,7 @@ def run_build(context: AssetExecutionContext, dbt: DbtCliResource, platform: Pla
                          dbt_executable=dbt.dbt_executable, global_config_flags=dbt.global_config_flags,
                          target=settings.warehouse)
     build = dbt.cli(["build", *args], context=context, raise_on_error=False)
-    run_nicer(build.process.pid)  # the sidecar's reads keep their latency (resources/dbt.py)
+    run_nicer(build.process.pid, settings.dbt_niceness)  # the sidecar's reads keep their latency (resources/dbt.py)
     events = build.stream()
     if settings.dbt_catalog_metadata and build.manifest.get("metadata", {}).get("adapter_type") == settings.warehouse:
         # On DuckDB dagster-dbt reads these once dbt has exited (dbt holds the file until then),

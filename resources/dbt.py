@@ -57,7 +57,8 @@ def ensure_manifest(settings: Settings) -> Path:
 # process gets about a tenth of the CPU a nice-0 one gets when both want it, and all of it when
 # nothing else does. A build takes minutes and can wait a few milliseconds; the sidecar's reads take
 # milliseconds and cannot (README, "The overview while dbt builds", has the measurements).
-DBT_NICENESS = 10
+# CC_DBT_NICENESS changes it (resources/settings.py).
+DBT_NICENESS = Settings.model_fields["dbt_niceness"].default
 
 
 def run_nicer(pid: int, niceness: int = DBT_NICENESS) -> None:

@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     # Row counts and column types of the dbt models in the Dagster catalog, read after each build
     # (dagster-dbt's fetchers): seconds per build; off, the catalog shows the models without them.
     dbt_catalog_metadata: bool = True
+    # The niceness dbt builds run at (resources/dbt.py): 10 lets the sidecar's reads go first on a
+    # host they share; 0 runs a build at the priority of everything else (the tests, which wait for
+    # each build, set it: on a busy host a nice-10 build gets about a tenth of a core).
+    dbt_niceness: int = Field(10, ge=0, le=19)
     # Where the code lives, for the catalog's links to each asset's source: a repository's web URL
     # (https://github.com/acme/command-center) and branch; unset, the links are local file paths.
     git_url: str | None = None

@@ -1,10 +1,14 @@
-"""Shared fixtures: a real Postgres database per session, and Settings pointed at temp folders."""
+"""Shared fixtures: a real Postgres database per session, Settings pointed at temp folders, and one
+sandbox world that ends now, landed and built once per session on DuckDB and on Postgres."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -12,6 +16,7 @@ import pytest
 from psycopg import sql
 
 from resources.settings import Settings
+from sandbox.process import SandboxHandle
 
 # The tests land fixed past days (2026-11-…) into empty lakes, as backfills do: the definitions'
 # partitions must reach back to them (unset, they would start at the first day `data/` holds).
@@ -19,6 +24,9 @@ os.environ.setdefault("CC_PARTITIONS_START", "2026-01-01")
 # Reading every model's row count and column types costs seconds per dbt build: the catalog's
 # tests (tests/cc_assets/test_pipeline.py) turn it back on for their builds.
 os.environ.setdefault("CC_DBT_CATALOG_METADATA", "false")
+# The session waits for every dbt build it starts: at the deployment's nice 10 a build on a busy host
+# (other work, or the test's own sidecar) gets about a tenth of a core and can take ten times as long.
+os.environ.setdefault("CC_DBT_NICENESS", "0")
 
 # The shared recorded fixtures: the nearest `shared/fixtures` above the repo (a git worktree sits deeper).
 FIXTURES = next((folder / "shared" / "fixtures" for folder in Path(__file__).resolve().parents[1:]
@@ -67,6 +75,81 @@ def live_models(tmp_path_factory) -> None:
     from streaming.state import compiled
 
     compiled.ensure(Settings.from_env({"CC_DATA_DIR": str(tmp_path_factory.mktemp("live-models"))}))
+
+
+@dataclass(frozen=True)
+class NowWorld:
+    """A sandbox world that ends now (so the 1h/24h presets see data, as in the demo), landed and
+    built on DuckDB into `data_dir`; its sandbox keeps serving (the Charlie commands go there)."""
+
+    sandbox: SandboxHandle
+    data_dir: Path
+    end: datetime
+    days: int
+    events: int
+
+    @property
+    def partitions(self) -> list[str]:
+        return [(self.end - timedelta(days=n)).date().isoformat() for n in range(self.days, -1, -1)]
+
+    def copy(self, to: Path) -> Path:
+        """A data folder of the caller's own holding the built world (nothing may change the original)."""
+        shutil.copytree(self.data_dir, to)
+        return to
+
+
+@pytest.fixture(scope="session")
+def now_world(tmp_path_factory) -> Iterator[NowWorld]:
+    """Built once per session: a build of the dbt project takes tens of seconds, and test_api,
+    test_tiers_api, test_page and test_openapi (tests/streaming) each read such a warehouse, each
+    from a copy. Three days (test_tiers_api puts the day before yesterday in the cold tier) of 600 events."""
+    from sandbox.process import run_sandbox
+    from scripts.chaos.built import land_and_build
+
+    end = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
+    days, events = 3, 600
+    with run_sandbox(tmp_path_factory.mktemp("now-sandbox"), events=events, days=days, end=end) as sandbox:
+        data_dir = tmp_path_factory.mktemp("now-world") / "data"
+        land_and_build(data_dir, sandbox.url, days, end)
+        yield NowWorld(sandbox, data_dir, end, days, events)
+
+
+@dataclass(frozen=True)
+class NowWorldOnPostgres:
+    """`now_world` landed and built on Postgres, in a database of its own (`url`), by the definitions
+    a deployment on Postgres loads; `transform` is the build's run (with the catalog's row counts
+    and column types)."""
+
+    url: str
+    data_dir: Path
+    transform: object
+
+    def copy(self, admin_url: str, prefix: str):
+        """A database of the caller's own with the same contents (a context manager of its URL)."""
+        from scripts.chaos.harness import throwaway_database
+
+        return throwaway_database(admin_url, prefix, template=self.url)
+
+
+@pytest.fixture(scope="session")
+def now_world_pg(now_world: NowWorld, pg_admin_url: str, tmp_path_factory) -> Iterator[NowWorldOnPostgres]:
+    """Built once per session for tests/cc_assets/test_pipeline.py (the same models on Postgres) and
+    tests/streaming/test_api.py (the API on Postgres, on a copy)."""
+    from cc_assets.definitions import build_definitions
+    from scripts.chaos.built import land_and_build
+    from scripts.chaos.harness import throwaway_database
+
+    data_dir = tmp_path_factory.mktemp("now-world-pg") / "data"
+    with throwaway_database(pg_admin_url, "cc_now_world") as url:
+        on_postgres = build_definitions(Settings.from_env({
+            "CC_WAREHOUSE": "postgres", "CC_PG_URL": url, "CC_DATA_DIR": str(data_dir),
+            "CC_PARTITIONS_START": now_world.partitions[0]}))
+        with pytest.MonkeyPatch.context() as env:
+            # This build shows what the catalog gets (turned off above for every other build).
+            env.setenv("CC_DBT_CATALOG_METADATA", "true")
+            transform = land_and_build(data_dir, now_world.sandbox.url, now_world.days, now_world.end,
+                                       "postgres", url, on_postgres)
+        yield NowWorldOnPostgres(url, data_dir, transform)
 
 
 @pytest.fixture

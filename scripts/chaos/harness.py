@@ -148,14 +148,20 @@ PG_ADMIN_URL = os.environ.get("CC_PG_URL") or "postgresql://postgres@127.0.0.1:5
 
 
 @contextmanager
-def throwaway_database(admin_url: str = PG_ADMIN_URL, prefix: str = "cc_chaos") -> Iterator[str]:
-    """A fresh database on the Postgres of `admin_url`, dropped afterwards (its sessions too): its URL."""
+def throwaway_database(admin_url: str = PG_ADMIN_URL, prefix: str = "cc_chaos",
+                       template: str | None = None) -> Iterator[str]:
+    """A fresh database on the Postgres of `admin_url`, dropped afterwards (its sessions too): its URL.
+    With `template` (a database URL on the same server, which nothing may be connected to), a copy of that
+    database: a file copy on the server, much faster than building the same contents again."""
     import psycopg
     from psycopg import sql
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    create = sql.SQL("create database {}").format(sql.Identifier(name))
+    if template is not None:
+        create += sql.SQL(" template {}").format(sql.Identifier(template.rsplit("/", 1)[1]))
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        conn.execute(create)
     try:
         yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
     finally:

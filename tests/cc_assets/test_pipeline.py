@@ -1,108 +1,45 @@
 """End to end on sandbox data over real HTTP: land, normalize, build dbt, check correlation.
 
-One sandbox and one pipeline run per module (DuckDB), one more on Postgres; the assertions are
-what an operator would check: every source landed, the marts are filled, every event sits in
-the workflow the generator says it belongs to, and a re-run changes nothing.
+The session's world (`built_world`, tests/cc_assets/conftest.py: one sandbox, landed and built on
+DuckDB, then landed again), and the session's world that ends now built on Postgres (`now_world_pg`,
+tests/conftest.py); the assertions are what an operator would check: every source landed, the marts
+are filled, every event sits in the workflow the generator says it belongs to, and a re-run of the
+range changes nothing in the lake.
 """
 
 from __future__ import annotations
-
-from datetime import datetime, timedelta
-from pathlib import Path
 
 import duckdb
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey
 
-from cc_assets.definitions import defs
 from cc_events.registry import RAW_TABLES
-from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
-from resources.ingest.metrics_agent import sample
-from resources.platform import PlatformResource
-from resources.settings import Settings
-from resources.storage.landing import LandingLog
 from resources.storage.warehouse import MARTS, compare_with_truth
-from sandbox.process import run_sandbox
-
-END = datetime(2026, 11, 20, 15, 30)
-DAYS = 4
-EVENTS = 1500
-PARTITIONS = [(END - timedelta(days=n)).date().isoformat() for n in range(DAYS, -1, -1)]
-RANGE_TAGS = {"dagster/asset_partition_range_start": PARTITIONS[0],
-              "dagster/asset_partition_range_end": PARTITIONS[-1]}
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    with run_sandbox(tmp_path_factory.mktemp("sandbox"), events=EVENTS, days=DAYS, end=END) as handle:
-        yield handle
-
-
-def run_pipeline(platform: PlatformResource, instance: DagsterInstance, definitions=None):
-    definitions = definitions or defs
-    ingest = definitions.resolve_job_def("ingest_job").execute_in_process(
-        instance=instance, tags=RANGE_TAGS, resources={"platform": platform}, raise_on_error=False)
-    transform = definitions.resolve_job_def("transform_job").execute_in_process(
-        instance=instance, resources={"platform": platform}, raise_on_error=False) if ingest.success else None
-    return ingest, transform
-
-
-def catalog_metadata(result, key: AssetKey) -> dict:
-    """What the catalog shows for `key` after the run: its materialization's row count and column types."""
-    [materialization] = [m for m in result.asset_materializations_for_node("dbt_models") if m.asset_key == key]
-    schema = materialization.metadata.get("dagster/column_schema")
-    return {"row_count": getattr(materialization.metadata.get("dagster/row_count"), "value", None),
-            "types": {c.name: c.type for c in schema.schema.columns} if schema else {}}
-
-
-def lake_rows(data_dir: Path) -> dict[str, int]:
-    counts = {}
-    for source, entity in [*RAW_TABLES, ("normalized", "events"), ("normalized", "event_keys")]:
-        parts = ("raw", source, entity) if source != "normalized" else ("normalized", entity)
-        files = sorted(data_dir.joinpath("lake", *parts).glob("date=*/part-0.parquet"))
-        counts["/".join(parts)] = sum(pq.read_metadata(f).num_rows for f in files)
-    return counts
-
-
-@pytest.fixture(scope="module", autouse=True)
-def catalog_metadata_on():
-    """These builds show what the Dagster catalog gets: row counts and column types (tests/conftest.py
-    turns their reading off for every other build)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CC_DBT_CATALOG_METADATA", "true")
-        yield
+def duckdb_run(built_world):
+    return (built_world["data_dir"], built_world["first_rows"], built_world["rerun_rows"], built_world["shown"])
 
 
 @pytest.fixture(scope="module")
-def duckdb_run(sandbox, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("data")
-    reading = {**sample("host-a"), "sampled_at": (END - timedelta(hours=1)).isoformat()}
-    LandingLog(data_dir / "landing").append(METRICS_STREAM, [reading], END - timedelta(hours=1))
-    platform = PlatformResource(data_dir=str(data_dir), sandbox_url=sandbox.url, warehouse="duckdb")
-    with DagsterInstance.ephemeral() as instance:
-        ingest, transform = run_pipeline(platform, instance)
-        assert ingest.success, "ingest failed"
-        assert transform.success, "dbt build failed"
-        first = lake_rows(data_dir)
-        shown = catalog_metadata(transform, AssetKey("fct_workflows"))
-        rerun, _ = run_pipeline(platform, instance)
-        assert rerun.success
-    return data_dir, first, lake_rows(data_dir), shown
+def sandbox(built_world):
+    return built_world["sandbox"]
 
 
-def test_every_source_lands_in_the_lake_for_every_day(duckdb_run):
+def test_every_source_lands_in_the_lake_for_every_day(duckdb_run, assets_world):
     data_dir, counts, _, _ = duckdb_run
     for source, entity in RAW_TABLES:
         folder = data_dir / "lake" / "raw" / source / entity
-        assert sorted(p.name for p in folder.iterdir()) == [f"date={d}" for d in PARTITIONS], folder
+        assert sorted(p.name for p in folder.iterdir()) == [f"date={d}" for d in assets_world.PARTITIONS], folder
         # Tailed logs, CDC and webhook deliveries land by arrival time (today), outside this past
         # window; they have their own tests (tests/cc_assets/test_pushed_sources.py,
         # tests/streaming/test_durability.py).
         if source not in ("postgres_cdc", "logs", "webhooks"):
             assert counts[f"raw/{source}/{entity}"] > 0, f"nothing landed for {source}/{entity}"
-    assert counts["normalized/events"] >= EVENTS * 0.5
+    assert counts["normalized/events"] >= assets_world.EVENTS * 0.5
 
 
 def test_rerun_of_the_range_is_idempotent(duckdb_run):
@@ -137,33 +74,26 @@ def test_the_catalog_shows_each_marts_row_count_and_column_types(duckdb_run):
 
 
 @pytest.mark.postgres
-def test_same_models_build_on_postgres_and_agree(sandbox, tmp_path, pg_database, duckdb_run):
-    from cc_assets.definitions import build_definitions
-
-    platform = PlatformResource(data_dir=str(tmp_path / "data"), sandbox_url=sandbox.url, warehouse="postgres",
-                                pg_url=pg_database)
-    # The definitions a deployment on Postgres loads (the module's `defs` are the embedded DuckDB's).
-    on_postgres = build_definitions(Settings.from_env({"CC_WAREHOUSE": "postgres", "CC_PG_URL": pg_database,
-                                                       "CC_DATA_DIR": str(tmp_path / "data"),
-                                                       "CC_PARTITIONS_START": PARTITIONS[0]}))
-    with DagsterInstance.ephemeral() as instance:
-        ingest, transform = run_pipeline(platform, instance, on_postgres)
-    assert ingest.success and transform.success
-    shown = catalog_metadata(transform, AssetKey("fct_workflows"))
+def test_same_models_build_on_postgres_and_agree(now_world, now_world_pg, assets_world):
+    """The session's world that ends now (tests/conftest.py), built on Postgres by the definitions a
+    deployment on Postgres loads, agrees with its DuckDB build and with the generator."""
+    transform = now_world_pg.transform
+    assert transform.success
+    shown = assets_world.catalog_metadata(transform, AssetKey("fct_workflows"))
+    sandbox = now_world.sandbox
     truth = {r["event_id"]: r["workflow_id"] for path in (sandbox.truth_path, sandbox.agents_truth_path)
              for r in pq.read_table(path, columns=["event_id", "workflow_id"]).to_pylist()}
-    with psycopg.connect(pg_database) as conn:
+    with psycopg.connect(now_world_pg.url) as conn:
         raw_prs = conn.execute("select count(*) from raw.github__pull_requests").fetchone()[0]
         got = dict(conn.execute("select event_id, workflow_id from analytics.fct_workflow_events").fetchall())
         pg_workflows = conn.execute("select count(*) from analytics.fct_workflows").fetchone()[0]
     assert raw_prs > 0
     assert got == truth
-    with duckdb.connect(str(duckdb_run[0] / "warehouse.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(now_world.data_dir / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from fct_workflows").fetchone()[0] == pg_workflows
     assert shown["row_count"] == pg_workflows
     assert shown["types"]["workflow_id"] in ("text", "character varying") or "char" in shown["types"]["workflow_id"]
     assert shown["types"]["event_count"] in ("bigint", "integer", "numeric")
-
 
 
 def test_ci_comments_and_cycles_reach_the_marts(duckdb_run):

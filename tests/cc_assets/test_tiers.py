@@ -1,7 +1,7 @@
 """Storage tiers over several days of sandbox data: hot, warm, cold, archive, retention, history.
 
 One sandbox and one pipeline run per session (the `tiered` fixture, tests/cc_assets/conftest.py,
-shared with the reports' tests); then the tier jobs as a user would run them:
+shared with the pipeline's and the reports' tests); then the tier jobs as a user would run them:
 a backfill of the whole range as one run of `tiers_daily_job`, hours into the hot tier, the month
 into the archive, and retention at a date where some days are past it. Each test checks what an
 operator would: partitions per tier, that a re-run changes nothing, that only verified partitions
@@ -21,31 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance
 
-from cc_assets.definitions import defs
 from resources.platform import PlatformResource
 from resources.settings import Settings
 from resources.storage.history import HistoryReader
 from resources.storage.hot import FileHotStore
 from resources.storage.tiers import Fingerprint, TierStore
-
-END = datetime(2026, 11, 20, 15, 30)
-DAYS = 4
-EVENTS = 1200
-PARTITIONS = [(END - timedelta(days=n)).date().isoformat() for n in range(DAYS, -1, -1)]
-MONTH = "2026-11-01"
-
-
-def range_tags(first: str, last: str) -> dict[str, str]:
-    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-
-
-def run(job: str, platform: PlatformResource, instance: DagsterInstance, **kwargs):
-    result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, resources={"platform": platform}, raise_on_error=False, **kwargs)
-    for event in result.all_events:
-        if event.is_step_failure:  # shown with the test's output when an assertion on it fails
-            print(f"{job}: step {event.step_key} failed: {event.event_specific_data.error.message}")
-    return result
 
 
 def settings_of(tiered, **changes) -> Settings:
@@ -60,21 +40,23 @@ def materialization(result, key: list[str]):
     return events[-1].event_specific_data.materialization
 
 
-def test_cold_tier_holds_every_landing_event_once_per_day(tiered):
+def test_cold_tier_holds_every_landing_event_once_per_day(tiered, assets_world):
+    partitions = assets_world.PARTITIONS
     tiers = TierStore.landing(settings_of(tiered))
     cold = tiers.cold_days()
-    assert [d.isoformat() for d in sorted(cold)] == [d for d in sorted(tiered["truth"]) if d in PARTITIONS]
+    assert [d.isoformat() for d in sorted(cold)] == [d for d in sorted(tiered["truth"]) if d in partitions]
     for day in cold:
         assert Fingerprint.of(tiers.read_table(tiers.cold_path(day))) == tiered["truth"][day.isoformat()]
     meta = materialization(tiered["daily"], ["cold", "events"]).metadata
-    assert meta["rows_moved"].value == sum(tiered["truth"][d].rows for d in PARTITIONS if d in tiered["truth"])
+    assert meta["rows_moved"].value == sum(tiered["truth"][d].rows for d in partitions if d in tiered["truth"])
     assert meta["bytes_written"].value > 0
 
 
-def test_rerun_of_a_tier_partition_is_idempotent(tiered):
+def test_rerun_of_a_tier_partition_is_idempotent(tiered, assets_world):
+    partitions = assets_world.PARTITIONS
     settings = settings_of(tiered)
     tiers = TierStore.landing(settings)
-    for day in PARTITIONS[1:3]:
+    for day in partitions[1:3]:
         d = date.fromisoformat(day)
         assert Fingerprint.of(tiers.read_table(tiers.cold_path(d))) == tiered["truth"][day]
     with duckdb.connect(str(settings.data_dir / "serving" / "marts.duckdb"), read_only=True) as con:
@@ -85,7 +67,7 @@ def test_rerun_of_a_tier_partition_is_idempotent(tiered):
                                   "from fct_event_volume_1d group by 1").fetchall())
         minutes = con.execute("select sum(event_count)::bigint from fct_event_volume_1m").fetchone()[0]
     assert dupes == 0
-    assert per_day == {d: tiered["truth"][d].rows for d in PARTITIONS if d in tiered["truth"]}
+    assert per_day == {d: tiered["truth"][d].rows for d in partitions if d in tiered["truth"]}
     assert volume == per_day and minutes == sum(per_day.values())
 
 
@@ -106,23 +88,25 @@ def test_hot_tier_holds_the_hours_events_and_counters(tiered):
         len(store.hour_events(datetime.strptime(h, "%Y-%m-%dT%H"))) for h in store.hours())
 
 
-def test_archive_manifest_matches_the_data(tiered):
+def test_archive_manifest_matches_the_data(tiered, assets_world):
+    partitions = assets_world.PARTITIONS
     tiers = TierStore.landing(settings_of(tiered))
     manifest = tiers.manifest(date(2026, 11, 1))
     entry = manifest["files"][0]
     path = tiers.path(entry["path"])
     table = pq.read_table(path)
-    assert entry["rows"] == table.num_rows == sum(f.rows for d, f in tiered["truth"].items() if d in PARTITIONS)
+    assert entry["rows"] == table.num_rows == sum(f.rows for d, f in tiered["truth"].items() if d in partitions)
     assert entry["sha256"] == tiers.sha256(path) and entry["bytes"] == tiers.size(path)
     assert Fingerprint(entry["rows"], entry["checksum"]) == Fingerprint.of(table)
     assert entry["min_event_at"] == str(min(table.column("event_at").to_pylist()))
     assert entry["max_event_at"] == str(max(table.column("event_at").to_pylist()))
     assert manifest["days"] == {d: {"rows": f.rows, "checksum": f.checksum}
-                                for d, f in tiered["truth"].items() if d in PARTITIONS}
+                                for d, f in tiered["truth"].items() if d in partitions}
     assert pq.read_metadata(path).row_group(0).column(0).compression == "ZSTD"
 
 
-def test_history_reads_warm_recent_days_and_archive_older_ones(tiered):
+def test_history_reads_warm_recent_days_and_archive_older_ones(tiered, assets_world):
+    partitions = assets_world.PARTITIONS
     settings = settings_of(tiered, warm_days=5)
     # "Today" 2026-11-23 with 5 warm days: the 18th onwards from warm, the 16th and 17th from the archive.
     reader = HistoryReader(settings, today=date(2026, 11, 23))
@@ -133,20 +117,21 @@ def test_history_reads_warm_recent_days_and_archive_older_ones(tiered):
         day = row["bucket_start_at"].date().isoformat()
         per_day[day] = per_day.get(day, 0) + row["event_count"]
         tiers_used.setdefault(day, set()).add(row["tier"])
-    assert per_day == {d: tiered["truth"][d].rows for d in PARTITIONS if d in tiered["truth"]}
+    assert per_day == {d: tiered["truth"][d].rows for d in partitions if d in tiered["truth"]}
     assert tiers_used["2026-11-16"] == {"history"} and tiers_used["2026-11-19"] == {"warm"}
     github = reader.events(datetime(2026, 11, 17, 12), datetime(2026, 11, 18, 12), source="github", limit=10_000)
     assert {e["tier"] for e in github} == {"history", "warm"}
     assert all(e["source"] == "github" for e in github) and github == sorted(github, key=lambda e: e["event_at"])
 
 
-def test_history_reads_each_new_snapshot_a_build_swaps_in(tiered, tmp_path):
+def test_history_reads_each_new_snapshot_a_build_swaps_in(tiered, tmp_path, assets_world):
     """The history reader keeps one DuckDB open between queries: a snapshot a build renames into
     place is read by the next query, even while something else in the process holds the old file
     open (DuckDB's instance cache would hand that one back), and the old file is let go."""
     from resources.storage.history import ENGINE
     from resources.storage.serving import export_snapshot, snapshot_path
 
+    partitions = assets_world.PARTITIONS
     data_dir = tmp_path / "data"
     shutil.copytree(tiered["data_dir"], data_dir)
     settings = Settings.from_env({"CC_DATA_DIR": str(data_dir)}).model_copy(update={"warm_days": 30})
@@ -161,7 +146,7 @@ def test_history_reads_each_new_snapshot_a_build_swaps_in(tiered, tmp_path):
         return out
 
     before = per_day()
-    assert before == {d: tiered["truth"][d].rows for d in PARTITIONS if d in tiered["truth"]}
+    assert before == {d: tiered["truth"][d].rows for d in partitions if d in tiered["truth"]}
     held = duckdb.connect(str(snapshot_path(settings)), read_only=True)  # as the sidecar's marts reader does
     try:
         with duckdb.connect(str(settings.duckdb_path)) as con:
@@ -178,7 +163,8 @@ def test_history_reads_each_new_snapshot_a_build_swaps_in(tiered, tmp_path):
     assert per_day() == {}
 
 
-def test_retention_removes_only_verified_partitions(tiered, tmp_path):
+def test_retention_removes_only_verified_partitions(tiered, tmp_path, assets_world):
+    run = assets_world.run
     data_dir = tmp_path / "data"
     shutil.copytree(tiered["data_dir"], data_dir)
     platform = PlatformResource(data_dir=str(data_dir), warehouse="duckdb")
@@ -228,7 +214,8 @@ def land_events(data_dir, day: date, events, ingested_at: datetime) -> None:
                        folder / "part-webhooks.parquet")
 
 
-def test_a_linear_state_change_seen_twice_is_one_event_in_every_tier(tiered, linear_webhooks, tmp_path):
+def test_a_linear_state_change_seen_twice_is_one_event_in_every_tier(tiered, linear_webhooks, tmp_path,
+                                                                     assets_world):
     """A state change the webhook pushed and the poll then found in the issue's history is one event
     in the warm tier (dbt pairs them) and in the cold tier (the move pairs them the same way), also
     when the pair straddles midnight: the days verify, and warm retention drops them."""
@@ -237,6 +224,7 @@ def test_a_linear_state_change_seen_twice_is_one_event_in_every_tier(tiered, lin
     from resources.storage.tier_moves import landing_events
     from resources.storage.warm import WarmStore
 
+    run, range_tags = assets_world.run, assets_world.range_tags
     data_dir = tmp_path / "data"
     shutil.copytree(tiered["data_dir"], data_dir)
     platform = PlatformResource(data_dir=str(data_dir), warehouse="duckdb")
@@ -292,7 +280,7 @@ def test_a_linear_state_change_seen_twice_is_one_event_in_every_tier(tiered, lin
     assert date(2026, 11, 16) not in warm.days() and date(2026, 11, 17) not in warm.days()
 
 
-def test_analyst_catalog_answers_the_readme_questions_while_dbt_holds_the_warehouse(tiered):
+def test_analyst_catalog_answers_the_readme_questions_while_dbt_holds_the_warehouse(tiered, assets_world):
     import subprocess
     import sys
     from pathlib import Path
@@ -300,6 +288,7 @@ def test_analyst_catalog_answers_the_readme_questions_while_dbt_holds_the_wareho
     from resources.storage.catalog import open_catalog
     from scripts.sql import QUESTIONS
 
+    partitions = assets_world.PARTITIONS
     settings = settings_of(tiered)
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     # dbt holds warehouse.duckdb read-write for a whole build: so does this process.
@@ -318,7 +307,7 @@ def test_analyst_catalog_answers_the_readme_questions_while_dbt_holds_the_wareho
         holder.wait()
     active, per_day, _charlie, merges, tiers = answers.values()
     assert active and all(row[4] is not None for row in active)
-    assert sum(row[2] for row in per_day) == sum(f.rows for d, f in tiered["truth"].items() if d in PARTITIONS)
+    assert sum(row[2] for row in per_day) == sum(f.rows for d, f in tiered["truth"].items() if d in partitions)
     assert merges and all(row[3].total_seconds() >= 0 for row in merges)
     held = {row[0]: row for row in tiers}
     assert set(held) == {"landing", "cold", "archive"} and held["cold"][2] == held["archive"][2]
@@ -348,12 +337,13 @@ def dbt_marts(*folders: str) -> set[str]:
     return {p.stem for folder in folders or ("marts", "warm") for p in (models / folder).rglob("*.sql")}
 
 
-def test_catalog_file_opens_in_the_duckdb_cli_while_dbt_holds_the_warehouse(tiered, tmp_path):
+def test_catalog_file_opens_in_the_duckdb_cli_while_dbt_holds_the_warehouse(tiered, tmp_path, assets_world):
     import os
     import subprocess
     import sys
     from pathlib import Path
 
+    partitions = assets_world.PARTITIONS
     settings = settings_of(tiered)
     catalog = settings.catalog_file
     assert {"dim_cycles", "fct_agent_session_costs", "fct_cron_runs", "fct_workflow_session_costs"} <= dbt_marts()
@@ -397,7 +387,7 @@ def test_catalog_file_opens_in_the_duckdb_cli_while_dbt_holds_the_warehouse(tier
             "catalog_info"} <= listed
     # Parquet keeps the values, not every DuckDB type (a HUGEINT sum comes back as a double).
     assert pq.read_table(out).to_pylist() == workflows.to_pylist() != []
-    assert int(history.stdout) == sum(f.rows for d, f in tiered["truth"].items() if d in PARTITIONS)
+    assert int(history.stdout) == sum(f.rows for d, f in tiered["truth"].items() if d in partitions)
 
 
 def test_catalog_file_is_replaced_atomically(tiered, tmp_path):
@@ -429,7 +419,8 @@ def test_catalog_file_is_replaced_atomically(tiered, tmp_path):
     assert catalog_fingerprint(target) == fingerprint(settings)
 
 
-def test_corrupt_parquet_is_reported_and_quarantined(tiered, tmp_path):
+def test_corrupt_parquet_is_reported_and_quarantined(tiered, tmp_path, assets_world):
+    run = assets_world.run
     data_dir = tmp_path / "data"
     shutil.copytree(tiered["data_dir"], data_dir)
     platform = PlatformResource(data_dir=str(data_dir), warehouse="duckdb")
@@ -463,9 +454,10 @@ def test_corrupt_parquet_is_reported_and_quarantined(tiered, tmp_path):
 # --- the same tiers on Redis, S3 and Postgres -----------------------------------------------------
 
 
-def test_hot_tier_in_redis_uses_the_key_conventions_and_ttl(tiered, redis_url):
+def test_hot_tier_in_redis_uses_the_key_conventions_and_ttl(tiered, redis_url, assets_world):
     import redis
 
+    run, range_tags = assets_world.run, assets_world.range_tags
     client = redis.Redis.from_url(redis_url)
     hours = ["2026-11-20T12", "2026-11-20T13"]
     keys = [f"{kind}:{h}" for h in hours for kind in ("events:hour", "counter:events")]
@@ -510,20 +502,21 @@ def s3_lake():
         server.stop()
 
 
-def test_cold_and_archive_on_s3_through_the_same_code(tiered, s3_lake, tmp_path):
+def test_cold_and_archive_on_s3_through_the_same_code(tiered, s3_lake, tmp_path, assets_world):
+    partitions, run, range_tags = assets_world.PARTITIONS, assets_world.run, assets_world.range_tags
     client, env = s3_lake
     data_dir = tmp_path / "data"
     shutil.copytree(tiered["data_dir"], data_dir)
     shutil.rmtree(data_dir / "lake" / "cold")
     shutil.rmtree(data_dir / "lake" / "archive")
     platform = PlatformResource(data_dir=str(data_dir), warehouse="duckdb")
-    truth = {d: f for d, f in tiered["truth"].items() if d in PARTITIONS}
+    truth = {d: f for d, f in tiered["truth"].items() if d in partitions}
     with pytest.MonkeyPatch.context() as patch, DagsterInstance.ephemeral() as instance:
         for name, value in env.items():
             patch.setenv(name, value)
         settings = Settings.from_env({**env, "CC_DATA_DIR": str(data_dir)})
-        assert run("tiers_daily_job", platform, instance, tags=range_tags(PARTITIONS[0], PARTITIONS[-1])).success
-        assert run("archive_job", platform, instance, partition_key=MONTH).success
+        assert run("tiers_daily_job", platform, instance, tags=range_tags(partitions[0], partitions[-1])).success
+        assert run("archive_job", platform, instance, partition_key=assets_world.MONTH).success
         keys = {o["Key"] for o in client.list_objects_v2(Bucket="cc-lake", Prefix="prod/")["Contents"]}
         assert {f"prod/cold/events/date={d}/part-0.parquet" for d in truth} <= keys
         assert {"prod/archive/events/month=2026-11/part-0.parquet", "prod/archive/events/month=2026-11/manifest.json"} <= keys
@@ -568,7 +561,7 @@ def test_cold_and_archive_on_s3_through_the_same_code(tiered, s3_lake, tmp_path)
             "ops": {"retention__cold": {"config": {"as_of": "2027-02-16"}},
                     "retention__warm": {"config": {"as_of": "2026-11-23"}}}})
         assert retention.success
-        assert sorted(d.isoformat() for d in tiers.cold_days()) == [d for d in PARTITIONS if d >= "2026-11-18"]
+        assert sorted(d.isoformat() for d in tiers.cold_days()) == [d for d in partitions if d >= "2026-11-18"]
         client.put_object(Bucket="cc-lake", Key="prod/cold/events/date=2026-11-19/part-9.parquet", Body=b"PAR1 not really")
         (scan,) = run("lake_scan_job", platform, instance).get_asset_check_evaluations()
         assert not scan.passed and list(scan.metadata["quarantined"].value) == [
@@ -579,11 +572,13 @@ def test_cold_and_archive_on_s3_through_the_same_code(tiered, s3_lake, tmp_path)
 
 
 @pytest.mark.postgres
-def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partitions(tiered, pg_database, tmp_path):
+def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partitions(tiered, pg_database, tmp_path,
+                                                                                   assets_world):
     import psycopg
 
     from resources.storage.catalog import load_postgres_extension, open_catalog
 
+    days, run, range_tags = assets_world.PARTITIONS, assets_world.run, assets_world.range_tags
     data_dir = tmp_path / "data"
     shutil.copytree(tiered["data_dir"], data_dir)
     # The warm models read fct_workflow_events, which transform_job builds; copy the DuckDB build's.
@@ -596,7 +591,7 @@ def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partiti
                     "event_type, actor_id, actor_name, actor_type, actor_instance_id, target_type, target_id, "
                     "target_title, target_url, event_at, ingested_at from wh.main.fct_workflow_events")
     platform = PlatformResource(data_dir=str(data_dir), warehouse="postgres", pg_url=pg_database)
-    truth = {d: f for d, f in tiered["truth"].items() if d in PARTITIONS}
+    truth = {d: f for d, f in tiered["truth"].items() if d in days}
 
     def partitions(table: str) -> dict[str, int]:
         with psycopg.connect(pg_database) as conn:
@@ -609,7 +604,7 @@ def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partiti
     with pytest.MonkeyPatch.context() as env, DagsterInstance.ephemeral() as instance:
         env.setenv("CC_PG_SCHEMA", "tiers")
         for _ in range(2):  # the second run of the range replaces the same rows
-            assert run("tiers_daily_job", platform, instance, tags=range_tags(PARTITIONS[0], PARTITIONS[-1])).success
+            assert run("tiers_daily_job", platform, instance, tags=range_tags(days[0], days[-1])).success
         assert partitions("fct_events") == {f"fct_events_p{d.replace('-', '')}": f.rows for d, f in truth.items()}
         assert set(partitions("fct_event_volume_1m")) == {f"fct_event_volume_1m_p{d.replace('-', '')}" for d in truth}
         settings = Settings.from_env({"CC_DATA_DIR": str(data_dir), "CC_WAREHOUSE": "postgres",
@@ -634,7 +629,7 @@ def test_warm_tier_on_postgres_is_partitioned_by_day_and_retention_drops_partiti
                     "retention__cold": {"config": {"as_of": "2026-11-23"}}}})
     assert result.success
     left = partitions("fct_events")
-    assert sorted(left) == [f"fct_events_p{d.replace('-', '')}" for d in PARTITIONS if d >= "2026-11-18"]
+    assert sorted(left) == [f"fct_events_p{d.replace('-', '')}" for d in days if d >= "2026-11-18"]
     assert "fct_event_volume_1d_p20261116" not in partitions("fct_event_volume_1d")
     meta = materialization(result, ["retention", "warm"]).metadata
     assert sorted(meta["moved"].value) == ["2026-11-16", "2026-11-17"] and meta["bytes_freed"].value > 0

@@ -34,7 +34,9 @@ def run_demo(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "scripts.run", "scripts.demo"], cwd=ROOT, capture_output=True, text=True, timeout=600,
         env={**base, "CC_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(home),
-             "CC_DEMO_EVENTS": "600", "CC_DEMO_DAYS": "2", **env})
+             "CC_DEMO_EVENTS": "600", "CC_DEMO_DAYS": "2",
+             # The session's niceness for dbt builds (tests/conftest.py): the test waits for the demo's.
+             "CC_DBT_NICENESS": os.environ["CC_DBT_NICENESS"], **env})
 
 
 def _check(done: subprocess.CompletedProcess, warehouse_line: str) -> None:

@@ -1,7 +1,8 @@
 """The sidecar's REST API over real HTTP (uvicorn on loopback), on a warehouse built from the sandbox.
 
-Each backend builds its own warehouse once per module: DuckDB (read through the serving snapshot,
-so a dbt build holding the warehouse file does not block reads) and Postgres (read directly).
+Each backend has a copy of the session's built world for the module: DuckDB (read through the
+serving snapshot, so a dbt build holding the warehouse file does not block reads) and Postgres (a
+database of the module's own, read directly).
 The expected numbers come from the warehouse itself, so these are the marts a user would check.
 """
 
@@ -13,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -31,41 +33,16 @@ import pytest
 import requests
 import uvicorn
 import websockets
-from dagster import DagsterInstance
 
-from cc_assets.definitions import defs
 from resources.dbt import DBT_PROJECT_DIR
-from resources.platform import PlatformResource
 from resources.settings import Settings
 from resources.storage.serving import export_snapshot, snapshot_path
-from sandbox.process import run_sandbox
 from scripts.chaos.auth_attacks import BODIES, EXPECTED, FAKE_ID
-from scripts.chaos.harness import throwaway_database
 from streaming.app import create_app
 from streaming.auth import hmac_sha256_hex, issue_token
 
-# The sandbox ends now, so the 1h/24h presets see data, as in the demo.
-END = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
-DAYS = 2
-EVENTS = 600
 SECRET = "test-jwt-secret"
 GITHUB_SECRET = "test-github-webhook-secret"
-PARTITIONS = [(END - timedelta(days=n)).date().isoformat() for n in range(DAYS, -1, -1)]
-RANGE_TAGS = {"dagster/asset_partition_range_start": PARTITIONS[0],
-              "dagster/asset_partition_range_end": PARTITIONS[-1]}
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    with run_sandbox(tmp_path_factory.mktemp("sandbox"), events=EVENTS, days=DAYS, end=END) as handle:
-        yield handle
-
-
-@pytest.fixture(scope="module")
-def api_pg_database(pg_admin_url: str) -> Iterator[str]:
-    """A database of this module's own: the session's `pg_database` has other sandboxes' raw days."""
-    with throwaway_database(pg_admin_url, "cc_test_api") as url:
-        yield url
 
 
 @dataclass
@@ -76,37 +53,31 @@ class Backend:
     sandbox_url: str
 
 
-def _build(platform: PlatformResource) -> None:
-    with DagsterInstance.ephemeral() as instance:
-        ingest = defs.resolve_job_def("ingest_job").execute_in_process(
-            instance=instance, tags=RANGE_TAGS, resources={"platform": platform}, raise_on_error=False)
-        assert ingest.success, "ingest failed"
-        transform = defs.resolve_job_def("transform_job").execute_in_process(
-            instance=instance, resources={"platform": platform}, raise_on_error=False)
-        assert transform.success, "dbt build (or the serving snapshot) failed"
-
-
 @pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request, sandbox, tmp_path_factory) -> Iterator[Backend]:
-    data_dir = tmp_path_factory.mktemp(f"data_{request.param}")
-    env = {"CC_DATA_DIR": str(data_dir), "CC_SANDBOX_URL": sandbox.url, "CC_JWT_SECRET": SECRET,
+def backend(request, now_world, tmp_path_factory) -> Iterator[Backend]:
+    """A copy of the session's built world that ends now (tests/conftest.py): on DuckDB its data
+    folder, on Postgres its database (`now_world_pg`) and data folder."""
+    data_dir = tmp_path_factory.mktemp(f"data_{request.param}") / "data"
+    env = {"CC_DATA_DIR": str(data_dir), "CC_SANDBOX_URL": now_world.sandbox.url, "CC_JWT_SECRET": SECRET,
            "CC_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET, "CC_WAREHOUSE": request.param}
-    if request.param == "postgres":
-        pg_url = request.getfixturevalue("api_pg_database")
-        env["CC_PG_URL"] = pg_url
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgres":
+            world = request.getfixturevalue("now_world_pg")
+            shutil.copytree(world.data_dir, data_dir)
+            pg_url = env["CC_PG_URL"] = stack.enter_context(
+                world.copy(request.getfixturevalue("pg_admin_url"), "cc_test_api"))
 
-        def query(sql: str) -> list[tuple]:
-            with psycopg.connect(pg_url, options="-c search_path=analytics") as conn:
-                return conn.execute(sql).fetchall()
-    else:
-        def query(sql: str) -> list[tuple]:
-            with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
-                return con.execute(sql).fetchall()
+            def query(sql: str) -> list[tuple]:
+                with psycopg.connect(pg_url, options="-c search_path=analytics") as conn:
+                    return conn.execute(sql).fetchall()
+        else:
+            now_world.copy(data_dir)
 
-    settings = Settings.from_env(env)
-    _build(PlatformResource(data_dir=str(data_dir), sandbox_url=sandbox.url, warehouse=request.param,
-                            pg_url=env.get("CC_PG_URL")))
-    yield Backend(request.param, settings, query, sandbox.url)
+            def query(sql: str) -> list[tuple]:
+                with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+                    return con.execute(sql).fetchall()
+
+        yield Backend(request.param, Settings.from_env(env), query, now_world.sandbox.url)
 
 
 @pytest.fixture(scope="module")

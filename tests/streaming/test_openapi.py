@@ -1,6 +1,6 @@
 """The OpenAPI document is what the API does: schemathesis over /openapi.json (every check, fixed
 seed, a few dozen examples an operation) against a real sidecar process over a small built
-warehouse, and the mismatches it once found, each asked directly.
+warehouse (a copy of the session's), and the mismatches it once found, each asked directly.
 """
 
 from __future__ import annotations
@@ -8,13 +8,14 @@ from __future__ import annotations
 import pytest
 import requests
 
-from scripts.chaos.built import built_sidecar
+from scripts.chaos.built import sidecar_on
 from scripts.chaos.schemathesis_api import full_token, run_schemathesis
 
 
 @pytest.fixture(scope="module")
-def sidecar(tmp_path_factory):
-    with built_sidecar(tmp_path_factory.mktemp("openapi")) as server:
+def sidecar(now_world, tmp_path_factory):
+    """A sidecar process on a copy of the session's built world (`now_world`, tests/streaming/conftest.py)."""
+    with sidecar_on(now_world.copy(tmp_path_factory.mktemp("openapi") / "data"), now_world.sandbox.url) as server:
         yield server
 
 

@@ -229,13 +229,16 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Iterator[Built]:
+def built(tmp_path_factory, request) -> Iterator[Built]:
+    """A sidecar on a copy of the session's built world (`now_world`, tests/streaming/conftest.py)."""
     if not PAGE_INDEX.is_file():
         pytest.skip("the page is not built (streaming/static/page/index.html)")
-    from scripts.chaos.built import built_sidecar
+    from scripts.chaos.built import sidecar_on
 
-    with built_sidecar(tmp_path_factory.mktemp("page"), env={"CC_STATIC_DIR": str(STATIC)}) as server:
-        yield Built(server, server.env["CC_SANDBOX_URL"])
+    world = request.getfixturevalue("now_world")
+    data_dir = world.copy(tmp_path_factory.mktemp("page") / "data")
+    with sidecar_on(data_dir, world.sandbox.url, env={"CC_STATIC_DIR": str(STATIC)}) as server:
+        yield Built(server, world.sandbox.url)
 
 
 def _logged_in(visit, built: Built, width: str = "desktop", **claims) -> Visit:

@@ -1,7 +1,7 @@
 """The REST API reads the storage tiers, over real HTTP (the sidecar in its own process, `make_sidecar`).
 
-One warehouse per module, built from a sandbox that ends now. `/dashboard/metrics` over a custom
-range of a year counts the days before the warm window from the cold and archive tiers (here a
+A copy of the session's warehouse, built from a sandbox that ends now. `/dashboard/metrics` over a
+custom range of a year counts the days before the warm window from the cold and archive tiers (here a
 copy of the sandbox's days moved back 350 days that only those tiers hold, and one recent day
 compacted into the cold tier) and the rest from the marts; the 1h preset counts the hot tier
 (Redis, or the embedded hot folder) merged with the events the sidecar itself received.
@@ -21,37 +21,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import requests
-from dagster import DagsterInstance
 
-from cc_assets.definitions import defs
-from resources.platform import PlatformResource
 from resources.settings import Settings
 from resources.storage.hot import hot_store
 from resources.storage.tier_moves import archive_month, compact_day, landing_events
 from resources.storage.tiers import TierStore, month_start
-from sandbox.process import run_sandbox
 
-END = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
-DAYS = 3
-EVENTS = 400
-PARTITIONS = [(END - timedelta(days=n)).date().isoformat() for n in range(DAYS, -1, -1)]
 SHIFT = timedelta(days=350)
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """A DuckDB warehouse and serving snapshot built from the sandbox, as transform_job leaves them."""
-    folder = tmp_path_factory.mktemp("data")
-    with run_sandbox(tmp_path_factory.mktemp("sandbox"), events=EVENTS, days=DAYS, end=END) as sandbox:
-        platform = PlatformResource(data_dir=str(folder), sandbox_url=sandbox.url, warehouse="duckdb")
-        tags = {"dagster/asset_partition_range_start": PARTITIONS[0],
-                "dagster/asset_partition_range_end": PARTITIONS[-1]}
-        with DagsterInstance.ephemeral() as instance:
-            for job, kwargs in (("ingest_job", {"tags": tags}), ("transform_job", {})):
-                result = defs.resolve_job_def(job).execute_in_process(
-                    instance=instance, resources={"platform": platform}, raise_on_error=False, **kwargs)
-                assert result.success, f"{job} failed"
-    return folder
+def data_dir(now_world, tmp_path_factory):
+    """A copy of the session's built world (`now_world`, tests/streaming/conftest.py): a DuckDB
+    warehouse and serving snapshot built from the sandbox, as transform_job leaves them."""
+    return now_world.copy(tmp_path_factory.mktemp("data") / "data")
 
 
 def marts(data_dir, sql: str, params: dict | None = None) -> list[tuple]:
@@ -77,7 +60,7 @@ def z(ts: datetime) -> str:
 # --- history: cold and archive before the warm window, the marts after ----------------------------------
 
 @pytest.fixture(scope="module")
-def last_year(data_dir, tmp_path_factory) -> pa.Table:
+def last_year(data_dir, now_world, tmp_path_factory) -> pa.Table:
     """The sandbox's events moved back 350 days into the cold and archive tiers only (as if the
     landing lake and marts had long forgotten them): all but the last day archived, that one still a
     cold day. Plus the sandbox's day before yesterday compacted into the cold tier. Returns the old events."""
@@ -86,7 +69,7 @@ def last_year(data_dir, tmp_path_factory) -> pa.Table:
     today = datetime.now(UTC).date()
     compact_day(landing, tiers, today - timedelta(days=2))
 
-    recent = landing_events(landing, datetime.combine(today - timedelta(days=DAYS + 1), datetime.min.time()),
+    recent = landing_events(landing, datetime.combine(today - timedelta(days=now_world.days + 1), datetime.min.time()),
                             datetime.combine(today + timedelta(days=1), datetime.min.time()))
     shift = pa.scalar(SHIFT, pa.duration("us"))
     old = recent.set_column(recent.schema.get_field_index("event_at"), "event_at",
@@ -111,13 +94,14 @@ def last_year(data_dir, tmp_path_factory) -> pa.Table:
     return old
 
 
-def test_a_year_of_metrics_reads_cold_and_archive_before_the_warm_window(data_dir, last_year, make_sidecar):
+def test_a_year_of_metrics_reads_cold_and_archive_before_the_warm_window(data_dir, last_year, make_sidecar,
+                                                                         now_world):
     today = datetime.now(UTC).date()
     # Warm from yesterday: the day before is in the cold tier, the one before that only in the marts.
     server = make_sidecar({"CC_WAREHOUSE": "duckdb", "CC_WARM_DAYS": "1", "CC_REDIS_URL": ""}, data_dir=data_dir)
     old_days = Counter(d.as_py().date().isoformat() for d in last_year.column("event_at"))
     lo = datetime.combine(date.fromisoformat(min(old_days)), datetime.min.time())
-    hi = END + timedelta(hours=1)
+    hi = now_world.end + timedelta(hours=1)
     body = metrics(server, timeRange="custom", **{"from": z(lo), "to": z(hi)})
 
     recent = dict(marts(data_dir, "select source, count(*) from fct_workflow_events where event_at >= $lo"
