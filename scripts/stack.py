@@ -229,6 +229,10 @@ def run(events: int, days: int, reduced: bool, serve: bool, work: Path) -> int:
     from sandbox.process import run_sandbox
     from scripts.parity import send_all
 
+    def stop(signum, _frame):  # a SIGTERM unwinds the stack below, so every process it started stops
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     first, last = (end - timedelta(days=days)).date().isoformat(), end.date().isoformat()
     os.environ.setdefault("CC_PARTITIONS_START", first)
