@@ -25,8 +25,8 @@ import pyarrow.csv as pa_csv
 from psycopg import sql
 
 RAW_SCHEMA = "raw"
-# Rows per CSV chunk handed to COPY: a few MB of text, so memory stays flat whatever the partition.
-COPY_CHUNK_ROWS = 50_000
+# Rows per CSV chunk handed to COPY: 10-20 MB of text with the `_raw` JSON, whatever the partition.
+COPY_CHUNK_ROWS = 10_000
 _CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
 
 _PG_TYPES = {
