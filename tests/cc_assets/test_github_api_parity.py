@@ -13,7 +13,7 @@ import pytest
 from dagster import DagsterInstance
 
 from cc_assets.definitions import defs
-from cc_assets.normalized import normalize_day
+from cc_assets.normalizing import normalize_day
 from cc_events import NormalizeContext
 from resources.platform import PlatformResource
 from resources.storage.lake import Lake
