@@ -41,11 +41,13 @@ def free_port() -> int:
 class Sidecar:
     """One sidecar process, run as in production by the launcher (`python -m streaming.serve`);
     `restart()` keeps its data dir (and port). `max_open_files` caps the process's open-file
-    limit (soft and hard), as on a host whose limit is low."""
+    limit (soft and hard), as on a host whose limit is low. Processes sharing a data dir need a
+    `worker` name each (`CC_SIDECAR_WORKER_ID`: their own landing files)."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str], max_open_files: int | None = None) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str], max_open_files: int | None = None,
+                 worker: str | None = None) -> None:
         self.data_dir = data_dir
-        self.env = env
+        self.env = {**env, "CC_SIDECAR_WORKER_ID": worker} if worker else env
         self.max_open_files = max_open_files
         self.port = free_port()
         self.proc: subprocess.Popen | None = None

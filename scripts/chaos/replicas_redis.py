@@ -186,10 +186,11 @@ def _raw_once(data_dir: Path) -> Counter:
 
     from cc_assets.sources import raw_assets
     from resources.platform import PlatformResource
+    from resources.storage.landing import LandingLog
 
     raw = next(a for a in raw_assets if a.key == AssetKey(["raw", "webhooks", "deliveries"]))
     platform = PlatformResource(data_dir=str(data_dir))
-    for day in sorted(p.stem.removeprefix("date=") for p in (data_dir / "landing" / "webhooks").glob("date=*.jsonl")):
+    for day in [d.isoformat() for d in LandingLog(data_dir / "landing").days("webhooks")]:
         with DagsterInstance.ephemeral() as instance:
             if not materialize([raw], partition_key=day, resources={"platform": platform}, instance=instance).success:
                 raise RuntimeError(f"raw/webhooks/deliveries failed for {day}")
@@ -215,7 +216,7 @@ def attack(ctx: Context, *, rate: float = 150, clients_per_replica: int = 2, sto
     empty_marts(data_dir)
     redis_server = RedisServer(ctx.workdir).start()
     env = {**SECRETS, "CC_REDIS_URL": f"{redis_server.url}?channel=cc-chaos-{uuid.uuid4().hex[:8]}"}
-    replicas = [Sidecar(data_dir, env), Sidecar(data_dir, env)]
+    replicas = [Sidecar(data_dir, env, worker="a"), Sidecar(data_dir, env, worker="b")]
     try:
         for server in replicas:
             server.start()

@@ -98,7 +98,7 @@ def test_an_event_acknowledged_while_redis_is_down_reaches_the_other_replica(tmp
     empty_marts(data_dir)
     redis_server = RedisServer(tmp_path).start()
     env = {**SECRETS, "CC_REDIS_URL": f"{redis_server.url}?channel=cc-test-{uuid.uuid4().hex[:8]}"}
-    a, b = Sidecar(data_dir, env).start(), Sidecar(data_dir, env).start()
+    a, b = Sidecar(data_dir, env, worker="a").start(), Sidecar(data_dir, env, worker="b").start()
     record = {"id": "act-outage", "instance_id": "charlie-1", "type": "task_started",
               "timestamp": "2026-01-05T10:00:00Z", "message": "taken while Redis was down"}
     body = json.dumps({"kind": "charlie.activity", "data": record}).encode()
@@ -154,7 +154,7 @@ def test_a_redelivery_that_fails_over_to_the_other_replica_reaches_clients_once(
 
     redis_server = RedisServer(tmp_path).start()
     env = {**SECRETS, "CC_REDIS_URL": f"{redis_server.url}?channel=cc-test-{uuid.uuid4().hex[:8]}"}
-    a, b = Sidecar(tmp_path / "data", env).start(), Sidecar(tmp_path / "data", env).start()
+    a, b = Sidecar(tmp_path / "data", env, worker="a").start(), Sidecar(tmp_path / "data", env, worker="b").start()
     record = {"id": "act-twice", "instance_id": "charlie-1", "type": "task_started",
               "timestamp": "2026-01-05T10:00:00Z", "message": "sent to A, then again to B"}
     body = json.dumps({"kind": "charlie.activity", "data": record}).encode()
