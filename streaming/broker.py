@@ -31,6 +31,25 @@ RECONNECT_MAX_S = 1.0
 # A delivery's "landed" marker outlives GitHub's 3-day redelivery window.
 LANDED_TTL_S = 7 * 24 * 3600
 Deliver = Callable[[str, str], None]  # (room, text)
+LANDED = "1"  # a delivery key's marker once landed; before that it may hold a replica's claim
+# A delivery's state, or its claim for ARGV[1] (expiring after ARGV[2] ms) if it has none: KEYS[1]
+# is its id, the rest its aliases (only ever marked landed).
+_CLAIM = """
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return '1' end
+end
+local held = redis.call('GET', KEYS[1])
+if held then return held end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+# Compare and set (ARGV[2] empty: delete).
+_SWAP = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then return redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
 
 
 def pack(room: str, text: str) -> str:
@@ -59,6 +78,20 @@ class Broker:
 
     async def mark_landed(self, keys: tuple[str, ...]) -> None:
         pass
+
+    async def claim(self, keys: tuple[str, ...], owner: str, ttl_ms: int) -> str | None:
+        """Claim a delivery for `owner` while it lands it (`streaming.claims`): None once claimed
+        (or when nothing is shared), `LANDED` when a replica landed one of `keys`, else the claim
+        another owner holds."""
+        return None
+
+    async def holder(self, key: str) -> str | None:
+        """What `key` holds now: `LANDED`, a claim, or None."""
+        return None
+
+    async def swap(self, key: str, old: str, new: str | None, ttl_ms: int = 0) -> bool:
+        """`key` from `old` to `new` (None: deleted) if it still holds `old`."""
+        return True
 
     async def disconnect(self) -> None:
         pass
@@ -174,10 +207,36 @@ class RedisBroker(Broker):
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key in keys:
-                    pipe.set(self._marker(key), 1, ex=LANDED_TTL_S)
+                    pipe.set(self._marker(key), LANDED, ex=LANDED_TTL_S)
                 await pipe.execute()
         except Exception as exc:
             log.warning("redis broker: cannot set landed markers (%s)", exc)
+
+    # The claims: one key per delivery, the marker's, holding the claim until the marker replaces
+    # it. Unreachable, a replica lands on its own claim (a copy on another replica may land twice).
+
+    async def claim(self, keys: tuple[str, ...], owner: str, ttl_ms: int) -> str | None:
+        try:
+            held = await self._redis.eval(_CLAIM, len(keys), *(self._marker(k) for k in keys), owner, ttl_ms)
+        except Exception as exc:
+            log.warning("redis broker: cannot claim %s (%s); landing it on this replica's word", keys[0], exc)
+            return None
+        return held.decode() if isinstance(held, bytes) else held
+
+    async def holder(self, key: str) -> str | None:
+        try:
+            held = await self._redis.get(self._marker(key))
+        except Exception as exc:
+            log.warning("redis broker: cannot read the claim of %s (%s)", key, exc)
+            return None
+        return held.decode() if isinstance(held, bytes) else held
+
+    async def swap(self, key: str, old: str, new: str | None, ttl_ms: int = 0) -> bool:
+        try:
+            return bool(await self._redis.eval(_SWAP, 1, self._marker(key), old, new or "", ttl_ms))
+        except Exception as exc:
+            log.warning("redis broker: cannot update the claim of %s (%s)", key, exc)
+            return new is not None  # taking over: go on alone; releasing: the claim expires
 
     async def disconnect(self) -> None:
         for task in (self._reader, self._flusher):

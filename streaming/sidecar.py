@@ -34,6 +34,7 @@ from resources.settings import Settings
 from resources.storage.lake import Lake
 from resources.storage.landing import LandingLog
 from streaming.broker import MemoryBroker, broker_for
+from streaming.claims import CLAIM_TTL_S, SharedClaims
 from streaming.correlate import Correlator
 from streaming.data.marts import MartsUnavailable, iso, marts_from_settings
 from streaming.dedupe import DeliveryIndex
@@ -66,21 +67,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _duplicate(delivery: Delivery) -> JSONResponse:
-    return JSONResponse({"status": "duplicate", "delivery": delivery.id})
-
-
 class Sidecar:
     def __init__(self, settings: Settings, live: LiveEvents, samples: LiveSamples | None = None) -> None:
         self.settings = settings
         self.live = live
         self.samples = samples if samples is not None else LiveSamples()
         self.landing = LandingLog(settings.landing_dir)
-        # The indexes first: they may scan and index the landing files' tails before any write.
-        self.deliveries = DeliveryIndex(settings.landing_dir, LANDING_STREAM)
+        # This worker's own landing files among the workers sharing the data dir: its name's lock
+        # first, then the indexes, which read every worker's files and index this one's tails.
+        self.writer = settings.sidecar_worker_id
+        self.journal = GroupCommitLog(settings.landing_dir, settings.fault_fsync_delay_s, self.writer)
+        self.deliveries = DeliveryIndex(settings.landing_dir, LANDING_STREAM, writer=self.writer)
         # Host samples, by sample id, over the window in which the metrics agent sends one again.
-        self.sample_ids = DeliveryIndex(settings.landing_dir, METRICS_STREAM, days=RESEND_DAYS)
-        self.journal = GroupCommitLog(settings.landing_dir, settings.fault_fsync_delay_s)
+        self.sample_ids = DeliveryIndex(settings.landing_dir, METRICS_STREAM, days=RESEND_DAYS, writer=self.writer)
         self.hub = Hub(settings.ws_queue_max, settings.ws_slow_after_s, settings.ws_batch_ms / 1000,
                        settings.ws_frames_per_s, settings.room_batch, settings.room_busy_share)
         self.broker = broker_for(settings.redis_url)
@@ -101,6 +100,9 @@ class Sidecar:
         self._context_seen: tuple | None = None
         self._learned_teams: set[str] = set()
         self.replica = uuid.uuid4().hex[:12]  # tells this replica's own live events from the others'
+        # Deliveries claimed across replicas while one lands them (with Redis).
+        self.claims = SharedClaims(self.broker, settings.landing_dir, LANDING_STREAM, self.writer, self.replica,
+                                   max(CLAIM_TTL_S, 20 * settings.fault_fsync_delay_s))
         self.last_status: str | None = None
         self._status_key: Any = None
         self._status_seen: Any = None
@@ -261,9 +263,8 @@ class Sidecar:
         the claim; from the claim on, the claim is settled by the write's own outcome, so no
         error or cancelled request can leave a key claimed without a durable line."""
         keys = delivery.keys
-        if self.deliveries.durable(keys) or (self._shared and await self.broker.landed(keys)):
-            self.facts.duplicate(delivery.source, utcnow())
-            return _duplicate(delivery)
+        if self.deliveries.durable(keys):
+            return self._duplicate(delivery)
         reason = None
         self._learn_team(delivery)
         try:
@@ -289,15 +290,28 @@ class Sidecar:
             return JSONResponse({"detail": f"the delivery cannot be stored: {exc}"}, status_code=400)
         claim = await self.deliveries.claim(keys)
         if claim is None:
-            self.facts.duplicate(delivery.source, utcnow())
-            return _duplicate(delivery)
+            return self._duplicate(delivery)
+        held = None
         try:
+            if self._shared:  # and across replicas (streaming/claims.py)
+                held = await self.claims.claim(keys)
+                if held is None:  # another replica landed it
+                    self.deliveries.settle(claim, durable=True)
+                    return self._duplicate(delivery)
             write = self.journal.submit(LANDING_STREAM, line, received_at, keys)
         except BaseException:
             self.deliveries.settle(claim, durable=False)
+            if held is not None:
+                held.settle(durable=False)
             raise
-        write.add_done_callback(lambda done: self.deliveries.settle(
-            claim, durable=not done.cancelled() and done.exception() is None))
+
+        def settled(done: asyncio.Future) -> None:
+            durable = not done.cancelled() and done.exception() is None
+            self.deliveries.settle(claim, durable)
+            if held is not None:
+                held.settle(durable)
+
+        write.add_done_callback(settled)
         try:
             await asyncio.shield(write)
         except OSError as exc:
@@ -308,8 +322,8 @@ class Sidecar:
         if reason is not None:
             self.facts.dead_letter(delivery.source, reason, received_at)
         try:
-            if self._shared:
-                await self.broker.mark_landed(keys)  # before publishing: see RedisBroker.landed
+            if held is not None:  # the landed marker before the answer and the publish
+                await asyncio.shield(held.settle(durable=True))
             await self.publish(events, received_at, delivery.action, self._carried(delivery, received_at))
             if delivery.event == ALERT_KIND:
                 await self.broker.publish(ALERTS_ROOM, message(ALERT_KIND, ALERTS_ROOM, delivery.payload))
@@ -319,6 +333,10 @@ class Sidecar:
         if reason:
             body["reason"] = reason
         return JSONResponse(body, status_code=202)
+
+    def _duplicate(self, delivery: Delivery) -> JSONResponse:
+        self.facts.duplicate(delivery.source, utcnow())
+        return JSONResponse({"status": "duplicate", "delivery": delivery.id})
 
     def _learn_team(self, delivery: Delivery) -> None:
         """A Linear issue delivery is Linear knowing its team: `VRF-7` is a key from now on, for
