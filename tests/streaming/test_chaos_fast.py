@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections import Counter
 
 import pytest
@@ -55,14 +54,6 @@ def test_kill_storm_counted_end_to_end_on_duckdb(tmp_path):
         f.layer: ([], []) for f in outcome.findings}
     assert tally.errors_5xx == [] and tally.refused_4xx == []
     assert tally.unacked == []
-
-
-@pytest.fixture
-def redis_server_binary():
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI must run the Redis restart test: redis-server is not installed")
-        pytest.skip("redis-server is not installed (the test restarts a Redis of its own)")
 
 
 def test_replicas_over_a_restarted_redis_and_a_killed_replica(tmp_path, redis_server_binary):
