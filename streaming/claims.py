@@ -13,7 +13,10 @@ this host (its `WriterLock` is free, or it was this worker's earlier life), else
 expires —
 and the dead worker's landing file is searched from its end for the delivery (`find_landed`):
 found, the copy is a duplicate; not found, it is landed. So a sender retrying an unanswered
-delivery on another worker gets it landed exactly once, whichever worker died when.
+delivery on another worker gets it landed exactly once, whichever worker died when. The dead
+worker never published what it landed (it publishes after its marker): the worker that finds
+its claim does (`RECOVERED`), for a copy it finds landed in its own index too (`recover`), so
+clients and the live state get the events once.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from resources.storage.landing import WriterLock
-from streaming.broker import LANDED, Broker
+from streaming.broker import LANDED, LANDED_TTL_S, Broker
 from streaming.dedupe import find_landed
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,9 @@ CLAIM_TTL_S = 5.0
 POLL_S = 0.02  # a waiting copy looks at the claim this often
 # The dead worker's file is searched back to this long before its claim (clocks, group commits).
 SEARCH_SLACK_S = 5.0
+# What `SharedClaims.claim` answers beside a `Held` claim and `LANDED` (a duplicate): landed by a
+# worker that died before announcing it, now marked landed, for the caller to publish.
+RECOVERED = "recovered"
 
 
 class Held:
@@ -79,15 +85,16 @@ class SharedClaims:
     def _owner(self) -> str:
         return f"c:{self.writer}:{int(time.time() * 1000)}:{self.replica}"
 
-    async def claim(self, keys: tuple[str, ...]) -> Held | None:
-        """This worker's claim of a delivery, or None when a worker has landed it."""
+    async def claim(self, keys: tuple[str, ...]) -> Held | str:
+        """This worker's claim of a delivery to land; else `LANDED` (a worker landed it) or
+        `RECOVERED` (a dead worker landed it without a word: publish it)."""
         while True:
             owner = self._owner()
             held = await self.broker.claim(keys, owner, self.ttl_ms)
             if held is None:
                 return Held(self, keys, owner)
             if held == LANDED:
-                return None
+                return LANDED
             if await self._wait(keys[0], held):
                 continue  # it went: claim again
             owner = self._owner()
@@ -97,8 +104,23 @@ class SharedClaims:
             if await self._landed_by(held, keys[0]):
                 self.found_landed += 1
                 await self.broker.mark_landed(keys)
-                return None
+                return RECOVERED
             return Held(self, keys, owner)
+
+    async def recover(self, keys: tuple[str, ...]) -> bool:
+        """For a delivery this worker's index holds: True when a worker (this one's earlier life,
+        or one whose files it read at start) landed it and died before announcing it — its claim is
+        still there — now marked landed for the caller to publish; False for a plain duplicate."""
+        held = await self.broker.holder(keys[0])
+        if held is None or held == LANDED:
+            return False
+        _, writer, _, replica = _parse(held)
+        if not await asyncio.to_thread(self._dead, writer, replica):
+            return False
+        if not await self.broker.swap(keys[0], held, LANDED, int(LANDED_TTL_S * 1000)):
+            return False
+        await self.broker.mark_landed(keys)
+        return True
 
     async def _wait(self, key: str, held: str) -> bool:
         """Wait while `key` holds `held`: True once it changed, False once its worker is dead."""

@@ -33,7 +33,8 @@ from resources.settings import Settings
 from resources.storage.lake import Lake
 from resources.storage.landing import LandingLog
 from streaming.broker import MemoryBroker, broker_for
-from streaming.claims import CLAIM_TTL_S, SharedClaims
+from streaming.catchup import catch_up
+from streaming.claims import CLAIM_TTL_S, RECOVERED, Held, SharedClaims
 from streaming.correlate import Correlator
 from streaming.data.marts import MartsUnavailable, iso, marts_from_settings
 from streaming.dedupe import DeliveryIndex
@@ -116,7 +117,8 @@ class Sidecar:
         self.context = await asyncio.to_thread(self._load_context)
         self.state.on_change(self._state_changed)
         self.state.start()
-        self._tasks = [asyncio.create_task(self._every(CONTEXT_INTERVAL_S, self._refresh_context)),
+        self._tasks = [asyncio.create_task(catch_up(self, utcnow())),  # what was landed before it subscribed
+                       asyncio.create_task(self._every(CONTEXT_INTERVAL_S, self._refresh_context)),
                        asyncio.create_task(self._every(STATUS_PUSH_S, self._refresh_status)),
                        asyncio.create_task(self._every(ALERTS_FEED_S, self._alerts_feed))]
         await asyncio.to_thread(self._start_alerts)
@@ -255,16 +257,17 @@ class Sidecar:
 
     async def accept(self, delivery: Delivery) -> JSONResponse:
         """Land a delivery once: 202 when its line is fsynced, 200 "duplicate" only for a copy
-        that is durable (a copy still being written is waited for), 503 if the disk fails.
+        that is durable (a copy still being written, by this worker or with Redis by another, is
+        waited for: `streaming/claims.py`), 503 if the disk fails.
 
         Everything that can fail before the write (normalizing, encoding the line) happens before
         the claim; from the claim on, the claim is settled by the write's own outcome, so no
         error or cancelled request can leave a key claimed without a durable line."""
         keys = delivery.keys
-        if self.deliveries.durable(keys):
+        if self.deliveries.durable(keys) and not self._shared:
             return self._duplicate(delivery)
         reason = None
-        self._learn_team(delivery)
+        self.learn_team(delivery)
         try:
             events = normalize_delivery(delivery.source, delivery.event, delivery.payload, self.context)
             status = "normalized" if events else "raw"
@@ -286,27 +289,35 @@ class Sidecar:
             line = encode_line(record, received_at, {"payload": delivery.raw})
         except (TypeError, orjson.JSONEncodeError) as exc:
             return JSONResponse({"detail": f"the delivery cannot be stored: {exc}"}, status_code=400)
+        if self.deliveries.durable(keys):  # with Redis: landed, perhaps by a worker that died before publishing
+            if await self.claims.recover(keys):
+                await self._announce(delivery, events, received_at)
+            return self._duplicate(delivery)
         claim = await self.deliveries.claim(keys)
         if claim is None:
             return self._duplicate(delivery)
-        held = None
+        held: Held | str | None = None
         try:
             if self._shared:  # and across replicas (streaming/claims.py)
                 held = await self.claims.claim(keys)
-                if held is None:  # another replica landed it
-                    self.deliveries.settle(claim, durable=True)
-                    return self._duplicate(delivery)
-            write = self.journal.submit(LANDING_STREAM, line, received_at, keys)
+            if isinstance(held, str):  # another replica landed it
+                self.deliveries.settle(claim, durable=True)
+            else:
+                write = self.journal.submit(LANDING_STREAM, line, received_at, keys)
         except BaseException:
             self.deliveries.settle(claim, durable=False)
-            if held is not None:
+            if isinstance(held, Held):
                 held.settle(durable=False)
             raise
+        if isinstance(held, str):
+            if held == RECOVERED:  # by one that died before publishing it
+                await self._announce(delivery, events, received_at)
+            return self._duplicate(delivery)
 
         def settled(done: asyncio.Future) -> None:
             durable = not done.cancelled() and done.exception() is None
             self.deliveries.settle(claim, durable)
-            if held is not None:
+            if isinstance(held, Held):
                 held.settle(durable)
 
         write.add_done_callback(settled)
@@ -319,24 +330,28 @@ class Sidecar:
         self.facts.received(delivery.source, received_at)
         if reason is not None:
             self.facts.dead_letter(delivery.source, reason, received_at)
-        try:
-            if held is not None:  # the landed marker before the answer and the publish
-                await asyncio.shield(held.settle(durable=True))
-            await self.publish(events, received_at, delivery.action, self._carried(delivery, received_at))
-            if delivery.event == ALERT_KIND:
-                await self.broker.publish(ALERTS_ROOM, message(ALERT_KIND, ALERTS_ROOM, delivery.payload))
-        except Exception:
-            log.exception("publishing %s failed (it is landed and reaches the marts regardless)", delivery.id)
+        if isinstance(held, Held):  # the landed marker before the answer and the publish
+            await asyncio.shield(held.settle(durable=True))
+        await self._announce(delivery, events, received_at)
         body: dict[str, Any] = {"status": status, "delivery": delivery.id, "events": [e.id for e in events]}
         if reason:
             body["reason"] = reason
         return JSONResponse(body, status_code=202)
 
+    async def _announce(self, delivery: Delivery, events: list[NormalizedEvent], received_at: datetime) -> None:
+        """Publish what a landed delivery produced; it stays landed whatever happens here."""
+        try:
+            await self.publish(events, received_at, delivery.action, self.carried(delivery, received_at))
+            if delivery.event == ALERT_KIND:
+                await self.broker.publish(ALERTS_ROOM, message(ALERT_KIND, ALERTS_ROOM, delivery.payload))
+        except Exception:
+            log.exception("publishing %s failed (it is landed and reaches the marts regardless)", delivery.id)
+
     def _duplicate(self, delivery: Delivery) -> JSONResponse:
         self.facts.duplicate(delivery.source, utcnow())
         return JSONResponse({"status": "duplicate", "delivery": delivery.id})
 
-    def _learn_team(self, delivery: Delivery) -> None:
+    def learn_team(self, delivery: Delivery) -> None:
         """A Linear issue delivery is Linear knowing its team: `VRF-7` is a key from now on, for
         this delivery and every one after it (the lake learns it too: cc_events/latest.py)."""
         if delivery.source != "linear" or delivery.event != "Issue" or not isinstance(delivery.payload, dict):
@@ -377,7 +392,7 @@ class Sidecar:
         self.live.add(rows)
         self.state.note([r["event_id"] for r in rows], [tuple(c) for c in shared.get("carried") or ()])
 
-    def _carried(self, delivery: Delivery, received_at: datetime) -> list[tuple[str, dict]]:
+    def carried(self, delivery: Delivery, received_at: datetime) -> list[tuple[str, dict]]:
         """The raw rows the delivery carries (a PR, a Linear issue, a cron run), exactly as the next
         landing writes them (cc_events/delivered.py): the live state runs the staging models over them."""
         try:

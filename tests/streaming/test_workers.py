@@ -121,20 +121,42 @@ def test_the_live_state_on_either_worker_shows_a_workflow_a_webhook_made(workers
     answer = post(workers, "/webhooks/github", body, sign.github(body, "pull_request"))
     assert answer.status_code == 202, answer.text
     workflow = "github:codertocat/hello-world#2"
+    every_worker_lists(workers, workflow)
 
-    def listed() -> bool:  # on a fresh connection: either worker
+
+def every_worker_lists(workers: SidecarWorkers, workflow: str, within_s: float = 60) -> None:
+    """Twenty `/api/workflows` reads in a row, each on a fresh connection, list `workflow`: both
+    workers do (each is asked about ten times)."""
+    def listed() -> bool:
         read = requests.get(f"{workers.url}/api/workflows", params={"limit": 500}, timeout=10,
                             headers={"Authorization": f"Bearer {workers.token()}"})
         assert read.status_code == 200, read.text
         return any(w["id"] == workflow for w in read.json()["workflows"])
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + within_s
     streak = 0
-    while streak < 20:  # twenty reads in a row list it: both workers do (each is asked ~10 times)
-        assert time.monotonic() < deadline, f"{workflow} not listed by every worker within 60 s"
+    while streak < 20:
+        assert time.monotonic() < deadline, f"{workflow} not listed by every worker within {within_s:.0f} s"
         streak = streak + 1 if listed() else 0
         if not streak:
             time.sleep(0.2)
+
+
+def test_a_worker_restarted_after_a_kill_serves_what_was_landed_before_it(workers, sign, github_fixtures):
+    """The live store is in memory: the restarted worker reads back what every worker landed lately."""
+    payload = json.loads((github_fixtures / "pull_request" / "opened.payload.json").read_bytes())
+    payload["number"] = payload["pull_request"]["number"] = 77
+    body = json.dumps(payload).encode()
+    answer = post(workers, "/webhooks/github", body, sign.github(body, "pull_request"))
+    assert answer.status_code == 202, answer.text
+    every_worker_lists(workers, "github:codertocat/hello-world#77")
+    killed = workers.kill_worker("w1")
+    deadline = time.monotonic() + 60
+    while workers.pids().get("w1") in (None, killed):
+        assert time.monotonic() < deadline, "the supervisor did not start w1 again"
+        time.sleep(0.2)
+    workers.by_worker(lambda health: health["live_state"] == "ready", timeout_s=180)
+    every_worker_lists(workers, "github:codertocat/hello-world#77")
 
 
 # --- faults under load ------------------------------------------------------------------------------
