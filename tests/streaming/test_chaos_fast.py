@@ -67,8 +67,21 @@ def test_replicas_over_a_restarted_redis_and_a_killed_replica(tmp_path, redis_se
     # The killed replica's clients moved to the other one.
     assert all(c.connects[-1][1] == 1 for c in outcome.clients)
     assert sorted(outcome.lost)[:5] == [], outcome.row.notes
-    # Replicas share their dedupe through Redis: a redelivery that fails over reaches clients once.
+    # Replicas share their dedupe through Redis: a redelivery that fails over is landed once and
+    # reaches clients once.
     assert not outcome.duplicated, outcome.row.notes
+    assert outcome.tally.errors_5xx == [] and outcome.tally.unacked == []
+
+
+def test_workers_on_one_port_over_a_restarted_redis_and_a_killed_worker(tmp_path, redis_server_binary):
+    """`workers_redis`: the same faults on two workers behind one port; the killed worker is started
+    again, and a delivery it landed without answering is landed once (its claim in Redis)."""
+    from scripts.chaos.replicas_redis import attack
+
+    outcome = attack(Context(tmp_path, 30), rate=60, storm_s=12, concurrency=8, workers=True)
+    assert {name: took is not None for name, took in outcome.recoveries.items()} == {
+        "redis restart": True, "replica kill": True}, "rooms stopped flowing after a fault"
+    assert (sorted(outcome.lost)[:5], sorted(outcome.duplicated)[:5]) == ([], []), outcome.row.notes
     assert outcome.tally.errors_5xx == [] and outcome.tally.unacked == []
 
 
