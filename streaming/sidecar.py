@@ -291,7 +291,7 @@ class Sidecar:
             return JSONResponse({"detail": f"the delivery cannot be stored: {exc}"}, status_code=400)
         if self.deliveries.durable(keys):  # with Redis: landed, perhaps by a worker that died before publishing
             if await self.claims.recover(keys):
-                await self._announce(delivery, events, received_at)
+                await self._publish_landed(delivery, events, received_at)
             return self._duplicate(delivery)
         claim = await self.deliveries.claim(keys)
         if claim is None:
@@ -311,7 +311,7 @@ class Sidecar:
             raise
         if isinstance(held, str):
             if held == RECOVERED:  # by one that died before publishing it
-                await self._announce(delivery, events, received_at)
+                await self._publish_landed(delivery, events, received_at)
             return self._duplicate(delivery)
 
         def settled(done: asyncio.Future) -> None:
@@ -332,13 +332,13 @@ class Sidecar:
             self.facts.dead_letter(delivery.source, reason, received_at)
         if isinstance(held, Held):  # the landed marker before the answer and the publish
             await asyncio.shield(held.settle(durable=True))
-        await self._announce(delivery, events, received_at)
+        await self._publish_landed(delivery, events, received_at)
         body: dict[str, Any] = {"status": status, "delivery": delivery.id, "events": [e.id for e in events]}
         if reason:
             body["reason"] = reason
         return JSONResponse(body, status_code=202)
 
-    async def _announce(self, delivery: Delivery, events: list[NormalizedEvent], received_at: datetime) -> None:
+    async def _publish_landed(self, delivery: Delivery, events: list[NormalizedEvent], received_at: datetime) -> None:
         """Publish what a landed delivery produced; it stays landed whatever happens here."""
         try:
             await self.publish(events, received_at, delivery.action, self.carried(delivery, received_at))
