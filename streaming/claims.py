@@ -55,14 +55,14 @@ class Held:
         self.owner = owner
         self._settled: asyncio.Task | None = None
 
-    def settle(self, durable: bool) -> asyncio.Task:
+    def settle(self, durable: bool) -> asyncio.Future:
         """Landed: the marker replaces the claim; failed: the claim goes, for a copy to land. Once
-        per claim (the first call decides), as a task of its own: a request that goes away after the
-        fsync still leaves the marker."""
+        per claim (the first call decides), on its own: a request that goes away after the fsync
+        still leaves the marker."""
         if self._settled is None:
             broker = self.claims.broker
             work = broker.mark_landed(self.keys) if durable else broker.swap(self.keys[0], self.owner, None)
-            self._settled = asyncio.get_running_loop().create_task(work)
+            self._settled = asyncio.ensure_future(work)
         return self._settled
 
 

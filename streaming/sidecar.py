@@ -330,9 +330,12 @@ class Sidecar:
         self.facts.received(delivery.source, received_at)
         if reason is not None:
             self.facts.dead_letter(delivery.source, reason, received_at)
-        if isinstance(held, Held):  # the landed marker before the answer and the publish
-            await asyncio.shield(held.settle(durable=True))
+        # The landed marker goes to Redis before the messages (the same pipeline or an earlier one),
+        # and before the answer.
+        marked = held.settle(durable=True) if isinstance(held, Held) else None
         await self._publish_landed(delivery, events, received_at)
+        if marked is not None:
+            await asyncio.shield(marked)
         body: dict[str, Any] = {"status": status, "delivery": delivery.id, "events": [e.id for e in events]}
         if reason:
             body["reason"] = reason
@@ -412,10 +415,11 @@ class Sidecar:
             rows.append(event_dict(event, received_at, self.correlator.workflow_for))
         self.live.add(rows)
         self.state.note([r["event_id"] for r in rows], carried or ())
+        sent = None  # the messages go together (one pipeline a turn): waited for once, at the end
         if self._shared:
             # Every replica's REST reads, correlation and live state see what any replica accepted,
             # as its clients see the room messages.
-            await self.broker.publish(LIVE_ROOM, orjson.dumps(
+            sent = self.broker.publish(LIVE_ROOM, orjson.dumps(
                 {"from": self.replica, "rows": rows, "carried": carried or []}, default=str).decode())
         for event, row in zip(events, rows, strict=True):
             payload = event.to_message()
@@ -434,4 +438,6 @@ class Sidecar:
             if event.type.endswith(".failed"):
                 rooms.append(ALERTS_ROOM)
             for room in rooms:
-                await self.broker.publish(room, message(kind, room, payload, stamp))
+                sent = self.broker.publish(room, message(kind, room, payload, stamp))
+        if sent is not None:
+            await sent
