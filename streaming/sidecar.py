@@ -99,6 +99,7 @@ class Sidecar:
         self._context_seen: tuple | None = None
         self._learned_teams: set[str] = set()
         self.replica = uuid.uuid4().hex[:12]  # tells this replica's own live events from the others'
+        self._own_live = f'{{"from":"{self.replica}"'  # how its LIVE_ROOM messages begin (orjson)
         # Deliveries claimed across replicas while one lands them (with Redis).
         self.claims = SharedClaims(self.broker, settings.landing_dir, LANDING_STREAM, self.writer, self.replica,
                                    max(CLAIM_TTL_S, 20 * settings.fault_fsync_delay_s))
@@ -383,9 +384,9 @@ class Sidecar:
                 self.samples.add_message(text)
             self.hub.deliver(room, text)
             return
-        shared = orjson.loads(text)
-        if shared.get("from") == self.replica:
+        if text.startswith(self._own_live):  # this replica's own, back from Redis: nothing to parse
             return
+        shared = orjson.loads(text)
         rows = shared["rows"]
         for row in rows:
             for name in _TIMES:
