@@ -98,6 +98,7 @@ bench: install
 	$(BIN)/python -m scripts.bench_cdc $(BENCH_CDC_ARGS)
 	$(BIN)/python -m scripts.bench_rest $(BENCH_REST_ARGS)
 	$(BIN)/python -m scripts.bench_stream $(BENCH_STREAM_ARGS)
+	$(BIN)/python -m scripts.bench_workers $(BENCH_WORKERS_ARGS)
 	$(BIN)/python -m scripts.bench_slowloris $(BENCH_SLOWLORIS_ARGS)
 	$(BIN)/python -m scripts.bench_startup $(BENCH_STARTUP_ARGS)
 	$(BIN)/python -m scripts.bench_parity $(BENCH_PARITY_ARGS)

@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     # CC_REDIS_URL), and this process's name in its own landing files (`date=D.<id>.jsonl`): unset,
     # the launcher names its workers w1, w2…; one process per name in a data dir.
     sidecar_workers: int = Field(1, ge=1)
-    sidecar_worker_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    sidecar_worker_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,63}$")
     # `make docs`: the dbt docs site's port on loopback.
     docs_port: int = Field(8580, ge=1, le=65535)
     # The Dagster catalog (cc_assets/catalog.py). The first daily partition: unset, the first day
