@@ -34,6 +34,8 @@ OUTBOX_MAX = 50_000
 # before sending what was kept (a replica that died meanwhile never will).
 RESUBSCRIBE_WAIT_S = 5.0
 RECONNECT_MAX_S = 1.0
+# How often an idle replica asks Redis how many replicas listen on the channel.
+SUBSCRIBERS_EVERY_S = 1.0
 # A delivery's "landed" marker outlives GitHub's 3-day redelivery window.
 LANDED_TTL_S = 7 * 24 * 3600
 Deliver = Callable[[str, str], None]  # (room, text)
@@ -129,7 +131,10 @@ class RedisBroker(Broker):
         self._reader: asyncio.Task | None = None
         self._outbox: deque[str] = deque()
         self._flusher: asyncio.Task | None = None
-        self._receivers = 0  # subscribers the last successful publish reached
+        # Subscribers Redis last counted on the channel (by a publish, or the watcher while idle):
+        # after an outage the outbox waits for as many to be back before it sends.
+        self._receivers = 0
+        self._watcher: asyncio.Task | None = None
         self.dropped = 0
         # This turn's claims and markers (in order), and messages, for the next pipeline.
         self._ops: list[tuple[str, tuple, asyncio.Future]] = []
@@ -147,6 +152,18 @@ class RedisBroker(Broker):
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(self.channel)
         self._reader = asyncio.create_task(self._read(), name="redis-broker-reader")
+        self._watcher = asyncio.create_task(self._watch_subscribers(), name="redis-broker-subscribers")
+
+    async def _watch_subscribers(self) -> None:
+        """Keep the subscriber count fresh while nothing is published: a replica whose first message
+        is kept through an outage must still wait for the replicas that were listening before it."""
+        while True:
+            await asyncio.sleep(SUBSCRIBERS_EVERY_S)
+            if self._outbox:
+                continue
+            with contextlib.suppress(Exception):  # Redis down: the count from before stands
+                [(_, subscribed)] = await self._redis.pubsub_numsub(self.channel)
+                self._receivers = subscribed
 
     async def _read(self) -> None:
         backoff = 0.1
@@ -331,7 +348,7 @@ class RedisBroker(Broker):
             return new is not None  # taking over: go on alone; releasing: the claim expires
 
     async def disconnect(self) -> None:
-        for task in (self._sender, self._reader, self._flusher):
+        for task in (self._sender, self._reader, self._watcher, self._flusher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
