@@ -141,7 +141,6 @@ class RedisBroker(Broker):
         self._lines: list[str] = []
         self._lines_sent: list[asyncio.Future] = []
         self._sender: asyncio.Task | None = None
-        self.pipelines = 0  # pipelines sent, for /healthz and tests
 
     async def connect(self, deliver: Deliver) -> None:
         import redis.asyncio as redis  # optional: only a redis:// broker needs it
@@ -249,7 +248,6 @@ class RedisBroker(Broker):
                 if frame is not None:
                     pipe.publish(self.channel, frame)
                 results = await pipe.execute(raise_on_error=False)
-            self.pipelines += 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:
