@@ -2,23 +2,21 @@
 
 Each worker's own index (`streaming.dedupe`) knows what it landed; with `CC_REDIS_URL` the workers
 (on one host or several) also share one key per delivery (`RedisBroker.claim`): a claim
-`c:<writer>:<ms>:<replica>@<host and data dir>` from before the landing write until the line is fsynced, then the
-landed marker. A copy that finds a landed marker is a duplicate; one that finds another worker's
-claim waits for it to turn into the marker (a duplicate) or go away (the write failed: it claims
-and lands itself), as a copy waits for one in flight in its own worker.
+`c:<writer>:<ms>:<replica>@<host and data dir>` from before the landing write until the line is
+fsynced, then the landed marker. A copy that finds a landed marker is a duplicate; one that finds
+another worker's claim waits for it to turn into the marker (a duplicate) or go away (the write
+failed: it claims and lands itself), as a copy waits for one in flight in its own worker.
 
 A worker killed between its fsync and its marker leaves a claim behind and maybe a line. Its
-claim is taken over once the worker is known dead — at once when it wrote in this data dir on
-this host (its `WriterLock` is free, or it was this worker's earlier life), else when the claim
-expires —
-and the dead worker's landing file is searched from its end for the delivery (`find_landed`):
-found, the copy is a duplicate; not found, it is landed. So a sender retrying an unanswered
-delivery on another worker gets it landed exactly once, whichever worker died when. The dead
-worker never published what it landed (it publishes after its marker): the worker that finds
-its claim does (`RECOVERED`), for a copy it finds landed in its own index too (`recover`), so
-clients and the live state get the events once.
+claim is taken over once the worker is known dead (at once when it wrote in this data dir on
+this host: its `WriterLock` is free, or it was this worker's earlier life; else when the claim
+expires), and the dead worker's landing file is searched from its end for the delivery
+(`find_landed`): found, the copy is a duplicate; not found, it is landed. So a sender retrying an
+unanswered delivery on another worker gets it landed exactly once, whichever worker died when.
+The dead worker never published what it landed (it publishes after its marker): the worker that
+finds its claim does (`RECOVERED`), and so does one that finds such a claim on a copy its own
+index holds (`recover`), so clients and the live state get the events once.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -53,7 +51,7 @@ class Held:
         self.claims = claims
         self.keys = keys
         self.owner = owner
-        self._settled: asyncio.Task | None = None
+        self._settled: asyncio.Future | None = None
 
     def settle(self, durable: bool) -> asyncio.Future:
         """Landed: the marker replaces the claim; failed: the claim goes, for a copy to land. Once
