@@ -12,19 +12,33 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import psutil
 import pytest
 import requests
 import websockets
 
 from scripts.chaos import counting as count
 from scripts.chaos.deliveries import Deliveries, RetryingSender, fixtures_dir
-from scripts.chaos.harness import SECRETS, SidecarWorkers, signed_headers
+from scripts.chaos.harness import ROOT, SECRETS, SidecarWorkers, signed_headers
 from scripts.chaos.replicas_redis import RedisServer
+
+
+def test_more_than_one_worker_without_redis_is_refused_in_one_line(tmp_path):
+    answer = subprocess.run([sys.executable, "-m", "streaming.serve", "--port", "1"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "CC_DATA_DIR": str(tmp_path),
+                                                        "CC_SIDECAR_WORKERS": "2", "CC_REDIS_URL": ""})
+    assert answer.returncode == 2
+    assert answer.stderr.strip().splitlines() == [
+        "sidecar: CC_SIDECAR_WORKERS=2 needs CC_REDIS_URL (redis://host:6379/0): the workers share rooms, live "
+        "state and webhook dedupe through Redis"]
 
 
 def charlie(record_id: str, delivery: str | None = None) -> tuple[bytes, dict[str, str]]:
@@ -185,8 +199,11 @@ def _under_load(tmp_path, redis_server: RedisServer, fault) -> None:
 
         tally = asyncio.run(scenario())
         workers.by_worker(timeout_s=60)  # both serve again (the killed one restarted)
+        running = workers.pids()
     finally:
         workers.stop()
+    assert len(running) == 2 and not any(psutil.pid_exists(pid) for pid in running.values()), (
+        "SIGTERM to the launcher stops every worker")
     assert tally.errors_5xx == [] and tally.refused_4xx == [] and tally.unacked == []
     ledger = count.Ledger([ack.delivery for ack in tally.acks.values()])
     landing = ledger.deliveries("landing", count.landing(data_dir))
