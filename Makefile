@@ -16,7 +16,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install chromium pango web demo test ui sidecar stack chaos bench bench-pipeline bench-cdc bench-rest bench-stream bench-slowloris bench-startup bench-tiers bench-parity bench-page lint sql docs docs-generate clean
+.PHONY: install chromium pango web demo test ui sidecar stack chaos bench bench-pipeline bench-cdc bench-rest bench-stream bench-workers bench-slowloris bench-startup bench-tiers bench-parity bench-page lint sql docs docs-generate clean
 
 # Installs exactly what uv.lock pins (two installs are identical): after editing pyproject.toml's
 # dependencies, run `.venv/bin/uv lock` and commit uv.lock. Only python3 is needed to start: uv
@@ -98,6 +98,7 @@ bench: install
 	$(BIN)/python -m scripts.bench_cdc $(BENCH_CDC_ARGS)
 	$(BIN)/python -m scripts.bench_rest $(BENCH_REST_ARGS)
 	$(BIN)/python -m scripts.bench_stream $(BENCH_STREAM_ARGS)
+	$(BIN)/python -m scripts.bench_workers $(BENCH_WORKERS_ARGS)
 	$(BIN)/python -m scripts.bench_slowloris $(BENCH_SLOWLORIS_ARGS)
 	$(BIN)/python -m scripts.bench_startup $(BENCH_STARTUP_ARGS)
 	$(BIN)/python -m scripts.bench_parity $(BENCH_PARITY_ARGS)
@@ -115,6 +116,10 @@ bench-rest: install
 
 bench-stream: install
 	$(BIN)/python -m scripts.bench_stream $(BENCH_STREAM_ARGS)
+
+# Acknowledged webhooks/s at saturation, one sidecar worker against two (CC_SIDECAR_WORKERS), in one run.
+bench-workers: install
+	$(BIN)/python -m scripts.bench_workers $(BENCH_WORKERS_ARGS)
 
 bench-slowloris: install
 	$(BIN)/python -m scripts.bench_slowloris $(BENCH_SLOWLORIS_ARGS)

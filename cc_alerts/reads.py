@@ -144,13 +144,11 @@ class LandingTail:
             self._offsets.clear()  # further back than held: read back from the files' ends again
             self._lines = []
             for day in days(since, until):
-                path = self.log.path(self.stream, day)
-                if path.exists():
+                for path in self.log.files(self.stream, day):  # every worker's
                     self._read_back(path, since)
             self._covered_from = since
         for day in days(since, until):
-            path = self.log.path(self.stream, day)
-            if path.exists():
+            for path in self.log.files(self.stream, day):  # a file new since the last look: read whole
                 self._read_new(path)
         horizon = until - self._keep
         if horizon > self._covered_from:

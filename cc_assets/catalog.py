@@ -36,6 +36,7 @@ from dagster import (
 from cc_assets.partitions import daily_partitions, hourly_partitions, monthly_partitions
 from resources.settings import PROJECT_ROOT, Settings
 from resources.storage.lake import warehouse_table_name
+from resources.storage.landing import day_of
 from resources.storage.postgres import RAW_SCHEMA
 
 # Owners by asset group; a group missing here fails at load (every asset has an owner).
@@ -73,14 +74,15 @@ def first_landed_day(settings: Settings) -> date | None:
     """The earliest day the raw lake (`raw/<source>/<entity>/date=…/`) or the landing log
     (`<stream>/date=….jsonl`) holds; None when neither holds anything."""
     days: list[date] = []
-    for pattern, root in (("*/*/date=*", settings.lake_dir / "raw"), ("*/date=*.jsonl", settings.landing_dir)):
-        if not root.is_dir():
-            continue
-        for path in root.glob(pattern):
+    raw = settings.lake_dir / "raw"
+    if raw.is_dir():
+        for path in raw.glob("*/*/date=*"):
             try:
-                days.append(date.fromisoformat(path.name.removeprefix("date=").removesuffix(".jsonl")))
+                days.append(date.fromisoformat(path.name.removeprefix("date=")))
             except ValueError:  # a temporary or foreign file beside the partitions
                 continue
+    if settings.landing_dir.is_dir():  # `date=D.jsonl`, `date=D.<worker>.jsonl`
+        days += [d for path in settings.landing_dir.glob("*/date=*.jsonl") if (d := day_of(path)) is not None]
     return min(days, default=None)
 
 

@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     # `make ui` and `make sidecar`: the Dagster UI's and the sidecar's ports on loopback.
     ui_port: int = Field(3000, ge=1, le=65535)
     sidecar_port: int = Field(8000, ge=1, le=65535)
+    # The sidecar's worker processes on that port (`auto`: one per core; more than one needs
+    # CC_REDIS_URL), and this process's name in its own landing files (`date=D.<id>.jsonl`): unset,
+    # the launcher names its workers w1, w2…; one process per name in a data dir.
+    sidecar_workers: int = Field(1, ge=1)
+    sidecar_worker_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,63}$")
     # `make docs`: the dbt docs site's port on loopback.
     docs_port: int = Field(8580, ge=1, le=65535)
     # The Dagster catalog (cc_assets/catalog.py). The first daily partition: unset, the first day
@@ -201,12 +206,9 @@ class Settings(BaseSettings):
     # timeout is closed with 1011. Passed by the launcher, `python -m streaming.serve`.
     ws_ping_interval_s: float = Field(20.0, ge=0)
     ws_ping_timeout_s: float = Field(20.0, ge=0)
-    # Read timeouts and the connection budget of the launcher's HTTP protocol (`streaming.serve`):
-    # a connection whose request headers are not in within the first is closed; a request whose
-    # body is not in within the second (from its headers) gets 408. Past the budget a new
-    # connection evicts the oldest one still waiting for its headers, so stalled connections
-    # (slowloris) can never use up the file descriptors that senders with a request need. The
-    # budget is also capped below the process's open-file limit.
+    # The launcher's read timeouts (headers not in: closed; body not in: 408) and connection budget
+    # (past it a new connection evicts the oldest still waiting for its headers, so a slowloris never
+    # uses up the descriptors senders need; capped below the open-file limit): `streaming.serve`.
     http_header_timeout_s: float = Field(10.0, ge=0)
     http_body_timeout_s: float = Field(30.0, ge=0)
     http_max_connections: int = Field(10_000, ge=1)
@@ -315,6 +317,11 @@ class Settings(BaseSettings):
         # A relative CC_DATA_DIR means the project's folder, whichever directory a command runs in.
         return value if value.is_absolute() else (PROJECT_ROOT / value).resolve()
 
+    @field_validator("sidecar_workers", mode="before")
+    @classmethod
+    def _per_core(cls, value: Any) -> Any:
+        return (os.cpu_count() or 1) if isinstance(value, str) and value.strip().lower() == "auto" else value
+
     @field_validator("sandbox_url", mode="after")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
@@ -358,21 +365,13 @@ class Settings(BaseSettings):
             return self.linear_api_url
         return LINEAR_API_URL if self.linear_api_key else f"{self.sandbox_url}/linear/graphql"
 
-    @property
-    def charlie_base_url(self) -> str:
-        return (self.charlie_api_url or f"{self.sandbox_url}/charlie").rstrip("/")
+    def _or_sandbox(self, url: str | None, name: str) -> str:
+        return (url or f"{self.sandbox_url}/{name}").rstrip("/")
 
-    @property
-    def openclaw_base_url(self) -> str:
-        return (self.openclaw_api_url or f"{self.sandbox_url}/openclaw").rstrip("/")
-
-    @property
-    def cron_base_url(self) -> str:
-        return (self.cron_api_url or f"{self.sandbox_url}/cron").rstrip("/")
-
-    @property
-    def weather_base_url(self) -> str:
-        return (self.weather_api_url or f"{self.sandbox_url}/weather").rstrip("/")
+    charlie_base_url = property(lambda self: self._or_sandbox(self.charlie_api_url, "charlie"))
+    openclaw_base_url = property(lambda self: self._or_sandbox(self.openclaw_api_url, "openclaw"))
+    cron_base_url = property(lambda self: self._or_sandbox(self.cron_api_url, "cron"))
+    weather_base_url = property(lambda self: self._or_sandbox(self.weather_api_url, "weather"))
 
     @property
     def sidecar_base_url(self) -> str:

@@ -167,8 +167,10 @@ async def run_load(args) -> None:
         payload["number"] = payload["pull_request"]["number"] = "@@NUM@@"
     before, after = json.dumps(payload, separators=(",", ":")).encode().split(b"@@MARK@@")
     key = WEBHOOK_SECRET.encode()
-    total = int(args.rate * args.seconds)
-    queue: asyncio.Queue[int | None] = asyncio.Queue()
+    # `--saturate`: every connection sends its next webhook as soon as the last is answered, for
+    # `--seconds` (closed loop: what the server acknowledges at its limit); else `--rate` a second.
+    total = 1 << 62 if args.saturate else int(args.rate * args.seconds)
+    queue: asyncio.Queue[int | None] = asyncio.Queue(args.connections if args.saturate else 0)
     ack_hist = new_hist()
     acked: list[str] = []
     statuses: dict[str, int] = {}
@@ -218,13 +220,15 @@ async def run_load(args) -> None:
     start = time.monotonic()
     first_sent[0] = time.time()
     for seq in range(total):
-        due = start + seq / args.rate
-        delay = due - time.monotonic()
-        if delay > 0.001:
+        delay = start + (args.seconds if args.saturate else seq / args.rate) - time.monotonic()
+        if args.saturate and delay <= 0:
+            total = seq
+            break
+        if not args.saturate and delay > 0.001:
             await asyncio.sleep(delay)
-        queue.put_nowait(seq)
+        await queue.put(seq)
     for _ in workers:
-        queue.put_nowait(None)
+        await queue.put(None)
     await asyncio.gather(*workers)
     Path(args.out).write_text(json.dumps({
         "sent": total, "statuses": statuses, "acked": acked, "first_sent": first_sent[0], "last_ack": last_ack[0],
@@ -410,6 +414,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--run", default="x")
         parser.add_argument("--connections", type=int, default=64)
         parser.add_argument("--unique-prs", action="store_true")
+        parser.add_argument("--saturate", action="store_true", help="closed loop for --seconds (ignores --rate)")
         parser.add_argument("--events-token", default="", help="post weather events to /events instead")
         args = parser.parse_args(argv)
         with contextlib.suppress(ImportError):

@@ -207,9 +207,10 @@ def build(data: Path, warehouse: str = "duckdb", pg_url: str | None = None) -> N
 
     from cc_assets.definitions import defs
     from resources.platform import PlatformResource
+    from resources.storage.landing import LandingLog
 
     platform = PlatformResource(data_dir=str(data), warehouse=warehouse, pg_url=pg_url)
-    days = sorted({p.stem.split("=")[-1] for p in (data / "landing" / "webhooks").glob("*")})
+    days = [d.isoformat() for d in LandingLog(data / "landing").days("webhooks")]
     with DagsterInstance.ephemeral() as instance:
         for day in days:
             landed = defs.resolve_job_def("webhooks_job").execute_in_process(

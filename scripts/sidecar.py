@@ -1,6 +1,7 @@
-"""`make sidecar`: the streaming sidecar on 127.0.0.1:`CC_SIDECAR_PORT` (default 8000), after
-checking, in one line each, that the port is free and `CC_REDIS_URL` (if set) answers. It uses the
-configured `CC_JWT_SECRET` only (no development secret, unlike `make ui`) and prints the page's URL."""
+"""`make sidecar`: the streaming sidecar on 127.0.0.1:`CC_SIDECAR_PORT` (default 8000), as
+`CC_SIDECAR_WORKERS` worker processes (`streaming/workers.py`), after checking, in one line each,
+that the port is free, `CC_REDIS_URL` (if set) answers and is set for more than one worker. It uses
+the configured `CC_JWT_SECRET` only (no development secret, unlike `make ui`) and prints the page's URL."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ def main(argv: list[str] | None = None) -> None:
     from resources.settings import Settings
     from scripts.preflight import check_ports, check_redis
     from streaming import serve
+    from streaming.workers import check as check_workers
 
     settings = Settings.from_env()
+    if problem := check_workers(settings):
+        raise SystemExit(problem)
     check_ports([(settings.sidecar_port, "sidecar", "CC_SIDECAR_PORT")])
     if settings.redis_url:
         check_redis(settings.redis_url)

@@ -226,6 +226,7 @@ def run(events: int, days: int, reduced: bool, serve: bool, work: Path) -> int:
 
     from resources.dagster_home import write_instance_config
     from resources.settings import Settings
+    from resources.storage.landing import LandingLog
     from sandbox.process import run_sandbox
     from scripts.parity import send_all
 
@@ -289,8 +290,8 @@ def run(events: int, days: int, reduced: bool, serve: bool, work: Path) -> int:
             start("webserver", [str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1",
                                 "-p", str(ui_port)])
         workers = []
-        for _ in range(2):
-            worker = Sidecar(data, {k: v for k, v in env.items() if k.startswith("CC_")}).start()
+        for n in (1, 2):  # on one data dir: each writes its own landing files (CC_SIDECAR_WORKER_ID)
+            worker = Sidecar(data, {k: v for k, v in env.items() if k.startswith("CC_")}, worker=f"w{n}").start()
             stack.callback(worker.stop)
             workers.append(worker)
         say(f"stack up in {time.monotonic() - started:.0f} s: Postgres warehouse and Dagster storage, Redis "
@@ -308,7 +309,7 @@ def run(events: int, days: int, reduced: bool, serve: bool, work: Path) -> int:
                 send_all(worker.url, half)
             say(f"  {len(halves[0]):,} + {len(halves[1]):,} deliveries acknowledged by the two workers")
             wait_for_runs(instance, 1, processes)
-            landed_days = sorted(p.stem.split("=")[-1] for p in (data / "landing" / "webhooks").glob("date=*"))
+            landed_days = [d.isoformat() for d in LandingLog(data / "landing").days("webhooks")]
             for day in landed_days:
                 launch(env, workspace, "webhooks_job", {"dagster/partition": day})
             wait_for_runs(instance, 1 + len(landed_days), processes)

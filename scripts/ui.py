@@ -77,8 +77,11 @@ def main() -> int:
     from resources.settings import Settings
     from sandbox.process import run_sandbox
     from scripts.preflight import check_ports, check_redis
+    from streaming.workers import check as check_workers
 
     settings = Settings.from_env()
+    if problem := check_workers(settings):
+        raise SystemExit(problem)
     needs_sandbox = not (settings.github_token and settings.linear_api_key and settings.charlie_api_url)
     start_sandbox = needs_sandbox and not _answers(settings.sandbox_url)
     target = urlparse(settings.sandbox_url)
@@ -107,8 +110,9 @@ def main() -> int:
             sidecar = _start([sys.executable, "-m", "streaming.serve", "--host", "127.0.0.1",
                               "--port", str(settings.sidecar_port)], env)
             stack.callback(_stop, sidecar, signal.SIGTERM)
+            workers = f", {settings.sidecar_workers} workers" if settings.sidecar_workers > 1 else ""
             print(f"streaming sidecar (webhooks, /ws, REST) at http://127.0.0.1:{settings.sidecar_port} "
-                  "(docs: /docs)", flush=True)
+                  f"(docs: /docs{workers})", flush=True)
             print(*page.lines, sep="\n", flush=True)
             # Its first sample goes out at once: to the sidecar once that answers (else it waits in
             # the agent's outbox for the next tick).

@@ -16,8 +16,7 @@ system_metrics_job = source_job("system_metrics_job", ["raw", "system"], normali
 @sensor(job=system_metrics_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED,
         description="Every 30 s: lands host metrics when the agents' landing log grew.")
 def system_metrics_sensor(context: SensorEvaluationContext, platform: PlatformResource):
-    path = LandingLog(platform.settings().landing_dir).path(METRICS_STREAM, datetime.now(UTC).date())
-    size = str(path.stat().st_size) if path.exists() else "0"
+    size = str(LandingLog(platform.settings().landing_dir).size(METRICS_STREAM, datetime.now(UTC).date()))
     if size == (context.cursor or "0"):
         return SkipReason("no new metrics samples (is `python -m resources.ingest.metrics_agent` running?)")
     context.update_cursor(size)

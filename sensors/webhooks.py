@@ -23,8 +23,7 @@ def webhooks_sensor(context: SensorEvaluationContext, platform: PlatformResource
     seen = json.loads(context.cursor) if context.cursor else {}
     sizes, requests = {}, []
     for day in (now - timedelta(days=1), now):
-        path = log.path(WEBHOOKS_STREAM, day)
-        sizes[day.isoformat()] = path.stat().st_size if path.exists() else 0
+        sizes[day.isoformat()] = log.size(WEBHOOKS_STREAM, day)  # every sidecar worker's files
         if sizes[day.isoformat()] != seen.get(day.isoformat(), 0):
             requests.append(RunRequest(run_key=f"webhooks-{day.isoformat()}-{sizes[day.isoformat()]}",
                                        partition_key=day.isoformat()))

@@ -160,12 +160,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              dependencies=[Depends(known_parameters)], responses=with_unknown_parameter({}))
     async def healthz(request: Request) -> dict:
         sidecar = request.app.state.sidecar
-        return {"status": "ok", "broker": _without_password(sidecar.broker.url), "clients": sidecar.hub.count(),
+        return {"status": "ok", "worker": sidecar.writer, "broker": _without_password(sidecar.broker.url),
+                "clients": sidecar.hub.count(),
                 "live_events": len(sidecar.live), "live_state": sidecar.state.status,
                 "live_state_detail": sidecar.state.detail(),
                 "landing_fsyncs": sidecar.journal.batches,
                 "landed_lines": sidecar.journal.lines, "deliveries_in_flight": sidecar.deliveries.in_flight(),
                 "duplicates_waiting": sidecar.deliveries.waiting, "dedupe_index": sidecar.deliveries.startup,
+                "claims_taken_over": sidecar.claims.taken_over,
                 "queued": sidecar.hub.backlog(),
                 "slow_clients_closed": sidecar.hub.kicked,
                 "alert_rules": sidecar.monitor.detail() if sidecar.monitor is not None else None}

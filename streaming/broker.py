@@ -4,10 +4,16 @@
 it on one Redis channel that every replica subscribes to, so a client on replica B gets an event
 posted to replica A. While Redis is unreachable (restarted, failed over) a replica keeps what it
 could not publish, in order, and sends it once Redis and the replicas subscribed before are back:
-an event acknowledged during the outage still reaches every replica's rooms and REST reads. A message is `<room>\\n<json>`: the JSON is encoded once, by the publisher,
-and the same text goes to every client of the room.
-"""
+an event acknowledged during the outage still reaches every replica's rooms and REST reads. A
+message is `<room>\n<json>`: the JSON is encoded once, by the publisher, and the same text goes to
+every client of the room.
 
+Everything a replica sends to Redis in one turn of its event loop (delivery claims, landed
+markers, room messages) goes as one pipeline, its messages as one PUBLISH of their lines, sent as
+soon as the previous pipeline is answered: under load a round trip and a pub/sub message carry
+many deliveries. Every worker receives every worker's messages, so this is what lets workers on
+several cores add up instead of each spending its time on Redis' per-command overhead.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
 log = logging.getLogger(__name__)
@@ -33,15 +39,47 @@ SUBSCRIBERS_EVERY_S = 1.0
 # A delivery's "landed" marker outlives GitHub's 3-day redelivery window.
 LANDED_TTL_S = 7 * 24 * 3600
 Deliver = Callable[[str, str], None]  # (room, text)
+LANDED = "1"  # a delivery key's marker once landed; before that it may hold a replica's claim
+# A delivery's state, or its claim for ARGV[1] (expiring after ARGV[2] ms) if it has none: KEYS[1]
+# is its id, the rest its aliases (only ever marked landed).
+_CLAIM = """
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return '1' end
+end
+local held = redis.call('GET', KEYS[1])
+if held then return held end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+# Compare and set (ARGV[2] empty: delete).
+_SWAP = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then return redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
 
 
 def pack(room: str, text: str) -> str:
-    return f"{room}\n{text}"
+    # A raw newline in JSON is whitespace between tokens (never inside a string): a space instead,
+    # so that lines pair rooms and messages.
+    return f"{room}\n{text.replace(chr(10), ' ') if chr(10) in text else text}"
 
 
-def unpack(message: str) -> tuple[str, str]:
-    room, _, text = message.partition("\n")
-    return room, text
+def unpack(frame: str) -> list[tuple[str, str]]:
+    """The (room, text) messages of a PUBLISH: lines in pairs."""
+    lines = frame.split("\n")
+    return list(zip(lines[0::2], lines[1::2], strict=False))
+
+
+class _Done:
+    """Awaitable at once, any number of times: what a publish in this process returns."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        return iter(())
+
+
+DONE = _Done()
 
 
 class Broker:
@@ -53,14 +91,30 @@ class Broker:
     async def connect(self, deliver: Deliver) -> None:
         self._deliver = deliver
 
-    async def publish(self, room: str, text: str) -> None:
+    def publish(self, room: str, text: str) -> Awaitable[None]:
+        """Send a room's message; awaitable until it reached the other replicas' way (Redis)."""
         self._deliver(room, text)
+        return DONE
 
     async def landed(self, keys: tuple[str, ...]) -> bool:
         return False
 
     async def mark_landed(self, keys: tuple[str, ...]) -> None:
         pass
+
+    async def claim(self, keys: tuple[str, ...], owner: str, ttl_ms: int) -> str | None:
+        """Claim a delivery for `owner` while it lands it (`streaming.claims`): None once claimed
+        (or when nothing is shared), `LANDED` when a replica landed one of `keys`, else the claim
+        another owner holds."""
+        return None
+
+    async def holder(self, key: str) -> str | None:
+        """What `key` holds now: `LANDED`, a claim, or None."""
+        return None
+
+    async def swap(self, key: str, old: str, new: str | None, ttl_ms: int = 0) -> bool:
+        """`key` from `old` to `new` (None: deleted) if it still holds `old`."""
+        return True
 
     async def disconnect(self) -> None:
         pass
@@ -82,6 +136,11 @@ class RedisBroker(Broker):
         self._receivers = 0
         self._watcher: asyncio.Task | None = None
         self.dropped = 0
+        # This turn's claims and markers (in order), and messages, for the next pipeline.
+        self._ops: list[tuple[str, tuple, asyncio.Future]] = []
+        self._lines: list[str] = []
+        self._lines_sent: list[asyncio.Future] = []
+        self._sender: asyncio.Task | None = None
 
     async def connect(self, deliver: Deliver) -> None:
         import redis.asyncio as redis  # optional: only a redis:// broker needs it
@@ -123,26 +182,109 @@ class RedisBroker(Broker):
             if message is None or message.get("type") != "message":
                 continue
             data = message["data"]
-            room, text = unpack(data.decode() if isinstance(data, bytes) else data)
-            try:
-                self._deliver(room, text)
-            except Exception:  # one bad message must not stop the reader
-                log.exception("redis broker: delivering to %s failed", room)
+            for room, text in unpack(data.decode() if isinstance(data, bytes) else data):
+                try:
+                    self._deliver(room, text)
+                except Exception:  # one bad message must not stop the reader
+                    log.exception("redis broker: delivering to %s failed", room)
 
-    async def publish(self, room: str, text: str) -> None:
+    # --- one pipeline per turn ------------------------------------------------------------------------
+
+    def publish(self, room: str, text: str) -> Awaitable[None]:
         packed = pack(room, text)
-        if not self._outbox:
+        if self._outbox:  # Redis away: behind what is kept, in order
+            self._keep(packed)
+            return DONE
+        self._lines.append(packed)
+        sent = asyncio.get_running_loop().create_future()
+        self._lines_sent.append(sent)
+        self._wake()
+        return sent
+
+    def mark_landed(self, keys: tuple[str, ...]) -> Awaitable[None]:
+        return self._op("mark", keys)
+
+    async def claim(self, keys: tuple[str, ...], owner: str, ttl_ms: int) -> str | None:
+        return await self._op("claim", (keys, owner, ttl_ms))
+
+    def _op(self, kind: str, args: tuple) -> asyncio.Future:
+        done = asyncio.get_running_loop().create_future()
+        self._ops.append((kind, args, done))
+        self._wake()
+        return done
+
+    def _wake(self) -> None:
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_turns(), name="redis-broker-sender")
+
+    async def _send_turns(self) -> None:
+        while self._ops or self._lines:
+            ops, self._ops = self._ops, []
+            lines, self._lines = self._lines, []
+            sent, self._lines_sent = self._lines_sent, []
             try:
-                self._receivers = await self._redis.publish(self.channel, packed)
-                return
-            except Exception as exc:  # Redis unreachable: keep it, in order, until it is back
+                await self._send(ops, "\n".join(lines) if lines else None)
+            finally:
+                for future in (*sent, *(done for _, _, done in ops)):
+                    if not future.done():  # an error left it unanswered: go on as if unshared
+                        future.set_result(None)
+
+    async def _send(self, ops: list[tuple[str, tuple, asyncio.Future]], frame: str | None) -> None:
+        """Claims and markers in order, then the turn's messages (after the markers: a delivery's
+        redelivery to another replica is a duplicate there before any client sees its events)."""
+        if frame is not None and self._outbox:  # Redis went away since: keep the order
+            self._keep(frame)
+            frame = None
+        results: list = []
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for kind, args, _ in ops:
+                    if kind == "claim":
+                        keys, owner, ttl_ms = args
+                        pipe.eval(_CLAIM, len(keys), *(self._marker(k) for k in keys), owner, ttl_ms)
+                    else:
+                        for key in args:
+                            pipe.set(self._marker(key), LANDED, ex=LANDED_TTL_S)
+                if frame is not None:
+                    pipe.publish(self.channel, frame)
+                results = await pipe.execute(raise_on_error=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("redis broker: %d claims and markers not shared (%s): each replica goes on with its own "
+                        "index", len(ops), exc)
+            if frame is not None:
                 log.warning("redis broker: publish failed (%s); keeping messages until Redis is back", exc)
+                self._keep(frame)
+            return
+        at = 0
+        for kind, args, done in ops:
+            if kind == "claim":
+                held = results[at]
+                at += 1
+                if isinstance(held, Exception):
+                    log.warning("redis broker: cannot claim %s (%s); landing it on this replica's word", args[0][0],
+                                held)
+                    held = None
+                if not done.done():
+                    done.set_result(held.decode() if isinstance(held, bytes) else held)
+            else:
+                at += len(args)
+        if frame is not None:
+            if isinstance(results[-1], Exception):
+                self._keep(frame)
+            else:
+                self._receivers = results[-1]
+
+    # --- Redis away -----------------------------------------------------------------------------------
+
+    def _keep(self, packed: str) -> None:
         if len(self._outbox) >= OUTBOX_MAX:
             self._outbox.popleft()
             self.dropped += 1
         self._outbox.append(packed)
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="redis-broker-outbox")
+            self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="redis-broker-outbox")
 
     async def _flush(self) -> None:
         """Send what was kept, in order, once Redis answers again."""
@@ -172,10 +314,11 @@ class RedisBroker(Broker):
                 return
             await asyncio.sleep(0.05)
 
-    # Replicas share their webhook dedupe through one marker per delivery key, set once the
-    # delivery is on disk and before it is published: a redelivery that fails over to another
-    # replica after the first one landed (and maybe published) it is a duplicate there too.
-    # Best effort: with Redis unreachable each replica still dedupes what it landed itself.
+    # Replicas share their webhook dedupe through one key per delivery key: a replica's claim while
+    # it lands the delivery (`streaming.claims`), then the landed marker, set once the delivery is
+    # on disk and before it is published: a redelivery that fails over to another replica after the
+    # first one landed (and maybe published) it is a duplicate there too. Best effort: with Redis
+    # unreachable each replica still dedupes what it landed itself.
 
     def _marker(self, key: str) -> str:
         return f"{self.channel}:landed:{key}"
@@ -187,17 +330,23 @@ class RedisBroker(Broker):
             log.warning("redis broker: cannot read landed markers (%s); deduping locally", exc)
             return False
 
-    async def mark_landed(self, keys: tuple[str, ...]) -> None:
+    async def holder(self, key: str) -> str | None:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.set(self._marker(key), 1, ex=LANDED_TTL_S)
-                await pipe.execute()
+            held = await self._redis.get(self._marker(key))
         except Exception as exc:
-            log.warning("redis broker: cannot set landed markers (%s)", exc)
+            log.warning("redis broker: cannot read the claim of %s (%s)", key, exc)
+            return None
+        return held.decode() if isinstance(held, bytes) else held
+
+    async def swap(self, key: str, old: str, new: str | None, ttl_ms: int = 0) -> bool:
+        try:
+            return bool(await self._redis.eval(_SWAP, 1, self._marker(key), old, new or "", ttl_ms))
+        except Exception as exc:
+            log.warning("redis broker: cannot update the claim of %s (%s)", key, exc)
+            return new is not None  # taking over: go on alone; releasing: the claim expires
 
     async def disconnect(self) -> None:
-        for task in (self._reader, self._watcher, self._flusher):
+        for task in (self._sender, self._reader, self._watcher, self._flusher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down

@@ -14,12 +14,17 @@ landing line is on disk, and the hot path keeps one fsync per batch). At start o
 bytes past the last checkpoint whose segment checks out are read: a crash between the landing
 fsync and the id write, or a power cut that tore the id file, costs a short scan, never a key.
 Files older than the redelivery window are neither read nor kept.
+
+Workers sharing a data dir each write their own landing files (`resources.storage.landing`), so
+each id file has one writer too: at start a worker reads every writer's files of the window, and
+repairs (truncates, extends) only its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
 import os
 import re
 import time
@@ -31,15 +36,17 @@ from pathlib import Path
 
 import orjson
 
+from resources.storage.landing import LandingLog
+
 log = logging.getLogger(__name__)
 
 INDEX_DIR = "_index"
-_DAY = re.compile(r"date=(\d{4}-\d{2}-\d{2})\.(?:ids|jsonl)$")
+_DAY = re.compile(r"date=(\d{4}-\d{2}-\d{2})(?:\.[A-Za-z0-9_-]+)?\.(?:ids|jsonl)$")
 _ID = re.compile(rb'^\{"id":("(?:[^"\\]|\\.)*")')
 
 
 def id_path(landing_path: Path) -> Path:
-    """The id file of a landing file `<root>/<stream>/date=D.jsonl`."""
+    """The id file of a landing file `<root>/<stream>/date=D[.<writer>].jsonl`."""
     return landing_path.parent.parent / INDEX_DIR / landing_path.parent.name / (landing_path.stem + ".ids")
 
 
@@ -120,9 +127,11 @@ def _scan(path: Path, start: int) -> tuple[list[str], int, int]:
     return keys, offset, offset - start
 
 
-def load(landing_root: Path, stream: str, days: int, today: date | None = None) -> Loaded:
-    """The keys of `days` (and tomorrow's, for clock skew) of `stream`, from the id files and the
-    landing bytes they do not cover yet, which are then indexed so the next start skips them."""
+def load(landing_root: Path, stream: str, days: int, today: date | None = None,
+         writer: str | None = None) -> Loaded:
+    """The keys of `days` (and tomorrow's, for clock skew) of `stream`, every writer's, from the
+    id files and the landing bytes they do not cover yet; `writer`'s own files are then indexed
+    so that its next start skips those bytes (another writer's are its own to repair)."""
     today = today or datetime.now(UTC).date()
     wanted = {(today - timedelta(days=n)).isoformat() for n in range(-1, days + 1)}
     loaded = Loaded()
@@ -132,35 +141,75 @@ def load(landing_root: Path, stream: str, days: int, today: date | None = None) 
             match = _DAY.search(old.name)
             if match and match.group(1) not in wanted and match.group(1) < min(wanted):
                 old.unlink(missing_ok=True)
+    everyone, mine = LandingLog(landing_root), LandingLog(landing_root, writer)
     for day in sorted(wanted):
-        landing = landing_root / stream / f"date={day}.jsonl"
-        ids = id_path(landing)
-        if not landing.exists():  # a landing file made again later must not inherit old keys
-            ids.unlink(missing_ok=True)
-            continue
-        size = landing.stat().st_size
-        data = ids.read_bytes() if ids.exists() else b""
-        keys, start, keep = _verified(data, size) or ([], 0, 0)
-        loaded.keys.extend(keys)
-        tail, end, scanned = _scan(landing, start)
-        if scanned:
-            # Lines a crash left unacknowledged may not be on disk yet: a "duplicate" answer for
-            # them must mean they are.
-            fd = os.open(landing, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        loaded.keys.extend(tail)
-        loaded.scanned_bytes += scanned
-        if keep != len(data) or end != start:
-            ids.parent.mkdir(parents=True, exist_ok=True)
-            with ids.open("r+b" if ids.exists() else "wb") as handle:
-                handle.truncate(keep)  # an unverified tail would hide every checkpoint after it
-                handle.seek(keep)
-                if end != start:
-                    handle.write(encode_keys(tail, end, zlib.crc32(data[:keep]))[0])
+        own = mine.path(stream, date.fromisoformat(day))
+        if not own.exists():  # a landing file made again later must not inherit old keys
+            id_path(own).unlink(missing_ok=True)
+        for landing in everyone.files(stream, date.fromisoformat(day)):
+            _load_file(landing, landing == own, loaded)
     return loaded
+
+
+def _load_file(landing: Path, own: bool, loaded: Loaded) -> None:
+    ids = id_path(landing)
+    # The id file before the landing file's size: a checkpoint its writer adds meanwhile covers
+    # bytes already landed, never bytes past the size read.
+    data = ids.read_bytes() if ids.exists() else b""
+    size = landing.stat().st_size
+    keys, start, keep = _verified(data, size) or ([], 0, 0)
+    loaded.keys.extend(keys)
+    tail, end, scanned = _scan(landing, start)
+    if scanned:
+        # Lines a crash left unacknowledged may not be on disk yet: a "duplicate" answer for
+        # them must mean they are.
+        _fsync(landing)
+    loaded.keys.extend(tail)
+    loaded.scanned_bytes += scanned
+    if own and (keep != len(data) or end != start):
+        ids.parent.mkdir(parents=True, exist_ok=True)
+        with ids.open("r+b" if ids.exists() else "wb") as handle:
+            handle.truncate(keep)  # an unverified tail would hide every checkpoint after it
+            handle.seek(keep)
+            if end != start:
+                handle.write(encode_keys(tail, end, zlib.crc32(data[:keep]))[0])
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_RECEIVED = re.compile(rb'"_received_at":"([^"]+)"')
+
+
+def find_landed(landing_root: Path, stream: str, writer: str | None, key: str, since: datetime) -> Path | None:
+    """The file of `writer` holding a complete line with `key` received since `since`, searched
+    from the files' ends back (a worker that died holding the key's claim wrote it last, if at
+    all); the file is fsynced first, so a "duplicate" answer on the strength of it holds."""
+    log = LandingLog(landing_root, writer)
+    needle = orjson.dumps(key)
+    stop = since.isoformat().encode()
+    for day in sorted({since.date(), datetime.now(UTC).date(), since.date() + timedelta(days=1)}, reverse=True):
+        path = log.path(stream, day)
+        if not path.exists() or not path.stat().st_size:
+            continue
+        with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            newline = data.rfind(b"\n")
+            while newline > 0:
+                start = data.rfind(b"\n", 0, newline) + 1
+                line = data[start:newline]
+                newline = start - 1
+                stamp = _RECEIVED.search(line)
+                if stamp is not None and stamp.group(1) < stop:
+                    break
+                if needle in line and key in line_keys(line):
+                    _fsync(path)
+                    return path
+    return None
 
 
 class IdWriter:
@@ -218,9 +267,9 @@ class DeliveryIndex:
     """The keys of deliveries landed within the redelivery window (GitHub redelivers for up to 3
     days; 7 are kept), and of those being landed now."""
 
-    def __init__(self, landing_root: Path, stream: str, days: int = 7) -> None:
+    def __init__(self, landing_root: Path, stream: str, days: int = 7, writer: str | None = None) -> None:
         started = time.monotonic()
-        loaded = load(landing_root, stream, days)
+        loaded = load(landing_root, stream, days, writer=writer)
         self._durable: set[str] = set(loaded.keys)
         self._in_flight: dict[str, Claim] = {}
         self.waiting = 0  # copies waiting for an earlier copy's write

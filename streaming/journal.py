@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from resources.storage.landing import LandingLog
+from resources.storage.landing import LandingLog, WriterLock
 from streaming.dedupe import IdWriter
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,13 @@ class GroupCommitLog:
     """`await log.append(stream, records, received_at)` returns once the lines are fsynced.
 
     `fault_delay_s` (`CC_FAULT_FSYNC_DELAY_S`, for tests and chaos only) holds every commit that
-    long before its write and fsync, as a very slow disk would."""
+    long before its write and fsync, as a very slow disk would. `writer` names this process's
+    own landing files among those of the workers sharing `root` (`LandingLog`); it holds that
+    name's `WriterLock` until `close`."""
 
-    def __init__(self, root: Path, fault_delay_s: float = 0.0) -> None:
-        self.landing = LandingLog(root)
+    def __init__(self, root: Path, fault_delay_s: float = 0.0, writer: str | None = None) -> None:
+        self.lock = WriterLock(root, writer)
+        self.landing = LandingLog(root, writer)
         self.fault_delay_s = fault_delay_s
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._fds: dict[Path, int] = {}
@@ -113,6 +116,7 @@ class GroupCommitLog:
             os.close(fd)
         self._fds.clear()
         self._id_writer.close()
+        self.lock.release()
 
     def _fd(self, path: Path) -> int:
         fd = self._fds.get(path)

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import resource
+import sys
 from typing import Any
 
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from resources.settings import Settings
@@ -241,12 +244,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--no-access-log", action="store_true")
     parser.add_argument("--app", default="streaming.app:app", help="the ASGI app, as an import string")
+    parser.add_argument("--reuse-port", action="store_true",
+                        help="listen beside other processes on the port (SO_REUSEPORT): one of several workers")
     args = parser.parse_args(argv)
-    raise_open_files()
     settings = Settings.from_env()
-    uvicorn.run(args.app, host=args.host, port=args.port, log_level=args.log_level,
-                access_log=not args.no_access_log, http=GuardedHttpToolsProtocol,
-                ws_ping_interval=settings.ws_ping_interval_s, ws_ping_timeout=settings.ws_ping_timeout_s)
+    if settings.sidecar_workers > 1 and not args.reuse_port:  # the supervisor of CC_SIDECAR_WORKERS workers
+        from streaming.workers import supervise
+
+        passed = ["--log-level", args.log_level, "--app", args.app] + (["--no-access-log"] if args.no_access_log else [])
+        sys.exit(supervise(settings, args.host, args.port, passed))
+    raise_open_files()
+    options = dict(log_level=args.log_level, access_log=not args.no_access_log, http=GuardedHttpToolsProtocol,
+                   ws_ping_interval=settings.ws_ping_interval_s, ws_ping_timeout=settings.ws_ping_timeout_s)
+    if not args.reuse_port:
+        uvicorn.run(args.app, host=args.host, port=args.port, **options)
+        return
+    from streaming.workers import reuse_port_socket
+
+    # uvicorn.run, on a socket of our own: uvicorn has no SO_REUSEPORT option.
+    try:
+        sock = reuse_port_socket(args.host, args.port)
+    except OSError as exc:
+        logger.error("cannot listen on %s:%d: %s", args.host, args.port, exc.strerror)
+        sys.exit(STARTUP_FAILURE)
+    server = uvicorn.Server(uvicorn.Config(args.app, host=args.host, port=args.port, **options))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 if __name__ == "__main__":

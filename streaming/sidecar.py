@@ -22,10 +22,9 @@ from cc_alerts.facts import Facts
 from cc_alerts.store import alert_store
 from cc_events import InvalidRecord, NormalizeContext
 from cc_events.delivered import carried_rows
-from cc_events.helpers import parse_time
 from cc_events.latest import context_from_lake
 from cc_events.model import NormalizedEvent
-from cc_events.registry import RAW_TABLES, normalize_delivery
+from cc_events.registry import normalize_delivery
 from cc_events.sources.webhooks import LANDING_STREAM
 from cc_events.updates import restates, updated_type
 from resources.ingest.metrics_agent import RESEND_DAYS
@@ -34,11 +33,14 @@ from resources.settings import Settings
 from resources.storage.lake import Lake
 from resources.storage.landing import LandingLog
 from streaming.broker import MemoryBroker, broker_for
+from streaming.catchup import catch_up
+from streaming.claims import CLAIM_TTL_S, RECOVERED, Held, SharedClaims
 from streaming.correlate import Correlator
 from streaming.data.marts import MartsUnavailable, iso, marts_from_settings
 from streaming.dedupe import DeliveryIndex
 from streaming.journal import GroupCommitLog, encode_line
 from streaming.live import LiveEvents, event_dict
+from streaming.metrics_in import accept_metrics
 from streaming.rooms import ALL_WORKFLOWS, Hub, message
 from streaming.samples import ROOM as METRICS_ROOM
 from streaming.samples import LiveSamples
@@ -57,17 +59,11 @@ ALERTS_FEED_S = 0.5
 ALERTS_ROOM = "alerts:all"
 # The broker's channel for the live events themselves (no client can join it: not a room name).
 LIVE_ROOM = "_live"
-# A host sample's landed marker among the delivery keys shared by replicas (`Broker.landed`).
-SAMPLE_MARK = "system.metrics:"
 _TIMES = ("event_at", "occurred_at", "received_at")
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _duplicate(delivery: Delivery) -> JSONResponse:
-    return JSONResponse({"status": "duplicate", "delivery": delivery.id})
 
 
 class Sidecar:
@@ -76,11 +72,13 @@ class Sidecar:
         self.live = live
         self.samples = samples if samples is not None else LiveSamples()
         self.landing = LandingLog(settings.landing_dir)
-        # The indexes first: they may scan and index the landing files' tails before any write.
-        self.deliveries = DeliveryIndex(settings.landing_dir, LANDING_STREAM)
+        # This worker's own landing files among the workers sharing the data dir: its name's lock
+        # first, then the indexes, which read every worker's files and index this one's tails.
+        self.writer = settings.sidecar_worker_id
+        self.journal = GroupCommitLog(settings.landing_dir, settings.fault_fsync_delay_s, self.writer)
+        self.deliveries = DeliveryIndex(settings.landing_dir, LANDING_STREAM, writer=self.writer)
         # Host samples, by sample id, over the window in which the metrics agent sends one again.
-        self.sample_ids = DeliveryIndex(settings.landing_dir, METRICS_STREAM, days=RESEND_DAYS)
-        self.journal = GroupCommitLog(settings.landing_dir, settings.fault_fsync_delay_s)
+        self.sample_ids = DeliveryIndex(settings.landing_dir, METRICS_STREAM, days=RESEND_DAYS, writer=self.writer)
         self.hub = Hub(settings.ws_queue_max, settings.ws_slow_after_s, settings.ws_batch_ms / 1000,
                        settings.ws_frames_per_s, settings.room_batch, settings.room_busy_share)
         self.broker = broker_for(settings.redis_url)
@@ -101,6 +99,10 @@ class Sidecar:
         self._context_seen: tuple | None = None
         self._learned_teams: set[str] = set()
         self.replica = uuid.uuid4().hex[:12]  # tells this replica's own live events from the others'
+        self._own_live = f'{{"from":"{self.replica}"'  # how its LIVE_ROOM messages begin (orjson)
+        # Deliveries claimed across replicas while one lands them (with Redis).
+        self.claims = SharedClaims(self.broker, settings.landing_dir, LANDING_STREAM, self.writer, self.replica,
+                                   max(CLAIM_TTL_S, 20 * settings.fault_fsync_delay_s))
         self.last_status: str | None = None
         self._status_key: Any = None
         self._status_seen: Any = None
@@ -116,7 +118,8 @@ class Sidecar:
         self.context = await asyncio.to_thread(self._load_context)
         self.state.on_change(self._state_changed)
         self.state.start()
-        self._tasks = [asyncio.create_task(self._every(CONTEXT_INTERVAL_S, self._refresh_context)),
+        self._tasks = [asyncio.create_task(catch_up(self, utcnow())),  # what was landed before it subscribed
+                       asyncio.create_task(self._every(CONTEXT_INTERVAL_S, self._refresh_context)),
                        asyncio.create_task(self._every(STATUS_PUSH_S, self._refresh_status)),
                        asyncio.create_task(self._every(ALERTS_FEED_S, self._alerts_feed))]
         await asyncio.to_thread(self._start_alerts)
@@ -255,17 +258,17 @@ class Sidecar:
 
     async def accept(self, delivery: Delivery) -> JSONResponse:
         """Land a delivery once: 202 when its line is fsynced, 200 "duplicate" only for a copy
-        that is durable (a copy still being written is waited for), 503 if the disk fails.
+        that is durable (a copy still being written, by this worker or with Redis by another, is
+        waited for: `streaming/claims.py`), 503 if the disk fails.
 
         Everything that can fail before the write (normalizing, encoding the line) happens before
         the claim; from the claim on, the claim is settled by the write's own outcome, so no
         error or cancelled request can leave a key claimed without a durable line."""
         keys = delivery.keys
-        if self.deliveries.durable(keys) or (self._shared and await self.broker.landed(keys)):
-            self.facts.duplicate(delivery.source, utcnow())
-            return _duplicate(delivery)
+        if self.deliveries.durable(keys) and not self._shared:
+            return self._duplicate(delivery)
         reason = None
-        self._learn_team(delivery)
+        self.learn_team(delivery)
         try:
             events = normalize_delivery(delivery.source, delivery.event, delivery.payload, self.context)
             status = "normalized" if events else "raw"
@@ -287,17 +290,38 @@ class Sidecar:
             line = encode_line(record, received_at, {"payload": delivery.raw})
         except (TypeError, orjson.JSONEncodeError) as exc:
             return JSONResponse({"detail": f"the delivery cannot be stored: {exc}"}, status_code=400)
+        if self.deliveries.durable(keys):  # with Redis: landed, perhaps by a worker that died before publishing
+            if await self.claims.recover(keys):
+                await self._publish_landed(delivery, events, received_at)
+            return self._duplicate(delivery)
         claim = await self.deliveries.claim(keys)
         if claim is None:
-            self.facts.duplicate(delivery.source, utcnow())
-            return _duplicate(delivery)
+            return self._duplicate(delivery)
+        held: Held | str | None = None
         try:
-            write = self.journal.submit(LANDING_STREAM, line, received_at, keys)
+            if self._shared:  # and across replicas (streaming/claims.py)
+                held = await self.claims.claim(keys)
+            if isinstance(held, str):  # another replica landed it
+                self.deliveries.settle(claim, durable=True)
+            else:
+                write = self.journal.submit(LANDING_STREAM, line, received_at, keys)
         except BaseException:
             self.deliveries.settle(claim, durable=False)
+            if isinstance(held, Held):
+                held.settle(durable=False)
             raise
-        write.add_done_callback(lambda done: self.deliveries.settle(
-            claim, durable=not done.cancelled() and done.exception() is None))
+        if isinstance(held, str):
+            if held == RECOVERED:  # by one that died before publishing it
+                await self._publish_landed(delivery, events, received_at)
+            return self._duplicate(delivery)
+
+        def settled(done: asyncio.Future) -> None:
+            durable = not done.cancelled() and done.exception() is None
+            self.deliveries.settle(claim, durable)
+            if isinstance(held, Held):
+                held.settle(durable)
+
+        write.add_done_callback(settled)
         try:
             await asyncio.shield(write)
         except OSError as exc:
@@ -307,20 +331,31 @@ class Sidecar:
         self.facts.received(delivery.source, received_at)
         if reason is not None:
             self.facts.dead_letter(delivery.source, reason, received_at)
-        try:
-            if self._shared:
-                await self.broker.mark_landed(keys)  # before publishing: see RedisBroker.landed
-            await self.publish(events, received_at, delivery.action, self._carried(delivery, received_at))
-            if delivery.event == ALERT_KIND:
-                await self.broker.publish(ALERTS_ROOM, message(ALERT_KIND, ALERTS_ROOM, delivery.payload))
-        except Exception:
-            log.exception("publishing %s failed (it is landed and reaches the marts regardless)", delivery.id)
+        # The landed marker goes to Redis before the messages (the same pipeline or an earlier one),
+        # and before the answer.
+        marked = held.settle(durable=True) if isinstance(held, Held) else None
+        await self._publish_landed(delivery, events, received_at)
+        if marked is not None:
+            await asyncio.shield(marked)
         body: dict[str, Any] = {"status": status, "delivery": delivery.id, "events": [e.id for e in events]}
         if reason:
             body["reason"] = reason
         return JSONResponse(body, status_code=202)
 
-    def _learn_team(self, delivery: Delivery) -> None:
+    async def _publish_landed(self, delivery: Delivery, events: list[NormalizedEvent], received_at: datetime) -> None:
+        """Publish what a landed delivery produced; it stays landed whatever happens here."""
+        try:
+            await self.publish(events, received_at, delivery.action, self.carried(delivery, received_at))
+            if delivery.event == ALERT_KIND:
+                await self.broker.publish(ALERTS_ROOM, message(ALERT_KIND, ALERTS_ROOM, delivery.payload))
+        except Exception:
+            log.exception("publishing %s failed (it is landed and reaches the marts regardless)", delivery.id)
+
+    def _duplicate(self, delivery: Delivery) -> JSONResponse:
+        self.facts.duplicate(delivery.source, utcnow())
+        return JSONResponse({"status": "duplicate", "delivery": delivery.id})
+
+    def learn_team(self, delivery: Delivery) -> None:
         """A Linear issue delivery is Linear knowing its team: `VRF-7` is a key from now on, for
         this delivery and every one after it (the lake learns it too: cc_events/latest.py)."""
         if delivery.source != "linear" or delivery.event != "Issue" or not isinstance(delivery.payload, dict):
@@ -336,80 +371,8 @@ class Sidecar:
                 self.context, linear_team_keys=self.context.linear_team_keys | {key.upper()})
 
     async def accept_metrics(self, data: Any) -> JSONResponse:
-        """Land host samples once per sample id and push them to `metrics:realtime`.
-
-        A sample whose id is already landed (the agent sending again after a lost answer, or
-        catching up after an outage) is not landed again: 202 once every new one is fsynced, with
-        how many were new; 400 if any sample is not one (nothing is landed); 503 if the disk
-        fails. The room gets each sample this replica has not seen yet (`LiveSamples`)."""
-        samples = data if isinstance(data, list) else [data]
-        table = RAW_TABLES["system", "metrics"]
-        problems = []
-        lines: dict[str, tuple[dict, datetime, bytes]] = {}  # sample id -> sample, time, landing line
-        for sample in samples:
-            try:
-                table.flatten(sample)
-                sampled_at = parse_time(sample["sampled_at"], "sampled_at")
-                # Landed under the sample's own day, as the agent does, so its partition finds it.
-                line = encode_line(sample, sampled_at)
-            except (InvalidRecord, TypeError, KeyError, orjson.JSONEncodeError) as exc:
-                problems.append(str(exc))
-                continue
-            lines.setdefault(str(sample["id"]), (sample, sampled_at, line))
-        if problems:
-            now = utcnow()
-            for problem in problems[:20]:
-                self.facts.dead_letter("system", problem, now)
-            return JSONResponse({"detail": "schema-invalid metrics sample(s)", "problems": problems[:20]},
-                                status_code=400)
-        try:
-            landed = await self._land_samples(lines)
-            self.facts.received("system", utcnow())
-        except OSError as exc:
-            return JSONResponse({"detail": f"could not store the samples, retry: {exc}"}, status_code=503,
-                                headers={"Retry-After": "5"})
-        try:
-            for sample_id, (sample, _, _) in lines.items():
-                if sample_id not in self.samples:
-                    await self.broker.publish(METRICS_ROOM, message("system.metrics", METRICS_ROOM, sample))
-        except Exception:
-            log.exception("publishing metrics failed (they are landed)")
-        return JSONResponse({"status": "landed", "samples": len(lines), "landed": landed,
-                             "duplicates": len(lines) - landed}, status_code=202)
-
-    async def _land_samples(self, lines: dict[str, tuple[dict, datetime, bytes]]) -> int:
-        """Land the samples whose ids are not landed yet (by this replica's index or, with Redis,
-        any replica's markers); returns how many. A copy of an id still being written waits for
-        that write, as a webhook redelivery does (`DeliveryIndex.claim`)."""
-        ids = list(lines)
-        if self._shared:
-            elsewhere = await asyncio.gather(*(self.broker.landed((SAMPLE_MARK + i,)) for i in ids))
-            ids = [i for i, found in zip(ids, elsewhere, strict=True) if not found]
-        claims = [c for c in await asyncio.gather(*(self.sample_ids.claim((i,)) for i in ids)) if c is not None]
-        by_day: dict[Any, list] = {}
-        for claim in claims:
-            by_day.setdefault(lines[claim.keys[0]][1].date(), []).append(claim)
-        writes = []
-        try:
-            for group in by_day.values():
-                first = lines[group[0].keys[0]][1]
-                write = self.journal.submit(METRICS_STREAM, b"".join(lines[c.keys[0]][2] for c in group), first,
-                                            tuple(c.keys[0] for c in group))
-                # The write's own outcome settles its claims, whatever happens to this request.
-                write.add_done_callback(lambda done, group=group: [self.sample_ids.settle(
-                    c, durable=not done.cancelled() and done.exception() is None) for c in group])
-                writes.append((write, group))
-        except BaseException:
-            submitted = {id(c) for _, group in writes for c in group}
-            for claim in claims:
-                if id(claim) not in submitted:
-                    self.sample_ids.settle(claim, durable=False)
-            raise
-        for write, _ in writes:
-            await asyncio.shield(write)
-        if claims and self._shared:
-            await self.broker.mark_landed(tuple(SAMPLE_MARK + c.keys[0] for c in claims))
-        return len(claims)
+        """Host samples, landed once per sample id (`streaming/metrics_in.py`)."""
+        return await accept_metrics(self, data)
 
     # --- out ------------------------------------------------------------------------------------
 
@@ -421,9 +384,9 @@ class Sidecar:
                 self.samples.add_message(text)
             self.hub.deliver(room, text)
             return
-        shared = orjson.loads(text)
-        if shared.get("from") == self.replica:
+        if text.startswith(self._own_live):  # this replica's own, back from Redis: nothing to parse
             return
+        shared = orjson.loads(text)
         rows = shared["rows"]
         for row in rows:
             for name in _TIMES:
@@ -433,7 +396,7 @@ class Sidecar:
         self.live.add(rows)
         self.state.note([r["event_id"] for r in rows], [tuple(c) for c in shared.get("carried") or ()])
 
-    def _carried(self, delivery: Delivery, received_at: datetime) -> list[tuple[str, dict]]:
+    def carried(self, delivery: Delivery, received_at: datetime) -> list[tuple[str, dict]]:
         """The raw rows the delivery carries (a PR, a Linear issue, a cron run), exactly as the next
         landing writes them (cc_events/delivered.py): the live state runs the staging models over them."""
         try:
@@ -453,10 +416,11 @@ class Sidecar:
             rows.append(event_dict(event, received_at, self.correlator.workflow_for))
         self.live.add(rows)
         self.state.note([r["event_id"] for r in rows], carried or ())
+        sent = None  # the messages go together (one pipeline a turn): waited for once, at the end
         if self._shared:
             # Every replica's REST reads, correlation and live state see what any replica accepted,
             # as its clients see the room messages.
-            await self.broker.publish(LIVE_ROOM, orjson.dumps(
+            sent = self.broker.publish(LIVE_ROOM, orjson.dumps(
                 {"from": self.replica, "rows": rows, "carried": carried or []}, default=str).decode())
         for event, row in zip(events, rows, strict=True):
             payload = event.to_message()
@@ -475,4 +439,6 @@ class Sidecar:
             if event.type.endswith(".failed"):
                 rooms.append(ALERTS_ROOM)
             for room in rooms:
-                await self.broker.publish(room, message(kind, room, payload, stamp))
+                sent = self.broker.publish(room, message(kind, room, payload, stamp))
+        if sent is not None:
+            await sent

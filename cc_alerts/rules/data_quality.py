@@ -35,6 +35,7 @@ from cc_events.delivered import DELIVERED_TABLES
 from cc_events.registry import SOURCES
 from resources.dbt_inputs import DBT_PROJECT_DIR
 from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
+from resources.storage.landing import LandingLog
 
 SOURCE_NAMES = frozenset(s.name for s in SOURCES)
 WEBHOOKS = "webhooks"  # deliveries are not a source of their own: they land other sources' records
@@ -203,8 +204,8 @@ def _host_findings(ctx: RuleContext) -> list[Finding]:
     lag = timedelta(seconds=ctx.threshold(MISSING_POINTS, "landing_lag_s"))
     since = now - window
     lake_files = part_files(settings.lake_dir, ("raw", "system", "metrics"), days(now - timedelta(days=1), now))
-    log_files = [str(p) for p in (Path(settings.landing_dir) / METRICS_STREAM / f"date={d.isoformat()}.jsonl"
-                                  for d in days(since, now)) if p.exists()]
+    logged = LandingLog(settings.landing_dir)
+    log_files = [str(p) for d in days(since, now) for p in logged.files(METRICS_STREAM, d)]
     samples: list[tuple[str, str, datetime, str]] = []  # host, id, sampled_at, where
     if lake_files:
         samples += [(*row, "lake") for row in db.execute(

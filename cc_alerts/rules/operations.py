@@ -320,7 +320,7 @@ def _host_samples(ctx: RuleContext, since: datetime) -> dict[str, list[dict[str,
     logged = LandingLog(ctx.settings.landing_dir)
     first = since.date()
     days = [first + timedelta(days=n) for n in range((ctx.now.date() - first).days + 1)]
-    log_files = [str(p) for day in days if (p := logged.path(METRICS_STREAM, day)).exists()]
+    log_files = [str(p) for day in days for p in logged.files(METRICS_STREAM, day)]
     ctx.duckdb.execute("set TimeZone = 'UTC'")  # a sample time without an offset is UTC
     by_id = {r["id"]: r for r in _rows(ctx, _LANDED_SQL, _files(ctx, ("raw", "system", "metrics"), since),
                                        since, ctx.now)}

@@ -1,30 +1,138 @@
 """The landing log: events pushed to the platform, appended durably before anyone is told "ok".
 
 One JSON line per event in `<dir>/<stream>/date=YYYY-MM-DD.jsonl`, appended and fsynced, so an
-event acknowledged to its sender survives a crash. Pushed sources (the metrics agent now, the
-webhook sidecar later) write here; a raw asset turns a day's lines into its lake partition,
+event acknowledged to its sender survives a crash. Pushed sources (the metrics agent, the
+webhook sidecar) write here; a raw asset turns a day's lines into its lake partition,
 deduplicating on the event's id, so re-landing a day is idempotent.
+
+Each file has one writer. Sidecar workers sharing a data dir each write their own,
+`date=YYYY-MM-DD.<writer>.jsonl` (`LandingLog(root, writer)`; `WriterLock` keeps two processes
+from writing as one): two writers appending to one file could glue a line to another's torn
+one, and the dedupe index beside each file assumes it alone grows the file. Every reader reads
+a day as all of its files (`files`, `read`, `days`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 _LOCK = threading.Lock()
+# `date=2026-01-05.jsonl` (the one writer of a data dir, the metrics agent) or `date=2026-01-05.w2.jsonl`.
+_NAME = re.compile(r"^date=(\d{4}-\d{2}-\d{2})(?:\.([A-Za-z0-9_-]+))?\.jsonl$")
+WRITERS_DIR = "_writers"
+# A writer starting while another probes its lock (`WriterLock.held`) waits this long for it.
+LOCK_WAIT_S = 1.0
+
+
+def day_of(path: Path | str) -> date | None:
+    """The day of a landing file's name; None for anything else beside them."""
+    match = _NAME.match(Path(path).name)
+    if match is None:
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+
+
+def writer_of(path: Path | str) -> str | None:
+    """The writer in a landing file's name (None: the data dir's one writer)."""
+    match = _NAME.match(Path(path).name)
+    return match.group(2) if match else None
+
+
+class WriterLock:
+    """This process is the one writer named `writer` in `root` while it holds this (an advisory
+    `flock`, released by the kernel when the process dies, so a restarted worker takes it again)."""
+
+    def __init__(self, root: Path, writer: str | None) -> None:
+        self.path = Path(root) / WRITERS_DIR / f"{writer or '_default'}.lock"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() < deadline:  # another worker's `held` probe, for microseconds
+                    time.sleep(0.01)
+                    continue
+            os.close(self._fd)
+            self._fd = None
+            name = f"worker {writer!r}" if writer else "the default writer (no CC_SIDECAR_WORKER_ID)"
+            raise RuntimeError(f"another process already writes {root} as {name}: give each sidecar "
+                               "process sharing a data dir its own CC_SIDECAR_WORKER_ID")
+
+    @staticmethod
+    def held(root: Path, writer: str | None) -> bool | None:
+        """Whether a live process holds `writer`'s lock in `root`: False once it died, None when
+        no such writer ever wrote here (one on another host, with its own data dir)."""
+        path = Path(root) / WRITERS_DIR / f"{writer or '_default'}.lock"
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops a lock taken here
+        return False
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class LandingLog:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, writer: str | None = None) -> None:
         self.root = Path(root)
+        self.writer = writer
 
     def path(self, stream: str, day: date) -> Path:
-        return self.root / stream / f"date={day.isoformat()}.jsonl"
+        """This writer's file of `stream` for `day`."""
+        suffix = f".{self.writer}" if self.writer else ""
+        return self.root / stream / f"date={day.isoformat()}{suffix}.jsonl"
+
+    def files(self, stream: str, day: date) -> list[Path]:
+        """Every writer's file of `stream` for `day` (the unnamed writer's first)."""
+        folder = self.root / stream
+        prefix = f"date={day.isoformat()}."
+        try:
+            names = [e.name for e in os.scandir(folder) if e.name.startswith(prefix) and _NAME.match(e.name)]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [folder / name for name in sorted(names, key=lambda n: (n.count("."), n))]
+
+    def days(self, stream: str) -> list[date]:
+        """The days `stream` has a file for, oldest first."""
+        try:
+            found = {day_of(e.name) for e in os.scandir(self.root / stream)}
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(d for d in found if d is not None)
+
+    def size(self, stream: str, day: date) -> int:
+        """Bytes landed for `day` by every writer (the files only grow)."""
+        total = 0
+        for path in self.files(stream, day):
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:
+                continue
+        return total
 
     def append(self, stream: str, records: Iterable[dict[str, Any]], received_at: datetime) -> int:
         """Append records for `received_at`'s day; returns how many were made durable."""
@@ -53,16 +161,14 @@ class LandingLog:
         return len(lines)
 
     def read(self, stream: str, day: date) -> Iterator[dict[str, Any] | str]:
-        """A day's records; a line that is not JSON (a torn write) comes back as its text."""
-        path = self.path(stream, day)
-        if not path.exists():
-            return
-        with path.open("rb") as handle:
-            for raw in handle:
-                text = raw.decode("utf-8", errors="replace").rstrip("\n")
-                if not text:
-                    continue
-                try:
-                    yield json.loads(text)
-                except ValueError:
-                    yield text
+        """A day's records, every writer's; a line that is not JSON (a torn write) comes back as its text."""
+        for path in self.files(stream, day):
+            with path.open("rb") as handle:
+                for raw in handle:
+                    text = raw.decode("utf-8", errors="replace").rstrip("\n")
+                    if not text:
+                        continue
+                    try:
+                        yield json.loads(text)
+                    except ValueError:
+                        yield text

@@ -26,6 +26,7 @@ MODULES: list[str] = [
     "kill_storm_duckdb",
     "kill_storm_postgres",
     "replicas_redis",
+    "workers_redis",
 ]
 
 

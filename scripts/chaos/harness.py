@@ -41,11 +41,13 @@ def free_port() -> int:
 class Sidecar:
     """One sidecar process, run as in production by the launcher (`python -m streaming.serve`);
     `restart()` keeps its data dir (and port). `max_open_files` caps the process's open-file
-    limit (soft and hard), as on a host whose limit is low."""
+    limit (soft and hard), as on a host whose limit is low. Processes sharing a data dir need a
+    `worker` name each (`CC_SIDECAR_WORKER_ID`: their own landing files)."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str], max_open_files: int | None = None) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str], max_open_files: int | None = None,
+                 worker: str | None = None) -> None:
         self.data_dir = data_dir
-        self.env = env
+        self.env = {**env, "CC_SIDECAR_WORKER_ID": worker} if worker else env
         self.max_open_files = max_open_files
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
@@ -63,14 +65,14 @@ class Sidecar:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    def start(self) -> Sidecar:
+    def start(self, timeout_s: float = 30) -> Sidecar:
         env = {**os.environ, "CC_DATA_DIR": str(self.data_dir), **self.env}
         self.log = (self.data_dir.parent / f"sidecar-{self.port}.log").open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streaming.serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--log-level", "warning"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
             preexec_fn=self._limit_files if self.max_open_files else None)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sidecar exited with {self.proc.returncode}; see {self.log.name}")
@@ -79,7 +81,7 @@ class Sidecar:
                     return self
             except requests.RequestException:
                 time.sleep(0.1)
-        raise RuntimeError("sidecar did not start in 30 s")
+        raise RuntimeError(f"sidecar did not start in {timeout_s:.0f} s")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no flushing — a crash."""
@@ -109,6 +111,68 @@ class Sidecar:
         for path in sorted((self.data_dir / "landing" / stream).glob("date=*.jsonl")):
             lines.extend(json.loads(line) for line in path.read_text().split("\n") if line.strip())
         return lines
+
+
+class SidecarWorkers(Sidecar):
+    """`workers` sidecar workers on one port under the launcher's supervisor (`CC_SIDECAR_WORKERS`;
+    the env must name a Redis). The kernel picks a worker per connection: `by_worker` asks
+    `/healthz` on fresh connections until every worker has answered."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], workers: int = 2) -> None:
+        super().__init__(data_dir, {**env, "CC_SIDECAR_WORKERS": str(workers)})
+        self.workers = workers
+
+    def start(self, timeout_s: float = 90) -> SidecarWorkers:
+        super().start(timeout_s)
+        self.by_worker(timeout_s=timeout_s)
+        return self
+
+    def by_worker(self, ready=lambda health: True, timeout_s: float = 60) -> dict[str, dict]:
+        """Each worker's `/healthz` once it satisfies `ready`."""
+        seen: dict[str, dict] = {}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the supervisor exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                health = requests.get(f"{self.url}/healthz", timeout=2).json()
+            except requests.RequestException:
+                time.sleep(0.05)
+                continue
+            if ready(health):
+                seen[health["worker"]] = health
+            else:
+                seen.pop(health["worker"], None)
+            if len(seen) == self.workers:
+                return seen
+        raise RuntimeError(f"not every worker ready in {timeout_s:.0f} s: {sorted(seen)}")
+
+    def pids(self) -> dict[str, int]:
+        """Worker name → pid, of the supervisor's children."""
+        import psutil
+
+        found = {}
+        for child in psutil.Process(self.proc.pid).children():
+            try:
+                found[child.environ().get("CC_SIDECAR_WORKER_ID", "?")] = child.pid
+            except psutil.Error:
+                continue
+        return found
+
+    def kill_worker(self, name: str) -> int:
+        """SIGKILL one worker (the supervisor starts it again); its pid."""
+        pid = self.pids()[name]
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # each worker gets one SIGTERM and its graceful shutdown
+            try:
+                self.proc.wait(45)
+            except subprocess.TimeoutExpired:
+                self.kill()  # the workers get SIGTERM from the kernel (PR_SET_PDEATHSIG)
+        self.log.close()
 
 
 # --- signing as the senders do -------------------------------------------------------------------

@@ -128,9 +128,10 @@ def events_path_only():
 def pipeline(data_dir: Path, warehouse: str, pg_url: str | None, full_build: bool = True) -> dict[str, float]:
     """What `webhooks_sensor` would start (each day the landing log has), then the dbt build."""
     from resources.platform import PlatformResource
+    from resources.storage.landing import LandingLog
 
     platform = PlatformResource(data_dir=str(data_dir), warehouse=warehouse, pg_url=pg_url)
-    days = sorted(p.stem.removeprefix("date=") for p in (data_dir / "landing" / "webhooks").glob("date=*.jsonl"))
+    days = [d.isoformat() for d in LandingLog(data_dir / "landing").days("webhooks")]
     timings = {"webhooks_job": sum(_job("webhooks_job", platform, partition_key=day) for day in days)}
     name = "transform_job" if full_build else "events path"
     timings[name] = _job(name, platform)

@@ -1,8 +1,8 @@
 """Two sidecar replicas over one Redis: Redis killed and restarted mid-stream, then a replica `kill -9`ed.
 
-Both replicas share one data dir, as the README's deployment has it (one landing log; a delivery
-a dying replica landed but never acknowledged may be landed again by the other, and the raw asset
-keeps one row of it), and one Redis of their own (`redis-server --port <free> --save ""`, never the
+Both replicas share one data dir, as the README's deployment has it (each writing its own landing
+files; a delivery a dying replica landed but never acknowledged is found by the other through the
+claim it left in Redis, and landed once), and one Redis of their own (`redis-server --port <free> --save ""`, never the
 shared one). WebSocket clients of each replica are subscribed to `events:all`; a client whose
 connection drops reconnects (to the other replica when its own is gone), resubscribes and reads
 `/api/events` to catch up, as a dashboard does. A retrying sender posts to both replicas and fails
@@ -10,7 +10,7 @@ over to the one left when a replica dies, with the same delivery id.
 
 After each fault, probe deliveries are posted to every live replica until one reaches every client
 of every replica ("rooms keep flowing"); the time from the fault to that is the recovery. At the
-end every acknowledged delivery must be in the landing log and once in `raw/webhooks/deliveries`,
+end every acknowledged delivery must be once in the landing log and in `raw/webhooks/deliveries`,
 and each of its events in what every client received (live, or by its REST reads when it caught up
 after a reconnect) and in what the surviving replica's `/api/events` serves. The marts are an earlier build's, holding none of these
 events (a dbt build is the kill-storm scenarios' business): the REST reads serve the live events.
@@ -32,7 +32,7 @@ from pathlib import Path
 from scripts.chaos import Context, Row, Scenario
 from scripts.chaos import counting as count
 from scripts.chaos.deliveries import Connection, Deliveries, Delivery, RetryingSender, Tally
-from scripts.chaos.harness import SECRETS, Sidecar, free_port
+from scripts.chaos.harness import SECRETS, Sidecar, SidecarWorkers, free_port
 
 FLOW_TIMEOUT_S = 20.0  # a fault after which no probe reaches every client this long is a failure
 
@@ -186,10 +186,11 @@ def _raw_once(data_dir: Path) -> Counter:
 
     from cc_assets.sources import raw_assets
     from resources.platform import PlatformResource
+    from resources.storage.landing import LandingLog
 
     raw = next(a for a in raw_assets if a.key == AssetKey(["raw", "webhooks", "deliveries"]))
     platform = PlatformResource(data_dir=str(data_dir))
-    for day in sorted(p.stem.removeprefix("date=") for p in (data_dir / "landing" / "webhooks").glob("date=*.jsonl")):
+    for day in [d.isoformat() for d in LandingLog(data_dir / "landing").days("webhooks")]:
         with DagsterInstance.ephemeral() as instance:
             if not materialize([raw], partition_key=day, resources={"platform": platform}, instance=instance).success:
                 raise RuntimeError(f"raw/webhooks/deliveries failed for {day}")
@@ -209,26 +210,33 @@ class Outcome:
 
 
 def attack(ctx: Context, *, rate: float = 150, clients_per_replica: int = 2, storm_s: float | None = None,
-           concurrency: int = 16) -> Outcome:
+           concurrency: int = 16, workers: bool = False) -> Outcome:
+    """With `workers`, the same on `CC_SIDECAR_WORKERS=2` behind one port (`workers_redis`): the
+    clients and the sender reconnect to that port, and the worker killed is started again."""
     storm_s = storm_s if storm_s is not None else max(10.0, ctx.seconds - 15)
     data_dir = ctx.workdir / "data"
     empty_marts(data_dir)
     redis_server = RedisServer(ctx.workdir).start()
     env = {**SECRETS, "CC_REDIS_URL": f"{redis_server.url}?channel=cc-chaos-{uuid.uuid4().hex[:8]}"}
-    replicas = [Sidecar(data_dir, env), Sidecar(data_dir, env)]
+    if workers:
+        server = SidecarWorkers(data_dir, env)
+        replicas, kill, name = [server, server], (lambda: server.kill_worker("w1")), "workers_redis"
+    else:
+        replicas = [Sidecar(data_dir, env, worker="a"), Sidecar(data_dir, env, worker="b")]
+        kill, name = replicas[0].kill, "replicas_redis"
     try:
-        for server in replicas:
+        for server in dict.fromkeys(replicas):
             server.start()
-        return asyncio.run(_scenario(ctx, replicas, redis_server, data_dir, rate, clients_per_replica, storm_s,
-                                     concurrency))
+        return asyncio.run(_scenario(ctx, name, replicas, kill, redis_server, data_dir, rate, clients_per_replica,
+                                     storm_s, concurrency))
     finally:
-        for server in replicas:
+        for server in dict.fromkeys(replicas):
             server.stop()
         redis_server.stop(signal.SIGKILL)
 
 
-async def _scenario(ctx: Context, replicas: list[Sidecar], redis_server: RedisServer, data_dir: Path, rate: float,
-                    clients_per_replica: int, storm_s: float, concurrency: int) -> Outcome:
+async def _scenario(ctx: Context, name: str, replicas: list[Sidecar], kill, redis_server: RedisServer, data_dir: Path,
+                    rate: float, clients_per_replica: int, storm_s: float, concurrency: int) -> Outcome:
     deliveries = Deliveries(ctx.seed)
     probes: list[Delivery] = []
     stop = asyncio.Event()
@@ -254,7 +262,7 @@ async def _scenario(ctx: Context, replicas: list[Sidecar], redis_server: RedisSe
         recoveries["redis restart"] = await flowing_again(moment, replicas, clients, deliveries, probes)
         await asyncio.sleep(max(0.0, started + storm_s * 0.6 - time.monotonic()))
         moment = fault_at["replica kill"] = time.monotonic()
-        await asyncio.to_thread(replicas[0].kill)
+        await asyncio.to_thread(kill)
         recoveries["replica kill"] = await flowing_again(moment, replicas[1:], clients, deliveries, probes)
 
     faulting = asyncio.create_task(faults())
@@ -280,17 +288,16 @@ async def _scenario(ctx: Context, replicas: list[Sidecar], redis_server: RedisSe
     rest = ledger.events("rest", served)
     landed = count.landing(data_dir)
     landing = ledger.deliveries("landing", landed)
-    landing.duplicated = set()  # a delivery a dying replica landed unacknowledged may land again: raw keeps one
     raw = ledger.deliveries("raw", await asyncio.to_thread(_raw_once, data_dir))
     lost, dup, checked = count.summary([landing, raw, live, rest])
     not_flowing = [name for name, took in recoveries.items() if took is None]
     notes = [f"{tally.sent:,} deliveries + {len(probes)} probes at {tally.sent / storm_s:.0f}/s, "
              f"{len(clients)} clients", checked,
              "recovery " + ", ".join(f"{k} {'NEVER' if v is None else f'{v:.1f} s'}" for k, v in recoveries.items()),
-             f"{sum(1 for n in landed.values() if n > 1)} landed twice (raw keeps one)"]
+             f"{sum(1 for n in landed.values() if n > 1)} landed twice"]
     if dup:
-        # Landed (and published) by the replica that died before its ack, then again by the
-        # other: replicas do not share their dedupe (the xfail test in test_chaos_fast.py).
+        # Landed by the replica that died before its ack, then again by the other: the claim
+        # it held should have told the other (streaming/claims.py).
         notes.append(f"{len(dup & {d for d, n in landed.items() if n > 1})} of the duplicated were landed by both "
                      "replicas")
     if not_flowing:
@@ -300,7 +307,7 @@ async def _scenario(ctx: Context, replicas: list[Sidecar], redis_server: RedisSe
     if tally.refused_4xx:
         notes.append(f"4xx to valid deliveries: {tally.refused_4xx[:2]}")
     took = [v for v in recoveries.values() if v is not None]
-    row = Row("replicas_redis", attempts=tally.sent + len(probes), acked_lost=len(lost) + len(not_flowing),
+    row = Row(name, attempts=tally.sent + len(probes), acked_lost=len(lost) + len(not_flowing),
               duplicated=len(dup), errors_5xx=len(tally.errors_5xx),
               recovery_s=max(took) if took and not not_flowing else None, notes="; ".join(notes))
     twice = {d for d, n in landed.items() if n > 1}

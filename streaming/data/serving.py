@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 # the cache service's workflows 60, events 30, instances 300; aggregations 30; entities 60.
 TTL = {"overview": 30, "metrics": 30, "widget": 60, "workflows": 60, "events": 30, "instances": 300,
        "dashboards": 60}
+# A marts version no build has: the next read syncs the live events with the marts again.
+RESYNC = "(resync)"
 
 
 @dataclass
@@ -215,6 +217,12 @@ class Serving:
                 self._drop_covered()
             self._synced_version = version
         return version
+
+    def resync(self) -> None:
+        """Live events the marts may hold were added (a restarted worker's catch-up,
+        `streaming/catchup.py`): the next read asks the marts again, as after a build."""
+        with self._lock:
+            self._synced_version = RESYNC
 
     def _drop_covered(self) -> None:
         events = self.live.since()

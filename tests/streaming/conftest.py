@@ -51,6 +51,17 @@ def sign():
                            signed=signed_headers, bearer=bearer, secrets=SECRETS)
 
 
+@pytest.fixture
+def redis_server_binary():
+    """`redis-server` on the PATH, for tests that restart a Redis of their own (`RedisServer`)."""
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI must run the Redis restart tests: redis-server is not installed")
+        pytest.skip("redis-server is not installed (the test restarts a Redis of its own)")
+
+
 JS_DIR = ROOT / "streaming" / "js"
 
 

@@ -455,8 +455,9 @@ def test_dashboards_crud_by_their_owner(backend, http, server):
     assert get_json(http, f"/dashboard/widgets/{widget_id}/data")["data"]["total"] >= 0
 
     assert http("PUT", path, json={"name": "Operations"}).json()["name"] == "Operations"
-    # Another replica of the sidecar serves the same dashboard (on Postgres, from CC_APP_SCHEMA there).
-    with _serve(backend.settings) as other:
+    # Another replica of the sidecar serves the same dashboard (on Postgres, from CC_APP_SCHEMA there);
+    # on the same data dir it writes landing files of its own (CC_SIDECAR_WORKER_ID).
+    with _serve(backend.settings.model_copy(update={"sidecar_worker_id": "other"})) as other:
         seen = requests.get(other + path, headers={"Authorization": f"Bearer {issue_token(SECRET, 'carol')}"},
                             timeout=10)
         assert seen.status_code == 200 and seen.json()["name"] == "Operations", seen.text

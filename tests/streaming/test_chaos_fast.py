@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections import Counter
 
 import pytest
@@ -57,14 +56,6 @@ def test_kill_storm_counted_end_to_end_on_duckdb(tmp_path):
     assert tally.unacked == []
 
 
-@pytest.fixture
-def redis_server_binary():
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI must run the Redis restart test: redis-server is not installed")
-        pytest.skip("redis-server is not installed (the test restarts a Redis of its own)")
-
-
 def test_replicas_over_a_restarted_redis_and_a_killed_replica(tmp_path, redis_server_binary):
     """Every acknowledged event reaches the clients (live, or by their REST catch-up after a
     reconnect) or the surviving replica's REST reads; rooms flow again after each fault."""
@@ -76,8 +67,21 @@ def test_replicas_over_a_restarted_redis_and_a_killed_replica(tmp_path, redis_se
     # The killed replica's clients moved to the other one.
     assert all(c.connects[-1][1] == 1 for c in outcome.clients)
     assert sorted(outcome.lost)[:5] == [], outcome.row.notes
-    # Replicas share their dedupe through Redis: a redelivery that fails over reaches clients once.
+    # Replicas share their dedupe through Redis: a redelivery that fails over is landed once and
+    # reaches clients once.
     assert not outcome.duplicated, outcome.row.notes
+    assert outcome.tally.errors_5xx == [] and outcome.tally.unacked == []
+
+
+def test_workers_on_one_port_over_a_restarted_redis_and_a_killed_worker(tmp_path, redis_server_binary):
+    """`workers_redis`: the same faults on two workers behind one port; the killed worker is started
+    again, and a delivery it landed without answering is landed once (its claim in Redis)."""
+    from scripts.chaos.replicas_redis import attack
+
+    outcome = attack(Context(tmp_path, 30), rate=60, storm_s=12, concurrency=8, workers=True)
+    assert {name: took is not None for name, took in outcome.recoveries.items()} == {
+        "redis restart": True, "replica kill": True}, "rooms stopped flowing after a fault"
+    assert (sorted(outcome.lost)[:5], sorted(outcome.duplicated)[:5]) == ([], []), outcome.row.notes
     assert outcome.tally.errors_5xx == [] and outcome.tally.unacked == []
 
 
@@ -98,7 +102,7 @@ def test_an_event_acknowledged_while_redis_is_down_reaches_the_other_replica(tmp
     empty_marts(data_dir)
     redis_server = RedisServer(tmp_path).start()
     env = {**SECRETS, "CC_REDIS_URL": f"{redis_server.url}?channel=cc-test-{uuid.uuid4().hex[:8]}"}
-    a, b = Sidecar(data_dir, env).start(), Sidecar(data_dir, env).start()
+    a, b = Sidecar(data_dir, env, worker="a").start(), Sidecar(data_dir, env, worker="b").start()
     record = {"id": "act-outage", "instance_id": "charlie-1", "type": "task_started",
               "timestamp": "2026-01-05T10:00:00Z", "message": "taken while Redis was down"}
     body = json.dumps({"kind": "charlie.activity", "data": record}).encode()
@@ -154,7 +158,7 @@ def test_a_redelivery_that_fails_over_to_the_other_replica_reaches_clients_once(
 
     redis_server = RedisServer(tmp_path).start()
     env = {**SECRETS, "CC_REDIS_URL": f"{redis_server.url}?channel=cc-test-{uuid.uuid4().hex[:8]}"}
-    a, b = Sidecar(tmp_path / "data", env).start(), Sidecar(tmp_path / "data", env).start()
+    a, b = Sidecar(tmp_path / "data", env, worker="a").start(), Sidecar(tmp_path / "data", env, worker="b").start()
     record = {"id": "act-twice", "instance_id": "charlie-1", "type": "task_started",
               "timestamp": "2026-01-05T10:00:00Z", "message": "sent to A, then again to B"}
     body = json.dumps({"kind": "charlie.activity", "data": record}).encode()

@@ -143,3 +143,23 @@ def test_a_restart_reads_the_dedupe_index_not_the_landing_log(make_sidecar, sign
     kill_once_indexed()
     server.start()
     assert health(server)["dedupe_index"]["landing_bytes_scanned"] == 0
+
+
+def test_a_worker_starting_reads_every_workers_keys_and_repairs_only_its_own_index(tmp_path):
+    """Workers sharing a data dir: each indexes its own landing files; at start one reads them all."""
+    from datetime import UTC, datetime
+
+    from streaming.dedupe import id_path, load
+    from streaming.journal import encode_line
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for writer, ids in (("w1", ["a", "b"]), ("w2", ["c"])):
+        path = tmp_path / "webhooks" / f"date={now.date()}.{writer}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"".join(encode_line({"id": i}, now) for i in ids))
+    loaded = load(tmp_path, "webhooks", 7, writer="w1")
+    assert sorted(loaded.keys) == ["a", "b", "c"]
+    mine, theirs = (id_path(tmp_path / "webhooks" / f"date={now.date()}.{w}.jsonl") for w in ("w1", "w2"))
+    assert mine.exists() and not theirs.exists()  # w2 indexes its own file when it starts
+    assert sorted(load(tmp_path, "webhooks", 7, writer="w2").keys) == ["a", "b", "c"]
+    assert theirs.exists()

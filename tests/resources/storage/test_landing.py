@@ -30,3 +30,34 @@ def test_metrics_agent_samples_the_real_machine(tmp_path):
     [path] = (tmp_path / "landing" / STREAM).glob("date=*.jsonl")
     [record] = LandingLog(tmp_path / "landing").read(STREAM, datetime.fromisoformat(path.stem[5:]).date())
     assert record["disk_total_bytes"] > 0
+
+
+def test_each_writer_appends_to_its_own_file_and_every_reader_reads_them_all(tmp_path):
+    from resources.storage.landing import day_of, writer_of
+
+    at = datetime(2026, 11, 20, 10)
+    LandingLog(tmp_path).append("s", [{"id": 1}], at)  # the data dir's one writer (the metrics agent)
+    LandingLog(tmp_path, "w1").append("s", [{"id": 2}], at)
+    LandingLog(tmp_path, "w2").append("s", [{"id": 3}, {"id": 4}], at)
+    files = LandingLog(tmp_path).files("s", at.date())
+    assert [p.name for p in files] == ["date=2026-11-20.jsonl", "date=2026-11-20.w1.jsonl", "date=2026-11-20.w2.jsonl"]
+    assert [writer_of(p) for p in files] == [None, "w1", "w2"] and {day_of(p) for p in files} == {at.date()}
+    assert sorted(r["id"] for r in LandingLog(tmp_path, "w1").read("s", at.date())) == [1, 2, 3, 4]
+    assert LandingLog(tmp_path).days("s") == [at.date()]
+    assert LandingLog(tmp_path).size("s", at.date()) == sum(p.stat().st_size for p in files)
+
+
+def test_a_second_process_cannot_write_as_a_worker_that_is_writing(tmp_path):
+    import pytest
+
+    from resources.storage.landing import WriterLock
+
+    assert WriterLock.held(tmp_path, "w1") is None  # never written here
+    lock = WriterLock(tmp_path, "w1")
+    assert WriterLock.held(tmp_path, "w1") is True
+    with pytest.raises(RuntimeError, match="CC_SIDECAR_WORKER_ID"):
+        WriterLock(tmp_path, "w1")
+    WriterLock(tmp_path, "w2").release()  # another name is free
+    lock.release()  # as the kernel does when the process dies
+    assert WriterLock.held(tmp_path, "w1") is False
+    WriterLock(tmp_path, "w1").release()
