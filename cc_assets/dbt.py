@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import closing
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from dagster import AssetExecutionContext
@@ -91,6 +92,15 @@ class CommandCenterTranslator(DagsterDbtTranslator):
 translator = CommandCenterTranslator()
 
 
+@lru_cache(maxsize=8)
+def targeted(project_dir: str, profiles_dir: str | None, profile: str | None, dbt_executable: str,
+             global_config_flags: tuple[str, ...], target: str) -> DbtCliResource:
+    """The dbt resource on `target`, one per process: each new one asks the dbt CLI its version
+    (`dbt --version`, a process start of seconds) before its first build."""
+    return DbtCliResource(project_dir=project_dir, profiles_dir=profiles_dir, profile=profile,
+                          dbt_executable=dbt_executable, global_config_flags=list(global_config_flags), target=target)
+
+
 def run_build(context: AssetExecutionContext, dbt: DbtCliResource, platform: PlatformResource,
               args: list[str]) -> Iterator[Any]:
     """`dbt build` with its events streamed to Dagster, then its tests reconciled with the alerts
@@ -101,9 +111,8 @@ def run_build(context: AssetExecutionContext, dbt: DbtCliResource, platform: Pla
     os.environ.update(settings.dbt_env())
     # The target on the resource, not in `args`: dagster-dbt opens its adapter (row counts,
     # column types) on the resource's target.
-    dbt = DbtCliResource(project_dir=dbt.project_dir, profiles_dir=dbt.profiles_dir, profile=dbt.profile,
-                         dbt_executable=dbt.dbt_executable, global_config_flags=dbt.global_config_flags,
-                         target=settings.warehouse)
+    dbt = targeted(dbt.project_dir, dbt.profiles_dir, dbt.profile, dbt.dbt_executable,
+                   tuple(dbt.global_config_flags), settings.warehouse)
     build = dbt.cli(["build", *args], context=context, raise_on_error=False)
     run_nicer(build.process.pid, settings.dbt_niceness)  # the sidecar's reads keep their latency (resources/dbt.py)
     events = build.stream()
