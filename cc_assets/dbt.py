@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import closing
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from dagster import AssetExecutionContext
@@ -28,6 +29,7 @@ from dagster_dbt import (
     DbtCliResource,
     dbt_assets,
 )
+from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
 
 from cc_alerts.rules.pipeline import DBT_TEST_FAILED, dagster_ui_url, dbt_test_evaluation
 from cc_alerts.store import alert_store
@@ -90,6 +92,15 @@ class CommandCenterTranslator(DagsterDbtTranslator):
 translator = CommandCenterTranslator()
 
 
+@lru_cache(maxsize=8)
+def targeted(project_dir: str, profiles_dir: str | None, profile: str | None, dbt_executable: str,
+             global_config_flags: tuple[str, ...], target: str) -> DbtCliResource:
+    """The dbt resource on `target`, one per process: each new one asks the dbt CLI its version
+    (`dbt --version`, a process start of seconds) before its first build."""
+    return DbtCliResource(project_dir=project_dir, profiles_dir=profiles_dir, profile=profile,
+                          dbt_executable=dbt_executable, global_config_flags=list(global_config_flags), target=target)
+
+
 def run_build(context: AssetExecutionContext, dbt: DbtCliResource, platform: PlatformResource,
               args: list[str]) -> Iterator[Any]:
     """`dbt build` with its events streamed to Dagster, then its tests reconciled with the alerts
@@ -100,18 +111,13 @@ def run_build(context: AssetExecutionContext, dbt: DbtCliResource, platform: Pla
     os.environ.update(settings.dbt_env())
     # The target on the resource, not in `args`: dagster-dbt opens its adapter (row counts,
     # column types) on the resource's target.
-    dbt = DbtCliResource(project_dir=dbt.project_dir, profiles_dir=dbt.profiles_dir, profile=dbt.profile,
-                         dbt_executable=dbt.dbt_executable, global_config_flags=dbt.global_config_flags,
-                         target=settings.warehouse)
+    dbt = targeted(dbt.project_dir, dbt.profiles_dir, dbt.profile, dbt.dbt_executable,
+                   tuple(dbt.global_config_flags), settings.warehouse)
     build = dbt.cli(["build", *args], context=context, raise_on_error=False)
     run_nicer(build.process.pid, settings.dbt_niceness)  # the sidecar's reads keep their latency (resources/dbt.py)
     events = build.stream()
     if settings.dbt_catalog_metadata and build.manifest.get("metadata", {}).get("adapter_type") == settings.warehouse:
-        # On DuckDB dagster-dbt reads these once dbt has exited (dbt holds the file until then),
-        # read-only; on Postgres as each model is built. A failed read is logged, never fatal.
-        # Column lineage stays off: it re-reads every parent per model for a view the UI does
-        # not need here.
-        events = events.fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
+        events = with_catalog_metadata(build, events, on_duckdb=settings.warehouse == "duckdb")
     # else: the definitions were built for another warehouse (a test overriding `platform`):
     # the manifest's relations are not the ones this build writes.
     try:
@@ -123,6 +129,22 @@ def run_build(context: AssetExecutionContext, dbt: DbtCliResource, platform: Pla
     if error is not None:
         description = getattr(error, "description", None) or str(error)
         raise DagsterDbtCliRuntimeError(description=f"{headline}\n\n{description}" if headline else description)
+
+
+def with_catalog_metadata(build: DbtCliInvocation, events: Iterator[Any], on_duckdb: bool) -> Iterator[Any]:
+    """`events` with each model's row count and column types, read through dbt's adapter: on
+    DuckDB once dbt has exited (dbt holds the file until then), read-only; on Postgres as each
+    model is built. A failed read is logged, never fatal. Column lineage stays off: it re-reads
+    every parent per model for a view the UI does not need here.
+
+    dagster-dbt's `fetch_row_counts()` and `fetch_column_metadata()` are fed events that are already
+    there, one pass at a time: over a stream still waiting on dbt, each pass polls its queue without
+    sleeping (dagster's `imap`), a busy thread per pass for the whole build — two of a 2-core host's
+    cores while dbt runs beside them."""
+    batches = [list(events)] if on_duckdb else ([event] for event in events)
+    for batch in batches:
+        counted = list(DbtEventIterator(iter(batch), build).fetch_row_counts())
+        yield from DbtEventIterator(iter(counted), build).fetch_column_metadata(with_column_lineage=False)
 
 
 def release_adapter(adapter) -> None:
