@@ -118,10 +118,14 @@ class Sidecar:
         self.context = await asyncio.to_thread(self._load_context)
         self.state.on_change(self._state_changed)
         self.state.start()
-        self._tasks = [asyncio.create_task(catch_up(self, utcnow())),  # what was landed before it subscribed
-                       asyncio.create_task(self._every(CONTEXT_INTERVAL_S, self._refresh_context)),
+        self._tasks = [asyncio.create_task(self._every(CONTEXT_INTERVAL_S, self._refresh_context)),
                        asyncio.create_task(self._every(STATUS_PUSH_S, self._refresh_status)),
                        asyncio.create_task(self._every(ALERTS_FEED_S, self._alerts_feed))]
+        if self.settings.sidecar_worker_id is not None:
+            # A named worker, one of several on a data dir (`CC_SIDECAR_WORKERS`, replicas): what its
+            # peers landed before it subscribed. A lone sidecar starts from the marts and hot tier, as
+            # before: its catch-up counted events the hot tier already held a second time, as live.
+            self._tasks.append(asyncio.create_task(catch_up(self, utcnow())))
         await asyncio.to_thread(self._start_alerts)
 
     def _start_alerts(self) -> None:
