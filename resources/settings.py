@@ -32,6 +32,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 ENV_FILE = ".env"
 PREFIX = "CC_"
+UNLIMITED = "unlimited"  # a rate limit that is none (CC_RATE_LIMIT_*)
 
 GITHUB_API_URL = "https://api.github.com"
 LINEAR_API_URL = "https://api.linear.app/graphql"
@@ -212,6 +213,20 @@ class Settings(BaseSettings):
     http_header_timeout_s: float = Field(10.0, ge=0)
     http_body_timeout_s: float = Field(30.0, ge=0)
     http_max_connections: int = Field(10_000, ge=1)
+    # Rate limits (streaming/ratelimit.py), in limits' syntax ("600/minute", "10/second;600/minute";
+    # `unlimited`: none), per token (its `sub`) and action, in Redis with CC_REDIS_URL (every replica
+    # counts against one limit) and in process otherwise. A webhook route's limit is its verified
+    # sender's, apart from every token's. Overrides by `<action>:<user or source>`, as JSON:
+    # {"webhook:linear": "100/second", "read:wallboard": "6000/minute"}.
+    rate_limit_read: str = "1200/minute"
+    rate_limit_command: str = "120/minute"
+    rate_limit_subscribe: str = "600/minute"
+    rate_limit_webhook: str = "5000/second"
+    rate_limit_overrides: dict[str, str] = Field(default_factory=dict)
+    # The sidecar's own metrics at `/metrics` (Prometheus text, streaming/telemetry.py): off, 404;
+    # with a token, only `Authorization: Bearer <token>` reads them.
+    metrics_enabled: bool = True
+    metrics_token: Secret
     # Outbound: the source API clients.
     http_timeout_s: float = Field(30.0, ge=0)
     http_max_retries: int = Field(5, ge=0)
@@ -306,6 +321,21 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("rate_limit_read", "rate_limit_command", "rate_limit_subscribe", "rate_limit_webhook",
+                     mode="after")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        return _rate_limit(value)
+
+    @field_validator("rate_limit_overrides", mode="after")
+    @classmethod
+    def _rate_limit_overrides(cls, value: dict[str, str]) -> dict[str, str]:
+        for scope, limit in value.items():
+            if ":" not in scope:
+                raise ValueError(f'expected "<action>:<user or source>" keys, got {scope!r}')
+            _rate_limit(limit)
+        return value
+
     @field_validator("alert_urls", mode="before")
     @classmethod
     def _split_space(cls, value: Any) -> Any:
@@ -384,6 +414,11 @@ class Settings(BaseSettings):
         return self.static_dir if self.static_dir.is_absolute() else (PROJECT_ROOT / self.static_dir).resolve()
 
     @property
+    def metrics_dir(self) -> Path:
+        """Metrics other processes export for the sidecar's `/metrics` (the Dagster exporter's file)."""
+        return self.data_dir / "metrics"
+
+    @property
     def dev_jwt_secret_path(self) -> Path:
         """`make ui`'s development JWT secret, made once when CC_JWT_SECRET is unset (mode 0600)."""
         return self.data_dir / "sidecar" / "dev-jwt-secret"
@@ -445,6 +480,17 @@ class Settings(BaseSettings):
             # dbt's output goes to Dagster's compute logs and files, never a terminal: no colour codes.
             "DBT_USE_COLORS": "false",
         }
+
+
+def _rate_limit(value: str) -> str:
+    from limits import parse_many
+
+    if value.strip().lower() != UNLIMITED:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError('expected limits like "600/minute" or "10/second;600/minute", or unlimited') from None
+    return value
 
 
 def variable(name: str) -> str:

@@ -24,12 +24,13 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match, Mount
 
 from resources.settings import Settings
-from streaming import page, webhooks, ws
+from streaming import page, telemetry, webhooks, ws
 from streaming.auth import NO_SECRET
 from streaming.data.marts import MartsUnavailable
 from streaming.data.serving import Serving
 from streaming.live import LiveEvents
 from streaming.params import known_parameters
+from streaming.ratelimit import RateLimitMiddleware
 from streaming.responses import marts_unavailable, with_unknown_parameter
 from streaming.routes import api_router
 from streaming.samples import LiveSamples
@@ -151,9 +152,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(ws.router)
     app.include_router(api_router)
+    app.include_router(telemetry.router)  # /metrics (the dashboard's business metrics are /dashboard/metrics)
     app.add_exception_handler(MartsUnavailable, marts_unavailable)
     app.add_exception_handler(HTTPException, http_error)
     app.mount("/socket.io", LazySocketIO(app))
+    # By path, so a route added later (/graphql) is limited and timed by where it lives; the timer
+    # outermost, so a 429 is timed too. Webhooks are answered before both (`webhooks.fast_path`).
+    app.add_middleware(RateLimitMiddleware)
+    app.add_middleware(telemetry.RouteTimer)
     page.install(app)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with this replica's fan-out state",

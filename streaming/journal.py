@@ -18,7 +18,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -67,12 +67,15 @@ class GroupCommitLog:
     `fault_delay_s` (`CC_FAULT_FSYNC_DELAY_S`, for tests and chaos only) holds every commit that
     long before its write and fsync, as a very slow disk would. `writer` names this process's
     own landing files among those of the workers sharing `root` (`LandingLog`); it holds that
-    name's `WriterLock` until `close`."""
+    name's `WriterLock` until `close`. `on_commit(seconds, lines)` is called by the writer thread
+    after each file's write and fsync (the metrics' fsync histogram: once per commit, not per line)."""
 
-    def __init__(self, root: Path, fault_delay_s: float = 0.0, writer: str | None = None) -> None:
+    def __init__(self, root: Path, fault_delay_s: float = 0.0, writer: str | None = None,
+                 on_commit: Callable[[float, int], None] | None = None) -> None:
         self.lock = WriterLock(root, writer)
         self.landing = LandingLog(root, writer)
         self.fault_delay_s = fault_delay_s
+        self.on_commit = on_commit
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._fds: dict[Path, int] = {}
         self._paths: dict[tuple[str, date], Path] = {}
@@ -177,10 +180,13 @@ class GroupCommitLog:
             try:
                 fd = self._fd(path)
                 data = b"".join(w.data for w in writes)
+                started = time.perf_counter()
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
                 os.fsync(fd)
+                if self.on_commit is not None:
+                    self._committed(time.perf_counter() - started, len(writes))
                 keys = [k for w in writes if w.keys is not None for k in w.keys]
                 if keys:
                     self._index(path, keys, os.fstat(fd).st_size)
@@ -197,6 +203,12 @@ class GroupCommitLog:
                 by_loop.setdefault(write.loop, []).append(write.future)
             for loop, futures in by_loop.items():  # one wake-up of each loop for the whole batch
                 loop.call_soon_threadsafe(_resolve_all, futures, error)
+
+    def _committed(self, seconds: float, lines: int) -> None:
+        try:
+            self.on_commit(seconds, lines)  # type: ignore[misc]
+        except Exception:  # a metric never stops the writer
+            log.exception("on_commit failed")
 
     def _index(self, path: Path, keys: list[str], end: int) -> None:
         """Keys landed in `path` up to `end`, to go to its id file with the next `_write_ids`."""

@@ -114,6 +114,21 @@ def json_array(texts: list[str]) -> str:
     return "[" + ",".join(texts) + "]"
 
 
+class Sent:
+    """Frames and bytes written to this replica's clients, as plain counts (the metrics read them:
+    `streaming.telemetry`); a room turn adds its writes once, not per client."""
+
+    __slots__ = ("frames", "bytes")
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.bytes = 0
+
+    def add(self, items: list[Any]) -> None:
+        self.frames += len(items)
+        self.bytes += sum(map(len, items))
+
+
 Send = Callable[[list[Any]], Awaitable[None]]
 # Writes wire items now if the socket takes them without waiting; False (nothing written) if not.
 WriteNow = Callable[[list[Any]], bool]
@@ -130,8 +145,10 @@ class Client:
 
     def __init__(self, send: Send, close: Callable[[int, str], Awaitable[None]],
                  max_queue: int, slow_after_s: float, encode: Callable[[str], Any] = as_text,
-                 pack: Callable[[list[Any]], Any] | None = None, write_now: WriteNow | None = None) -> None:
+                 pack: Callable[[list[Any]], Any] | None = None, write_now: WriteNow | None = None,
+                 sent: Sent | None = None) -> None:
         self._send = send
+        self.sent = sent if sent is not None else Sent()
         self._close = close
         self.write_now = write_now
         self.sending = False  # its sender is writing (maybe waiting for the socket to drain)
@@ -224,12 +241,15 @@ class Client:
                 # Everything waiting goes in one turn: under load, batches grow instead of the backlog.
                 while items := self._take():
                     await self._send(items)
+                    self.sent.add(items)
                 if self.dropped and not self.backlog():
                     dropped, self.dropped = self.dropped, 0
                     notice = self.encode(message("notice", None, {
                         "code": "messages_dropped", "dropped": dropped,
                         "detail": "this client fell behind; reload current state over REST"}))
-                    await self._send([notice if self.pack is None else self.pack([notice])])
+                    notice = notice if self.pack is None else self.pack([notice])
+                    await self._send([notice])
+                    self.sent.add([notice])
                 self.sending = False
                 self.full_since = None
         finally:
@@ -263,7 +283,7 @@ class Group:
         self.base = 0  # the sequence number of items[0]
         self.cut = 0  # items before `cut` are released to the senders
         self._frames: dict[int, Any] = {}  # this turn's frames by start
-        self._wires: dict[int, list[Any]] = {}  # the same, as `write_now` takes them
+        self._wires: dict[int, tuple[list[Any], int, int]] = {}  # the same as `write_now` takes them, frames, bytes
         self._timer: asyncio.Handle | None = None
         self._last_flush = -1e9
         self._ready_at = 0.0  # adaptive: the next turn waits until then (`time.perf_counter`)
@@ -296,6 +316,7 @@ class Group:
         self._frames.clear()
         wires = self._wires
         wires.clear()
+        frames = written = 0
         for client in tuple(self.members):
             cursor = client.cursor
             if cursor < base:
@@ -315,11 +336,17 @@ class Group:
                 wire = wires.get(cursor)
                 if wire is None:
                     wire = self.wire(cursor)
-                if write_now(wire):
+                if write_now(wire[0]):
+                    frames += wire[1]
+                    written += wire[2]
                     client.cursor = head
                     client.full_since = None
                     continue
             client._wake.set()
+        if frames:
+            sent = self.hub.sent
+            sent.frames += frames
+            sent.bytes += written
         # The writes' CPU time, not the wall clock's: a turn preempted by another process (or paused
         # by a collection) was not expensive. Never longer than the fixed window would wait.
         pause = min((time.thread_time() - started) * self.hub.rest, self.hub.interval())
@@ -336,10 +363,11 @@ class Group:
             frame = self._frames[start] = self.pack(self.slice(start, self.cut))
         return frame
 
-    def wire(self, start: int) -> list[Any]:
+    def wire(self, start: int) -> tuple[list[Any], int, int]:
         """What a member at `start` is written this turn (`write_now`): one batch frame, kept for the
-        members at the same place, or each item as its own frame."""
-        wire = self._wires[start] = self.slice(start, self.cut) if self.pack is None else [self.frame(start)]
+        members at the same place, or each item as its own frame; with its frames and bytes."""
+        items = self.slice(start, self.cut) if self.pack is None else [self.frame(start)]
+        wire = self._wires[start] = (items, len(items), sum(map(len, items)))
         return wire
 
     def cancel(self) -> None:
@@ -370,6 +398,7 @@ class Hub:
         self.delivered = 0
         self.kicked = 0
         self.batch_clients = 0
+        self.sent = Sent()
 
     def interval(self) -> float:
         """Time between a batching client's frames (fixed mode; the longest adaptive pause):
@@ -382,7 +411,8 @@ class Hub:
                pack: Callable[[list[Any]], Any] = json_array, write_now: WriteNow | None = None) -> Client:
         """A client; with `write_now`, room turns are written to it from the flush itself while it
         is idle, without waking its sender."""
-        client = Client(send, close, self.max_queue, self.slow_after_s, encode, pack if batch else None, write_now)
+        client = Client(send, close, self.max_queue, self.slow_after_s, encode, pack if batch else None, write_now,
+                        self.sent)
         self.clients.add(client)
         if batch:
             self.batch_clients += 1

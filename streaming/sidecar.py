@@ -41,10 +41,12 @@ from streaming.dedupe import DeliveryIndex
 from streaming.journal import GroupCommitLog, encode_line
 from streaming.live import LiveEvents, event_dict
 from streaming.metrics_in import accept_metrics
+from streaming.ratelimit import RateLimits
 from streaming.rooms import ALL_WORKFLOWS, Hub, message
 from streaming.samples import ROOM as METRICS_ROOM
 from streaming.samples import LiveSamples
 from streaming.state.workflows import LiveState, delivered_source
+from streaming.telemetry import Telemetry
 from streaming.webhooks import Delivery
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,9 @@ class Sidecar:
         # This worker's own landing files among the workers sharing the data dir: its name's lock
         # first, then the indexes, which read every worker's files and index this one's tails.
         self.writer = settings.sidecar_worker_id
-        self.journal = GroupCommitLog(settings.landing_dir, settings.fault_fsync_delay_s, self.writer)
+        self.telemetry = Telemetry()  # its own metrics, at /metrics (streaming/telemetry.py)
+        self.journal = GroupCommitLog(settings.landing_dir, settings.fault_fsync_delay_s, self.writer,
+                                      self.telemetry.committed)
         self.deliveries = DeliveryIndex(settings.landing_dir, LANDING_STREAM, writer=self.writer)
         # Host samples, by sample id, over the window in which the metrics agent sends one again.
         self.sample_ids = DeliveryIndex(settings.landing_dir, METRICS_STREAM, days=RESEND_DAYS, writer=self.writer)
@@ -83,6 +87,9 @@ class Sidecar:
                        settings.ws_frames_per_s, settings.room_batch, settings.room_busy_share)
         self.broker = broker_for(settings.redis_url)
         self._shared = not isinstance(self.broker, MemoryBroker)  # replicas share delivery keys and live rows
+        # Rate limits per token and action, and per webhook source: in the broker's Redis, if any.
+        self.limits = RateLimits.for_broker(settings, self.broker, on_refused=self.telemetry.refused,
+                                            on_error=self.telemetry.rate_limit_errors.inc)
         self.marts = marts_from_settings(settings)  # the last build's marts, as the REST API reads them
         self.correlator = Correlator(self.marts)
         # Each affected workflow's fct_workflows row, recomputed as its events arrive.
@@ -121,6 +128,8 @@ class Sidecar:
         self._tasks = [asyncio.create_task(self._every(CONTEXT_INTERVAL_S, self._refresh_context)),
                        asyncio.create_task(self._every(STATUS_PUSH_S, self._refresh_status)),
                        asyncio.create_task(self._every(ALERTS_FEED_S, self._alerts_feed))]
+        if self.telemetry.multiprocess:  # the other workers read this one's gauges from its files
+            self._tasks.append(asyncio.create_task(self.telemetry.sample_every(self)))
         if self.settings.sidecar_worker_id is not None:
             # A named worker, one of several on a data dir (`CC_SIDECAR_WORKERS`, replicas): what its
             # peers landed before it subscribed. A lone sidecar starts from the marts and hot tier, as
@@ -158,6 +167,7 @@ class Sidecar:
                 await asyncio.to_thread(part.stop)
         await asyncio.to_thread(self.alerts.close)
         await asyncio.to_thread(self.state.close)
+        await self.limits.close()
         self.journal.close()
         self.marts.close()
 
@@ -293,6 +303,7 @@ class Sidecar:
         try:
             line = encode_line(record, received_at, {"payload": delivery.raw})
         except (TypeError, orjson.JSONEncodeError) as exc:
+            self.telemetry.delivered(delivery.source, "refused")
             return JSONResponse({"detail": f"the delivery cannot be stored: {exc}"}, status_code=400)
         if self.deliveries.durable(keys):  # with Redis: landed, perhaps by a worker that died before publishing
             if await self.claims.recover(keys):
@@ -329,12 +340,15 @@ class Sidecar:
         try:
             await asyncio.shield(write)
         except OSError as exc:
+            self.telemetry.delivered(delivery.source, "failed")
             return JSONResponse({"detail": f"could not store the delivery, retry: {exc}"}, status_code=503,
                                 headers={"Retry-After": "5"})
         # On disk: from here on nothing may turn this into an error for the sender.
         self.facts.received(delivery.source, received_at)
+        self.telemetry.delivered(delivery.source, "landed")
         if reason is not None:
             self.facts.dead_letter(delivery.source, reason, received_at)
+            self.telemetry.dead_letters.labels(delivery.source).inc()
         # The landed marker goes to Redis before the messages (the same pipeline or an earlier one),
         # and before the answer.
         marked = held.settle(durable=True) if isinstance(held, Held) else None
@@ -357,6 +371,8 @@ class Sidecar:
 
     def _duplicate(self, delivery: Delivery) -> JSONResponse:
         self.facts.duplicate(delivery.source, utcnow())
+        self.telemetry.delivered(delivery.source, "duplicate")
+        self.telemetry.webhook_duplicate.inc()
         return JSONResponse({"status": "duplicate", "delivery": delivery.id})
 
     def learn_team(self, delivery: Delivery) -> None:
@@ -376,7 +392,10 @@ class Sidecar:
 
     async def accept_metrics(self, data: Any) -> JSONResponse:
         """Host samples, landed once per sample id (`streaming/metrics_in.py`)."""
-        return await accept_metrics(self, data)
+        answer = await accept_metrics(self, data)
+        status = answer.status_code
+        self.telemetry.delivered("events", "landed" if status < 300 else "failed" if status >= 500 else "refused")
+        return answer
 
     # --- out ------------------------------------------------------------------------------------
 

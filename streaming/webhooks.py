@@ -30,6 +30,7 @@ from starlette.requests import ClientDisconnect
 from cc_events.sources.system import METRICS_KIND
 from streaming import bodies
 from streaming.auth import signature_matches, token_matches
+from streaming.ratelimit import WEBHOOK
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ router = APIRouter(tags=["webhooks"], responses={
                          "stale `webhookTimestamp`"},
     403: {"description": "The route's secret is not set: it refuses every request"},
     413: {"description": "The body is over `CC_WEBHOOK_MAX_BYTES`"},
+    429: {"description": "The route's sender is over `CC_RATE_LIMIT_WEBHOOK`: retry after `Retry-After` seconds"},
     503: {"description": "Could not store it: retry after `Retry-After` seconds"},
 })
 
@@ -70,13 +72,14 @@ _SIGNED = {"X-Signature-256": (False, "`sha256=` and the hex HMAC-SHA256 of the 
 
 
 class Refused(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers
 
     def response(self) -> JSONResponse:
-        return JSONResponse({"detail": self.detail}, status_code=self.status)
+        return JSONResponse({"detail": self.detail}, status_code=self.status, headers=self.headers)
 
 
 @dataclass
@@ -154,10 +157,19 @@ def _repo(payload: Any) -> str | None:
     return None
 
 
-async def _handle(request: Request, receive) -> JSONResponse:
+async def within_limit(sidecar, source: str) -> None:
+    """A verified sender's own rate limit (`CC_RATE_LIMIT_WEBHOOK`), apart from every client's."""
+    refusal = await sidecar.limits.hit(source, WEBHOOK)
+    if refusal is not None:
+        raise Refused(429, refusal.detail, refusal.headers())
+
+
+async def _handle(request: Request, receive, source: str) -> JSONResponse:
+    sidecar = request.app.state.sidecar
     try:
-        return await receive(request, request.app.state.sidecar)
+        return await receive(request, sidecar)
     except Refused as refused:
+        sidecar.telemetry.delivered(source, "rate_limited" if refused.status == 429 else "refused")
         return refused.response()
 
 
@@ -171,6 +183,7 @@ async def github_webhook(request: Request) -> JSONResponse:
         body = await read_body(request, sidecar.settings.webhook_max_bytes)
         if not signature_matches(secret, body, request.headers.get("x-hub-signature-256"), "sha256="):
             raise Refused(401, "X-Hub-Signature-256 does not match the body")
+        await within_limit(sidecar, "github")
         event = request.headers.get("x-github-event")
         delivery = request.headers.get("x-github-delivery")
         if not event or not delivery:
@@ -189,7 +202,7 @@ async def github_webhook(request: Request) -> JSONResponse:
             return JSONResponse({"status": "pong", "zen": zen, "delivery": f"github:{delivery}"})
         return result
 
-    return await _handle(request, receive)
+    return await _handle(request, receive, "github")
 
 
 @router.post("/webhooks/linear", summary="Linear webhooks (Linear-Signature, 60 s replay window)",
@@ -211,6 +224,7 @@ async def linear_webhook(request: Request) -> JSONResponse:
             raise Refused(401, "no webhookTimestamp: a replay cannot be ruled out")
         if abs(time.time() * 1000 - stamp) > LINEAR_REPLAY_WINDOW_S * 1000:
             raise Refused(401, f"webhookTimestamp is more than {LINEAR_REPLAY_WINDOW_S:.0f} s from now (replay?)")
+        await within_limit(sidecar, "linear")
         event = str(payload.get("type") or request.headers.get("linear-event") or "unknown")
         delivery = request.headers.get("linear-delivery") or str(payload.get("webhookId") or "") + f":{stamp}"
         action = payload.get("action")
@@ -220,7 +234,7 @@ async def linear_webhook(request: Request) -> JSONResponse:
                                              action if isinstance(action, str) else None, None, raw,
                                              (f"linear:{_body_id(body)}",)))
 
-    return await _handle(request, receive)
+    return await _handle(request, receive, "linear")
 
 
 def _pushed(payload: Any, default_kind: str | None) -> tuple[str, Any, str | None]:
@@ -258,11 +272,12 @@ async def charlie_webhook(request: Request) -> JSONResponse:
         body = await read_body(request, sidecar.settings.webhook_max_bytes)
         if not _signed_or_bearer(request, secret, body):
             raise Refused(401, "send a matching X-Signature-256 or Authorization: Bearer <CC_CHARLIE_WEBHOOK_SECRET>")
+        await within_limit(sidecar, "charlie")
         kind, data, given = _pushed(parse_body(body)[0], request.headers.get("x-charlie-event") or "charlie.activity")
         delivery = request.headers.get("x-delivery-id") or given or _body_id(body)
         return await sidecar.accept(Delivery("charlie", delivery, kind, data, raw=storable(data)))
 
-    return await _handle(request, receive)
+    return await _handle(request, receive, "charlie")
 
 
 @router.post("/events", summary="Events from bots, cron jobs and metrics agents (Bearer token or X-Signature-256)",
@@ -273,13 +288,14 @@ async def push_events(request: Request) -> JSONResponse:
         body = await read_body(request, sidecar.settings.webhook_max_bytes)
         if not _signed_or_bearer(request, token, body):
             raise Refused(401, "send Authorization: Bearer <CC_EVENTS_API_TOKEN> or a matching X-Signature-256")
+        await within_limit(sidecar, "events")
         kind, data, given = _pushed(parse_body(body)[0], None)
         if kind == METRICS_KIND:
             return await sidecar.accept_metrics(data)
         delivery = request.headers.get("x-delivery-id") or given or _body_id(body)
         return await sidecar.accept(Delivery("events", delivery, kind, data, raw=storable(data)))
 
-    return await _handle(request, receive)
+    return await _handle(request, receive, "events")
 
 
 ROUTES = {"/webhooks/github": github_webhook, "/webhooks/linear": linear_webhook,
@@ -328,8 +344,10 @@ async def fast_path(app, scope, receive, send) -> bool:
     handler = ROUTES.get(scope["path"])
     if handler is None:
         return False
+    started = time.perf_counter()
     scope["app"] = app
     response = await handler(Inbound(scope, receive))
     await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
     await send({"type": "http.response.body", "body": response.body})
+    app.state.sidecar.telemetry.acked(scope["path"], time.perf_counter() - started)
     return True

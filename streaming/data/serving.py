@@ -102,6 +102,9 @@ class Serving:
         self._refreshing: dict[str, float] = {}  # kept name -> when the keeper's current look began
         self._closed = threading.Event()
         self._recent: OrderedDict[str, Row] = OrderedDict()  # live events dropped after a build, by id
+        # Reads answered from the cache or computed (the keeper's own recomputations are neither),
+        # plain counts the metrics read (`streaming.telemetry`).
+        self.cache_hits = self.cache_misses = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, live: LiveEvents | None = None,
@@ -129,7 +132,10 @@ class Serving:
         live_key = self.live_key() if live else None
         entry = self._cache.get(name)
         if self._fresh(entry, version, live_key, ttl_s, now):
+            self.cache_hits += 1
             return entry.value  # type: ignore[union-attr]
+        if ttl_s:  # not the keeper's refresh (ttl 0)
+            self.cache_misses += 1
         if live:
             # Labelled with what the compute will see: the live view can lag the store by up to
             # LIVE_REFRESH_S, and an entry labelled newer than it is would stay until its TTL.
@@ -172,9 +178,11 @@ class Serving:
         if kept is None or entry is None:
             return None
         if self._fresh(entry, self._synced_version, self.live_key(), kept[0], now):
+            self.cache_hits += 1
             return entry.value
         began = self._refreshing.get(name)
         if began is not None and now - began < self.REFRESH_GRACE_S and now - entry.computed_at < kept[0]:
+            self.cache_hits += 1
             return entry.value
         return None
 

@@ -19,6 +19,9 @@ from streaming.routes import alerts, charlie, dashboards, events, metrics, overv
 api_router = APIRouter(dependencies=[Depends(authorize), Depends(known_parameters)],
                        responses={401: {"description": "Missing, invalid or expired bearer token"},
                                   403: {"description": "The token's `rooms` or `scopes` claim does not grant this"},
+                                  429: {"description": "Over the token's rate limit for reads or changes "
+                                                       "(`CC_RATE_LIMIT_READ`, `CC_RATE_LIMIT_COMMAND`): retry "
+                                                       "after `Retry-After` seconds"},
                                   503: {"description": "No marts to read yet (no build served), or the warehouse "
                                                        "is gone: retry after `Retry-After` seconds"}})
 for module in (overview, metrics, workflows, events, charlie, alerts, dashboards, widgets):

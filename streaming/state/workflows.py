@@ -121,6 +121,10 @@ class LiveState:
         self._running = False
         self._sources_loaded = False
         self._last_run_s = 0.0
+        # Arrival (monotonic) of the oldest event noted and not yet taken by a run, and of the oldest
+        # the running computation took: how far the live state lags (`lag_s`, a metric).
+        self._waiting_since: float | None = None
+        self._computing_since: float | None = None
 
     # --- life ----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -151,6 +155,11 @@ class LiveState:
         return {"pending": pending, "computed_events": len(snapshot.workflow_of), "workflows": len(snapshot.rows),
                 "last_run_ms": round(self._last_run_s * 1000, 1)}
 
+    def lag_s(self) -> float:
+        """How long the oldest event the state has not computed yet has waited; 0 when caught up."""
+        oldest = min((t for t in (self._computing_since, self._waiting_since) if t is not None), default=None)
+        return 0.0 if oldest is None else max(0.0, time.monotonic() - oldest)
+
     # --- in (the webhook path: cheap) ---------------------------------------------------------------------
     def note(self, event_ids: Iterable[str], carried: Iterable[tuple[str, Row]] = ()) -> None:
         """Events just added to the live store, and the raw rows (`(dbt source name, row)`) their
@@ -158,6 +167,8 @@ class LiveState:
         now = time.monotonic()
         wanted = self._runner.schemas if self._runner is not None else None
         with self._lock:
+            if self._waiting_since is None:
+                self._waiting_since = now
             self._dirty.update(event_ids)
             for source, row in carried:
                 if wanted is not None and source not in wanted:
@@ -197,6 +208,8 @@ class LiveState:
                 self._wake.clear()
                 time.sleep(min(MAX_SPACING_S, max(COALESCE_S, BUSY_SHARE * self._last_run_s)))
             started = time.monotonic()
+            with self._lock:  # what this run computes: everything noted so far
+                self._computing_since, self._waiting_since = self._waiting_since, None
             try:
                 self.refresh()
             except MartsUnavailable:
@@ -205,6 +218,7 @@ class LiveState:
                 log.exception("computing the live workflow state failed")
             finally:
                 self._running = False
+                self._computing_since = None
                 self._last_run_s = time.monotonic() - started
 
     def refresh(self) -> None:
