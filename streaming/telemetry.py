@@ -198,9 +198,26 @@ class Telemetry:
 
 
 def route_of(scope: dict) -> str:
+    """The route a request matched; for one answered before routing (a 429), the route it would have."""
     route = scope.get("route")
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return path if isinstance(path, str) and path else OTHER_ROUTE
+    if isinstance(path, str) and path:
+        return path
+    return next((template for template, pattern in _templates(scope["app"]) if pattern.match(scope["path"])),
+                OTHER_ROUTE)
+
+
+_TEMPLATES: dict[int, list] = {}
+
+
+def _templates(app: Any) -> list:
+    """The documented paths (every route, included routers flattened) as (template, regex), once."""
+    found = _TEMPLATES.get(id(app))
+    if found is None:
+        from starlette.routing import compile_path
+
+        found = _TEMPLATES[id(app)] = [(template, compile_path(template)[0]) for template in app.openapi()["paths"]]
+    return found
 
 
 class RouteTimer:

@@ -14,6 +14,10 @@ young), stops them all on SIGTERM or SIGINT (each gets one SIGTERM and its grace
 and exits when a worker's first start fails (a port taken, a bad setting: restarting would not
 help). The workers sit in process groups of their own, so a terminal's Ctrl-C reaches the
 supervisor alone, and they get SIGTERM if the supervisor dies (`PR_SET_PDEATHSIG`).
+
+`/metrics` answers for every worker, whichever the kernel picked: the supervisor gives them a
+directory of their own for prometheus-client's multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`,
+`streaming.telemetry`), removes a dead worker's live gauges from it, and deletes it on exit.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -34,6 +40,8 @@ STARTUP_FAILURE = 3  # uvicorn's exit code when the lifespan or the bind fails
 STOP_WAIT_S = 30.0  # a worker's graceful shutdown, then SIGKILL
 YOUNG_S = 10.0  # a worker that dies younger than this is restarted after a growing pause
 BACKOFF_MAX_S = 30.0
+# prometheus-client's multiprocess mode: read by the library itself when a worker imports it.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def worker_names(settings: Settings) -> list[str]:
@@ -111,7 +119,9 @@ def supervise(settings: Settings, host: str, port: int, child_args: list[str]) -
         print(f"sidecar: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr, flush=True)
         return 2
     cmd = [sys.executable, "-m", "streaming.serve", "--host", host, "--port", str(port), "--reuse-port", *child_args]
-    workers = [Worker(name, cmd, {**os.environ, "CC_SIDECAR_WORKERS": "1", "CC_SIDECAR_WORKER_ID": name})
+    metrics_dir = tempfile.mkdtemp(prefix=f"cc-sidecar-metrics-{port}-")
+    workers = [Worker(name, cmd, {**os.environ, "CC_SIDECAR_WORKERS": "1", "CC_SIDECAR_WORKER_ID": name,
+                                  METRICS_DIR_VARIABLE: metrics_dir})
                for name in worker_names(settings)]
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -119,7 +129,7 @@ def supervise(settings: Settings, host: str, port: int, child_args: list[str]) -
             worker.start()
         print(f"sidecar: {len(workers)} workers ({', '.join(w.name for w in workers)}) on {host}:{port}, "
               "sharing rooms, live state and dedupe through CC_REDIS_URL", file=sys.stderr, flush=True)
-        return _watch(workers)
+        return _watch(workers, metrics_dir)
     except Stop as stop:
         print(f"sidecar: {stop}: stopping {len(workers)} workers", file=sys.stderr, flush=True)
         return 0
@@ -127,11 +137,20 @@ def supervise(settings: Settings, host: str, port: int, child_args: list[str]) -
         for sig in previous:  # a second Ctrl-C must not cut the shutdown short
             signal.signal(sig, signal.SIG_IGN)
         _stop_all(workers)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _watch(workers: list[Worker]) -> int:
+def _worker_died(pid: int, metrics_dir: str) -> None:
+    """Its live gauges leave `/metrics`; its counters stay in the sums (they only ever grow)."""
+    from prometheus_client import multiprocess
+
+    with contextlib.suppress(OSError):
+        multiprocess.mark_process_dead(pid, metrics_dir)
+
+
+def _watch(workers: list[Worker], metrics_dir: str) -> int:
     while True:
         now = time.monotonic()
         for worker in workers:
@@ -143,6 +162,7 @@ def _watch(workers: list[Worker]) -> int:
             if code is None:
                 continue
             lived = now - worker.started_at
+            _worker_died(worker.proc.pid, metrics_dir)
             if worker.starts == 1 and code == STARTUP_FAILURE:
                 print(f"sidecar: worker {worker.name} could not start (exit {code}); stopping", file=sys.stderr,
                       flush=True)
