@@ -2,6 +2,7 @@
 
 Usage: python -m scripts.bench_stream [--seconds 10] [--points 1000x100,2000x100]
                                      [--targets ws,ws:fixed,socketio,node] [--server-env CC_WS_BATCH_MS=5 ...]
+                                     [--scrape-every 5]
 
 One process tree on loopback. For each target and load point (events/s x clients): the server
 (the sidecar under uvicorn with uvloop and httptools, or `streaming/js/peer.mjs`, a Node
@@ -15,7 +16,9 @@ batching its name says (`ws`, `socketio`: `CC_ROOM_BATCH=adaptive`; `ws:fixed`, 
 the fixed `CC_WS_BATCH_MS` window), so old and new are measured in one run. Acks: the generator's
 202s, their rate and latency; "lost" is every acknowledged delivery missing from the sidecar's
 landing log afterwards. CPU: the server's CPU seconds (every thread) over the load, per
-acknowledged webhook. Prints the table; nothing is asserted.
+acknowledged webhook. `--scrape-every S` measures each sidecar point twice, without and then with
+a Prometheus-like scrape of `/metrics` every S seconds during the load, so the same run says what
+scraping costs a webhook. Prints the table; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -268,7 +272,10 @@ def start_server(target: str, port: int, data_dir: Path, log, server_env: dict[s
         _wait_http(f"http://127.0.0.1:{port}/", proc)
         return proc
     env = {**os.environ, "CC_DATA_DIR": str(data_dir), "CC_GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
-           "CC_JWT_SECRET": JWT_SECRET, **(server_env or {})}
+           "CC_JWT_SECRET": JWT_SECRET,
+           # Every client is the one `bench` token, and the load is one sender: limits checked (their cost
+           # is part of the figure) but never reached.
+           "CC_RATE_LIMIT_SUBSCRIBE": "unlimited", "CC_RATE_LIMIT_WEBHOOK": "50000/second", **(server_env or {})}
     args = [sys.executable, "-m", "streaming.serve", "--host", "127.0.0.1", "--port", str(port),
             "--log-level", "warning", "--no-access-log"]
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
@@ -305,9 +312,41 @@ def landed_ids(data_dir: Path) -> set[str]:
     return ids
 
 
+class Scraper:
+    """Reads `/metrics` every `every_s` seconds, as Prometheus would, until stopped."""
+
+    def __init__(self, port: int, every_s: float) -> None:
+        self.url, self.every_s = f"http://127.0.0.1:{port}/metrics", every_s
+        self.took_s: list[float] = []
+        self.size = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Scraper:
+        if self.every_s:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        import requests
+
+        with requests.Session() as session:
+            while not self._stop.wait(self.every_s):
+                started = time.perf_counter()
+                response = session.get(self.url, timeout=30)
+                self.took_s.append(time.perf_counter() - started)
+                self.size = len(response.content)
+
+
 def measure(target: str, rate: int, clients: int, seconds: float, work: Path,
-            server_env: dict[str, str] | None = None) -> dict:
-    """One target (`ws`, `ws:fixed`, `socketio`, `socketio:fixed`, `node`) at one load point."""
+            server_env: dict[str, str] | None = None, scrape_every_s: float = 0.0) -> dict:
+    """One target (`ws`, `ws:fixed`, `socketio`, `socketio:fixed`, `node`) at one load point; with
+    `scrape_every_s`, `/metrics` read that often during the load."""
     from streaming.auth import issue_token
 
     label = target
@@ -315,7 +354,7 @@ def measure(target: str, rate: int, clients: int, seconds: float, work: Path,
     if target != "node":
         server_env = {**(server_env or {}), "CC_ROOM_BATCH": mode or "adaptive"}
     run = secrets.token_hex(4)
-    point = work / f"{label.replace(':', '-')}-{rate}-{clients}"
+    point = work / f"{label.replace(':', '-')}-{rate}-{clients}{f'-scraped{scrape_every_s:g}' if scrape_every_s else ''}"
     data_dir = point / "data"
     point.mkdir(parents=True)
     port = _free_port()
@@ -341,9 +380,10 @@ def measure(target: str, rate: int, clients: int, seconds: float, work: Path,
                 raise RuntimeError(f"clients did not connect; see {point / 'server.log'}")
         load_out = point / "load.json"
         server_cpu = _cpu_s(server.pid)
-        subprocess.run([sys.executable, "-m", "scripts.bench_stream", "load", "--port", str(port), "--rate", str(rate),
-                        "--seconds", str(seconds), "--run", run, "--out", str(load_out)], cwd=ROOT, check=True,
-                       stderr=log)
+        with Scraper(port, scrape_every_s if target != "node" else 0.0) as scraper:
+            subprocess.run([sys.executable, "-m", "scripts.bench_stream", "load", "--port", str(port), "--rate",
+                            str(rate), "--seconds", str(seconds), "--run", run, "--out", str(load_out)], cwd=ROOT,
+                           check=True, stderr=log)
         load = json.loads(load_out.read_text())
         server_cpu = _cpu_s(server.pid) - server_cpu  # the load's span: acks are in, fan-out mostly done
         expected = len(load["acked"]) * clients
@@ -391,7 +431,9 @@ def measure(target: str, rate: int, clients: int, seconds: float, work: Path,
             "statuses": load["statuses"], "ack_rate": acked / span, "ack_p50": a50, "ack_p99": a99,
             "p50": p50, "p99": p99, "max": worst / 1000, "delivered": delivered, "expected": expected, "lost": lost,
             "server_cpu_us": server_cpu / max(1, acked) * 1e6, "server_cores": server_cpu / span,
-            "clients_cores": clients_cpu / span}
+            "clients_cores": clients_cpu / span, "scrape_every_s": scrape_every_s if scraper.took_s else 0.0,
+            "scrapes": len(scraper.took_s), "scrape_ms": 1000 * sum(scraper.took_s) / max(1, len(scraper.took_s)),
+            "scrape_bytes": scraper.size}
 
 
 def _fmt(value, digits=1) -> str:
@@ -430,6 +472,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="ws, socketio (adaptive batching), ws:fixed, socketio:fixed (the fixed window), node")
     parser.add_argument("--server-env", action="append", default=[], metavar="CC_NAME=value",
                         help="settings for the sidecar, e.g. CC_WS_BATCH_MS=5 (repeatable)")
+    parser.add_argument("--scrape-every", type=float, default=0.0, metavar="S",
+                        help="also measure each sidecar point with /metrics read every S seconds during the load")
     args = parser.parse_args(argv)
     server_env = dict(item.split("=", 1) for item in args.server_env)
     targets = args.targets.split(",")
@@ -443,10 +487,15 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="cc-bench-stream-") as tmp:
         for rate, clients in points:
-            for target in targets:
-                print(f"{target}: {rate} events/s, {clients} clients ...", flush=True)
-                result = measure(target, rate, clients, args.seconds, Path(tmp), server_env)
+            for target, scrape in ((t, s) for t in targets
+                                   for s in ((0.0, args.scrape_every) if args.scrape_every and t != "node" else (0.0,))):
+                scraped = f", /metrics every {scrape:g} s" if scrape else ""
+                print(f"{target}: {rate} events/s, {clients} clients{scraped} ...", flush=True)
+                result = measure(target, rate, clients, args.seconds, Path(tmp), server_env, scrape)
                 results.append(result)
+                if result["scrapes"]:
+                    print(f"  {result['scrapes']} scrapes, {result['scrape_ms']:.1f} ms and "
+                          f"{result['scrape_bytes']:,} bytes each", flush=True)
                 print(f"  p50 {_fmt(result['p50'])} ms  p99 {_fmt(result['p99'])} ms  max {_fmt(result['max'])} ms  "
                       f"delivered {result['delivered']}/{result['expected']}  acks {result['acked']}/{result['sent']} "
                       f"({result['ack_rate']:.0f}/s, p50 {_fmt(result['ack_p50'])} p99 {_fmt(result['ack_p99'])} ms)  "
@@ -484,8 +533,9 @@ def table(results: list[dict], server_env: dict[str, str]) -> str:
              "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         share = r["delivered"] / r["expected"] if r["expected"] else 0
+        scraped = f", /metrics every {r['scrape_every_s']:g} s" if r.get("scrape_every_s") else ""
         lines.append(
-            f"| {_name(r['target'], server_env)} | {r['rate']:,} | {r['clients']} | {_fmt(r['p50'])} | {_fmt(r['p99'])} "
+            f"| {_name(r['target'], server_env)}{scraped} | {r['rate']:,} | {r['clients']} | {_fmt(r['p50'])} | {_fmt(r['p99'])} "
             f"| {_fmt(r['max'])} | {versus(r, 'p50')} / {versus(r, 'p99')} "
             f"| {r['delivered']:,}/{r['expected']:,} ({share:.1%}) | {_fmt(r['events_per_frame'], 2)} "
             f"| {r['ack_rate']:,.0f} | {_fmt(r['ack_p50'])} | {_fmt(r['ack_p99'])} "

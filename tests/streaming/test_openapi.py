@@ -15,7 +15,11 @@ from scripts.chaos.schemathesis_api import full_token, run_schemathesis
 @pytest.fixture(scope="module")
 def sidecar(now_world, tmp_path_factory):
     """A sidecar process on a copy of the session's built world (`now_world`, tests/streaming/conftest.py)."""
-    with sidecar_on(now_world.copy(tmp_path_factory.mktemp("openapi") / "data"), now_world.sandbox.url) as server:
+    # Schemathesis reads and changes hundreds of times a minute with one token: over any limit a real
+    # token has, and a 429 is not what it is here to find (tests/streaming/test_rate_limits.py is).
+    unlimited = {"CC_RATE_LIMIT_READ": "unlimited", "CC_RATE_LIMIT_COMMAND": "unlimited"}
+    with sidecar_on(now_world.copy(tmp_path_factory.mktemp("openapi") / "data"), now_world.sandbox.url,
+                    unlimited) as server:
         yield server
 
 
