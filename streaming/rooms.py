@@ -115,14 +115,12 @@ def json_array(texts: list[str]) -> str:
 
 
 class Sent:
-    """Frames and bytes written to this replica's clients, as plain counts (the metrics read them:
-    `streaming.telemetry`); a room turn adds its writes once, not per client."""
+    """Frames and bytes written to clients: plain counts the metrics read (a room turn adds once)."""
 
     __slots__ = ("frames", "bytes")
 
     def __init__(self) -> None:
-        self.frames = 0
-        self.bytes = 0
+        self.frames = self.bytes = 0
 
     def add(self, items: list[Any]) -> None:
         self.frames += len(items)
