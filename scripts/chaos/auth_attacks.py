@@ -73,8 +73,9 @@ EXPECTED: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("GET", "/api/alerts/{alert_id}"): (("room", "alerts:all"),),
     ("POST", "/api/alerts/{alert_id}/ack"): (("scope", "alerts"),),
 }
-# Routes that take no client token: webhook senders sign their bodies; ops and the docs are open.
-NOT_JWT = ("/webhooks/", "/events", "/healthz")
+# Routes that take no client token: webhook senders sign their bodies; ops and the docs are open
+# (`/metrics` takes CC_METRICS_TOKEN when one is set, never a client's JWT).
+NOT_JWT = ("/webhooks/", "/events", "/healthz", "/metrics")
 # A body each write route accepts once authorized, so its refusal is the check's, not validation's.
 BODIES = {
     "/api/charlie/command": {"instanceId": "charlie-alpha", "command": "pause"},
