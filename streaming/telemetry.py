@@ -52,7 +52,8 @@ FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 LINES_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SAMPLE_S = 1.0  # multiprocess: how often each worker writes its gauges for the others to read
-OTHER_ROUTE = "other"  # a request no route matched (404s are not one series per path asked)
+OTHER_ROUTE = "other"
+GRAPHQL = "/graphql"  # a request no route matched (404s are not one series per path asked)
 
 
 def multiprocess() -> bool:
@@ -203,6 +204,8 @@ def route_of(scope: dict) -> str:
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
     if isinstance(path, str) and path:
         return path
+    if scope["path"] == GRAPHQL or scope["path"].startswith(GRAPHQL + "/"):  # not in the OpenAPI document
+        return GRAPHQL
     return next((template for template, pattern in _templates(scope["app"]) if pattern.match(scope["path"])),
                 OTHER_ROUTE)
 
