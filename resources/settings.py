@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # How pull requests and their reviews, commits and check runs are pulled: "graphql" (a query
     # covers up to 50 pull requests, paced by GitHub's point budget) or "rest" (one request each).
     github_api: Literal["graphql", "rest"] = "graphql"
+    # Requests to GitHub in flight at once: repos side by side, GraphQL batches one ahead. GitHub asks
+    # integrations to keep requests serial (1); 2 overlaps the server's work with the client's reading.
+    github_concurrency: int = Field(default=2, ge=1, le=8)
     linear_api_key: Secret
     linear_api_url: str | None = None
     linear_teams: CommaList = ()
