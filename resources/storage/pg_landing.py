@@ -37,25 +37,25 @@ CONNECT_TIMEOUT_S = 5
 # its batch fails (503, retried by the sender) rather than hold every request behind it.
 STATEMENT_TIMEOUT_MS = 30_000
 
-_DDL = f"""
-create schema if not exists {SCHEMA};
-create table if not exists {SCHEMA}.lines (
+_DDL = """
+create schema if not exists {schema};
+create table if not exists {schema}.lines (
     seq bigserial primary key,
     stream text not null,
     day date not null,
     writer text not null,
     key text,
     received_at timestamp not null,
-    line bytea not null
+    line bytea {compression} not null
 );
-create index if not exists lines_stream_day_seq on {SCHEMA}.lines (stream, day, seq);
-create table if not exists {SCHEMA}.keys (
+create index if not exists lines_stream_day_seq on {schema}.lines (stream, day, seq);
+create table if not exists {schema}.keys (
     stream text not null,
     key text not null,
     landed_at timestamptz not null default now(),
     primary key (stream, key)
 );
-create table if not exists {SCHEMA}.marks (
+create table if not exists {schema}.marks (
     stream text not null,
     day date not null,
     writer text not null,
@@ -81,7 +81,7 @@ with k as (
     insert into {SCHEMA}.lines (stream, day, writer, key, received_at, line)
     select x.stream, x.day, %(writer)s, x.key, x.at, x.line
     from unnest(%(n)s::int[], %(s)s::text[], %(d)s::date[], %(key)s::text[], %(at)s::timestamp[],
-                %(line)s::bytea[]) as x(n, stream, day, key, at, line)
+                %(line)b::bytea[]) as x(n, stream, day, key, at, line)
     where x.n not in (select n from dup)
     order by x.n
     returning stream, day
@@ -118,7 +118,11 @@ def _make_tables(conn) -> None:
     # the catalog): one at a time.
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('cc_landing schema'))")
-        conn.execute(_DDL)
+        # lz4 where the server has it: a payload compressed by pglz cost the server more CPU than
+        # the rest of its work for the line.
+        lz4 = conn.execute("select 'lz4' = any(enumvals) from pg_settings where name = 'default_toast_compression'"
+                           ).fetchone()
+        conn.execute(_DDL.format(schema=SCHEMA, compression="compression lz4" if lz4 and lz4[0] else ""))
     if not conn.autocommit:
         conn.commit()
 
