@@ -25,7 +25,16 @@ from pathlib import Path
 
 import requests
 
-from scripts.bench_stream import JWT_SECRET, ROOT, WEBHOOK_SECRET, _fmt, _free_port, landed_ids, new_hist, quantiles
+from scripts.bench_stream import (
+    JWT_SECRET,
+    ROOT,
+    WEBHOOK_SECRET,
+    _fmt,
+    _free_port,
+    landed_ids,
+    new_hist,
+    quantiles,
+)
 from scripts.bench_workers import WARMUP_S, cpu_s, host_busy_s, load
 
 
