@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -277,3 +278,31 @@ def test_two_hosts_committing_the_same_keys_at_once_land_each_once(landing_url):
     assert len(results) == 2, "a writer did not finish: deadlocked?"
     assert len(results["a"]) + len(results["b"]) == len(keys)  # every key landed by exactly one of them
     assert Counter(count.landing_shared(landing_url)) == Counter(dict.fromkeys(keys, 1))
+
+
+def test_a_replica_started_later_serves_what_the_others_landed(tmp_path, landing_url):
+    """Catch-up reads the shared landing: a named replica that starts on a host of its own (an empty
+    data dir) serves the events another host landed before it, in `/api/events`."""
+    from scripts.chaos.harness import Sidecar
+    from scripts.chaos.replicas_redis import empty_marts
+
+    env = {**SECRETS, "CC_LANDING_URL": landing_url}
+    hosts = [tmp_path / "host-a" / "data", tmp_path / "host-b" / "data"]
+    for data_dir in hosts:
+        empty_marts(data_dir)
+    first = Sidecar(hosts[0], env, worker="a").start()
+    try:
+        answer = post(first, "/webhooks/charlie", *charlie("act-early", "early")).json()
+    finally:
+        first.stop()
+    later = Sidecar(hosts[1], env, worker="b").start()
+    try:
+        served: Counter = Counter()
+        for _ in range(50):  # catch-up runs beside the first requests
+            served = count.rest_events(later.url, later.token())
+            if set(answer["events"]) <= set(served):
+                break
+            time.sleep(0.1)
+        assert answer["events"] and set(answer["events"]) <= set(served)
+    finally:
+        later.stop()
