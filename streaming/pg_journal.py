@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import socket
 import threading
@@ -59,7 +60,9 @@ class PgCommitLog:
 
     def __init__(self, url: str, writer: str | None = None, fault_delay_s: float = 0.0) -> None:
         self.url = url
-        self.writer = writer or socket.gethostname()
+        # The `writer` of its rows and its own line-count row in `marks`: by host, as the launcher
+        # names its workers w1, w2… on every host (two writers on one row would wait for each other).
+        self.writer = f"{writer or os.getpid()}@{socket.gethostname()}"
         self.fault_delay_s = fault_delay_s
         self._conn: Any = None
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()

@@ -132,6 +132,15 @@ def _deliveries(settings) -> LandingTail:
     return _TAILS[key]
 
 
+def _where(settings) -> str:
+    """Where the deliveries landed: the stream's folder, or the shared landing's table."""
+    if settings.landing_url:
+        from resources.storage.pg_landing import SCHEMA, redacted
+
+        return f"{redacted(settings.landing_url)}#{SCHEMA}.lines?stream={WEBHOOKS_STREAM}"
+    return f"{settings.landing_dir}/{WEBHOOKS_STREAM}"
+
+
 def evaluate_missed_webhooks(ctx: RuleContext) -> Evaluation:
     now, settings = ctx.now, ctx.settings
     grace = timedelta(seconds=ctx.threshold(MISSED_WEBHOOKS, "grace_s"))
@@ -160,7 +169,7 @@ def evaluate_missed_webhooks(ctx: RuleContext) -> Evaluation:
             f"{source}: {len(missed)} event(s) of the last {_ago(window.total_seconds())} reached us only through "
             f"the poll, no webhook delivered them within {_ago(grace.total_seconds())} (e.g. {examples}): the push "
             "channel is losing deliveries; the poll filled them in, live pages saw them late.",
-            links={"deliveries": f"{settings.landing_dir}/{WEBHOOKS_STREAM}"}, count=max(1, newly)))
+            links={"deliveries": _where(settings)}, count=max(1, newly)))
     return Evaluation(findings)
 
 
