@@ -3,9 +3,10 @@ over `resources.storage.pg_landing`.
 
 One writer thread takes everything queued and lands it in one transaction (`pg_landing.commit`);
 every waiting request is resolved after COMMIT, so an acknowledgement means "in Postgres", as it
-means "fsynced" with the files. A write's future resolves to the set of its keys that another copy
-holds (committed by another replica, on this host or another): empty, the lines are landed; not
-empty, the request is a duplicate of a durable copy. The unique keys replace the Redis claims and
+means "fsynced" with the files. A write's future resolves to the keys that another copy holds
+(committed by another replica, on this host or another), each with whether that copy was committed
+within the last minute: empty, the lines are landed; not empty, the request is a duplicate of a
+durable copy. The unique keys replace the Redis claims and
 landed markers for this store: a Redis that restarts empty forgets nothing here.
 
 Postgres unreachable or the connection lost: the batch is tried once more on a new connection (a
@@ -82,7 +83,7 @@ class PgCommitLog:
     def submit(self, stream: str, data: bytes, received_at: datetime, keys: tuple[str, ...] | None = None,
                each: bool = False) -> asyncio.Future:
         """Queue lines (`encode_line`'s, each ending in a newline); the future resolves to the keys
-        found landed by another copy (a frozenset), or fails with `LandingUnavailable`."""
+        found landed by another copy ({key: landed within a minute}), or fails with `LandingUnavailable`."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.put(_Write(stream, data, received_at, loop, future, keys, each))
@@ -129,7 +130,7 @@ class PgCommitLog:
                 lines.append(pg_landing.Line(write.stream, write.at, part, keys))
                 owner.append(i)
         error: BaseException | None = None
-        dup_lines: set[int] = set()
+        dup_lines: dict[int, bool] = {}
         for attempt in (1, 2):
             try:
                 if self._conn is None or self._conn.closed:
@@ -148,13 +149,13 @@ class PgCommitLog:
         else:
             self.failures += 1
             log.error("landing in Postgres failed: %d request(s) answered 503: %s", len(batch), error)
-        dups: list[set[str]] = [set() for _ in batch]
-        for n in dup_lines:
-            dups[owner[n]].update(lines[n].keys)
+        dups: list[dict[str, bool]] = [{} for _ in batch]
+        for n, recent in dup_lines.items():
+            dups[owner[n]].update(dict.fromkeys(lines[n].keys, recent))
         failure = LandingUnavailable(f"the shared landing is unavailable: {error}") if error is not None else None
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, frozenset]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, dict[str, bool]]]] = {}
         for write, found in zip(batch, dups, strict=True):
-            by_loop.setdefault(write.loop, []).append((write.future, frozenset(found)))
+            by_loop.setdefault(write.loop, []).append((write.future, found))
         for loop, futures in by_loop.items():
             loop.call_soon_threadsafe(_resolve_found, futures, failure)
 
@@ -165,7 +166,7 @@ class PgCommitLog:
             self._conn = None
 
 
-def _resolve_found(futures: list[tuple[asyncio.Future, frozenset]], error: BaseException | None) -> None:
+def _resolve_found(futures: list[tuple[asyncio.Future, dict[str, bool]]], error: BaseException | None) -> None:
     for future, found in futures:
         if error is not None or future.done():
             _resolve(future, error)

@@ -347,7 +347,8 @@ class Sidecar:
             return JSONResponse({"detail": f"could not store the delivery, retry: {exc}"}, status_code=503,
                                 headers={"Retry-After": "5"})
         if elsewhere:  # the shared landing holds another replica's copy, committed
-            await self._landed_elsewhere(delivery, events, received_at)
+            if any(elsewhere.values()):  # just now: maybe by a replica that died before publishing it
+                await self._landed_elsewhere(delivery, events, received_at)
             return self._duplicate(delivery)
         # On disk: from here on nothing may turn this into an error for the sender.
         self.facts.received(delivery.source, received_at)

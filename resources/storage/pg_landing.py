@@ -32,6 +32,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 SCHEMA = "cc_landing"
+# A copy of a key committed this recently may not be published yet (its replica may have died
+# between its commit and its publish): `commit` says so for each duplicate.
+RECENT_S = 60.0
 CONNECT_TIMEOUT_S = 5
 # A statement waits this long at most (on another host's uncommitted copy of a key, a lock): then
 # its batch fails (503, retried by the sender) rather than hold every request behind it.
@@ -135,11 +138,12 @@ class Line:
     keys: tuple[str, ...] = ()
 
 
-def commit(conn, writer: str, lines: list[Line]) -> set[int]:
-    """Land `lines` in one transaction; the places of those not landed because another copy of
-    one of their keys is (now) committed. Raises psycopg's error (nothing landed) on failure."""
+def commit(conn, writer: str, lines: list[Line]) -> dict[int, bool]:
+    """Land `lines` in one transaction. Returns the places of those not landed because another
+    copy of one of their keys is (now) committed, each with whether that copy was committed within
+    `RECENT_S` (by the server's clock). Raises psycopg's error (nothing landed) on failure."""
     if not lines:
-        return set()
+        return {}
     kn, ks, kk = [], [], []
     for n, line in enumerate(lines):
         for key in dict.fromkeys(line.keys):
@@ -155,11 +159,18 @@ def commit(conn, writer: str, lines: list[Line]) -> set[int]:
         if orphan_keys:  # new aliases of a copy that is a duplicate by another key: not landed, not kept
             conn.execute(f"delete from {SCHEMA}.keys where (stream, key) in "
                          "(select * from unnest(%s::text[], %s::text[]))", [orphan_streams, orphan_keys])
+        recent: set[tuple[str, str]] = set()
+        if dup:  # a statement of its own: the one above saw the rows as they were when it began
+            wanted = [(lines[n].stream, k) for n in dup for k in lines[n].keys]
+            recent = {(s, k) for s, k in conn.execute(
+                f"select stream, key from {SCHEMA}.keys where (stream, key) in"
+                " (select * from unnest(%s::text[], %s::text[])) and landed_at > now() - make_interval(secs => %s)",
+                [[s for s, _ in wanted], [k for _, k in wanted], RECENT_S]).fetchall()}
         conn.commit()
     except BaseException:
         _rollback(conn)
         raise
-    return set(dup)
+    return {n: any((lines[n].stream, k) in recent for k in lines[n].keys) for n in dup}
 
 
 def _rollback(conn) -> None:

@@ -226,7 +226,7 @@ def test_the_raw_asset_reads_the_table_into_the_same_partition_as_the_files(tmp_
     path.write_bytes(b"".join(lines) + lines[0])
     with pg_landing.connect(landing_url) as conn:
         assert pg_landing.commit(conn, "w1", [pg_landing.Line("webhooks", at, line.rstrip(b"\n"), (record["id"],))
-                                              for line, (record, _) in zip(lines, records, strict=True)]) == set()
+                                              for line, (record, _) in zip(lines, records, strict=True)]) == {}
     from_files = _raw_rows(PlatformResource(data_dir=str(files)), files / "lake")
     shared = tmp_path / "shared"
     from_table = _raw_rows(PlatformResource(data_dir=str(shared), landing_url=landing_url), shared / "lake")
@@ -306,3 +306,20 @@ def test_a_replica_started_later_serves_what_the_others_landed(tmp_path, landing
         assert answer["events"] and set(answer["events"]) <= set(served)
     finally:
         later.stop()
+
+
+def test_a_duplicate_says_whether_its_first_copy_is_recent(landing_url):
+    """A replica republishes the events of a copy another replica committed only just now (that one
+    may have died before publishing them), not those of a redelivery days later."""
+    at = datetime(2026, 11, 20, 10, 0)
+    line = pg_landing.Line("webhooks", at, b'{"id":"github:1"}', ("github:1", "alias:1"))
+    with pg_landing.connect(landing_url) as conn:
+        assert pg_landing.commit(conn, "a", [line]) == {}
+        assert pg_landing.commit(conn, "b", [line]) == {0: True}
+        conn.execute(f"update {pg_landing.SCHEMA}.keys set landed_at = now() - interval '3 days'")
+        conn.commit()
+        # A copy with a new alias beside a landed key: a duplicate, and its new alias is not kept.
+        again = pg_landing.Line("webhooks", at, b'{"id":"github:1"}', ("github:1", "alias:new"))
+        assert pg_landing.commit(conn, "b", [again]) == {0: False}
+        assert sorted(k for (k,) in conn.execute(f"select key from {pg_landing.SCHEMA}.keys")) == [
+            "alias:1", "github:1"]
