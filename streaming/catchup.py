@@ -1,5 +1,6 @@
 """A (re)started worker's live events: what every worker landed lately, read back from the landing
-files (or the shared landing in Postgres), so its REST reads and live workflow state match its peers' instead of starting empty.
+files (or the shared landing in Postgres, every host's), so its REST reads and live workflow state
+match its peers' instead of starting empty.
 
 The live store is in memory: a worker the supervisor restarted after a crash (or any sidecar
 restarted) used to serve only the events it received from then on until the next build. Now it

@@ -74,8 +74,8 @@ async def accept_metrics(sidecar: Sidecar, data: Any) -> JSONResponse:
 
 async def _land(sidecar: Sidecar, lines: dict[str, tuple[dict, datetime, bytes]]) -> int:
     """Land the samples whose ids are not landed yet (by this replica's index and, with Redis,
-    any replica's markers, or with the shared landing its keys); returns how many. A copy of an id still being written waits for
-    that write, as a webhook redelivery does (`DeliveryIndex.claim`)."""
+    any replica's markers, or with the shared landing its keys); returns how many. A copy of an
+    id still being written waits for that write, as a webhook redelivery does (`DeliveryIndex.claim`)."""
     ids = list(lines)
     shared_landing = sidecar.shared_landing  # its unique keys dedupe across replicas: no markers
     if sidecar._shared and not shared_landing:
