@@ -116,6 +116,21 @@ class PgCommitLog:
     def _commit(self, batch: list[_Write]) -> None:
         if self.fault_delay_s:
             time.sleep(self.fault_delay_s)
+        error = self._land(batch)
+        if error is not None and len(batch) > 1 and not isinstance(error, _connection_errors()):
+            # Not the connection: something in one write the database refuses. Each on its own, so
+            # one bad write fails alone rather than every request that shared its batch.
+            log.warning("a landing batch was refused (%s): landing its %d writes one by one", error, len(batch))
+            for write in batch:
+                if (alone := self._land([write])) is not None:
+                    self._fail([write], alone)
+            return
+        if error is not None:
+            self._fail(batch, error)
+
+    def _land(self, batch: list[_Write]) -> BaseException | None:
+        """One transaction for the batch, tried once more on a new connection; on success the
+        writes are resolved, on failure the error is returned (nothing of the batch landed)."""
         lines: list[pg_landing.Line] = []
         owner: list[int] = []  # the write of each line
         for i, write in enumerate(batch):
@@ -144,19 +159,26 @@ class PgCommitLog:
                 if attempt == 1:
                     log.warning("landing in Postgres failed (%s): trying once more on a new connection", exc)
         self.batches += 1
-        if error is None:
-            self.lines += len(lines) - len(dup_lines)
-        else:
-            self.failures += 1
-            log.error("landing in Postgres failed: %d request(s) answered 503: %s", len(batch), error)
+        if error is not None:
+            return error
+        self.lines += len(lines) - len(dup_lines)
         dups: list[dict[str, bool]] = [{} for _ in batch]
         for n, recent in dup_lines.items():
             dups[owner[n]].update(dict.fromkeys(lines[n].keys, recent))
-        failure = LandingUnavailable(f"the shared landing is unavailable: {error}") if error is not None else None
+        self._resolve(batch, dups, None)
+        return None
+
+    def _fail(self, batch: list[_Write], error: BaseException) -> None:
+        self.failures += 1
+        log.error("landing in Postgres failed: %d request(s) answered 503: %s", len(batch), error)
+        self._resolve(batch, [{} for _ in batch], LandingUnavailable(f"the shared landing is unavailable: {error}"))
+
+    @staticmethod
+    def _resolve(batch: list[_Write], dups: list[dict[str, bool]], failure: BaseException | None) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, dict[str, bool]]]] = {}
         for write, found in zip(batch, dups, strict=True):
             by_loop.setdefault(write.loop, []).append((write.future, found))
-        for loop, futures in by_loop.items():
+        for loop, futures in by_loop.items():  # one wake-up of each loop for the whole batch
             loop.call_soon_threadsafe(_resolve_found, futures, failure)
 
     def _drop(self) -> None:
@@ -164,6 +186,14 @@ class PgCommitLog:
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """Errors of the connection or the server's state (lost, refused, timed out, a deadlock), not
+    of what a batch holds: the batch is tried again whole."""
+    import psycopg
+
+    return (psycopg.OperationalError, psycopg.InterfaceError, OSError)
 
 
 def _resolve_found(futures: list[tuple[asyncio.Future, dict[str, bool]]], error: BaseException | None) -> None:

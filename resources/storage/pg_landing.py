@@ -22,6 +22,7 @@ and alert rules, plus `recent` and `heads` for the sidecar's catch-up and the ru
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import socket
 import threading
@@ -149,10 +150,10 @@ def commit(conn, writer: str, lines: list[Line]) -> dict[int, bool]:
         for key in dict.fromkeys(line.keys):
             kn.append(n)
             ks.append(line.stream)
-            kk.append(key)
+            kk.append(_stored_key(key))
     params = {"kn": kn, "ks": ks, "kk": kk, "writer": writer, "n": list(range(len(lines))),
               "s": [x.stream for x in lines], "d": [x.at.date() for x in lines],
-              "key": [x.keys[0] if x.keys else None for x in lines], "at": [_naive(x.at) for x in lines],
+              "key": [_stored_key(x.keys[0]) if x.keys else None for x in lines], "at": [_naive(x.at) for x in lines],
               "line": [x.data for x in lines]}
     try:
         dup, orphan_streams, orphan_keys = conn.execute(_COMMIT, params).fetchone()
@@ -161,7 +162,7 @@ def commit(conn, writer: str, lines: list[Line]) -> dict[int, bool]:
                          "(select * from unnest(%s::text[], %s::text[]))", [orphan_streams, orphan_keys])
         recent: set[tuple[str, str]] = set()
         if dup:  # a statement of its own: the one above saw the rows as they were when it began
-            wanted = [(lines[n].stream, k) for n in dup for k in lines[n].keys]
+            wanted = [(lines[n].stream, _stored_key(k)) for n in dup for k in lines[n].keys]
             recent = {(s, k) for s, k in conn.execute(
                 f"select stream, key from {SCHEMA}.keys where (stream, key) in"
                 " (select * from unnest(%s::text[], %s::text[])) and landed_at > now() - make_interval(secs => %s)",
@@ -170,7 +171,15 @@ def commit(conn, writer: str, lines: list[Line]) -> dict[int, bool]:
     except BaseException:
         _rollback(conn)
         raise
-    return {n: any((lines[n].stream, k) in recent for k in lines[n].keys) for n in dup}
+    return {n: any((lines[n].stream, _stored_key(k)) in recent for k in lines[n].keys) for n in dup}
+
+
+def _stored_key(key: str) -> str:
+    """A key as `keys` holds it: Postgres text cannot hold NUL, and a body's id may (`"a\\u0000b"`):
+    such a key is stored as its digest, so it still dedupes and never fails its batch."""
+    if "\x00" not in key:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _rollback(conn) -> None:

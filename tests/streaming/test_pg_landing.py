@@ -323,3 +323,15 @@ def test_a_duplicate_says_whether_its_first_copy_is_recent(landing_url):
         assert pg_landing.commit(conn, "b", [again]) == {0: False}
         assert sorted(k for (k,) in conn.execute(f"select key from {pg_landing.SCHEMA}.keys")) == [
             "alias:1", "github:1"]
+
+
+def test_a_delivery_id_postgres_text_cannot_hold_still_lands_once(make_sidecar, tmp_path, landing_url):
+    """A pushed record's own id becomes its delivery id: one with a NUL (valid JSON, not storable as
+    Postgres text) lands, and its copy is a duplicate, instead of failing its batch with a 503."""
+    (server,) = replicas(make_sidecar, tmp_path, landing_url, 1)
+    body = json.dumps({"kind": "charlie.activity", "id": "nul\u0000id", "data": {
+        "id": "act-nul", "instance_id": "charlie-1", "type": "task_started", "timestamp": "2026-01-05T10:00:00Z"}}
+    ).encode()
+    headers = signed_headers(body, SECRETS["CC_CHARLIE_WEBHOOK_SECRET"])
+    assert [post(server, "/webhooks/charlie", body, headers).status_code for _ in range(2)] == [202, 200]
+    assert count.landing_shared(landing_url) == Counter({"charlie:nul\u0000id": 1})
