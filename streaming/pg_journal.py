@@ -36,6 +36,10 @@ from streaming.journal import _resolve, encode_line
 
 log = logging.getLogger(__name__)
 
+# Keys are kept this long (GitHub redelivers for 3 days, the metrics agent resends for 2), and
+# looked at for pruning this often, off the writer thread (`pg_landing.prune_keys`).
+KEEP_KEYS_DAYS = 7.0
+PRUNE_EVERY_S = 3600.0
 # One transaction takes at most this many lines (what is queued beyond waits for the next one).
 MAX_LINES = 2000
 MAX_BYTES = 32 * 1024 * 1024
@@ -72,6 +76,9 @@ class PgCommitLog:
         self.failures = 0
         self._thread = threading.Thread(target=self._run, name="landing-pg-commit", daemon=True)
         self._thread.start()
+        self._stopping = threading.Event()
+        self._pruner = threading.Thread(target=self._prune_every, name="landing-pg-prune", daemon=True)
+        self._pruner.start()
 
     async def append(self, stream: str, records: Iterable[dict[str, Any]], received_at: datetime) -> None:
         await self.append_lines(stream, b"".join(encode_line(r, received_at) for r in records), received_at)
@@ -90,6 +97,7 @@ class PgCommitLog:
         return future
 
     def close(self) -> None:
+        self._stopping.set()
         self._queue.put(None)
         self._thread.join(timeout=10)
         if self._conn is not None:
@@ -180,6 +188,16 @@ class PgCommitLog:
             by_loop.setdefault(write.loop, []).append((write.future, found))
         for loop, futures in by_loop.items():  # one wake-up of each loop for the whole batch
             loop.call_soon_threadsafe(_resolve_found, futures, failure)
+
+    def _prune_every(self) -> None:
+        while not self._stopping.wait(PRUNE_EVERY_S):
+            try:
+                with pg_landing.connect(self.url, autocommit=True) as conn:
+                    pruned = pg_landing.prune_keys(conn, KEEP_KEYS_DAYS)
+                if pruned:
+                    log.info("forgot %d landing keys older than %.0f days", pruned, KEEP_KEYS_DAYS)
+            except Exception:  # noqa: BLE001 - next time; the keys only take room meanwhile
+                log.warning("pruning the landing keys failed", exc_info=True)
 
     def _drop(self) -> None:
         if self._conn is not None:

@@ -59,6 +59,8 @@ create table if not exists {schema}.keys (
     landed_at timestamptz not null default now(),
     primary key (stream, key)
 );
+-- Keys leave after the redelivery window (`prune_keys`): BRIN, as they are inserted in time order.
+create index if not exists keys_landed_at on {schema}.keys using brin (landed_at);
 create table if not exists {schema}.marks (
     stream text not null,
     day date not null,
@@ -172,6 +174,27 @@ def commit(conn, writer: str, lines: list[Line]) -> dict[int, bool]:
         _rollback(conn)
         raise
     return {n: any((lines[n].stream, _stored_key(k)) in recent for k in lines[n].keys) for n in dup}
+
+
+def prune_keys(conn, keep_days: float, chunk: int = 10_000) -> int | None:
+    """Forget keys landed more than `keep_days` ago, a chunk per transaction (`conn` in autocommit);
+    how many, or None while another process is at it (one at a time across replicas). The lines
+    stay: only a redelivery after the window lands again, as with the files' id index (the raw
+    asset keeps one row per delivery)."""
+    if not conn.execute("select pg_try_advisory_lock(hashtext('cc_landing prune'))").fetchone()[0]:
+        return None
+    try:
+        total = 0
+        while True:
+            done = conn.execute(
+                f"delete from {SCHEMA}.keys where ctid = any(array(select ctid from {SCHEMA}.keys"
+                " where landed_at < now() - make_interval(secs => %s) limit %s))",
+                [keep_days * 86400, chunk]).rowcount
+            total += done
+            if done < chunk:
+                return total
+    finally:
+        conn.execute("select pg_advisory_unlock(hashtext('cc_landing prune'))")
 
 
 def _stored_key(key: str) -> str:

@@ -335,3 +335,19 @@ def test_a_delivery_id_postgres_text_cannot_hold_still_lands_once(make_sidecar, 
     headers = signed_headers(body, SECRETS["CC_CHARLIE_WEBHOOK_SECRET"])
     assert [post(server, "/webhooks/charlie", body, headers).status_code for _ in range(2)] == [202, 200]
     assert count.landing_shared(landing_url) == Counter({"charlie:nul\u0000id": 1})
+
+
+def test_keys_past_the_redelivery_window_are_forgotten_and_the_lines_kept(landing_url):
+    at = datetime(2026, 11, 20, 10, 0)
+    old, new = (pg_landing.Line("webhooks", at, json.dumps({"id": k}).encode(), (k,)) for k in ("old", "new"))
+    with pg_landing.connect(landing_url) as conn:
+        assert pg_landing.commit(conn, "a", [old]) == {}
+        conn.execute(f"update {pg_landing.SCHEMA}.keys set landed_at = now() - interval '8 days'")
+        conn.commit()
+        assert pg_landing.commit(conn, "a", [new]) == {}
+    with pg_landing.connect(landing_url, autocommit=True) as conn:
+        assert pg_landing.prune_keys(conn, 7, chunk=1) == 1
+    with pg_landing.connect(landing_url) as conn:
+        assert pg_landing.commit(conn, "a", [new]) == {0: True}  # still in the window: a duplicate
+        assert pg_landing.commit(conn, "a", [old]) == {}  # past it: landed again, as with the files
+    assert count.landing_shared(landing_url) == Counter({"old": 2, "new": 1})
