@@ -112,10 +112,14 @@ def connect(url: str, autocommit: bool = False):
     conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S,
                            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}", application_name="cc-landing")
     if url not in _ensured:
-        with _ensure_lock:
-            if url not in _ensured:
-                _make_tables(conn)
-                _ensured.add(url)
+        try:
+            with _ensure_lock:
+                if url not in _ensured:
+                    _make_tables(conn)
+                    _ensured.add(url)
+        except BaseException:
+            conn.close()
+            raise
     return conn
 
 
