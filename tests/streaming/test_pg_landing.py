@@ -109,7 +109,7 @@ def test_a_delivery_sent_to_both_replicas_is_landed_once(make_sidecar, tmp_path,
     assert not list((tmp_path / "host-1" / "data" / "landing").glob("*/date=*.jsonl"))
 
 
-def test_the_metrics_agent_lands_in_the_shared_store_and_the_sidecar_sees_its_samples(
+def test_a_sample_the_metrics_agent_landed_itself_is_a_duplicate_at_the_sidecar(
         make_sidecar, tmp_path, landing_url):
     """An agent that could not reach the sidecar landed a sample itself: sent later from its outbox,
     the sidecar answers it was landed already."""
