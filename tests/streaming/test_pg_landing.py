@@ -351,3 +351,25 @@ def test_keys_past_the_redelivery_window_are_forgotten_and_the_lines_kept(landin
         assert pg_landing.commit(conn, "a", [new]) == {0: True}  # still in the window: a duplicate
         assert pg_landing.commit(conn, "a", [old]) == {}  # past it: landed again, as with the files
     assert count.landing_shared(landing_url) == Counter({"old": 2, "new": 1})
+
+
+def test_workers_on_one_port_land_in_the_shared_store_once(tmp_path, landing_url, redis_url):
+    """`CC_SIDECAR_WORKERS=2` on one host with the shared landing: whichever worker gets a copy,
+    each delivery is landed once, and the workers write no landing files."""
+    import uuid
+
+    from scripts.chaos.harness import SidecarWorkers
+
+    (tmp_path / "host").mkdir()
+    env = {**SECRETS, "CC_LANDING_URL": landing_url, "CC_REDIS_URL": f"{redis_url}?channel=cc-test-{uuid.uuid4().hex[:8]}"}
+    workers = SidecarWorkers(tmp_path / "host" / "data", env).start()
+    try:
+        answers = Counter()
+        for n in range(20):
+            for _ in range(2):  # a fresh connection each: the kernel spreads them over the workers
+                answers[post(workers, "/webhooks/charlie", *charlie(f"act-{n}", f"w-{n}")).status_code] += 1
+    finally:
+        workers.stop()
+    assert answers == Counter({202: 20, 200: 20})
+    assert count.landing_shared(landing_url) == Counter({f"charlie:w-{n}": 1 for n in range(20)})
+    assert not list((tmp_path / "host" / "data" / "landing").glob("*/date=*.jsonl"))
