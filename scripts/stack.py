@@ -226,7 +226,7 @@ def run(events: int, days: int, reduced: bool, serve: bool, work: Path) -> int:
 
     from resources.dagster_home import write_instance_config
     from resources.settings import Settings
-    from resources.storage.landing import LandingLog
+    from resources.storage.landing import landing_for
     from sandbox.process import run_sandbox
     from scripts.parity import send_all
 
@@ -309,7 +309,8 @@ def run(events: int, days: int, reduced: bool, serve: bool, work: Path) -> int:
                 send_all(worker.url, half)
             say(f"  {len(halves[0]):,} + {len(halves[1]):,} deliveries acknowledged by the two workers")
             wait_for_runs(instance, 1, processes)
-            landed_days = [d.isoformat() for d in LandingLog(data / "landing").days("webhooks")]
+            # The files, or with CC_LANDING_URL in the environment the shared landing the workers used.
+            landed_days = [d.isoformat() for d in landing_for(Settings.from_env(env)).days("webhooks")]
             for day in landed_days:
                 launch(env, workspace, "webhooks_job", {"dagster/partition": day})
             wait_for_runs(instance, 1 + len(landed_days), processes)
