@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import mmap
 import os
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,7 +24,7 @@ import orjson
 import pyarrow.parquet as pq
 
 from resources.storage.lake import PART_FILE
-from resources.storage.landing import LandingLog
+from resources.storage.landing import LandingLog, landing_for
 
 # Lines of one landing file are appended in about the order they were received (a group commit
 # orders a batch by arrival); reading back stops once lines are this much older than wanted.
@@ -226,3 +228,71 @@ class LandingTail:
             sources, events = [], []
         return Delivery(at, str(record.get("source")), str(record.get("status")), str(record.get("reason") or ""),
                         tuple(map(str, sources)), tuple(map(str, events)))
+
+
+class SharedLandingTail(LandingTail):
+    """`LandingTail` over the shared landing in Postgres (`CC_LANDING_URL`): each look asks for the
+    lines past the last `seq` it held, and only their heads (`PgLanding.heads`). A transaction
+    commits its `seq`s after a later one may have, so each look reaches back to the highest `seq`
+    of the look before the last (lines commit in milliseconds, looks are a minute apart), and the
+    `seq`s already held are skipped."""
+
+    def __init__(self, landing, stream: str, normalize) -> None:
+        self.landing = landing
+        self.stream = stream
+        self._normalize = normalize
+        self._lines: list[Delivery] = []
+        self._covered_from: datetime | None = None
+        self._keep = timedelta(0)
+        self._floor = 0  # every line up to this seq is held (or older than the window)
+        self._last_max = 0
+        self._held: set[int] = set()  # seqs past the floor already read
+
+    def since(self, since: datetime, until: datetime) -> list[Delivery]:
+        self._keep = max(self._keep, until - since)
+        if self._covered_from is None or since < self._covered_from:
+            self._lines, self._floor, self._last_max, self._held = [], 0, 0, set()
+            self._covered_from = since
+        newest = self._last_max
+        for seq, head in self.landing.heads(self.stream, self._covered_from - timedelta(seconds=LANDING_SLACK_S),
+                                            until, self._floor):
+            newest = max(newest, seq)
+            if seq in self._held:
+                continue
+            self._held.add(seq)
+            entry = self._entry(head)
+            if entry is not None:
+                self._lines.append(entry)
+        self._floor, self._last_max = self._last_max, newest
+        self._held = {s for s in self._held if s > self._floor}
+        horizon = until - self._keep
+        if horizon > self._covered_from:
+            stop = horizon - timedelta(seconds=LANDING_SLACK_S)
+            self._lines = [d for d in self._lines if d.at >= stop]
+            self._covered_from = horizon
+        return [d for d in self._lines if d.at >= since]
+
+
+def landing_tail(settings, stream: str, normalize) -> LandingTail:
+    """The tail of `stream` in the store it lands in (`resources.storage.landing.landing_for`)."""
+    if settings.landing_url:
+        return SharedLandingTail(landing_for(settings), stream, normalize)
+    return LandingTail(settings.landing_dir, stream, normalize)
+
+
+@contextmanager
+def landed_files(settings, stream: str, on: Iterable[date]) -> Iterator[list[str]]:
+    """`stream`'s landing files of these days, for DuckDB's `read_json`. From the shared landing in
+    Postgres (host samples: a few a minute per host), the days' lines written to one temporary
+    file for the length of the `with`."""
+    landing = landing_for(settings)
+    if not settings.landing_url:
+        yield [str(p) for day in on for p in landing.files(stream, day)]
+        return
+    with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", prefix=f"cc-landing-{stream}-") as out:
+        for day in on:
+            for record in landing.read(stream, day):
+                if isinstance(record, dict):
+                    out.write(orjson.dumps(record, default=str) + b"\n")
+        out.flush()
+        yield [out.name] if out.tell() else []

@@ -28,7 +28,11 @@ from sensors.alerts import ALERT_SENSORS  # noqa: E402
 from sensors.jobs import ingest_job, transform_job  # noqa: E402
 from sensors.pipeline_metrics import pipeline_metrics_sensor  # noqa: E402
 from sensors.reports import REPORT_JOBS, REPORT_SENSORS  # noqa: E402
-from sensors.schedules import sources_schedule, transform_after_ingest_sensor  # noqa: E402
+from sensors.schedules import (  # noqa: E402
+    sources_schedule,
+    transform_after_ingest_sensor,
+    transform_catch_up_sensor,
+)
 from sensors.sources import SOURCE_JOBS, SOURCE_SCHEDULES, SOURCE_SENSORS  # noqa: E402
 from sensors.tiers import TIER_JOBS, TIER_SCHEDULES  # noqa: E402
 
@@ -57,8 +61,8 @@ def build_definitions(settings: Settings) -> Definitions:
         asset_checks=tier_checks,
         jobs=[ingest_job, transform_job, *SOURCE_JOBS, *TIER_JOBS, *REPORT_JOBS],
         schedules=[sources_schedule, *SOURCE_SCHEDULES, *TIER_SCHEDULES],
-        sensors=[transform_after_ingest_sensor, *SOURCE_SENSORS, *ALERT_SENSORS, *REPORT_SENSORS,
-                 pipeline_metrics_sensor],
+        sensors=[transform_after_ingest_sensor, transform_catch_up_sensor, *SOURCE_SENSORS, *ALERT_SENSORS,
+                 *REPORT_SENSORS, pipeline_metrics_sensor],
         resources={"platform": PlatformResource(), "dbt": dbt_resource()},
     )
 

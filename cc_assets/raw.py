@@ -42,7 +42,7 @@ from resources.http.client import MalformedPage, SourceUnavailable, dumps
 from resources.platform import PlatformResource
 from resources.sources.paging import Item
 from resources.storage.lake import DeadLetter, raw_schema
-from resources.storage.landing import LandingLog
+from resources.storage.landing import LandingLog, landing_for
 
 # A pushed stream's run pulls for at most this long, then lands what it has: its sensor runs again soon.
 PULL_BUDGET_S = 10.0
@@ -72,9 +72,11 @@ def snapshot(items: Iterable[Item], window: Window) -> Iterator[Fetch]:
 
 
 def from_landing(platform: PlatformResource, stream: str, days: Iterable[date],
-                  identity: Callable[[dict], object]) -> Iterator[Fetch]:
-    """A pushed stream's records for `days` from the landing log, each identity once."""
-    log = LandingLog(platform.settings().landing_dir)
+                  identity: Callable[[dict], object], shared: bool = False) -> Iterator[Fetch]:
+    """A pushed stream's records for `days` from the landing log, each identity once. `shared`:
+    a stream the sidecar and the agents land, in Postgres with `CC_LANDING_URL` (`landing_for`);
+    else one this process pulls into its own data dir (CDC, log files)."""
+    log = landing_for(platform.settings()) if shared else LandingLog(platform.settings().landing_dir)
     seen: set[object] = set()
     for day in days:
         for record in log.read(stream, day):

@@ -40,6 +40,7 @@ class PlatformResource(ConfigurableResource):
     sandbox_url: str | None = None
     warehouse: str | None = None
     pg_url: str | None = None
+    landing_url: str | None = None
 
     _settings: Settings | None = PrivateAttr(default=None)
 
@@ -54,6 +55,7 @@ class PlatformResource(ConfigurableResource):
             "CC_SANDBOX_URL": self.sandbox_url,
             "CC_WAREHOUSE": self.warehouse,
             "CC_PG_URL": self.pg_url,
+            "CC_LANDING_URL": self.landing_url,
         }
         env = {**os.environ, **{k: v for k, v in overrides.items() if v}}
         return Settings.from_env(env)

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # How pull requests and their reviews, commits and check runs are pulled: "graphql" (a query
     # covers up to 50 pull requests, paced by GitHub's point budget) or "rest" (one request each).
     github_api: Literal["graphql", "rest"] = "graphql"
+    # Requests to GitHub in flight at once: repos side by side, GraphQL batches one ahead. GitHub asks
+    # integrations to keep requests serial (1); 2 overlaps the server's work with the client's reading.
+    github_concurrency: int = Field(default=2, ge=1, le=8)
     linear_api_key: Secret
     linear_api_url: str | None = None
     linear_teams: CommaList = ()
@@ -183,6 +186,9 @@ class Settings(BaseSettings):
     static_dir: Path | None = None
     # Unset: rooms fan out in-process (one replica); redis://...: replicas share rooms by pub/sub.
     redis_url: Secret
+    # Where webhooks and pushed samples land: unset, files in the data dir; postgresql://…, tables
+    # that replicas on several hosts and the Dagster sensors share (resources/storage/pg_landing.py).
+    landing_url: Secret
     # GitHub caps a delivery at 25 MB and drops bigger ones itself, so anything under that cap is a
     # real delivery (a large push) that must not be refused; it bounds memory per request.
     webhook_max_bytes: int = Field(25 * 1024 * 1024, ge=1)
@@ -362,7 +368,7 @@ class Settings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("pg_url", "cdc_pg_url", "dagster_pg_url", mode="after")
+    @field_validator("pg_url", "cdc_pg_url", "dagster_pg_url", "landing_url", mode="after")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
         if value is not None and urlparse(value).scheme not in ("postgres", "postgresql"):

@@ -207,10 +207,10 @@ def build(data: Path, warehouse: str = "duckdb", pg_url: str | None = None) -> N
 
     from cc_assets.definitions import defs
     from resources.platform import PlatformResource
-    from resources.storage.landing import LandingLog
+    from resources.storage.landing import landing_for
 
     platform = PlatformResource(data_dir=str(data), warehouse=warehouse, pg_url=pg_url)
-    days = [d.isoformat() for d in LandingLog(data / "landing").days("webhooks")]
+    days = [d.isoformat() for d in landing_for(platform.settings()).days("webhooks")]  # files, or CC_LANDING_URL's
     with DagsterInstance.ephemeral() as instance:
         for day in days:
             landed = defs.resolve_job_def("webhooks_job").execute_in_process(

@@ -9,7 +9,7 @@ Started here, as a fleet would run them:
 - Dagster: a gRPC code server (`dagster code-server start`), the daemon (which drains the run
   queue, resources/dagster_home.py) and the webserver (left out with `--reduced`), all pointed at
   the code server by a workspace file (deploy/workspace.grpc.yaml's shape, on the chosen port);
-- two sidecar workers on one landing log and one Redis;
+- two sidecar workers landing in Postgres (`CC_LANDING_URL`, the warehouse's `cc_landing` schema) with one Redis;
 - the sandbox world, its APIs on loopback.
 
 The world then goes through it: every polled source lands in one queued run for the whole range,
@@ -226,7 +226,7 @@ def run(events: int, days: int, reduced: bool, serve: bool, work: Path) -> int:
 
     from resources.dagster_home import write_instance_config
     from resources.settings import Settings
-    from resources.storage.landing import LandingLog
+    from resources.storage.landing import landing_for
     from sandbox.process import run_sandbox
     from scripts.parity import send_all
 
@@ -261,6 +261,8 @@ def run(events: int, days: int, reduced: bool, serve: bool, work: Path) -> int:
                "DAGSTER_HOME": str(home), "CC_DAGSTER_PG_URL": dagster_url,
                "CC_WAREHOUSE": "postgres", "CC_PG_URL": warehouse_url, "CC_DATA_DIR": str(data),
                "CC_SANDBOX_URL": sandbox.url, "CC_REDIS_URL": redis.url,
+               # Webhooks and samples land in Postgres, as replicas on several hosts do (deploy/).
+               "CC_LANDING_URL": warehouse_url,
                "CC_LAKE_URL": f"s3://{BUCKET}/lake", "CC_LAKE_S3_ENDPOINT": s3_url,
                "CC_LAKE_S3_REGION": "us-east-1", "CC_LAKE_S3_ACCESS_KEY_ID": "stack",
                "CC_LAKE_S3_SECRET_ACCESS_KEY": "stack", "CC_PARTITIONS_START": first,
@@ -290,7 +292,7 @@ def run(events: int, days: int, reduced: bool, serve: bool, work: Path) -> int:
             start("webserver", [str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1",
                                 "-p", str(ui_port)])
         workers = []
-        for n in (1, 2):  # on one data dir: each writes its own landing files (CC_SIDECAR_WORKER_ID)
+        for n in (1, 2):  # one data dir, one Postgres landing (CC_SIDECAR_WORKER_ID names each)
             worker = Sidecar(data, {k: v for k, v in env.items() if k.startswith("CC_")}, worker=f"w{n}").start()
             stack.callback(worker.stop)
             workers.append(worker)
@@ -309,7 +311,8 @@ def run(events: int, days: int, reduced: bool, serve: bool, work: Path) -> int:
                 send_all(worker.url, half)
             say(f"  {len(halves[0]):,} + {len(halves[1]):,} deliveries acknowledged by the two workers")
             wait_for_runs(instance, 1, processes)
-            landed_days = [d.isoformat() for d in LandingLog(data / "landing").days("webhooks")]
+            # The files, or with CC_LANDING_URL in the environment the shared landing the workers used.
+            landed_days = [d.isoformat() for d in landing_for(Settings.from_env(env)).days("webhooks")]
             for day in landed_days:
                 launch(env, workspace, "webhooks_job", {"dagster/partition": day})
             wait_for_runs(instance, 1 + len(landed_days), processes)

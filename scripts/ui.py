@@ -76,7 +76,7 @@ def _on_signal(signum, frame) -> None:
 def main() -> int:
     from resources.settings import Settings
     from sandbox.process import run_sandbox
-    from scripts.preflight import check_ports, check_redis
+    from scripts.preflight import check_ports, check_postgres, check_redis
     from streaming.workers import check as check_workers
 
     settings = Settings.from_env()
@@ -91,6 +91,8 @@ def main() -> int:
     check_ports(wanted)
     if settings.redis_url:
         check_redis(settings.redis_url)
+    if settings.landing_url:
+        check_postgres(settings.landing_url, "CC_LANDING_URL", "start it or unset CC_LANDING_URL (the landing in local files)")
 
     # Python handlers (not SIG_IGN) before any child starts: children begin with the default
     # dispositions, so dagster dev, which maps SIGTERM to its SIGINT handler, does not inherit an

@@ -7,7 +7,7 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Sk
 
 from cc_events.sources.webhooks import LANDING_STREAM as WEBHOOKS_STREAM
 from resources.platform import PlatformResource
-from resources.storage.landing import LandingLog
+from resources.storage.landing import landing_for
 from sensors.triggers import source_job
 
 webhooks_job = source_job("webhooks_job", ["raw", "webhooks"],
@@ -18,7 +18,7 @@ webhooks_job = source_job("webhooks_job", ["raw", "webhooks"],
         description="Every 30 s: lands the sidecar's webhook deliveries for each day whose landing log grew.")
 def webhooks_sensor(context: SensorEvaluationContext, platform: PlatformResource):
     # Yesterday too: deliveries acknowledged just before midnight sit in yesterday's file.
-    log = LandingLog(platform.settings().landing_dir)
+    log = landing_for(platform.settings())  # the files, or the shared landing in Postgres (lines, not bytes)
     now = datetime.now(UTC).date()
     seen = json.loads(context.cursor) if context.cursor else {}
     sizes, requests = {}, []

@@ -1,5 +1,6 @@
 """A (re)started worker's live events: what every worker landed lately, read back from the landing
-files, so its REST reads and live workflow state match its peers' instead of starting empty.
+files (or the shared landing in Postgres, every host's), so its REST reads and live workflow state
+match its peers' instead of starting empty.
 
 The live store is in memory: a worker the supervisor restarted after a crash (or any sidecar
 restarted) used to serve only the events it received from then on until the next build. Now it
@@ -82,11 +83,26 @@ def _read_back(path: Path, low: bytes, high: bytes, limit: int) -> list[tuple[da
     return out
 
 
+def recent_shared(landing: Any, stream: str, since: datetime, until: datetime,
+                  limit: int = CATCH_UP_MAX) -> list[tuple[datetime, dict[str, Any]]]:
+    """`recent` from the shared landing in Postgres (`PgLanding.recent`)."""
+    found = []
+    for at, line in landing.recent(stream, since, until, limit):
+        try:
+            found.append((at, orjson.loads(line)))
+        except orjson.JSONDecodeError:
+            continue
+    return found
+
+
 async def catch_up(sidecar: Sidecar, until: datetime) -> int:
     """The events of the deliveries landed in the last `CATCH_UP_S` before `until` (when this worker
     subscribed) into its live store and state, a chunk per turn of the event loop; how many."""
-    lines = await asyncio.to_thread(recent, sidecar.settings.landing_dir, LANDING_STREAM,
-                                    until - timedelta(seconds=CATCH_UP_S), until)
+    since = until - timedelta(seconds=CATCH_UP_S)
+    if sidecar.shared_landing:  # every replica's, on every host
+        lines = await asyncio.to_thread(recent_shared, sidecar.landing, LANDING_STREAM, since, until)
+    else:
+        lines = await asyncio.to_thread(recent, sidecar.settings.landing_dir, LANDING_STREAM, since, until)
     ours: set[str] = set()  # events this catch-up added: a later copy of one replaces it
     kept = 0
     for first in range(0, len(lines), CHUNK):

@@ -267,9 +267,11 @@ class DeliveryIndex:
     """The keys of deliveries landed within the redelivery window (GitHub redelivers for up to 3
     days; 7 are kept), and of those being landed now."""
 
-    def __init__(self, landing_root: Path, stream: str, days: int = 7, writer: str | None = None) -> None:
+    def __init__(self, landing_root: Path | None, stream: str, days: int = 7, writer: str | None = None) -> None:
+        """`landing_root` None: no files to read (the shared landing in Postgres is the authority,
+        this index only holds what this process landed and what it waits for)."""
         started = time.monotonic()
-        loaded = load(landing_root, stream, days, writer=writer)
+        loaded = load(landing_root, stream, days, writer=writer) if landing_root is not None else Loaded()
         self._durable: set[str] = set(loaded.keys)
         self._in_flight: dict[str, Claim] = {}
         self.waiting = 0  # copies waiting for an earlier copy's write

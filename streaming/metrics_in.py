@@ -73,11 +73,12 @@ async def accept_metrics(sidecar: Sidecar, data: Any) -> JSONResponse:
                          "duplicates": len(lines) - landed}, status_code=202)
 
 async def _land(sidecar: Sidecar, lines: dict[str, tuple[dict, datetime, bytes]]) -> int:
-    """Land the samples whose ids are not landed yet (by this replica's index or, with Redis,
-    any replica's markers); returns how many. A copy of an id still being written waits for
-    that write, as a webhook redelivery does (`DeliveryIndex.claim`)."""
+    """Land the samples whose ids are not landed yet (by this replica's index and, with Redis,
+    any replica's markers, or with the shared landing its keys); returns how many. A copy of an
+    id still being written waits for that write, as a webhook redelivery does (`DeliveryIndex.claim`)."""
     ids = list(lines)
-    if sidecar._shared:
+    shared_landing = sidecar.shared_landing  # its unique keys dedupe across replicas: no markers
+    if sidecar._shared and not shared_landing:
         elsewhere = await asyncio.gather(*(sidecar.broker.landed((SAMPLE_MARK + i,)) for i in ids))
         ids = [i for i, found in zip(ids, elsewhere, strict=True) if not found]
     claims = [c for c in await asyncio.gather(*(sidecar.sample_ids.claim((i,)) for i in ids)) if c is not None]
@@ -88,8 +89,9 @@ async def _land(sidecar: Sidecar, lines: dict[str, tuple[dict, datetime, bytes]]
     try:
         for group in by_day.values():
             first = lines[group[0].keys[0]][1]
-            write = sidecar.journal.submit(METRICS_STREAM, b"".join(lines[c.keys[0]][2] for c in group), first,
-                                        tuple(c.keys[0] for c in group))
+            data, keys = b"".join(lines[c.keys[0]][2] for c in group), tuple(c.keys[0] for c in group)
+            write = (sidecar.journal.submit(METRICS_STREAM, data, first, keys, each=True) if shared_landing
+                     else sidecar.journal.submit(METRICS_STREAM, data, first, keys))
             # The write's own outcome settles its claims, whatever happens to this request.
             write.add_done_callback(lambda done, group=group: [sidecar.sample_ids.settle(
                 c, durable=not done.cancelled() and done.exception() is None) for c in group])
@@ -100,8 +102,9 @@ async def _land(sidecar: Sidecar, lines: dict[str, tuple[dict, datetime, bytes]]
             if id(claim) not in submitted:
                 sidecar.sample_ids.settle(claim, durable=False)
         raise
+    elsewhere = 0  # landed by another replica (the shared landing's keys)
     for write, _ in writes:
-        await asyncio.shield(write)
-    if claims and sidecar._shared:
+        elsewhere += len(await asyncio.shield(write) or ())
+    if claims and sidecar._shared and not shared_landing:
         await sidecar.broker.mark_landed(tuple(SAMPLE_MARK + c.keys[0] for c in claims))
-    return len(claims)
+    return len(claims) - elsewhere

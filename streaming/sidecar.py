@@ -31,7 +31,7 @@ from resources.ingest.metrics_agent import RESEND_DAYS
 from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
 from resources.settings import Settings
 from resources.storage.lake import Lake
-from resources.storage.landing import LandingLog
+from resources.storage.landing import landing_for
 from streaming.broker import MemoryBroker, broker_for
 from streaming.catchup import catch_up
 from streaming.claims import CLAIM_TTL_S, RECOVERED, Held, SharedClaims
@@ -41,6 +41,7 @@ from streaming.dedupe import DeliveryIndex
 from streaming.journal import GroupCommitLog, encode_line
 from streaming.live import LiveEvents, event_dict
 from streaming.metrics_in import accept_metrics
+from streaming.pg_journal import PgCommitLog
 from streaming.ratelimit import RateLimits
 from streaming.rooms import ALL_WORKFLOWS, Hub, message
 from streaming.samples import ROOM as METRICS_ROOM
@@ -61,6 +62,9 @@ ALERTS_FEED_S = 0.5
 ALERTS_ROOM = "alerts:all"
 # The broker's channel for the live events themselves (no client can join it: not a room name).
 LIVE_ROOM = "_live"
+# With the shared landing, a copy another replica landed is published by this one if its events
+# have not reached this replica this long after (that replica died before publishing them).
+LANDED_ELSEWHERE_WAIT_S = 1.0
 _TIMES = ("event_at", "occurred_at", "received_at")
 
 
@@ -73,16 +77,28 @@ class Sidecar:
         self.settings = settings
         self.live = live
         self.samples = samples if samples is not None else LiveSamples()
-        self.landing = LandingLog(settings.landing_dir)
-        # This worker's own landing files among the workers sharing the data dir: its name's lock
-        # first, then the indexes, which read every worker's files and index this one's tails.
         self.writer = settings.sidecar_worker_id
         self.telemetry = Telemetry()  # its own metrics, at /metrics (streaming/telemetry.py)
-        self.journal = GroupCommitLog(settings.landing_dir, settings.fault_fsync_delay_s, self.writer,
-                                      self.telemetry.committed)
-        self.deliveries = DeliveryIndex(settings.landing_dir, LANDING_STREAM, writer=self.writer)
-        # Host samples, by sample id, over the window in which the metrics agent sends one again.
-        self.sample_ids = DeliveryIndex(settings.landing_dir, METRICS_STREAM, days=RESEND_DAYS, writer=self.writer)
+        self.landing = landing_for(settings)
+        # With CC_LANDING_URL every replica lands in one Postgres: its unique keys are the dedupe
+        # across replicas and hosts (no files, no Redis claims); the indexes only hold what this
+        # process landed or waits for.
+        self.shared_landing = settings.landing_url is not None
+        self.journal: GroupCommitLog | PgCommitLog
+        if self.shared_landing:
+            self.journal = PgCommitLog(settings.landing_url, self.writer, settings.fault_fsync_delay_s,
+                                       self.telemetry.committed)
+            self.deliveries = DeliveryIndex(None, LANDING_STREAM)
+            self.sample_ids = DeliveryIndex(None, METRICS_STREAM)
+        else:
+            # This worker's own landing files among the workers sharing the data dir: its name's lock
+            # first, then the indexes, which read every worker's files and index this one's tails.
+            self.journal = GroupCommitLog(settings.landing_dir, settings.fault_fsync_delay_s, self.writer,
+                                          self.telemetry.committed)
+            self.deliveries = DeliveryIndex(settings.landing_dir, LANDING_STREAM, writer=self.writer)
+            # Host samples, by sample id, over the window in which the metrics agent sends one again.
+            self.sample_ids = DeliveryIndex(settings.landing_dir, METRICS_STREAM, days=RESEND_DAYS,
+                                            writer=self.writer)
         self.hub = Hub(settings.ws_queue_max, settings.ws_slow_after_s, settings.ws_batch_ms / 1000,
                        settings.ws_frames_per_s, settings.room_batch, settings.room_busy_share)
         self.broker = broker_for(settings.redis_url)
@@ -279,7 +295,7 @@ class Sidecar:
         the claim; from the claim on, the claim is settled by the write's own outcome, so no
         error or cancelled request can leave a key claimed without a durable line."""
         keys = delivery.keys
-        if self.deliveries.durable(keys) and not self._shared:
+        if self.deliveries.durable(keys) and (not self._shared or self.shared_landing):
             return self._duplicate(delivery)
         reason = None
         self.learn_team(delivery)
@@ -306,7 +322,7 @@ class Sidecar:
             self.telemetry.delivered(delivery.source, "refused")
             return JSONResponse({"detail": f"the delivery cannot be stored: {exc}"}, status_code=400)
         if self.deliveries.durable(keys):  # with Redis: landed, perhaps by a worker that died before publishing
-            if await self.claims.recover(keys):
+            if not self.shared_landing and await self.claims.recover(keys):
                 await self._publish_landed(delivery, events, received_at)
             return self._duplicate(delivery)
         claim = await self.deliveries.claim(keys)
@@ -314,7 +330,7 @@ class Sidecar:
             return self._duplicate(delivery)
         held: Held | str | None = None
         try:
-            if self._shared:  # and across replicas (streaming/claims.py)
+            if self._shared and not self.shared_landing:  # and across replicas (streaming/claims.py)
                 held = await self.claims.claim(keys)
             if isinstance(held, str):  # another replica landed it
                 self.deliveries.settle(claim, durable=True)
@@ -338,11 +354,15 @@ class Sidecar:
 
         write.add_done_callback(settled)
         try:
-            await asyncio.shield(write)
+            elsewhere = await asyncio.shield(write)
         except OSError as exc:
             self.telemetry.delivered(delivery.source, "failed")
             return JSONResponse({"detail": f"could not store the delivery, retry: {exc}"}, status_code=503,
                                 headers={"Retry-After": "5"})
+        if elsewhere:  # the shared landing holds another replica's copy, committed
+            if any(elsewhere.values()):  # just now: maybe by a replica that died before publishing it
+                await self._landed_elsewhere(delivery, events, received_at)
+            return self._duplicate(delivery)
         # On disk: from here on nothing may turn this into an error for the sender.
         self.facts.received(delivery.source, received_at)
         self.telemetry.delivered(delivery.source, "landed")
@@ -368,6 +388,22 @@ class Sidecar:
                 await self.broker.publish(ALERTS_ROOM, message(ALERT_KIND, ALERTS_ROOM, delivery.payload))
         except Exception:
             log.exception("publishing %s failed (it is landed and reaches the marts regardless)", delivery.id)
+
+    async def _landed_elsewhere(self, delivery: Delivery, events: list[NormalizedEvent], received_at: datetime) -> None:
+        """A copy another replica committed in the shared landing: its events reach this replica's
+        live store through Redis once that replica publishes them. Not there after
+        `LANDED_ELSEWHERE_WAIT_S`, it died between its commit and its publish (the sender is
+        retrying here because it got no answer): published from here, as `RECOVERED` claims are."""
+        if not events or not self._shared:
+            return
+        ids = [e.id for e in events]
+        deadline = asyncio.get_running_loop().time() + LANDED_ELSEWHERE_WAIT_S
+        while asyncio.get_running_loop().time() < deadline:
+            if len(self.live.get(ids)) == len(ids):
+                return
+            await asyncio.sleep(0.05)
+        log.warning("%s was landed by a replica that did not publish it: publishing it here", delivery.id)
+        await self._publish_landed(delivery, events, received_at)
 
     def _duplicate(self, delivery: Delivery) -> JSONResponse:
         self.facts.duplicate(delivery.source, utcnow())

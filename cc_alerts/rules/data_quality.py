@@ -27,6 +27,7 @@ from cc_alerts.reads import (
     days,
     dbt_test_results,
     landed,
+    landed_files,
     newest_part_files,
     part_files,
 )
@@ -35,7 +36,6 @@ from cc_events.delivered import DELIVERED_TABLES
 from cc_events.registry import SOURCES
 from resources.dbt_inputs import DBT_PROJECT_DIR
 from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
-from resources.storage.landing import LandingLog
 
 SOURCE_NAMES = frozenset(s.name for s in SOURCES)
 WEBHOOKS = "webhooks"  # deliveries are not a source of their own: they land other sources' records
@@ -204,18 +204,17 @@ def _host_findings(ctx: RuleContext) -> list[Finding]:
     lag = timedelta(seconds=ctx.threshold(MISSING_POINTS, "landing_lag_s"))
     since = now - window
     lake_files = part_files(settings.lake_dir, ("raw", "system", "metrics"), days(now - timedelta(days=1), now))
-    logged = LandingLog(settings.landing_dir)
-    log_files = [str(p) for d in days(since, now) for p in logged.files(METRICS_STREAM, d)]
     samples: list[tuple[str, str, datetime, str]] = []  # host, id, sampled_at, where
     if lake_files:
         samples += [(*row, "lake") for row in db.execute(
             "select host, id, sampled_at from read_parquet(?, union_by_name = true) where host is not null",
             [lake_files]).fetchall()]
-    if log_files:
-        samples += [(*row, "log") for row in db.execute(
-            "select host, id, cast(try_cast(sampled_at as timestamptz) as timestamp) as sampled from read_json(?,"
-            " format = 'newline_delimited', columns = {host: 'VARCHAR', id: 'VARCHAR', sampled_at: 'VARCHAR'},"
-            " ignore_errors = true) where host is not null and sampled is not null", [log_files]).fetchall()]
+    with landed_files(settings, METRICS_STREAM, days(since, now)) as log_files:
+        if log_files:
+            samples += [(*row, "log") for row in db.execute(
+                "select host, id, cast(try_cast(sampled_at as timestamptz) as timestamp) as sampled from read_json(?,"
+                " format = 'newline_delimited', columns = {host: 'VARCHAR', id: 'VARCHAR', sampled_at: 'VARCHAR'},"
+                " ignore_errors = true) where host is not null and sampled is not null", [log_files]).fetchall()]
     by_host: dict[str, dict[str, Any]] = defaultdict(lambda: {"sent": {}, "lake": set(), "before": False})
     for host, sample_id, at, where in samples:
         series = by_host[host]

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cc_alerts.model import Finding, subject
-from cc_alerts.reads import LandingTail, days, part_files
+from cc_alerts.reads import LandingTail, days, landing_tail, part_files
 from cc_alerts.rules.base import Evaluation, Rule, RuleContext
 from cc_alerts.rules.data_quality import (
     PUSHED_AND_POLLED,
@@ -49,7 +49,7 @@ def evaluate_schema_validation(ctx: RuleContext) -> Evaluation:
             letters[_letter_source(source, entity)].append((at, reason or ""))
     # Deliveries the sidecar refused: the landing log (every replica's) and this replica's facts.
     refused: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
-    for delivery in _deliveries(settings.landing_dir).since(since, now):
+    for delivery in _deliveries(settings).since(since, now):
         if delivery.status == "dead_letter":
             refused[delivery.source].append((delivery.at, delivery.reason))
     for source, seen in ctx.facts.dead_letters_since(since).items():
@@ -124,12 +124,21 @@ def _normalized_delivery(record: dict) -> tuple[list[str], list[str]]:
     return sorted({e.source for e in events}), [e.id for e in events]
 
 
-def _deliveries(landing_dir: Path) -> LandingTail:
+def _deliveries(settings) -> LandingTail:
     """This process's incremental reader of the webhook landing log (each line parsed once)."""
-    key = str(landing_dir)
+    key = settings.landing_url or str(settings.landing_dir)
     if key not in _TAILS:
-        _TAILS[key] = LandingTail(Path(landing_dir), WEBHOOKS_STREAM, _normalized_delivery)
+        _TAILS[key] = landing_tail(settings, WEBHOOKS_STREAM, _normalized_delivery)
     return _TAILS[key]
+
+
+def _where(settings) -> str:
+    """Where the deliveries landed: the stream's folder, or the shared landing's table."""
+    if settings.landing_url:
+        from resources.storage.pg_landing import SCHEMA, redacted
+
+        return f"{redacted(settings.landing_url)}#{SCHEMA}.lines?stream={WEBHOOKS_STREAM}"
+    return f"{settings.landing_dir}/{WEBHOOKS_STREAM}"
 
 
 def evaluate_missed_webhooks(ctx: RuleContext) -> Evaluation:
@@ -141,7 +150,7 @@ def evaluate_missed_webhooks(ctx: RuleContext) -> Evaluation:
     # Every event a delivery carried (a webhook, or a pushed record), whichever source pushed it.
     delivered: set[str] = set()
     pushing: set[str] = set()
-    for delivery in _deliveries(settings.landing_dir).since(since - grace, now):
+    for delivery in _deliveries(settings).since(since - grace, now):
         delivered.update(delivery.events)
         pushing.update(delivery.event_sources)
     findings = []
@@ -160,7 +169,7 @@ def evaluate_missed_webhooks(ctx: RuleContext) -> Evaluation:
             f"{source}: {len(missed)} event(s) of the last {_ago(window.total_seconds())} reached us only through "
             f"the poll, no webhook delivered them within {_ago(grace.total_seconds())} (e.g. {examples}): the push "
             "channel is losing deliveries; the poll filled them in, live pages saw them late.",
-            links={"deliveries": f"{settings.landing_dir}/{WEBHOOKS_STREAM}"}, count=max(1, newly)))
+            links={"deliveries": _where(settings)}, count=max(1, newly)))
     return Evaluation(findings)
 
 

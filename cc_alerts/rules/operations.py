@@ -20,11 +20,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cc_alerts.model import Finding, subject
+from cc_alerts.reads import landed_files
 from cc_alerts.rules.base import Evaluation, Rule, RuleContext
 from resources.http.circuit import CircuitBreaker
 from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
 from resources.storage.lake import PART_FILE, TablePath
-from resources.storage.landing import LandingLog
 
 DELIVERED = "webhooks"  # raw/webhooks/<source>__<entity>: the records deliveries and pushes carried
 INSTANCES_LINK = {"instances": "/api/charlie/instances"}
@@ -317,14 +317,14 @@ def _host_samples(ctx: RuleContext, since: datetime) -> dict[str, list[dict[str,
     """Samples per host from `since` to now, oldest first, each id once: those `raw/system/metrics`
     landed, and those only in the landing log so far (the sidecar and the agent write a sample
     there before any build lands it)."""
-    logged = LandingLog(ctx.settings.landing_dir)
     first = since.date()
     days = [first + timedelta(days=n) for n in range((ctx.now.date() - first).days + 1)]
-    log_files = [str(p) for day in days for p in logged.files(METRICS_STREAM, day)]
     ctx.duckdb.execute("set TimeZone = 'UTC'")  # a sample time without an offset is UTC
     by_id = {r["id"]: r for r in _rows(ctx, _LANDED_SQL, _files(ctx, ("raw", "system", "metrics"), since),
                                        since, ctx.now)}
-    by_id.update((r["id"], r) for r in _rows(ctx, _LOGGED_SQL, log_files, since, ctx.now) if r["id"] not in by_id)
+    with landed_files(ctx.settings, METRICS_STREAM, days) as log_files:
+        logged = _rows(ctx, _LOGGED_SQL, log_files, since, ctx.now)
+    by_id.update((r["id"], r) for r in logged if r["id"] not in by_id)
     hosts: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in sorted(by_id.values(), key=lambda r: r["sampled_at"]):
         hosts[row["host"]].append(row)

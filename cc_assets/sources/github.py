@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 
 from cc_assets.incremental import Incremental, repo_scope
 from cc_assets.partitions import Window
 from cc_assets.raw import Fetch, RawSpec
 from cc_events.registry import RAW_TABLES
+from resources.http.ahead import ordered
 from resources.platform import PlatformResource
+from resources.sources.github import GitHubClient
+from resources.sources.paging import Item
 from resources.storage.lake import Lake
 
 
@@ -31,18 +34,27 @@ def pull_request_heads_in(lake: Lake, window: Window) -> Iterator[tuple[str, int
                     yield row["repo"], row["number"], row["head_sha"], day
 
 
+def per_repo(github: GitHubClient, fetch: Callable[[str], Iterator[Item]]) -> Iterator[tuple[str, Item]]:
+    """Each repo's records, `github.concurrency` repos fetched at once, in the repos' order (a
+    repo's listing pages follow each other's `Link`, so repos are what can go side by side)."""
+    for repo, items in ordered(lambda repo: (repo, list(fetch(repo))), github.repos(), github.concurrency,
+                               name="github-repos"):
+        for item in items:
+            yield repo, item
+
+
 def fetch_github_pull_requests(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
     github = platform.github()
-    for repo in github.repos():
-        for item in github.pull_requests(repo, window.start_for(f"github/pull_requests/{repo}"), window.end):
-            yield item, {"repo": repo}, None
+    for repo, item in per_repo(github, lambda repo: github.pull_requests(
+            repo, window.start_for(f"github/pull_requests/{repo}"), window.end)):
+        yield item, {"repo": repo}, None
 
 
 def fetch_github_issues(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
     github = platform.github()
-    for repo in github.repos():
-        for item in github.issues(repo, window.start_for(f"github/issues/{repo}"), window.end):
-            yield item, {"repo": repo}, None
+    for repo, item in per_repo(github, lambda repo: github.issues(
+            repo, window.start_for(f"github/issues/{repo}"), window.end)):
+        yield item, {"repo": repo}, None
 
 
 def fetch_github_reviews(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
@@ -53,9 +65,9 @@ def fetch_github_reviews(platform: PlatformResource, window: Window) -> Iterator
 
 def fetch_github_commits(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
     github = platform.github()
-    for repo in github.repos():
-        for item in github.commits(repo, window.start_for(f"github/commits/{repo}"), window.end):
-            yield item, {"repo": repo}, None
+    for repo, item in per_repo(github, lambda repo: github.commits(
+            repo, window.start_for(f"github/commits/{repo}"), window.end)):
+        yield item, {"repo": repo}, None
     # Branch commits are only tied to their PR by this listing; it is what correlates them.
     for (repo, number, day), item in github.pull_commits_of(pull_requests_in(platform.lake(), window)):
         yield item, {"repo": repo, "pull_number": number}, day
@@ -65,9 +77,9 @@ def fetch_github_workflow_runs(platform: PlatformResource, window: Window) -> It
     # GitHub filters runs by creation only: from a day earlier, so a run that finished after
     # midnight (or was re-run) lands on the day it was last updated.
     github = platform.github()
-    for repo in github.repos():
-        for item in github.workflow_runs(repo, window.start - timedelta(days=1), window.end):
-            yield item, {"repo": repo}, None
+    for repo, item in per_repo(github, lambda repo: github.workflow_runs(
+            repo, window.start - timedelta(days=1), window.end)):
+        yield item, {"repo": repo}, None
 
 
 def fetch_github_check_runs(platform: PlatformResource, window: Window) -> Iterator[Fetch]:

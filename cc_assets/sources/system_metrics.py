@@ -12,7 +12,7 @@ from resources.platform import PlatformResource
 
 
 def fetch_system_metrics(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
-    yield from from_landing(platform, METRICS_STREAM, window.days, lambda r: r.get("id"))
+    yield from from_landing(platform, METRICS_STREAM, window.days, lambda r: r.get("id"), shared=True)
 
 
 SPECS = [RawSpec(RAW_TABLES["system", "metrics"], fetch_system_metrics, "sampled_at")]

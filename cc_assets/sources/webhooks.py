@@ -13,7 +13,7 @@ from resources.platform import PlatformResource
 
 def fetch_webhook_deliveries(platform: PlatformResource, window: Window) -> Iterator[Fetch]:
     # A redelivery the sidecar landed twice (two replicas, or a crash before its ack) is one row.
-    yield from from_landing(platform, WEBHOOKS_STREAM, window.days, lambda r: r.get("id"))
+    yield from from_landing(platform, WEBHOOKS_STREAM, window.days, lambda r: r.get("id"), shared=True)
 
 
 SPECS = [RawSpec(RAW_TABLES["webhooks", "deliveries"], fetch_webhook_deliveries, "received_at")]

@@ -35,7 +35,7 @@ from typing import Any
 
 from cc_events.helpers import parse_time
 from resources.settings import Settings
-from resources.storage.landing import LandingLog
+from resources.storage.landing import landing_for
 
 STREAM = "system_metrics"
 # The `POST /events` kind of a batch of samples (`cc_events.sources.system.METRICS_KIND`).
@@ -172,7 +172,7 @@ class MetricsAgent:
     def __init__(self, settings: Settings, host: str | None = None, read_timeout_s: float = READ_TIMEOUT_S) -> None:
         self.host = host
         self.read_timeout_s = read_timeout_s
-        self.landing = LandingLog(settings.landing_dir)
+        self.landing = landing_for(settings)
         self.outbox = Outbox(settings.state_dir / "metrics_agent" / "outbox.jsonl")
         self.token = settings.events_api_token
         self.url = f"{settings.sidecar_base_url}/events"
@@ -235,7 +235,9 @@ class MetricsAgent:
             by_day.setdefault(sampled_at(s).date(), []).append(s)
         for group in by_day.values():
             # Under the sample's own day, as the sidecar lands it, so its partition finds it.
-            landed += self.landing.append(STREAM, group, sampled_at(group[0]))
+            # Keyed by sample id: in the shared landing, the sidecar's copy of one sent later from
+            # the outbox is then a duplicate (the raw asset dedupes the files by id).
+            landed += self.landing.append(STREAM, group, sampled_at(group[0]), keys=[str(s["id"]) for s in group])
         return landed
 
     def _post(self, batch: list[dict[str, Any]]) -> None:
@@ -274,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
                  len(agent.outbox))
     else:
         log.info("no CC_EVENTS_API_TOKEN: landing samples every %.0f s in %s", args.interval,
-                 settings.landing_dir / STREAM)
+                 agent.landing if settings.landing_url else settings.landing_dir / STREAM)
     try:
         while True:
             started = time.monotonic()

@@ -55,14 +55,17 @@ class GitHubClient:
         # this client.
         http.use_session(revalidating_session(cache_path))
         self.not_modified = 0
+        self.concurrency = 1  # repos (and GraphQL batches) fetched at once (`CC_GITHUB_CONCURRENCY`)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GitHubClient:
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
         if settings.github_token:
             headers["Authorization"] = f"Bearer {settings.github_token}"
-        return cls(http_client("github", settings, headers), settings.github_base_url, settings.github_org,
-                   settings.github_repos, cache_path=settings.state_dir / "github_responses.sqlite")
+        client = cls(http_client("github", settings, headers), settings.github_base_url, settings.github_org,
+                     settings.github_repos, cache_path=settings.state_dir / "github_responses.sqlite")
+        client.concurrency = settings.github_concurrency
+        return client
 
     def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[Page | MalformedPage]:
         url: str | None = f"{self.base_url}{path}"

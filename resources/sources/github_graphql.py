@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
+from resources.http.ahead import ordered
 from resources.http.client import MalformedPage, RateLimited, SourceUnavailable
 from resources.settings import Settings
 from resources.sources.github import GitHubClient, PullKey
@@ -126,21 +128,27 @@ class GitHubGraphQLClient(GitHubClient):
         self._remaining: int | None = None  # the budget the last answer reported
         self._reset_at = 0.0
         self._costs: dict[str, int] = {}  # each operation's last cost, the guess for its next one
+        self._budget = threading.Lock()  # the counters and budget above, shared by queries in flight
+        self.concurrency = 1  # batch queries in flight at once (`CC_GITHUB_CONCURRENCY`)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GitHubGraphQLClient:
         client = super().from_settings(settings)
         client.graphql_url = settings.github_graphql_url
+        client.concurrency = settings.github_concurrency
         return client  # type: ignore[return-value]
 
     # ---- the point budget and one query ------------------------------------------------------------
     def _pace(self, operation: str) -> None:
-        expected = self._costs.get(operation, 1)
-        wait = self._reset_at - time.time() + 1.0
-        if self._remaining is not None and self._remaining < expected and wait > 0:
-            self.graphql_http.pause(wait, f"{self._remaining} GraphQL points left, {operation} costs about "
-                                          f"{expected}; waiting for the reset")
+        with self._budget:
+            expected = self._costs.get(operation, 1)
+            wait = self._reset_at - time.time() + 1.0
+            remaining = self._remaining
+            if remaining is None or remaining >= expected or wait <= 0:
+                return
             self._remaining = None
+        self.graphql_http.pause(wait, f"{remaining} GraphQL points left, {operation} costs about "
+                                      f"{expected}; waiting for the reset")
 
     def _query(self, operation: str, query: str, variables: dict[str, Any]) -> tuple[dict, list] | MalformedPage:
         """The answer's `data` and `errors`, or the page that could not be read."""
@@ -148,7 +156,8 @@ class GitHubGraphQLClient(GitHubClient):
         for _ in range(MAX_REFUSALS):
             self._pace(operation)
             page = self.graphql_http.post_json(self.graphql_url, body)
-            self.queries += 1
+            with self._budget:
+                self.queries += 1
             if isinstance(page, MalformedPage):
                 return page
             answer = page.data if isinstance(page.data, dict) else {}
@@ -156,8 +165,9 @@ class GitHubGraphQLClient(GitHubClient):
             if any(e.get("type") == "RATE_LIMITED" for e in errors if isinstance(e, dict)):
                 reset = float(page.headers.get("x-ratelimit-reset") or 0)
                 why = f"GraphQL {operation} refused for its points (RATE_LIMITED); waiting for the reset"
+                with self._budget:
+                    self._remaining = None
                 self.graphql_http.pause(max(1.0, reset - time.time() + 1.0), why)
-                self._remaining = None
                 continue
             if not isinstance(answer.get("data"), dict):
                 if errors:
@@ -173,14 +183,22 @@ class GitHubGraphQLClient(GitHubClient):
         if not isinstance(rate, dict):
             return
         cost, remaining = rate.get("cost"), rate.get("remaining")
-        if isinstance(cost, int):
-            self._costs[operation] = cost
-            self.points_spent += cost
-        if isinstance(remaining, int):
-            self._remaining = remaining
         moment = time_or_none(rate, "resetAt")
-        if moment is not None:
-            self._reset_at = (moment - datetime(1970, 1, 1)).total_seconds()
+        with self._budget:
+            if isinstance(cost, int):
+                self._costs[operation] = cost
+                self.points_spent += cost
+            if isinstance(remaining, int):
+                self._remaining = remaining
+            if moment is not None:
+                self._reset_at = (moment - datetime(1970, 1, 1)).total_seconds()
+
+    def _batches(self, operation: str, queries: Iterable[tuple[list, str, dict[str, Any]]]
+                 ) -> Iterator[tuple[list, tuple[dict, list] | MalformedPage]]:
+        """Each `(batch, query, variables)`'s answer, in order, `concurrency` queries in flight: the
+        server answers one while the last one's records are read."""
+        return ordered(lambda q: (q[0], self._query(operation, q[1], q[2])), queries, self.concurrency,
+                       name=f"github-{operation}")
 
     # ---- pull requests --------------------------------------------------------------------------------
     def pull_requests(self, repo: str, start: datetime, end: datetime) -> Iterator[Item]:
@@ -225,7 +243,8 @@ class GitHubGraphQLClient(GitHubClient):
         keys = list(pulls)
         found: dict[tuple[str, int], list[Item]] = {}
         distinct = list(dict.fromkeys((str(k[0]), int(k[1])) for k in keys))
-        for batch in _chunks(distinct, self.batch_size):
+
+        def batch_query(batch: list) -> tuple[list, str, dict[str, Any]]:
             head = ", ".join(f"$o{i}: String!, $r{i}: String!, $n{i}: Int!" for i in range(len(batch)))
             selections = "\n".join(
                 f"  p{i}: repository(owner: $o{i}, name: $r{i}) {{ pullRequest(number: $n{i}) {{ number "
@@ -235,7 +254,9 @@ class GitHubGraphQLClient(GitHubClient):
             for i, (repo, number) in enumerate(batch):
                 owner, name = repo.split("/", 1)
                 variables.update({f"o{i}": owner, f"r{i}": name, f"n{i}": number})
-            answer = self._query(operation, query, variables)
+            return batch, query, variables
+
+        for batch, answer in self._batches(operation, map(batch_query, _chunks(distinct, self.batch_size))):
             if isinstance(answer, MalformedPage):
                 found.update(_lost(batch, answer, lambda pr: f"{pr[0]}#{pr[1]}"))
                 continue
@@ -262,7 +283,8 @@ class GitHubGraphQLClient(GitHubClient):
         keys = list(heads)
         found: dict[tuple[str, str], list[Item]] = {}
         distinct = list(dict.fromkeys((str(k[0]), str(k[2])) for k in keys))
-        for batch in _chunks(distinct, self.batch_size):
+
+        def batch_query(batch: list) -> tuple[list, str, dict[str, Any]]:
             head = ", ".join(f"$o{i}: String!, $r{i}: String!, $s{i}: GitObjectID!" for i in range(len(batch)))
             selections = "\n".join(
                 f"  c{i}: repository(owner: $o{i}, name: $r{i}) {{ object(oid: $s{i}) {{ ... on Commit {{ oid "
@@ -273,7 +295,9 @@ class GitHubGraphQLClient(GitHubClient):
             for i, (repo, sha) in enumerate(batch):
                 owner, name = repo.split("/", 1)
                 variables.update({f"o{i}": owner, f"r{i}": name, f"s{i}": sha})
-            answer = self._query("CheckRuns", query, variables)
+            return batch, query, variables
+
+        for batch, answer in self._batches("CheckRuns", map(batch_query, _chunks(distinct, self.batch_size))):
             if isinstance(answer, MalformedPage):
                 found.update(_lost(batch, answer, lambda head: f"{head[0]}@{head[1][:7]}"))
                 continue

@@ -10,6 +10,10 @@ Each file has one writer. Sidecar workers sharing a data dir each write their ow
 from writing as one): two writers appending to one file could glue a line to another's torn
 one, and the dedupe index beside each file assumes it alone grows the file. Every reader reads
 a day as all of its files (`files`, `read`, `days`).
+
+With `CC_LANDING_URL=postgresql://…` the streams the sidecar and the metrics agent land live in
+Postgres instead (`resources.storage.pg_landing.PgLanding`, the same reader interface), shared by
+replicas on several hosts: `landing_for` picks the store.
 """
 
 from __future__ import annotations
@@ -97,6 +101,8 @@ class WriterLock:
 
 
 class LandingLog:
+    """The landing files of one data dir (the embedded default)."""
+
     def __init__(self, root: Path, writer: str | None = None) -> None:
         self.root = Path(root)
         self.writer = writer
@@ -134,8 +140,10 @@ class LandingLog:
                 continue
         return total
 
-    def append(self, stream: str, records: Iterable[dict[str, Any]], received_at: datetime) -> int:
-        """Append records for `received_at`'s day; returns how many were made durable."""
+    def append(self, stream: str, records: Iterable[dict[str, Any]], received_at: datetime,
+               keys: Iterable[str] | None = None) -> int:
+        """Append records for `received_at`'s day; returns how many were made durable. (`keys`
+        dedupe in the shared store only: here the raw asset dedupes a day on its ids.)"""
         lines = [json.dumps({**r, "_received_at": received_at.isoformat()}, separators=(",", ":"),
                             default=str) + "\n" for r in records]
         if not lines:
@@ -172,3 +180,14 @@ class LandingLog:
                         yield json.loads(text)
                     except ValueError:
                         yield text
+
+
+def landing_for(settings: Any, writer: str | None = None) -> Any:
+    """The store webhooks and pushed samples land in: `LandingLog` over the data dir's files, or
+    with `CC_LANDING_URL` the Postgres tables every host shares (`PgLanding`). Both read a day
+    (`read`), list days (`days`) and mark change (`size`) alike."""
+    if settings.landing_url:
+        from resources.storage.pg_landing import PgLanding
+
+        return PgLanding(settings.landing_url, writer)
+    return LandingLog(settings.landing_dir, writer)

@@ -27,6 +27,7 @@ MODULES: list[str] = [
     "kill_storm_postgres",
     "replicas_redis",
     "workers_redis",
+    "replicas_pg",  # two hosts on one Postgres landing (CC_LANDING_URL)
 ]
 
 

@@ -33,6 +33,17 @@ def landing(data_dir: Path, stream: str = "webhooks") -> Counter:
     return found
 
 
+def landing_shared(url: str, stream: str = "webhooks") -> Counter:
+    """Delivery ids in the shared landing in Postgres (`CC_LANDING_URL`)."""
+    from resources.storage.pg_landing import PgLanding
+
+    landing = PgLanding(url)
+    found: Counter = Counter()
+    for day in landing.days(stream):
+        found.update(r["id"] for r in landing.read(stream, day) if isinstance(r, dict) and r.get("id"))
+    return found
+
+
 def _parquet_column(folder: Path, column: str) -> Counter:
     found: Counter = Counter()
     for path in sorted(folder.glob("date=*/*.parquet")):

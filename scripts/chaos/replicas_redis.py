@@ -180,17 +180,20 @@ def empty_marts(data_dir: Path) -> None:
                     [datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)])
 
 
-def _raw_once(data_dir: Path) -> Counter:
-    """`raw/webhooks/deliveries` for each landed day, as `webhooks_job` lands it."""
+def _raw_once(data_dir: Path, landing_url: str | None = None) -> Counter:
+    """`raw/webhooks/deliveries` for each landed day, as `webhooks_job` lands it (from the shared
+    landing in Postgres with `landing_url`)."""
     from dagster import AssetKey, DagsterInstance, materialize
 
     from cc_assets.sources import raw_assets
     from resources.platform import PlatformResource
     from resources.storage.landing import LandingLog
+    from resources.storage.pg_landing import PgLanding
 
     raw = next(a for a in raw_assets if a.key == AssetKey(["raw", "webhooks", "deliveries"]))
-    platform = PlatformResource(data_dir=str(data_dir))
-    for day in [d.isoformat() for d in LandingLog(data_dir / "landing").days("webhooks")]:
+    platform = PlatformResource(data_dir=str(data_dir), landing_url=landing_url)
+    landing = PgLanding(landing_url) if landing_url else LandingLog(data_dir / "landing")
+    for day in [d.isoformat() for d in landing.days("webhooks")]:
         with DagsterInstance.ephemeral() as instance:
             if not materialize([raw], partition_key=day, resources={"platform": platform}, instance=instance).success:
                 raise RuntimeError(f"raw/webhooks/deliveries failed for {day}")
@@ -210,15 +213,23 @@ class Outcome:
 
 
 def attack(ctx: Context, *, rate: float = 150, clients_per_replica: int = 2, storm_s: float | None = None,
-           concurrency: int = 16, workers: bool = False) -> Outcome:
+           concurrency: int = 16, workers: bool = False, landing_url: str | None = None) -> Outcome:
     """With `workers`, the same on `CC_SIDECAR_WORKERS=2` behind one port (`workers_redis`): the
-    clients and the sender reconnect to that port, and the worker killed is started again."""
+    clients and the sender reconnect to that port, and the worker killed is started again. With
+    `landing_url` (`replicas_pg`), the replicas have a data dir each, as on two hosts, and land in
+    that Postgres (`CC_LANDING_URL`): its unique keys, not Redis, dedupe between them."""
     storm_s = storm_s if storm_s is not None else max(10.0, ctx.seconds - 15)
     data_dir = ctx.workdir / "data"
     empty_marts(data_dir)
     redis_server = RedisServer(ctx.workdir).start()
     env = {**SECRETS, "CC_REDIS_URL": f"{redis_server.url}?channel=cc-chaos-{uuid.uuid4().hex[:8]}"}
-    if workers:
+    if landing_url:
+        other = ctx.workdir / "data-b"
+        empty_marts(other)
+        env["CC_LANDING_URL"] = landing_url
+        replicas = [Sidecar(data_dir, env, worker="a"), Sidecar(other, env, worker="b")]
+        kill, name = replicas[0].kill, "replicas_pg"
+    elif workers:
         server = SidecarWorkers(data_dir, env)
         replicas, kill, name = [server, server], (lambda: server.kill_worker("w1")), "workers_redis"
     else:
@@ -228,7 +239,7 @@ def attack(ctx: Context, *, rate: float = 150, clients_per_replica: int = 2, sto
         for server in dict.fromkeys(replicas):
             server.start()
         return asyncio.run(_scenario(ctx, name, replicas, kill, redis_server, data_dir, rate, clients_per_replica,
-                                     storm_s, concurrency))
+                                     storm_s, concurrency, landing_url))
     finally:
         for server in dict.fromkeys(replicas):
             server.stop()
@@ -236,7 +247,8 @@ def attack(ctx: Context, *, rate: float = 150, clients_per_replica: int = 2, sto
 
 
 async def _scenario(ctx: Context, name: str, replicas: list[Sidecar], kill, redis_server: RedisServer, data_dir: Path,
-                    rate: float, clients_per_replica: int, storm_s: float, concurrency: int) -> Outcome:
+                    rate: float, clients_per_replica: int, storm_s: float, concurrency: int,
+                    landing_url: str | None = None) -> Outcome:
     deliveries = Deliveries(ctx.seed)
     probes: list[Delivery] = []
     stop = asyncio.Event()
@@ -286,9 +298,9 @@ async def _scenario(ctx: Context, name: str, replicas: list[Sidecar], kill, redi
         live.lost |= mine.lost
         live.duplicated |= {d.id for d in acked if twice.intersection(d.events)}
     rest = ledger.events("rest", served)
-    landed = count.landing(data_dir)
+    landed = count.landing_shared(landing_url) if landing_url else count.landing(data_dir)
     landing = ledger.deliveries("landing", landed)
-    raw = ledger.deliveries("raw", await asyncio.to_thread(_raw_once, data_dir))
+    raw = ledger.deliveries("raw", await asyncio.to_thread(_raw_once, data_dir, landing_url))
     lost, dup, checked = count.summary([landing, raw, live, rest])
     not_flowing = [name for name, took in recoveries.items() if took is None]
     notes = [f"{tally.sent:,} deliveries + {len(probes)} probes at {tally.sent / storm_s:.0f}/s, "

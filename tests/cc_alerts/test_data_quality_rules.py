@@ -426,3 +426,24 @@ def test_duplicates_are_seen_within_5_minutes(settings, tmp_path):
 def test_every_rule_reads_an_empty_data_folder_without_findings(settings):
     for rule in dq.RULES:
         assert evaluate(rule, settings, T0) == {}, rule.name
+
+
+def test_samples_in_the_shared_landing_are_seen_as_in_the_files(tmp_path, pg_admin_url):
+    """With `CC_LANDING_URL` the agents' samples land in Postgres: the rule reads them there."""
+    from resources.storage.pg_landing import PgLanding
+    from scripts.chaos.harness import throwaway_database
+
+    with throwaway_database(pg_admin_url, "cc_test_rules_landing") as url:
+        shared = Settings.from_env({"CC_DATA_DIR": str(tmp_path / "shared"), "CC_LANDING_URL": url})
+        landed = [sample("web-1", T0 - timedelta(seconds=30 * n)) for n in range(20, 120)]
+        missed = [sample("web-1", T0 - timedelta(seconds=30 * n)) for n in range(20)]
+        by_day: dict[date, list[dict]] = {}
+        for s in landed:  # in the lake (as raw/system/metrics landed them)
+            by_day.setdefault(datetime.fromisoformat(s["sampled_at"]).date(), []).append(s)
+        for day, day_samples in by_day.items():
+            land(shared, "system", "metrics", day, day_samples, T0)
+        for s in landed + missed:  # and every one in the shared landing
+            PgLanding(url).append(METRICS_STREAM, [s], datetime.fromisoformat(s["sampled_at"]), keys=[s["id"]])
+        found = evaluate(dq.MISSING_POINTS, shared, T0 + timedelta(seconds=20))
+        assert "in the landing log but not in the lake" in found["host:web-1"].message
+        assert not (tmp_path / "shared" / "landing").exists()

@@ -61,3 +61,28 @@ def test_a_longer_window_asked_later_is_read_back_once_and_then_kept(tmp_path):
     later = now + timedelta(minutes=1)
     assert len(tail.since(later - timedelta(minutes=30), later)) == 30  # kept, the oldest gone
     assert len(tail.since(later - timedelta(minutes=1), later)) == 1
+
+
+def test_the_shared_landings_tail_reads_a_line_committed_after_a_later_one(pg_admin_url):
+    """In Postgres a transaction that took its `seq` first may commit last: the tail still reads
+    its line (once), on the next look."""
+    from cc_alerts.reads import SharedLandingTail
+    from resources.storage import pg_landing
+    from resources.storage.pg_landing import Line, PgLanding
+    from scripts.chaos.harness import throwaway_database
+
+    window = (T0 - timedelta(minutes=10), T0 + timedelta(minutes=1))
+    with throwaway_database(pg_admin_url, "cc_test_tail") as url:
+        slow = pg_landing.connect(url)  # takes seq 1 and holds it uncommitted
+        slow.execute(f"insert into {pg_landing.SCHEMA}.lines (stream, day, writer, received_at, line)"
+                     " values ('webhooks', %s, 'slow', %s, %s)", [T0.date(), T0, line(1, T0).rstrip(b"\n")])
+        with pg_landing.connect(url) as conn:
+            pg_landing.commit(conn, "fast", [Line("webhooks", T0, line(2, T0).rstrip(b"\n"), ("d-2",))])
+        tail = SharedLandingTail(PgLanding(url), "webhooks", lambda record: ([], []))
+        assert [d.events for d in tail.since(*window)] == [("github:pr:acme/api#2:opened",)]
+        slow.commit()
+        slow.close()
+        found = tail.since(*window)
+        assert sorted(e for d in found for e in d.events) == ["github:pr:acme/api#1:opened",
+                                                             "github:pr:acme/api#2:opened"]
+        assert len(tail.since(*window)) == 2  # and not again

@@ -22,7 +22,7 @@ def test_definitions_load_and_every_job_resolves():
     assert {s.name for s in repo.sensor_defs} >= {
         "github_sensor", "linear_sensor", "charlie_health_sensor", "charlie_activity_sensor", "cron_events_sensor",
         "system_metrics_sensor", "postgres_cdc_sensor", "transform_after_ingest_sensor",
-        "reports_after_build_sensor"}
+        "transform_catch_up_sensor", "reports_after_build_sensor"}
     assert all(s.description for s in [*repo.sensor_defs, *repo.schedule_defs])
     assert set(repo.get_top_level_resources()) >= {"platform", "dbt"}
 

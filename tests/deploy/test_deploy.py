@@ -97,3 +97,25 @@ def test_every_variable_the_deploy_files_set_is_a_setting():
     # The compose file's own inputs, not settings: the database password and the S3 keys it composes URLs from.
     named -= {"CC_PG_PASSWORD", "CC_S3_ACCESS_KEY", "CC_S3_SECRET_KEY"}
     assert named and named <= known, sorted(named - known)
+
+
+def test_sidecar_replicas_land_in_postgres_and_share_no_writable_volume():
+    """Replicas on any node: the landing comes from the secret (`CC_LANDING_URL`), the pod's own
+    data dir is its own, and the shared volume (Dagster's lake) is mounted read only."""
+    deployment = next(yaml.safe_load_all((DEPLOY / "k8s" / "sidecar.yaml").read_text()))
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    landing = next(e for e in container["env"] if e["name"] == "CC_LANDING_URL")
+    assert landing["valueFrom"]["secretKeyRef"] == {"name": "command-center", "key": "CC_LANDING_URL"}
+    claims = {v["name"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    shared = [m for m in container["volumeMounts"] if m["name"] in claims]
+    assert shared and all(m.get("readOnly") for m in shared)
+    data_dir = next(e["value"] for e in container["env"] if e["name"] == "CC_DATA_DIR")
+    assert next(m for m in container["volumeMounts"] if m["mountPath"] == data_dir)["name"] not in claims
+
+
+def test_the_compose_replicas_and_dagster_read_one_landing():
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    urls = {name: service.get("environment", {}).get("CC_LANDING_URL") for name, service in compose["services"].items()
+            if name in ("sidecar", "code-server", "dagster-daemon")}
+    assert len(set(urls.values())) == 1 and next(iter(urls.values())).startswith("postgresql://"), urls

@@ -39,6 +39,17 @@ def test_sidecar_and_ui_on_an_unreachable_redis(tmp_path: Path) -> None:
                                "start it or unset CC_REDIS_URL (one replica, rooms in-process)\n"), module
 
 
+def test_sidecar_and_ui_on_an_unreachable_landing_database(tmp_path: Path) -> None:
+    port = free_port()
+    for module in ("scripts.sidecar", "scripts.ui"):
+        done = run(module, tmp_path, CC_LANDING_URL=f"postgresql://postgres@127.0.0.1:{port}/x",
+                   CC_SIDECAR_PORT=str(free_port()), CC_UI_PORT=str(free_port()),
+                   CC_SANDBOX_URL=f"http://127.0.0.1:{free_port()}")
+        assert (done.returncode, done.stdout) == (1, ""), module
+        assert done.stderr == (f"cannot reach Postgres at 127.0.0.1:{port} (CC_LANDING_URL): connection refused — "
+                               "start it or unset CC_LANDING_URL (the landing in local files)\n"), module
+
+
 def test_sidecar_on_a_taken_port(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

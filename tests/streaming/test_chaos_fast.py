@@ -1,7 +1,8 @@
 """The fast form of `make chaos`'s sidecar scenarios: a few `kill -9`s under a retrying sender,
 counted end to end on DuckDB, and two replicas over a Redis of our own that is restarted while
-one replica is later killed. The long forms are `kill_storm_duckdb`, `kill_storm_postgres` and
-`replicas_redis` in `scripts/chaos/`."""
+one replica is later killed (sharing a data dir, or as two hosts on one Postgres landing). The long
+forms are `kill_storm_duckdb`, `kill_storm_postgres`, `replicas_redis` and `replicas_pg` in
+`scripts/chaos/`."""
 
 from __future__ import annotations
 
@@ -82,6 +83,22 @@ def test_workers_on_one_port_over_a_restarted_redis_and_a_killed_worker(tmp_path
     assert {name: took is not None for name, took in outcome.recoveries.items()} == {
         "redis restart": True, "replica kill": True}, "rooms stopped flowing after a fault"
     assert (sorted(outcome.lost)[:5], sorted(outcome.duplicated)[:5]) == ([], []), outcome.row.notes
+    assert outcome.tally.errors_5xx == [] and outcome.tally.unacked == []
+
+
+def test_two_hosts_on_one_postgres_landing_over_a_restarted_redis_and_a_killed_replica(
+        tmp_path, redis_server_binary, pg_admin_url):
+    """`replicas_pg`: replicas with a data dir each (two hosts) landing in one throwaway Postgres
+    database; the table's unique keys, not Redis, keep a failed-over delivery landed once."""
+    from scripts.chaos.harness import throwaway_database
+    from scripts.chaos.replicas_redis import attack
+
+    with throwaway_database(pg_admin_url, "cc_test_chaos_landing") as url:
+        outcome = attack(Context(tmp_path, 30), rate=60, storm_s=12, concurrency=8, landing_url=url)
+    assert {name: took is not None for name, took in outcome.recoveries.items()} == {
+        "redis restart": True, "replica kill": True}, "rooms stopped flowing after a fault"
+    assert (sorted(outcome.lost)[:5], sorted(outcome.duplicated)[:5]) == ([], []), outcome.row.notes
+    assert not outcome.landed_twice
     assert outcome.tally.errors_5xx == [] and outcome.tally.unacked == []
 
 
