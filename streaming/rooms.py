@@ -321,7 +321,6 @@ class Group:
                 client.fell_behind(base - cursor)
                 client.cursor = cursor = base
                 if client.kicked:
-                    self.hub.kicked += 1
                     self.hub.remove(client)
                     continue
             if cursor >= head:
@@ -457,6 +456,10 @@ class Hub:
             self.clients.discard(client)
             if client.batch:
                 self.batch_clients -= 1
+            # Every client closed for being slow, once: behind its room's log (the turn kicks it) or
+            # behind its own queue of answers (`offer`, whose endpoint removes it).
+            if client.kicked and client.close_code == CLOSE_TOO_SLOW:
+                self.kicked += 1
         client.closed = True
         self._regroup(client, set())
 
