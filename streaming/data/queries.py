@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streaming.data.marts import MartsUnavailable, WarehouseUnreachable, iso, json_value, plain, utcnow, where
-from streaming.data.serving import TTL, Serving
+from streaming.data.serving import TTL, LiveView, Serving
 from streaming.state.workflows import completed_today, overview_cycle_times
 from streaming.schemas import (
     Actor,
@@ -313,26 +313,15 @@ def _event(e: dict, live: bool) -> EventOut:
         is_live=live)
 
 
-def read_events(data: Serving, workflow: str | None, since: datetime | None, limit: int) -> EventPage:
-    params: dict[str, Any] = {"limit": limit}
-    conditions = []
-    if workflow:
-        conditions.append("workflow_id = %(workflow)s")
-        params["workflow"] = workflow
-    if since:
-        conditions.append("event_at >= %(since)s")
-        params["since"] = since
-    # With `since`: the first `limit` events from there (read forward); without: the latest `limit`.
-    order = "event_at, event_id" if since else "event_at desc, event_id desc"
-    rows = _marts_or_live_only(
-        data,
-        "select event_id, workflow_id, source, event_type, actor_id, actor_name, actor_type, actor_instance_id,"
-        " target_type, target_id, target_title, target_url, correlation_id, parent_event_id, correlation_keys,"
-        f" tags, payload, event_at from fct_workflow_events{where(conditions)} order by {order} limit %(limit)s",
-        params)
-    view = data.live_view()
-    # A live copy of an event the marts have (a PR edited, an issue moved) replaces the built one:
-    # one event, in its newest state.
+_EVENT_COLUMNS = ("event_id, workflow_id, source, event_type, actor_id, actor_name, actor_type, actor_instance_id,"
+                  " target_type, target_id, target_title, target_url, correlation_id, parent_event_id, correlation_keys,"
+                  " tags, payload, event_at")
+
+
+def _with_live(rows: list[dict], view: LiveView, workflow: str | None, since: datetime | None, limit: int) -> EventPage:
+    """The marts' `rows` with the live events merged in: a live copy of an event the marts have (a
+    PR edited, an issue moved) replaces the built one (one event, in its newest state); then the
+    first `limit` from `since`, or the latest `limit`, oldest first."""
     newer = {e["event_id"] for e in view.updated}
     events = [(r["event_at"], r["event_id"], _event(r, live=False)) for r in rows if r["event_id"] not in newer]
     for e in [*view.events, *view.updated]:
@@ -345,6 +334,45 @@ def read_events(data: Serving, workflow: str | None, since: datetime | None, lim
     events = events[:limit] if since else events[-limit:]
     out = [t[2] for t in events]
     return EventPage(events=out, next_since=out[-1].timestamp if out else None)
+
+
+def read_events(data: Serving, workflow: str | None, since: datetime | None, limit: int) -> EventPage:
+    params: dict[str, Any] = {"limit": limit}
+    conditions = []
+    if workflow:
+        conditions.append("workflow_id = %(workflow)s")
+        params["workflow"] = workflow
+    if since:
+        conditions.append("event_at >= %(since)s")
+        params["since"] = since
+    # With `since`: the first `limit` events from there (read forward); without: the latest `limit`.
+    order = "event_at, event_id" if since else "event_at desc, event_id desc"
+    rows = _marts_or_live_only(
+        data, f"select {_EVENT_COLUMNS} from fct_workflow_events{where(conditions)} order by {order} limit %(limit)s",
+        params)
+    return _with_live(rows, data.live_view(), workflow, since, limit)
+
+
+def read_workflow_events(data: Serving, workflows: list[str], since: datetime | None, limit: int) -> dict[str, EventPage]:
+    """`read_events` of each of `workflows` (what /api/events?workflow=X answers for each X), in one
+    query: a page of workflows with their events is one read of the marts, not one per workflow."""
+    if not workflows:
+        return {}
+    params: dict[str, Any] = {"limit": limit, "workflows": list(workflows)}
+    conditions = [data.marts.in_list("workflow_id", "workflows")]
+    if since:
+        conditions.append("event_at >= %(since)s")
+        params["since"] = since
+    order = "event_at, event_id" if since else "event_at desc, event_id desc"
+    rows = _marts_or_live_only(
+        data,
+        f"with ranked as (select {_EVENT_COLUMNS}, row_number() over (partition by workflow_id order by {order}) as n"
+        f" from fct_workflow_events{where(conditions)}) select * from ranked where n <= %(limit)s", params)
+    by_workflow: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_workflow[row["workflow_id"]].append(row)
+    view = data.live_view()
+    return {w: _with_live(by_workflow.get(w, []), view, w, since, limit) for w in workflows}
 
 
 # --- /api/charlie/instances -------------------------------------------------------------------------

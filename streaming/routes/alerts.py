@@ -52,15 +52,19 @@ def list_alerts(request: Request,
                                                    json_schema_extra=ISO_TIME)] = None,
                 cursor: Annotated[str | None, Query(max_length=300, pattern=CURSOR_PATTERN)] = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
-    store = _sidecar(request).alerts
+    return no_store(read_alerts(_sidecar(request).alerts, state, severity, rule, subject, since, cursor, limit))
+
+
+def read_alerts(store, state: list[str] | None, severity: list[str] | None, rule: str | None, subject: str | None,
+                since: str | None, cursor: str | None, limit: int) -> AlertList:
+    """A page of alerts as `GET /api/alerts` answers it (GraphQL's `alerts` too)."""
     after = _decode(cursor) if cursor is not None else None
     since_at = parse_time("since", since).replace(tzinfo=None) if since is not None else None
     rows = store.list(state=state, severity=severity, rule=rule, subject=subject, since=since_at, before=after,
                       limit=limit + 1)
     page = rows[:limit]
     next_cursor = _encode(page[-1]) if len(rows) > limit else None
-    return no_store(AlertList(alerts=[AlertOut(**a.to_json()) for a in page], next_cursor=next_cursor,
-                              counts=store.counts()))
+    return AlertList(alerts=[AlertOut(**a.to_json()) for a in page], next_cursor=next_cursor, counts=store.counts())
 
 
 @router.get("/rules", response_model=AlertRules, summary="The rules in force, and the notification channels")

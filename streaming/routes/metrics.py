@@ -4,6 +4,7 @@ workflow throughput and host metrics."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -23,12 +24,17 @@ def metrics_body(data: Serving, time_range: str, start: str | None, end: str | N
                  filters: str | None) -> tuple[bytes, str]:
     lo, hi = resolve_range(time_range, start, end)
     parsed = parse_filters(filters)
+    key, ttl = cache_plan(time_range, lo, hi, parsed)
+    return data.cached(key, ttl, lambda: encode(read_metrics(data, time_range, lo, hi, parsed)), live=True)
+
+
+def cache_plan(time_range: str, lo: datetime, hi: datetime, parsed: dict[str, list[str]]) -> tuple[str, float]:
+    """The cache key and TTL of a metrics read (REST's body, GraphQL's model)."""
     # Presets slide with the clock: cache them by the minute they end in.
     key = json.dumps(["metrics", time_range, iso(lo) if time_range == "custom" else None,
                       iso(hi) if time_range == "custom" else iso(truncate(hi, "minute")), parsed], sort_keys=True)
     # The hot tier changes apart from the marts (hot_job, every 5 minutes): recount it soon.
-    ttl = Serving.HOT_REFRESH_S if in_hot_window(time_range, lo) else TTL["metrics"]
-    return data.cached(key, ttl, lambda: encode(read_metrics(data, time_range, lo, hi, parsed)), live=True)
+    return key, Serving.HOT_REFRESH_S if in_hot_window(time_range, lo) else TTL["metrics"]
 
 
 @router.get("/metrics", response_model=Metrics,
