@@ -213,6 +213,10 @@ class Settings(BaseSettings):
     # timeout is closed with 1011. Passed by the launcher, `python -m streaming.serve`.
     ws_ping_interval_s: float = Field(20.0, ge=0)
     ws_ping_timeout_s: float = Field(20.0, ge=0)
+    # GraphQL (`streaming/graphql/limits.py`): how deeply an operation's fields may nest, and the
+    # most objects its answer may hold (a list counts its `limit`), checked before it runs.
+    graphql_max_depth: int = Field(8, ge=1)
+    graphql_max_cost: int = Field(10_000, ge=1)
     # The launcher's read timeouts (headers not in: closed; body not in: 408) and connection budget
     # (past it a new connection evicts the oldest still waiting for its headers, so a slowloris never
     # uses up the descriptors senders need; capped below the open-file limit): `streaming.serve`.

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match, Mount
 
 from resources.settings import Settings
-from streaming import page, telemetry, webhooks, ws
+from streaming import graphql, page, telemetry, webhooks, ws
 from streaming.auth import NO_SECRET
 from streaming.data.marts import MartsUnavailable
 from streaming.data.serving import Serving
@@ -153,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(api_router)
     app.include_router(telemetry.router)  # /metrics (the dashboard's business metrics are /dashboard/metrics)
+    graphql.install(app)
     app.add_exception_handler(MartsUnavailable, marts_unavailable)
     app.add_exception_handler(HTTPException, http_error)
     app.mount("/socket.io", LazySocketIO(app))
