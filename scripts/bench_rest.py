@@ -1,7 +1,7 @@
 """REST reads of the sidecar with millions of events in the warehouse, also while dbt builds.
 
 Usage: python -m scripts.bench_rest [--seed-events 100000] [--copies 10] [--requests 2000]
-                                   [--data-dir DIR] [--only TEXT]
+                                   [--data-dir DIR] [--only TEXT] [--graphql]
 
 Builds a warehouse of about `seed-events × copies` events: the sandbox's organisation goes
 through the real ingest, then its normalized events and keys are copied into earlier weeks
@@ -11,8 +11,10 @@ dbt build runs over all of it (kept in `--data-dir` for the next run, if given).
 the same URL (the seeds' TTL cache answers) and once a distinct URL per request (every read
 misses the cache). `/api/workflows` is read by offset (50 a page, up to `requests × 50` deep) and
 as deep by following `nextCursor`. The overview is read again while a full dbt build runs beside
-it, as Dagster runs it (dbt at a lower CPU priority). Prints p50/p99 per endpoint; nothing is
-asserted.
+it, as Dagster runs it (dbt at a lower CPU priority). With `--graphql`, the same questions (the
+overview, a page of 50 workflows with every field, same and distinct) are also asked of `/graphql`
+in the same run, plus a page of 50 workflows with 5 events each (one query for their events).
+Prints p50/p99 per endpoint; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -108,6 +110,44 @@ def read_many(url: str, paths: list[str], token: str) -> list[float]:
     return timings
 
 
+def post_many(url: str, queries: list[str], token: str) -> list[float]:
+    """POST each GraphQL query to `/graphql`, timed; an answer with errors stops the bench."""
+    import httpx
+
+    timings = []
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        client.post(url + "/graphql", json={"query": queries[0]})  # connection, first read, the lazy import
+        for query in queries:
+            started = time.perf_counter()
+            response = client.post(url + "/graphql", json={"query": query})
+            timings.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200 or "errors" in response.json():
+                raise RuntimeError(f"POST /graphql {query[:80]}: {response.status_code} {response.text[:300]}")
+    return timings
+
+
+def every_field(type_name: str, skip_arguments: bool = True) -> str:
+    """A selection of every field of a GraphQL type (from the committed SDL), as REST sends them all."""
+    from graphql import GraphQLObjectType, build_schema, get_named_type
+
+    from streaming.graphql.export import SDL_PATH
+
+    schema = build_schema(SDL_PATH.read_text())
+
+    def select(name: str) -> str:
+        kind = schema.get_type(name)
+        out = []
+        for field_name, field in kind.fields.items():  # type: ignore[union-attr]
+            if skip_arguments and field.args:
+                continue
+            inner = get_named_type(field.type)
+            out.append(f"{field_name} {{ {select(inner.name)} }}" if isinstance(inner, GraphQLObjectType)
+                       else field_name)
+        return " ".join(out)
+
+    return select(type_name)
+
+
 def walk_cursor(url: str, first: str, pages: int, token: str) -> list[float]:
     """Read `pages` pages from `first` on, each by the `nextCursor` of the one before (uncached)."""
     import httpx
@@ -162,6 +202,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--requests", type=int, default=2000, help="reads per endpoint and kind (default 2000)")
     parser.add_argument("--only", default="", help="run only the endpoints whose name contains this text")
+    parser.add_argument("--graphql", action="store_true",
+                        help="ask /graphql the same questions (overview, workflow pages) in the same run")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="build the warehouse here and keep it; a later run with the same folder reuses it "
                              "(and ignores --seed-events/--copies/--days). Default: a temporary folder")
@@ -223,6 +265,26 @@ def main() -> None:
                 if distinct:
                     rows.append((name, "distinct URLs (no cache)", read_many(url, distinct, token)))
                 print(f"{name}: done", flush=True)
+            if args.graphql:
+                overview, workflow = every_field("Overview"), every_field("Workflow")
+                page = f"workflows {{ {workflow} }} total limit offset hasMore nextCursor"
+                graphql_cases = {
+                    "/graphql overview": ([f"{{ overview {{ {overview} }} }}"] * n, None),
+                    "/graphql workflows (50 per page)": (
+                        [f"{{ workflows(limit: 50) {{ {page} }} }}"] * n,
+                        [f"{{ workflows(limit: 50, offset: {i * 50}) {{ {page} }} }}" for i in range(n)]),
+                    "/graphql workflows (50 per page, 5 events each)": (
+                        [f"{{ workflows(limit: 50) {{ workflows {{ id events(limit: 5) {{ events {{ id type timestamp }} }} }} }} }}"] * n,
+                        [f"{{ workflows(limit: 50, offset: {i * 50}) {{ workflows {{ id events(limit: 5) "
+                         f"{{ events {{ id type timestamp }} }} }} }} }}" for i in range(n)]),
+                }
+                for name, (same, distinct) in graphql_cases.items():
+                    if args.only not in name:
+                        continue
+                    rows.append((name, "same query (TTL cache)", post_many(url, same, token)))
+                    if distinct:
+                        rows.append((name, "distinct queries (no cache)", post_many(url, distinct, token)))
+                    print(f"{name}: done", flush=True)
             # Keyset pages as deep as the offset ones above: each `where (last_event_at, workflow_id) < ...`.
             name = "/api/workflows by cursor (50 per page)"
             if args.only in name:
@@ -247,7 +309,8 @@ def main() -> None:
             log.close()
 
         print()
-        print(f"REST reads with ~{events:,} events in the warehouse (one client, sequential, loopback):")
+        print(f"{'REST and GraphQL' if args.graphql else 'REST'} reads with ~{events:,} events in the warehouse "
+              "(one client, sequential, loopback):")
         print("| endpoint | reads | n | p50 | p99 | max |")
         print("|---|---|---:|---:|---:|---:|")
         for name, how, timings in rows:

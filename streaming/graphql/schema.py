@@ -16,7 +16,7 @@ import strawberry
 from fastapi import HTTPException
 from fastapi.concurrency import run_in_threadpool
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
@@ -46,6 +46,8 @@ from streaming.routes.metrics import cache_plan
 # The parser's and the aliases' limits: far above any real query, they stop a document that is
 # megabytes of tokens or thousands of aliases before it is measured.
 MAX_TOKENS, MAX_ALIASES = 5000, 100
+# A dashboard asks the same few queries again and again: each is parsed and validated once.
+CACHED_DOCUMENTS = 256
 
 EventPage = graphql_type(schemas.EventPage)
 
@@ -285,5 +287,6 @@ class Schema(strawberry.Schema):
 
 
 schema = Schema(query=Query, subscription=Subscription, extensions=[
-    QueryLimits, partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
-    partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES)])
+    partial(MaxTokensLimiter, max_token_count=MAX_TOKENS), partial(ParserCache, maxsize=CACHED_DOCUMENTS),
+    partial(ValidationCache, maxsize=CACHED_DOCUMENTS), partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
+    QueryLimits])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import socket
 import threading
 import time
@@ -70,11 +71,21 @@ def serve(settings: Settings) -> Iterator[Server]:
         sock.close()
 
 
-@pytest.fixture(scope="module")
-def settings(now_world, tmp_path_factory) -> Settings:
-    data_dir = now_world.copy(tmp_path_factory.mktemp("graphql") / "data")
-    return Settings.from_env({"CC_DATA_DIR": str(data_dir), "CC_SANDBOX_URL": now_world.sandbox.url,
-                              "CC_JWT_SECRET": SECRET, "CC_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET})
+@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request, now_world, tmp_path_factory) -> Iterator[Settings]:
+    """A copy of the session's built world (tests/conftest.py), as test_api's: on DuckDB its data
+    folder, on Postgres its database too."""
+    data_dir = tmp_path_factory.mktemp(f"graphql_{request.param}") / "data"
+    env = {"CC_DATA_DIR": str(data_dir), "CC_SANDBOX_URL": now_world.sandbox.url, "CC_JWT_SECRET": SECRET,
+           "CC_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET, "CC_WAREHOUSE": request.param}
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgres":
+            world = request.getfixturevalue("now_world_pg")
+            shutil.copytree(world.data_dir, data_dir)
+            env["CC_PG_URL"] = stack.enter_context(world.copy(request.getfixturevalue("pg_admin_url"), "cc_test_gql"))
+        else:
+            now_world.copy(data_dir)
+        yield Settings.from_env(env)
 
 
 @pytest.fixture(scope="module")
