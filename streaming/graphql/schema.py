@@ -95,7 +95,7 @@ async def workflow_events(root: strawberry.Parent[Any], info: Info, limit: int =
 
 
 Workflow = graphql_type(schemas.WorkflowOut, {"events": strawberry.field(
-    resolver=workflow_events, description=workflow_events.__doc__.split("\n")[0] + " ...")})
+    resolver=workflow_events, description=" ".join(workflow_events.__doc__.split()))})
 Overview = graphql_type(schemas.Overview)
 Metrics = graphql_type(schemas.Metrics)
 WorkflowPage = graphql_type(schemas.WorkflowPage)

@@ -205,11 +205,11 @@ def test_a_page_of_workflows_with_their_events_is_one_query(server):
 
     marts.query = counting
     try:
-        page = data(server, "{ workflows(limit: 50) { workflows { id events(limit: 5) { events { id } } } } }")
+        page = data(server, "{ workflows(limit: 50) { total workflows { id events(limit: 5) { events { id } } } } }")
     finally:
         del marts.query
     workflows = page["workflows"]["workflows"]
-    assert len(workflows) == 50 and all(w["events"]["events"] for w in workflows)
+    assert len(workflows) == min(50, page["workflows"]["total"]) > 20 and all(w["events"]["events"] for w in workflows)
     assert len([sql for sql in asked if "fct_workflow_events" in sql]) == 1, asked
 
 
@@ -345,7 +345,10 @@ def test_a_subscription_gets_a_webhooks_event_and_the_workflow_update_within_a_s
             acknowledged = time.monotonic()
             got = {}
             while len(got) < 2:
-                message = await _next(ws, lambda m: m["type"] == "next", 1.0 - (time.monotonic() - acknowledged))
+                try:
+                    message = await _next(ws, lambda m: m["type"] == "next", 1.0 - (time.monotonic() - acknowledged))
+                except TimeoutError:
+                    raise AssertionError(f"only {sorted(got)} within 1 s of the webhook's 202") from None
                 got[message["id"]] = message["payload"]
             return response.json()["events"], got
         finally:
