@@ -274,7 +274,7 @@ def main() -> None:
                         [f"{{ workflows(limit: 50) {{ {page} }} }}"] * n,
                         [f"{{ workflows(limit: 50, offset: {i * 50}) {{ {page} }} }}" for i in range(n)]),
                     "/graphql workflows (50 per page, 5 events each)": (
-                        [f"{{ workflows(limit: 50) {{ workflows {{ id events(limit: 5) {{ events {{ id type timestamp }} }} }} }} }}"] * n,
+                        ["{ workflows(limit: 50) { workflows { id events(limit: 5) { events { id type timestamp } } } } }"] * n,
                         [f"{{ workflows(limit: 50, offset: {i * 50}) {{ workflows {{ id events(limit: 5) "
                          f"{{ events {{ id type timestamp }} }} }} }} }}" for i in range(n)]),
                 }

@@ -126,8 +126,8 @@ class Report:
         return str(self.folder)  # type: ignore[attr-defined]  (`self` is a `streaming.data.reports.Report`)
 
     @strawberry.field(description="Its headlines, from its headlines.csv")
-    def headlines(self) -> list[ReportHeadline]:
-        return self.read_headlines()  # type: ignore[attr-defined]
+    async def headlines(self) -> list[ReportHeadline]:
+        return await run_in_threadpool(self.read_headlines)  # type: ignore[attr-defined]
 
 
 @strawberry.type(description="What a token may read over REST it may read here, with the same grants (README).")
