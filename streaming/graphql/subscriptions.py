@@ -2,11 +2,11 @@
 
 A subscription is a hub client, as a `/ws` or Socket.IO connection is: it joins the rooms its
 token may join, and the one fan-out that feeds those (every replica's broker included) feeds it.
-Its wire format is the message parsed once (`orjson.loads`): every GraphQL subscriber of a room
-shares one group, so a room message is parsed once for all of them and each turns it into its
-selection. The hub's policy applies unchanged: a subscriber that does not read backs up into its
-group's bounded log, has the oldest dropped, and is closed when it stays behind
-(`CC_WS_QUEUE_MAX`, `CC_WS_SLOW_AFTER_S`); a token's expiry ends its subscriptions.
+It takes the messages as their JSON text (the wire format of `/ws` clients without uvicorn's
+frame writer, whose groups it shares) and each subscriber turns one into its own selection. The
+hub's policy applies unchanged: a subscriber that does not read backs up into its group's bounded
+log, has the oldest dropped, and is closed when it stays behind (`CC_WS_QUEUE_MAX`,
+`CC_WS_SLOW_AFTER_S`); a token's expiry ends its subscriptions.
 """
 
 from __future__ import annotations
@@ -24,11 +24,6 @@ from graphql import GraphQLError
 from streaming.auth import Principal
 from streaming.rooms import not_a_room
 from streaming.ws import CLOSE_UNAUTHORIZED
-
-
-def parse(text: str) -> dict[str, Any]:
-    """The GraphQL subscribers' wire format: the message as a dict, parsed once per room turn."""
-    return orjson.loads(text)
 
 
 @dataclass(frozen=True)
@@ -64,7 +59,7 @@ async def room_messages(sidecar: Any, principal: Principal, rooms: list[str],
             inbox.get_nowait()
         inbox.put_nowait(_Closed(reason))
 
-    client = hub.client(send, close, encode=parse)
+    client = hub.client(send, close)
     client.task = asyncio.create_task(client.run())
     for room in rooms:
         hub.join(client, room)
@@ -74,13 +69,13 @@ async def room_messages(sidecar: Any, principal: Principal, rooms: list[str],
                                                        client.kick, CLOSE_UNAUTHORIZED, "token expired")
     try:
         if first is not None:
-            yield parse(first)
+            yield orjson.loads(first)
         while True:
             items = await inbox.get()
             if isinstance(items, _Closed):
                 raise GraphQLError(f"subscription closed: {items.reason}", extensions={"code": "CLOSED"})
             for item in items:
-                yield item
+                yield orjson.loads(item)
     finally:
         if expiry is not None:
             expiry.cancel()
