@@ -210,8 +210,9 @@ class LiveState:
             started = time.monotonic()
             with self._lock:  # what this run computes: everything noted so far
                 self._computing_since, self._waiting_since = self._waiting_since, None
+            computed = True
             try:
-                self.refresh()
+                computed = self.refresh()
             except MartsUnavailable:
                 pass
             except Exception:  # noqa: BLE001 - the next arrival tries again
@@ -219,13 +220,17 @@ class LiveState:
             finally:
                 self._running = False
                 self._computing_since = None
-                self._last_run_s = time.monotonic() - started
+                # The spacing is the share of a core the runs take: a look that found nothing to
+                # compute (a slow marts version read on a busy host) must not delay the next arrival.
+                if computed:
+                    self._last_run_s = time.monotonic() - started
 
-    def refresh(self) -> None:
-        """Recompute what changed (everything, after a new build or dropped live events)."""
+    def refresh(self) -> bool:
+        """Recompute what changed (everything, after a new build or dropped live events); False when
+        nothing arrived and no build came, so there was nothing to compute."""
         runner = self._runner
         if runner is None:
-            return
+            return False
         version = self.marts.version()
         with self._lock:
             dirty_ids, self._dirty = self._dirty, set()
@@ -237,7 +242,7 @@ class LiveState:
         full = (self._all_dirty or version != previous.version or drops != self._seen_drops or merged is None
                 or not self._sources_loaded)
         if not (full or dirty_ids or carried_changed or merged):
-            return  # nothing arrived, no new build: the snapshot stands (and the reads' caches)
+            return False  # nothing arrived, no new build: the snapshot stands (and the reads' caches)
         if version != previous.version or not self._sources_loaded:
             self._sources_loaded = True
             # The new build's key map: live events it does not have join what it built.
@@ -329,7 +334,7 @@ class LiveState:
         if (version == previous.version and rows == previous.rows and hidden == previous.hidden
                 and updates == previous.updates and cron_totals == previous.cron_totals
                 and workflow_now == previous.workflow_of):
-            return  # nothing a read shows changed: keep the snapshot (and the reads' cached bodies)
+            return True  # nothing a read shows changed: keep the snapshot (and the reads' cached bodies)
         snapshot = Snapshot(version=version, rows=rows, hidden=hidden, hidden_rows=hidden_rows,
                             updates=frozenset(updates), live_counts=live_counts, workflow_of=workflow_now,
                             cron_totals=cron_totals, base_cycles=self._cycles(version),
@@ -343,6 +348,7 @@ class LiveState:
                     listener(changed, cron_changed)
                 except Exception:  # noqa: BLE001 - a listener must not stop the state
                     log.exception("a live state listener failed")
+        return True
 
     # --- the build's side ------------------------------------------------------------------------------
     def _spans(self, live_ids: set[str], version: str | None) -> dict[str, list[str]]:
