@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import shutil
 import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,26 +33,48 @@ def manifest_key(settings: Settings) -> str:
 def ensure_manifest(settings: Settings) -> Path:
     """The manifest for `settings`' warehouse (`target/manifest.json` for DuckDB,
     `target/postgres/manifest.json`): parsed in process (~1 s, no CLI start-up) if it is missing,
-    older than the project, or was parsed for another database or schema."""
+    older than the project, or was parsed for another database or schema.
+
+    Processes loading the definitions side by side (a code server and its runs, tests on two
+    workers) parse one at a time, into a folder of their own whose files then replace the old ones
+    whole: a reader never sees a manifest half written, nor one parsed for another database."""
     project = dbt_project()
     target_path = project.manifest_path.parent  # the project's target/ folder, absolute
     if settings.warehouse != "duckdb":
         target_path = target_path / settings.warehouse
     manifest, key_file = target_path / "manifest.json", target_path / "manifest.key"
     key = manifest_key(settings)
-    if (manifest.exists() and manifest.stat().st_mtime >= newest_input(project.project_dir)
-            and key_file.exists() and key_file.read_text() == key):
-        return manifest
-    from dbt.cli.main import dbtRunner
 
-    os.environ.update(settings.dbt_env())
-    result = dbtRunner().invoke(
-        ["parse", "--quiet", "--project-dir", str(project.project_dir), "--profiles-dir",
-         str(project.profiles_dir), "--target-path", str(target_path), "--target", settings.warehouse]
-    )
-    if not result.success or not manifest.exists():
-        raise RuntimeError(f"dbt parse failed for {project.project_dir}: {result.exception}")
-    key_file.write_text(key)
+    def fresh() -> bool:
+        return (manifest.exists() and manifest.stat().st_mtime >= newest_input(project.project_dir)
+                and key_file.exists() and key_file.read_text() == key)
+
+    if fresh():
+        return manifest
+    target_path.mkdir(parents=True, exist_ok=True)
+    with (target_path / "parse.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if fresh():
+            return manifest
+        from dbt.cli.main import dbtRunner
+
+        os.environ.update(settings.dbt_env())
+        with tempfile.TemporaryDirectory(prefix=".parse-", dir=target_path) as tmp:
+            with contextlib.suppress(FileNotFoundError):  # what dbt may parse from only the changes
+                shutil.copy2(target_path / "partial_parse.msgpack", tmp)
+            result = dbtRunner().invoke(
+                ["parse", "--quiet", "--project-dir", str(project.project_dir), "--profiles-dir",
+                 str(project.profiles_dir), "--target-path", tmp, "--target", settings.warehouse]
+            )
+            if not result.success or not (Path(tmp) / "manifest.json").exists():
+                raise RuntimeError(f"dbt parse failed for {project.project_dir}: {result.exception}")
+            # The old key first, the new one last: in between the manifest reads as stale.
+            key_file.unlink(missing_ok=True)
+            for file in Path(tmp).iterdir():
+                if file.is_file():
+                    os.replace(file, target_path / file.name)
+            (Path(tmp) / "manifest.key").write_text(key)
+            os.replace(Path(tmp) / "manifest.key", key_file)
     return manifest
 
 
