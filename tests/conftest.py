@@ -39,6 +39,56 @@ def _admin_url() -> str:
     return os.environ.get("CC_PG_URL") or DEFAULT_PG_URL
 
 
+# --- two workers: `make test` runs `pytest -n 2 --dist loadscope` (pytest-xdist) ---------------------
+
+# Each worker builds the session's worlds it needs (tens of seconds each): the modules that read one
+# run on the same worker, one after the other. Every other module runs whole on one worker too, as
+# its module fixtures (a sidecar, a sandbox) start once.
+WORLDS = {
+    "now_world": ("tests/streaming/test_api.py", "tests/streaming/test_tiers_api.py", "tests/streaming/test_page.py",
+                  "tests/streaming/test_openapi.py", "tests/cc_assets/test_pipeline_postgres.py"),
+    "built_world": ("tests/cc_assets/test_pipeline.py", "tests/cc_assets/test_tiers.py",
+                    "tests/cc_assets/test_reports.py"),
+}
+WORLD_OF = {module: world for world, modules in WORLDS.items() for module in modules}
+# The longest first, so that neither worker is left with a long one at the end while the other idles
+# (minutes each in the last full run; every other module takes seconds to a minute).
+LONGEST_FIRST = ("now_world", "tests/scripts/test_stack.py", "tests/scripts/test_demo.py", "built_world",
+                 "tests/streaming/test_live_parity.py", "tests/scripts/test_ui.py")
+
+
+def work_unit(nodeid: str) -> str:
+    """What runs whole on one worker: the shared world a test's module reads, else its module."""
+    module = nodeid.split("::", 1)[0]
+    return WORLD_OF.get(module, module)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadscope` with the worlds' modules as one unit each, handed out longest first. (Not
+    `--dist loadgroup` with `xdist_group` marks: pytest-xdist 3.8 names a group by renaming the
+    node id, which pytest 9.2 no longer lets it do, and every test is then handed out alone.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorld(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    # Units in the order collected, which the hook below sorts (not the largest first).
+    config.option.loadscopereorder = False
+    return ByWorld(config, log)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):  # not a worker: the order does not matter
+        return
+    rank = {unit: n for n, unit in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:
     """A reachable Postgres; outside CI a missing server skips, in CI (CI=true) it fails."""
@@ -133,7 +183,7 @@ class NowWorldOnPostgres:
 
 @pytest.fixture(scope="session")
 def now_world_pg(now_world: NowWorld, pg_admin_url: str, tmp_path_factory) -> Iterator[NowWorldOnPostgres]:
-    """Built once per session for tests/cc_assets/test_pipeline.py (the same models on Postgres) and
+    """Built once per session for tests/cc_assets/test_pipeline_postgres.py (the same models) and
     tests/streaming/test_api.py (the API on Postgres, on a copy)."""
     from cc_assets.definitions import build_definitions
     from scripts.chaos.built import land_and_build
