@@ -52,7 +52,12 @@ def test_the_stack_computes_what_the_embedded_run_computes(pg_admin_url, tmp_pat
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("CI must run the stack test: redis-server is not installed")
         pytest.skip("redis-server is not installed (the stack starts a Redis of its own)")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CC_")}, "CC_PG_URL": pg_admin_url}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CC_")}, "CC_PG_URL": pg_admin_url,
+           # As for the session's own builds (tests/conftest.py): the test waits for every dbt build
+           # (at the deployment's nice 10 a build on a busy host gets about a tenth of a core), and
+           # compares warehouses, not the catalog's row counts and column types (test_pipeline does).
+           "CC_DBT_NICENESS": os.environ["CC_DBT_NICENESS"],
+           "CC_DBT_CATALOG_METADATA": os.environ["CC_DBT_CATALOG_METADATA"]}
     # A session of its own: the group's SIGTERM reaches the stack, not pytest.
     stack = subprocess.Popen([sys.executable, "-m", "scripts.stack", "--events", "300", "--days", "1", "--reduced",
                               "--work", str(tmp_path / "stack")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
