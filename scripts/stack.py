@@ -16,9 +16,10 @@ The world then goes through it: every polled source lands in one queued run for 
 the world's webhooks are posted half to each sidecar worker meanwhile, each day's deliveries
 land in one queued run per day (the queue lets one webhooks run go at a time), and a queued dbt
 build follows. The same world goes through the embedded path in this process (DuckDB, a local
-lake, one sidecar), and the two warehouses are compared: every mart's row count, and row for row
-which workflow each event is in and each workflow's status and event count. The exit code is 0
-only when all of it is equal.
+lake, one sidecar), its ingest while the code server starts and its build while the daemon runs
+the stack's ingest (neither waits for the other), and the two warehouses are compared: every
+mart's row count, and row for row which workflow each event is in and each workflow's status and
+event count. The exit code is 0 only when all of it is equal.
 
 Usage: python -m scripts.stack [--events 2000] [--days 2] [--reduced] [--serve] [--work DIR]
 `--serve` keeps the stack up after the check (the Dagster UI and both workers) until Ctrl-C.
@@ -96,14 +97,14 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def embedded_run(work: Path, sandbox_url: str, first: str, last: str) -> tuple[Path, list]:
-    """The world through the embedded default, in this process: its DuckDB warehouse, and the
+def embedded_ingest(work: Path, sandbox_url: str, first: str, last: str) -> tuple[Path, list]:
+    """The world through the embedded default's ingest, in this process: its data folder, and the
     world's webhooks (made from what its poll landed, as scripts/parity.py does)."""
     from dagster import DagsterInstance
 
     from cc_assets.definitions import defs
     from resources.platform import PlatformResource
-    from scripts.parity import build, deliveries, send_all
+    from scripts.parity import deliveries
 
     data = work / "embedded"
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
@@ -114,14 +115,21 @@ def embedded_run(work: Path, sandbox_url: str, first: str, last: str) -> tuple[P
             raise_on_error=False)
     if not ingest.success:
         raise RuntimeError("the embedded ingest failed")
-    outgoing = deliveries(data / "lake")
+    return data, deliveries(data / "lake")
+
+
+def embedded_build(data: Path, outgoing: list) -> Path:
+    """The webhooks through one sidecar on the embedded data folder, landed and built with dbt on
+    DuckDB: the warehouse."""
+    from scripts.parity import build, send_all
+
     server = Sidecar(data, dict(SECRETS)).start()
     try:
         send_all(server.url, outgoing)
     finally:
         server.stop()
     build(data)
-    return data / "warehouse.duckdb", outgoing
+    return data / "warehouse.duckdb"
 
 
 def launch(env: dict[str, str], workspace: Path, job: str, tags: dict[str, str] | None = None) -> None:
@@ -246,10 +254,6 @@ def run(events: int, days: int, reduced: bool, serve: bool, work: Path) -> int:
         sandbox.set_limits(linear_requests=10**9, linear_complexity=10**12)
         say(f"sandbox world: {events:,} events over {days} days at {sandbox.url}")
 
-        say("embedded run (DuckDB, local lake, one sidecar) ...")
-        duckdb_path, outgoing = embedded_run(work, sandbox.url, first, last)
-        say(f"  done in {time.monotonic() - started:.0f} s: {len(outgoing):,} webhook deliveries")
-
         warehouse_url = stack.enter_context(throwaway_database(prefix="cc_stack_wh"))
         dagster_url = stack.enter_context(throwaway_database(prefix="cc_stack_dagster"))
         redis = RedisServer(work).start()
@@ -280,8 +284,12 @@ def run(events: int, days: int, reduced: bool, serve: bool, work: Path) -> int:
             stack.callback(process.stop)
             return process
 
+        # The code server loads the definitions (tens of seconds) while the embedded ingest runs here.
         start("code-server", [str(BIN / "dagster"), "code-server", "start", "-m", "cc_assets.definitions",
                               "-h", "127.0.0.1", "-p", str(code_port), "--location-name", LOCATION])
+        say("embedded run (DuckDB, local lake, one sidecar): its ingest ...")
+        embedded, outgoing = embedded_ingest(work, sandbox.url, first, last)
+        say(f"  done in {time.monotonic() - started:.0f} s: {len(outgoing):,} webhook deliveries")
         wait_until("the code server", lambda: subprocess.run(
             [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(code_port)], capture_output=True,
             timeout=30).returncode == 0, processes, timeout_s=180)
@@ -310,6 +318,9 @@ def run(events: int, days: int, reduced: bool, serve: bool, work: Path) -> int:
             for worker, half in zip(workers, halves, strict=True):
                 send_all(worker.url, half)
             say(f"  {len(halves[0]):,} + {len(halves[1]):,} deliveries acknowledged by the two workers")
+            # The embedded run's webhooks and build while the daemon runs the stack's ingest.
+            duckdb_path = embedded_build(embedded, outgoing)
+            say(f"  embedded run built in {time.monotonic() - started:.0f} s")
             wait_for_runs(instance, 1, processes)
             # The files, or with CC_LANDING_URL in the environment the shared landing the workers used.
             landed_days = [d.isoformat() for d in landing_for(Settings.from_env(env)).days("webhooks")]

@@ -51,16 +51,23 @@ WORLDS = {
                     "tests/cc_assets/test_reports.py"),
 }
 WORLD_OF = {module: world for world, modules in WORLDS.items() for module in modules}
+# Modules whose tests share nothing but are each minutes long: a unit per test, so both workers take some.
+EACH_ALONE = ("tests/scripts/test_demo.py", "tests/streaming/test_live_parity.py")
 # The longest first, so that neither worker is left with a long one at the end while the other idles
 # (minutes each in the last full run; every other module takes seconds to a minute).
 LONGEST_FIRST = ("now_world", "tests/scripts/test_stack.py", "tests/scripts/test_demo.py", "built_world",
                  "tests/streaming/test_live_parity.py", "tests/scripts/test_ui.py")
 
 
-def work_unit(nodeid: str) -> str:
-    """What runs whole on one worker: the shared world a test's module reads, else its module."""
+def _world_or_module(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0]
     return WORLD_OF.get(module, module)
+
+
+def work_unit(nodeid: str) -> str:
+    """What runs whole on one worker: the shared world a test's module reads, else its module (or
+    the test alone, in EACH_ALONE)."""
+    return nodeid if nodeid.split("::", 1)[0] in EACH_ALONE else _world_or_module(nodeid)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -86,7 +93,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not hasattr(config, "workerinput"):  # not a worker: the order does not matter
         return
     rank = {unit: n for n, unit in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))  # stable: the rest keep their order
+    items.sort(key=lambda item: rank.get(_world_or_module(item.nodeid), len(rank)))  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")
