@@ -75,9 +75,13 @@ demo: install
 	@$(BIN)/python -m scripts.run resources.dagster_home >/dev/null
 	@$(BIN)/python -m scripts.run scripts.demo
 
+# Two pytest-xdist workers, each module (or shared world) whole on one, the longest first
+# (tests/conftest.py); `make test TEST_WORKERS=0` runs in one process, as pytest alone does.
+TEST_WORKERS ?= 2
+
 test: install
 	@$(BIN)/python -m scripts.run resources.dagster_home >/dev/null
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 ui: install
 	@$(BIN)/python -m scripts.run resources.dagster_home >/dev/null
