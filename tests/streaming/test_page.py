@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -269,6 +270,12 @@ def _pull_request(repo: str, number: int, title: str) -> tuple[bytes, dict]:
     return body, github_headers(body, "pull_request")
 
 
+def _as_intl_rounds(usd: float) -> str:
+    """Dollars to cents as the page's Intl.NumberFormat rounds them: the number's shortest decimal
+    form, half up ($51.095 is $51.10), where Python's `:.2f` rounds the binary value ($51.09)."""
+    return f"{Decimal(repr(usd)).quantize(Decimal('0.01'), ROUND_HALF_UP):,}"
+
+
 @needs_page
 @pytest.mark.parametrize("width", sorted(WIDTHS))
 def test_the_page_loads_populated_with_no_errors(built, visit, tmp_path, width):
@@ -286,7 +293,7 @@ def test_the_page_loads_populated_with_no_errors(built, visit, tmp_path, width):
     seen.page.locator("[data-range='30d']").click()
     charts = seen.page.locator("[data-testid=charts]")
     expect(charts).to_contain_text(f"{month['sessions']['sessions']:,} sessions, "
-                                   f"${month['sessions']['costUsd']:,.2f} in range", timeout=10_000)
+                                   f"${_as_intl_rounds(month['sessions']['costUsd'])} in range", timeout=10_000)
     expect(charts).to_contain_text(f"{month['cron']['runs']:,} runs, {month['cron']['failed']:,} failed")
     assert month["sessions"]["sessions"] > 0 and month["cron"]["runs"] > 0, charts.inner_text()
     assert seen.elsewhere() == [] and seen.failed == [] and seen.errors == []
