@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,11 +47,13 @@ def _admin_url() -> str:
 # its module fixtures (a sidecar, a sandbox) start once.
 WORLDS = {
     "now_world": ("tests/streaming/test_api.py", "tests/streaming/test_tiers_api.py", "tests/streaming/test_page.py",
-                  "tests/streaming/test_openapi.py", "tests/cc_assets/test_pipeline_postgres.py"),
+                  "tests/streaming/test_openapi.py", "tests/streaming/test_graphql.py",
+                  "tests/cc_assets/test_pipeline_postgres.py"),
     "built_world": ("tests/cc_assets/test_pipeline.py", "tests/cc_assets/test_tiers.py",
                     "tests/cc_assets/test_reports.py"),
 }
 WORLD_OF = {module: world for world, modules in WORLDS.items() for module in modules}
+WORLD_FIXTURES = {"now_world", "now_world_pg", "built_world", "tiered"}
 # Modules whose tests share nothing but are each minutes long: a unit per test, so both workers take some.
 EACH_ALONE = ("tests/scripts/test_demo.py", "tests/streaming/test_live_parity.py")
 # The longest first, so that neither worker is left with a long one at the end while the other idles
@@ -92,6 +95,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not hasattr(config, "workerinput"):  # not a worker: the order does not matter
         return
+    unlisted = sorted({item.nodeid.split("::", 1)[0] for item in items
+                       if WORLD_FIXTURES.intersection(item.fixturenames) and _world_or_module(item.nodeid) not in WORLDS})
+    if unlisted:  # each worker would build the world it reads: correct, but tens of seconds more
+        warnings.warn(pytest.PytestWarning(f"{', '.join(unlisted)} read a shared world: list them in WORLDS "
+                                           "(tests/conftest.py)"), stacklevel=1)
     rank = {unit: n for n, unit in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(_world_or_module(item.nodeid), len(rank)))  # stable: the rest keep their order
 
