@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import socket
 import threading
@@ -34,7 +35,6 @@ from resources.settings import Settings
 from streaming.app import create_app
 from streaming.auth import hmac_sha256_hex, issue_token
 from streaming.graphql.export import SDL_PATH
-from streaming.state.workflows import MAX_SPACING_S
 
 SECRET = "test-jwt-secret"
 GITHUB_SECRET = "test-github-webhook-secret"
@@ -334,9 +334,9 @@ def _clients(server: Server) -> int:
 def test_a_subscription_gets_a_webhooks_event_and_the_workflow_update_within_a_second(server):
     """graphql-transport-ws, fed by the same rooms as /ws: a signed webhook's event reaches the
     subscriber within the bar's second of the webhook's acknowledgement (a /ws client of
-    `events:all` gets it from the same fan-out), and the workflow's new state as soon as the live
-    state has computed it: within the second too, unless a busy host has the live state spacing
-    its runs (`MAX_SPACING_S`, streaming/state/workflows.py), which no subscriber can make faster."""
+    `events:all` gets it from the same fan-out), and the workflow's new state within the second
+    too: a webhook after a quiet spell is computed by the live state at once (its spacing under a
+    flood counts the quiet time, streaming/state/workflows.py)."""
     issue_key = rest(server, "/api/workflows", limit=500)["workflows"]
     issue_key, workflow_id = next((w["linearIssueKey"], w["id"]) for w in issue_key if w["linearIssueKey"])
     body = _pull_request_opened("acme/api", 91001, f"{issue_key}: subscribed", f"{issue_key.lower()}-sub")
@@ -365,9 +365,12 @@ def test_a_subscription_gets_a_webhooks_event_and_the_workflow_update_within_a_s
                                                         "X-Hub-Signature-256": "sha256=" + hmac_sha256_hex(GITHUB_SECRET, body)})
             assert response.status_code == 202, response.text
             acknowledged = time.monotonic()
+            # The bar's second for the update too, on a host with a core to spare; on one busier
+            # than its cores (CI on two xdist workers) the live state's run is slowed as much.
+            busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
             got = {}
             while len(got) < 2:
-                within = 1.0 if "events" not in got else 1.0 + MAX_SPACING_S
+                within = 1.0 if "events" not in got or not busy else 3.0
                 try:
                     message = await _next(ws, lambda m: m["type"] == "next", within - (time.monotonic() - acknowledged))
                 except TimeoutError:
