@@ -218,11 +218,17 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     except RuntimeError:  # the socket was closed under us (kicked or expired)
         pass
     finally:
-        if expiry is not None:
-            expiry.cancel()
-        was_kicked = client.kicked
-        hub.remove(client)
-        if not was_kicked:
-            client.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await client.task
+        await release(hub, client, expiry)
+
+
+async def release(hub: Any, client: Any, expiry: asyncio.TimerHandle | None) -> None:
+    """A hub client's end (a /ws connection's or a GraphQL subscription's): off the hub, its token
+    timer stopped, its sender task finished (a kicked client's task ends by itself)."""
+    if expiry is not None:
+        expiry.cancel()
+    was_kicked = client.kicked
+    hub.remove(client)
+    if not was_kicked:
+        client.task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await client.task

@@ -12,7 +12,6 @@ log, has the oldest dropped, and is closed when it stays behind (`CC_WS_QUEUE_MA
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from graphql import GraphQLError
 
 from streaming.auth import Principal
 from streaming.rooms import not_a_room
-from streaming.ws import CLOSE_UNAUTHORIZED
+from streaming.ws import CLOSE_UNAUTHORIZED, release
 
 
 @dataclass(frozen=True)
@@ -77,11 +76,4 @@ async def room_messages(sidecar: Any, principal: Principal, rooms: list[str],
             for item in items:
                 yield orjson.loads(item)
     finally:
-        if expiry is not None:
-            expiry.cancel()
-        was_kicked = client.kicked
-        hub.remove(client)
-        if not was_kicked:
-            client.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await client.task
+        await release(hub, client, expiry)
