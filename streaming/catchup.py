@@ -27,6 +27,7 @@ from cc_events.registry import normalize_delivery
 from cc_events.sources.webhooks import LANDING_STREAM
 from resources.storage.landing import LandingLog
 from streaming.live import event_dict
+from streaming.state.workflows import carried_by
 from streaming.webhooks import Delivery
 
 # The sidecar (streaming.sidecar.Sidecar) that calls in here: not imported, even for typing, as it
@@ -130,7 +131,7 @@ def _take(sidecar: Sidecar, lines: list[tuple[datetime, dict[str, Any]]], ours: 
             if event.id not in live:  # else the live path has it, as new or newer
                 rows.append(event_dict(event, at, sidecar.correlator.workflow_for))
                 ours.add(event.id)
-        carried += sidecar.carried(delivery, at)
+        carried += carried_by(delivery, at)
     sidecar.live.add(rows)
     sidecar.state.note([r["event_id"] for r in rows], carried)
     return len(rows)

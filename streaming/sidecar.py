@@ -21,7 +21,6 @@ from fastapi.responses import JSONResponse
 from cc_alerts.facts import Facts
 from cc_alerts.store import alert_store
 from cc_events import InvalidRecord, NormalizeContext
-from cc_events.delivered import carried_rows
 from cc_events.latest import context_from_lake
 from cc_events.model import NormalizedEvent
 from cc_events.registry import normalize_delivery
@@ -46,7 +45,7 @@ from streaming.ratelimit import RateLimits
 from streaming.rooms import ALL_WORKFLOWS, Hub, message
 from streaming.samples import ROOM as METRICS_ROOM
 from streaming.samples import LiveSamples
-from streaming.state.workflows import LiveState, delivered_source
+from streaming.state.workflows import LiveState, carried_by
 from streaming.telemetry import Telemetry
 from streaming.webhooks import Delivery
 
@@ -383,7 +382,7 @@ class Sidecar:
     async def _publish_landed(self, delivery: Delivery, events: list[NormalizedEvent], received_at: datetime) -> None:
         """Publish what a landed delivery produced; it stays landed whatever happens here."""
         try:
-            await self.publish(events, received_at, delivery.action, self.carried(delivery, received_at))
+            await self.publish(events, received_at, delivery.action, carried_by(delivery, received_at))
             if delivery.event == ALERT_KIND:
                 await self.broker.publish(ALERTS_ROOM, message(ALERT_KIND, ALERTS_ROOM, delivery.payload))
         except Exception:
@@ -454,16 +453,6 @@ class Sidecar:
             self.correlator.workflow_for(row.get("correlation_keys") or [])
         self.live.add(rows)
         self.state.note([r["event_id"] for r in rows], [tuple(c) for c in shared.get("carried") or ()])
-
-    def carried(self, delivery: Delivery, received_at: datetime) -> list[tuple[str, dict]]:
-        """The raw rows the delivery carries (a PR, a Linear issue, a cron run), exactly as the next
-        landing writes them (cc_events/delivered.py): the live state runs the staging models over them."""
-        try:
-            return [(delivered_source(table), row) for table, row in carried_rows(
-                delivery.source, delivery.event, delivery.payload, received_at, with_raw=False)]
-        except Exception:  # noqa: BLE001 - landed regardless; the next build has it
-            log.exception("reading the records %s carries failed", delivery.id)
-            return []
 
     async def publish(self, events: list[NormalizedEvent], received_at: datetime, action: str | None = None,
                       carried: list[tuple[str, dict]] | None = None) -> None:

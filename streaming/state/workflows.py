@@ -30,6 +30,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from cc_events.delivered import carried_rows
 from cc_events.keys import PRIORITY
 from resources.settings import Settings
 from resources.storage.lake import raw_schema
@@ -417,6 +418,17 @@ def raw_table(source: str):
 def delivered_source(table: tuple[str, str]) -> str:
     """The dbt source name of the delivered twin of a polled table (`webhooks.linear__issues`)."""
     return f"webhooks.{table[0]}__{table[1]}"
+
+
+def carried_by(delivery: Any, received_at: datetime) -> list[tuple[str, dict]]:
+    """The raw rows a delivery carries (a PR, a Linear issue, a cron run), exactly as the next
+    landing writes them (cc_events/delivered.py): the live state runs the staging models over them."""
+    try:
+        return [(delivered_source(table), row) for table, row in carried_rows(
+            delivery.source, delivery.event, delivery.payload, received_at, with_raw=False)]
+    except Exception:  # noqa: BLE001 - landed regardless; the next build has it
+        log.exception("reading the records %s carries failed", delivery.id)
+        return []
 
 
 def _sources_of(models: compiled.LiveModels, target: str) -> set[str]:
