@@ -123,3 +123,22 @@ def test_websocket_connections_count_as_subscribe(make_sidecar):
             assert "pong" in types
 
     asyncio.run(scenario())
+
+
+def test_the_in_process_window_slides_hit_by_hit():
+    """Without Redis: the window counts the hits of the last second exactly, and a hit frees its
+    place when it ages out of the window, not when a fixed window rolls over."""
+    import time
+
+    from streaming.ratelimit import LocalWindows, parse
+
+    windows, (item,) = LocalWindows(), parse("3/second")
+    assert [windows.hit(item, "alice", "read") for _ in range(4)] == [True, True, True, False]
+    assert windows.hit(item, "bob", "read")  # another key, another window
+    stats = windows.get_window_stats(item, "alice", "read")
+    assert stats.remaining == 0 and 0 < stats.reset_time - time.time() <= 1
+    time.sleep(0.6)
+    assert not windows.hit(item, "alice", "read")  # the first three are still in the last second
+    time.sleep(0.5)
+    assert [windows.hit(item, "alice", "read") for _ in range(4)] == [True, True, True, False]
+    assert not windows.hit(item, "alice", "read", cost=2)
