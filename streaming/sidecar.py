@@ -276,11 +276,15 @@ class Sidecar:
         Every replica computes the same state from the same events: each tells its own clients."""
         from streaming.data.queries import workflow_out
 
-        counts = self.state.snapshot.live_counts
+        counts, joined = self.state.snapshot.live_counts, self.hub.rooms
         for row in rows:
+            # Only for rooms this replica's clients are in: under a flood most workflows have none.
+            rooms = [r for r in (f"workflows:{row['workflow_id']}", ALL_WORKFLOWS) if r in joined]
+            if not rooms:
+                continue
             body = workflow_out(row, counts.get(row["workflow_id"], 0), True).model_dump(mode="json", by_alias=True)
             stamp = body["lastEventAt"]
-            for room in (f"workflows:{row['workflow_id']}", ALL_WORKFLOWS):
+            for room in rooms:
                 self.hub.deliver(room, message("workflow.updated", room, body, stamp))
 
     # --- in -------------------------------------------------------------------------------------
