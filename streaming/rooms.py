@@ -259,7 +259,7 @@ class Group:
     def flush(self) -> None:
         """Release the log to the members: write the turn to each idle one now, wake the others'
         senders. The loop runs once per member and turn, so it is kept to attribute reads."""
-        started = time.thread_time()
+        started = time.perf_counter()
         self._timer = None
         self._last_flush = asyncio.get_running_loop().time()
         self.cut = head = self.head
@@ -297,10 +297,11 @@ class Group:
             sent = self.hub.sent
             sent.frames += frames
             sent.bytes += written
-        # The writes' CPU time, not the wall clock's: a turn preempted by another process (or paused
-        # by a collection) was not expensive. Never longer than the fixed window would wait.
-        pause = min((time.thread_time() - started) * self.hub.rest, self.hub.interval())
-        self._ready_at = time.perf_counter() + pause
+        # The writes' wall time: the thread's CPU time would not count a turn preempted by another
+        # process, but it is a system call (~2 µs here, twice a turn), where the wall clock is read
+        # in user space. A preempted turn pauses the room longer, never longer than the fixed window.
+        ended = time.perf_counter()
+        self._ready_at = ended + min((ended - started) * self.hub.rest, self.hub.interval())
 
     def slice(self, start: int, end: int) -> list[Any]:
         start = max(start, self.base)
