@@ -161,6 +161,36 @@ class Guard:
             self._schedule(loop, min(nexts))
 
 
+class HeadWithBody:
+    """A webhook response's transport: its head is written with its body, one system call per
+    response where uvicorn makes two (a write to a loopback socket runs the receiver's side of TCP
+    too). Only for the webhook routes, whose answer (`streaming.webhooks.fast_path`) sends both at
+    once: a streamed response's head must not wait for its first part."""
+
+    __slots__ = ("transport", "head")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport, self.head = transport, b""
+
+    def write(self, data: bytes) -> None:
+        if self.head is None:
+            self.transport.write(data)
+        elif not self.head:
+            self.head = data  # the head: held for the body
+        else:
+            self.transport.write(self.head + data)
+            self.head = None
+
+    def close(self) -> None:
+        if self.head:
+            self.transport.write(self.head)
+        self.head = None
+        self.transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with read timeouts and the connection budget (`Guard`)."""
 
@@ -210,6 +240,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().handle_websocket_upgrade()
 
     def _start_asgi_task(self, cycle, app) -> None:
+        from streaming.webhooks import ROUTES  # the worker's app has it loaded; the launcher never needs it
+
+        if cycle.scope["method"] == "POST" and cycle.scope["path"] in ROUTES:
+            cycle.transport = HeadWithBody(cycle.transport)
+
         async def run(scope, receive, send) -> None:
             try:
                 await app(scope, receive, send)
