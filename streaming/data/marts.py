@@ -84,7 +84,9 @@ class DuckDBSnapshot:
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
     def in_list(self, column: str, param: str) -> str:
-        return f"list_contains(%({param})s, {column})"
+        # Not `list_contains(list, column)`: a function call per row, where `= any` is a join
+        # against the list (50 workflows' events out of 10.8M rows: 224 against 431 ms).
+        return f"{column} = any(%({param})s)"
 
     def close(self) -> None:
         pass
