@@ -9,16 +9,14 @@ checks them against this class).
 
 A bad value raises `SettingsError`, one line naming the variable and the form it wants
 (`CC_WS_QUEUE_MAX: expected an integer, got '1k'`); an unknown `CC_*` variable is reported once
-with the closest known name, since a misspelt one would otherwise be silently ignored.
+with the closest known name. How the variables reach the class, and how their mistakes are told,
+is resources/settings_env.py.
 """
 
 from __future__ import annotations
 
-import difflib
-import logging
 import os
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,13 +24,22 @@ from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlparse
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from resources.settings_env import (
+    ENV_FILE,
+    EXPLICIT_ENV,
+    PREFIX,
+    MappingSource,
+    check_rate_limit,
+    describe,
+    dotenv_names,
+    warn_unknown,
+)
+from resources.settings_env import UNLIMITED as UNLIMITED  # re-exported for streaming/ratelimit.py
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
-ENV_FILE = ".env"
-PREFIX = "CC_"
-UNLIMITED = "unlimited"  # a rate limit that is none (CC_RATE_LIMIT_*)
 
 GITHUB_API_URL = "https://api.github.com"
 LINEAR_API_URL = "https://api.linear.app/graphql"
@@ -41,8 +48,6 @@ LINEAR_API_URL = "https://api.linear.app/graphql"
 OTHER_VARIABLES = frozenset({"CC_DBT_PG_HOST", "CC_DBT_PG_PORT", "CC_DBT_PG_USER", "CC_DBT_PG_PASSWORD",
                              "CC_DBT_PG_DBNAME", "CC_DBT_PG_SCHEMA", "CC_TEST_REDIS_URL",
                              "CC_TEST_STATIC_DIR"})
-
-log = logging.getLogger(__name__)
 
 Secret = Annotated[str | None, Field(default=None, repr=False)]
 # Comma-separated lists (`CC_GITHUB_REPOS=acme/api,acme/web`), not the JSON pydantic-settings expects.
@@ -76,21 +81,6 @@ class PostgresParams:
             password=unquote(parsed.password or ""),
             dbname=(parsed.path or "/postgres").lstrip("/") or "postgres",
         )
-
-
-# `Settings.from_env(mapping)` reads that mapping instead of os.environ and `.env`; the sources
-# are chosen per class, so the mapping reaches `settings_customise_sources` through this variable.
-_EXPLICIT_ENV: ContextVar[Mapping[str, str] | None] = ContextVar("cc_explicit_env", default=None)
-
-
-class _MappingSource(EnvSettingsSource):
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {(k if self.case_sensitive else k.lower()): v for k, v in self._environ.items()
-                if not (self.env_ignore_empty and v == "")}
 
 
 class Settings(BaseSettings):
@@ -301,9 +291,9 @@ class Settings(BaseSettings):
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
                                    file_secret_settings):
-        explicit = _EXPLICIT_ENV.get()
+        explicit = EXPLICIT_ENV.get()
         if explicit is not None:
-            return init_settings, _MappingSource(settings_cls, explicit)
+            return init_settings, MappingSource(settings_cls, explicit)
         if Path(ENV_FILE).is_file():
             return init_settings, env_settings, dotenv_settings
         return init_settings, env_settings  # the .env source costs half a call even with no file
@@ -312,17 +302,15 @@ class Settings(BaseSettings):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings from the environment and `.env`, or from `environ` alone when given.
         Raises `SettingsError` (one line per bad variable); warns once per unknown `CC_*` name."""
-        if environ is None:
-            _warn_unknown({**_dotenv_names(), **os.environ})
-        else:
-            _warn_unknown(environ)
-        token = _EXPLICIT_ENV.set(dict(environ) if environ is not None else None)
+        warn_unknown({**dotenv_names(), **os.environ} if environ is None else environ,
+                     variables().keys() | OTHER_VARIABLES)
+        token = EXPLICIT_ENV.set(dict(environ) if environ is not None else None)
         try:
             return cls()
         except ValidationError as exc:
-            raise SettingsError("\n".join(_describe(error) for error in exc.errors())) from None
+            raise SettingsError("\n".join(describe(error, variable) for error in exc.errors())) from None
         finally:
-            _EXPLICIT_ENV.reset(token)
+            EXPLICIT_ENV.reset(token)
 
     @field_validator("github_repos", "linear_teams", "cdc_tables", "log_paths", "report_to", mode="before")
     @classmethod
@@ -335,7 +323,7 @@ class Settings(BaseSettings):
                      mode="after")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
-        return _rate_limit(value)
+        return check_rate_limit(value)
 
     @field_validator("rate_limit_overrides", mode="after")
     @classmethod
@@ -343,7 +331,7 @@ class Settings(BaseSettings):
         for scope, limit in value.items():
             if ":" not in scope:
                 raise ValueError(f'expected "<action>:<user or source>" keys, got {scope!r}')
-            _rate_limit(limit)
+            check_rate_limit(limit)
         return value
 
     @field_validator("alert_urls", mode="before")
@@ -492,17 +480,6 @@ class Settings(BaseSettings):
         }
 
 
-def _rate_limit(value: str) -> str:
-    from limits import parse_many
-
-    if value.strip().lower() != UNLIMITED:
-        try:
-            parse_many(value)
-        except ValueError:
-            raise ValueError('expected limits like "600/minute" or "10/second;600/minute", or unlimited') from None
-    return value
-
-
 def variable(name: str) -> str:
     """The environment variable of a field: `ws_queue_max` → `CC_WS_QUEUE_MAX`."""
     alias = Settings.model_fields[name].validation_alias
@@ -513,42 +490,3 @@ def variables() -> dict[str, str]:
     """Every settings variable → its field name."""
     return {variable(name): name for name in Settings.model_fields}
 
-
-_EXPECTED = {"int_parsing": "expected an integer", "int_from_float": "expected an integer",
-             "float_parsing": "expected a number", "bool_parsing": "expected true or false"}
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    """One line for one pydantic error: the variable, the form it wants, the value it got."""
-    field = str(error["loc"][0]) if error["loc"] else "?"
-    name = field if field.startswith(PREFIX) else variable(field)
-    kind = error["type"]
-    if kind in _EXPECTED:
-        expected = _EXPECTED[kind]
-    elif kind == "literal_error":
-        expected = "expected " + str(error["ctx"]["expected"]).replace("'", "")
-    elif kind == "value_error":
-        expected = str(error["ctx"]["error"])
-    else:  # bounds (greater_than_equal, ...): pydantic's own words say it well
-        expected = "expected a value " + error["msg"].removeprefix("Input should be ")
-    return f"{name}: {expected}, got {error['input']!r}"
-
-
-def _dotenv_names() -> dict[str, str]:
-    if not Path(ENV_FILE).is_file():
-        return {}
-    from dotenv import dotenv_values
-
-    return {k: v or "" for k, v in dotenv_values(ENV_FILE).items()}
-
-
-_warned: set[str] = set()
-
-
-def _warn_unknown(environ: Mapping[str, str]) -> None:
-    known = variables().keys() | OTHER_VARIABLES
-    for name in sorted(n for n in environ if n.startswith(PREFIX) and n not in known and n not in _warned):
-        _warned.add(name)
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        log.warning("unknown variable %s%s: ignored", name, hint)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from resources import settings as settings_module
+from resources import settings_env
 from resources.settings import DEFAULT_DATA_DIR, PROJECT_ROOT, Settings, SettingsError, variable, variables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,8 +66,8 @@ def test_a_bad_value_is_one_line_naming_the_variable(env, message) -> None:
 
 
 def test_unknown_variables_are_reported_with_the_closest_name(caplog) -> None:
-    settings_module._warned.discard("CC_WAREHOUSES")
-    with caplog.at_level(logging.WARNING, logger="resources.settings"):
+    settings_env._warned.discard("CC_WAREHOUSES")
+    with caplog.at_level(logging.WARNING, logger="resources.settings_env"):
         s = Settings.from_env({"CC_WAREHOUSES": "postgres", "CC_DBT_PG_HOST": "h", "CC_DATA_DIR": "/tmp/x"})
     assert s.warehouse == "duckdb"
     assert [r.getMessage() for r in caplog.records] == [
