@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     # CC_EVENTS_API_TOKEN (no token: it only lands them). Unset: the local one of `make ui` and
     # `make sidecar`, http://127.0.0.1:$CC_SIDECAR_PORT.
     sidecar_url: str | None = None
+    # The metrics agent's seconds between samples (`python -m resources.ingest.metrics_agent`, which
+    # `make ui` starts; its `--interval` overrides this).
+    metrics_interval_s: float = Field(30.0, gt=0)
     # The page and the API docs' assets the sidecar serves at `/` and `/static/` (`page/`,
     # `vendor/`). Unset: the built ones in the package, `streaming/static`.
     static_dir: Path | None = None

@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -315,8 +316,11 @@ def run(events: int, days: int, reduced: bool, serve: bool, work: Path) -> int:
             launch(env, workspace, "ingest_job", {"dagster/asset_partition_range_start": first,
                                                   "dagster/asset_partition_range_end": last})
             halves = [[d for d in outgoing if hash(d.key or d.at) % 2 == n] for n in range(2)]
-            for worker, half in zip(workers, halves, strict=True):
-                send_all(worker.url, half)
+            # Both workers at once, as a load balancer in front of them sends (not one after the other).
+            with ThreadPoolExecutor(len(workers)) as pool:
+                for sent in [pool.submit(send_all, worker.url, half)
+                             for worker, half in zip(workers, halves, strict=True)]:
+                    sent.result()
             say(f"  {len(halves[0]):,} + {len(halves[1]):,} deliveries acknowledged by the two workers")
             # The embedded run's webhooks and build while the daemon runs the stack's ingest.
             duckdb_path = embedded_build(embedded, outgoing)

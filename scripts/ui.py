@@ -121,7 +121,8 @@ def main() -> int:
             _wait_for(f"{env['CC_SIDECAR_URL']}/healthz", SIDECAR_WAIT_S)
             agent = _start([sys.executable, "-m", "resources.ingest.metrics_agent"], env)
             stack.callback(_stop, agent, signal.SIGTERM)
-            print(f"metrics agent sending this host's samples every 30 s to {env['CC_SIDECAR_URL']} "
+            print(f"metrics agent sending this host's samples every {settings.metrics_interval_s:g} s to "
+                  f"{env['CC_SIDECAR_URL']} "
                   f"({'CC_EVENTS_API_TOKEN' if settings.events_api_token else 'a token made for this session'})",
                   flush=True)
             dagster = _start([str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(settings.ui_port)])

@@ -1,4 +1,5 @@
-"""The system metrics agent: CPU, memory, disk and network of this host every 30 s (psutil).
+"""The system metrics agent: CPU, memory, disk and network of this host every 30 s (psutil;
+`CC_METRICS_INTERVAL_S`).
 
 `python -m resources.ingest.metrics_agent [--interval 30] [--once]` takes one sample per tick and,
 with `CC_EVENTS_API_TOKEN` set, sends it to the sidecar (`POST $CC_SIDECAR_URL/events`, kind
@@ -264,12 +265,13 @@ class MetricsAgent:
 
 
 def main(argv: list[str] | None = None) -> None:
+    settings = Settings.from_env()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--interval", type=float, default=30.0, help="seconds between samples")
+    parser.add_argument("--interval", type=float, default=settings.metrics_interval_s,
+                        help="seconds between samples (default: CC_METRICS_INTERVAL_S, 30)")
     parser.add_argument("--once", action="store_true", help="one sample (and the outbox), then exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s metrics agent: %(message)s")
-    settings = Settings.from_env()
     agent = MetricsAgent(settings)
     if agent.pushes:
         log.info("sending samples every %.0f s to %s (%d waiting in the outbox)", args.interval, agent.url,

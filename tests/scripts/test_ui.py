@@ -36,7 +36,9 @@ def ui_env(tmp_path: Path) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("CC_")},
             "CC_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(home),
             "CC_UI_PORT": str(free_port()), "CC_SIDECAR_PORT": str(free_port()),
-            "CC_SANDBOX_URL": f"http://127.0.0.1:{free_port()}", "CC_JWT_SECRET": JWT_SECRET}
+            "CC_SANDBOX_URL": f"http://127.0.0.1:{free_port()}", "CC_JWT_SECRET": JWT_SECRET,
+            # A sample every 2 s: the test waits for the first one sent after it subscribed (up to 30 s by default).
+            "CC_METRICS_INTERVAL_S": "2"}
 
 
 def _answers(url: str) -> bool:
@@ -61,9 +63,11 @@ def test_ui_starts_and_a_sigterm_leaves_no_process_behind(ui_env: dict[str, str]
             time.sleep(1)
         started = psutil.Process(ui.pid).children(recursive=True)
         assert len(started) >= 6  # sandbox, sidecar, metrics agent, dagster dev + its webserver, daemon, code server
-        # The metrics agent sends this host to the sidecar (with the session's token), every 30 s.
+        # The metrics agent sends this host to the sidecar (with the session's token), every 2 s here.
         sample = asyncio.run(_next_metrics_sample(f"ws://127.0.0.1:{ui_env['CC_SIDECAR_PORT']}/ws"))
         assert sample["host"] == socket.gethostname()
+        # The agent's own line: it took CC_METRICS_INTERVAL_S (read apart from `log`, whose offset ui shares).
+        assert "sending samples every 2 s" in (tmp_path / "ui.log").read_text()
         ui.send_signal(signal.SIGTERM)
         assert ui.wait(120) == 0
         gone, alive = psutil.wait_procs(started, timeout=10)
@@ -79,7 +83,7 @@ def test_ui_starts_and_a_sigterm_leaves_no_process_behind(ui_env: dict[str, str]
 async def _next_metrics_sample(url: str) -> dict:
     async with websockets.connect(f"{url}?token={issue_token(JWT_SECRET, 'tester')}") as ws:
         await ws.send(json.dumps({"type": "subscribe", "rooms": ["metrics:realtime"]}))
-        while True:  # the agent samples every 30 s
+        while True:  # the agent samples every CC_METRICS_INTERVAL_S
             message = json.loads(await asyncio.wait_for(ws.recv(), 45))
             if message["type"] == "system.metrics":
                 return message["payload"]
