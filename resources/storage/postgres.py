@@ -92,7 +92,7 @@ class PostgresWarehouse:
             self._ensure_table(cur, table, data.schema)
             name = sql.Identifier(self.schema, table)
             cur.execute(sql.SQL("delete from {} where _partition_date = %s").format(name), (day,))
-            columns = sql.SQL(", ").join(sql.Identifier(n) for n in data.column_names)
+            columns = sql.SQL(", ").join(sql.Identifier(n) for n in data.schema.names)
             # Arrow writes UTF-8 whatever the database's encoding: say so, and Postgres converts.
             cur.execute("set local client_encoding to 'UTF8'")
             with cur.copy(sql.SQL("copy {} ({}) from stdin (format csv)").format(name, columns)) as copy:
