@@ -7,14 +7,14 @@ landed, and moves the cursor only after every partition is written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from cc_assets.partitions import Window
 from cc_events.raw_tables import RawTable
 from resources.storage.cursors import CursorStore
-from resources.storage.lake import Lake
+from resources.storage.lake import Lake, raw_schema
 
 
 @dataclass(frozen=True)
@@ -62,28 +62,25 @@ def incremental_since(table: RawTable, cursors: Mapping[str, object], window: Wi
     return since
 
 
-def merge_landed(lake: Lake, table: RawTable, key: tuple[str, ...], window: Window,
-                 rows_by_day: dict[date, list[dict]]) -> None:
-    """Add to each day's fetched rows the rows already landed that this run did not fetch again."""
-    fetched = {tuple(row[k] for k in key) for rows in rows_by_day.values() for row in rows}
-    for day in window.days:
-        existing = lake.read(("raw", table.source, table.entity), day)
-        if existing is None:
-            continue
-        kept = [row for row in existing.drop_columns(["_partition_date", "_ingested_at"]).to_pylist()
-                if tuple(row[k] for k in key) not in fetched]
-        rows_by_day[day] = kept + rows_by_day.get(day, [])
+def kept_rows(lake: Lake, table: RawTable, key: tuple[str, ...], day: date,
+              fetched: set[tuple]) -> Iterator[list[dict]]:
+    """The rows already landed on `day` that this run did not fetch again, a batch at a time
+    (their lineage is the run's: they are written again with it)."""
+    names = [f.name for f in raw_schema(table) if f.name not in ("_partition_date", "_ingested_at")]
+    for rows in lake.iter_rows(("raw", table.source, table.entity), day, columns=names):
+        yield [row for row in rows if tuple(row[k] for k in key) not in fetched]
 
 
-def advance_cursors(store: CursorStore, incremental: Incremental, rows_by_day: dict[date, list[dict]]) -> dict:
-    """Move each scope's cursor to the newest landed record; a cursor never moves back."""
-    marks: dict[str, datetime] = {}
-    for rows in rows_by_day.values():
-        for row in rows:
-            scope = incremental.scope(row)
-            value = row.get(incremental.column)
-            if scope and value is not None and (scope not in marks or value > marks[scope]):
-                marks[scope] = value
+def note_mark(incremental: Incremental, row: dict, marks: dict[str, datetime]) -> None:
+    """Keep in `marks` the newest `incremental.column` seen per scope, `row` included."""
+    scope = incremental.scope(row)
+    value = row.get(incremental.column)
+    if scope and value is not None and (scope not in marks or value > marks[scope]):
+        marks[scope] = value
+
+
+def advance_cursors(store: CursorStore, marks: Mapping[str, datetime]) -> dict:
+    """Move each scope's cursor to the newest landed record (`note_mark`); a cursor never moves back."""
     current = store.all()
     moved = {}
     for scope, mark in marks.items():

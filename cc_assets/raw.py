@@ -4,17 +4,19 @@ A source describes its entities as `RawSpec`s (cc_assets/sources/<source>.py): t
 fetch, the record time that picks the partition, and optionally an incremental cursor or a pull
 that first moves pushed data into the landing log. `build_raw_asset` turns a spec into the asset.
 
-Each run pages its source once for the whole partition window, buckets records by their day,
-and replaces every partition of the window. Records that break the schema and pages that cannot
-be read go to the dead-letter store with the reason; the rest lands. A source that stays down
-fails its own asset with the client's message, and the other sources land regardless.
+Each run pages its source once for the whole partition window, sends records to their day's
+partition as they arrive (`CHUNK_ROWS` at a time, so a run's memory does not grow with its
+window), and replaces every partition of the window once the source is read to the end. Records
+that break the schema and pages that cannot be read go to the dead-letter store with the reason;
+the rest lands. A source that stays down fails its own asset with the client's message, and the
+other sources land regardless.
 """
 
 import inspect
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from dagster import (
@@ -34,18 +36,22 @@ from dagster import (
 )
 
 from cc_assets.freshness import freshness_policy
-from cc_assets.incremental import Incremental, advance_cursors, incremental_since, merge_landed
+from cc_assets.incremental import Incremental, advance_cursors, incremental_since, kept_rows, note_mark
 from cc_assets.partitions import Window, daily_partitions, single_run_backfill
 from cc_events.model import InvalidRecord
 from cc_events.raw_tables import RawTable
 from resources.http.client import MalformedPage, SourceUnavailable, dumps
 from resources.platform import PlatformResource
 from resources.sources.paging import Item
-from resources.storage.lake import DeadLetter, raw_schema
+from resources.storage.lake import DeadLetter, Lake, WrittenPartition, load_written, raw_schema
 from resources.storage.landing import LandingLog, landing_for
 
 # A pushed stream's run pulls for at most this long, then lands what it has: its sensor runs again soon.
 PULL_BUDGET_S = 10.0
+
+# Flattened rows a landing holds before they go to their day's file (one row group each): at
+# 2-3 KB a row with its `_raw` JSON, some 50 MB whatever the window or the source's size.
+CHUNK_ROWS = 20_000
 
 # A fetched record, what the fetch knew about it (repo, PR number), and its day when the
 # day comes from the fetch (a review lands in its PR's partition) rather than from the record.
@@ -91,30 +97,66 @@ def from_landing(platform: PlatformResource, stream: str, days: Iterable[date],
 
 @dataclass
 class Landing:
-    rows_by_day: dict[date, list[dict]]
-    dead_letters: list[DeadLetter]
+    written: dict[date, WrittenPartition]
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    marks: dict[str, datetime] = field(default_factory=dict)  # per cursor scope, the newest record landed
 
 
-def collect(spec: RawSpec, fetched: Iterable[Fetch], window: Window) -> Landing:
-    """Flatten fetched records into per-day rows; what cannot be used becomes a dead letter."""
+def land_fetched(spec: RawSpec, fetched: Iterable[Fetch], window: Window, lake: Lake, ingested_at: datetime,
+                 chunk_rows: int = CHUNK_ROWS) -> Landing:
+    """Flatten fetched records into their days' partitions, `chunk_rows` rows in memory at most;
+    what cannot be used becomes a dead letter. Every day of the window is replaced, and only once
+    the source is read to the end: a failure on the way leaves every partition as it was. An
+    incremental window (`window.since`) keeps the rows already landed that were not fetched again."""
     table = spec.table
-    in_window = set(window.days)
-    rows_by_day: dict[date, list[dict]] = defaultdict(list)
-    dead: list[DeadLetter] = []
-    for item, extra, fixed_day in fetched:
-        if isinstance(item, MalformedPage):
-            dead.append(DeadLetter(table.source, table.entity, f"{item.reason} (page {item.url})", item.body))
-            continue
-        try:
-            row = table.flatten(item, extra)
-        except InvalidRecord as exc:
-            dead.append(DeadLetter(table.source, table.entity, str(exc), dumps({"record": item, "context": extra})))
-            continue
-        row["_raw"] = dumps(item)
-        day = fixed_day if fixed_day is not None else row[spec.day_column].date()
-        if day in in_window:
-            rows_by_day[day].append(row)
-    return Landing(rows_by_day, dead)
+    schema = raw_schema(table)
+    path = ("raw", table.source, table.entity)
+    merging = spec.incremental is not None and bool(window.since)
+    fetched_keys: set[tuple] = set()
+    buffered: dict[date, list[dict]] = {day: [] for day in window.days}
+    held = 0
+    landing = Landing({})
+    with ExitStack() as stack:
+        writers = {day: stack.enter_context(lake.writer(path, day, schema, ingested_at)) for day in window.days}
+
+        def flush() -> None:
+            for day, rows in buffered.items():
+                writers[day].write(rows)
+                rows.clear()
+
+        for item, extra, fixed_day in fetched:
+            if isinstance(item, MalformedPage):
+                landing.dead_letters.append(DeadLetter(table.source, table.entity,
+                                                       f"{item.reason} (page {item.url})", item.body))
+                continue
+            try:
+                row = table.flatten(item, extra)
+            except InvalidRecord as exc:
+                landing.dead_letters.append(DeadLetter(table.source, table.entity, str(exc),
+                                                       dumps({"record": item, "context": extra})))
+                continue
+            row["_raw"] = dumps(item)
+            day = fixed_day if fixed_day is not None else row[spec.day_column].date()
+            if day not in buffered:
+                continue
+            buffered[day].append(row)
+            if spec.incremental:
+                note_mark(spec.incremental, row, landing.marks)
+            if merging:
+                fetched_keys.add(tuple(row[k] for k in spec.incremental.key))
+            held += 1
+            if held >= chunk_rows:
+                flush()
+                held = 0
+        flush()
+        if merging:
+            for day in window.days:
+                for rows in kept_rows(lake, table, spec.incremental.key, day, fetched_keys):
+                    writers[day].write(rows)
+                    for row in rows:
+                        note_mark(spec.incremental, row, landing.marks)
+        landing.written = {day: writer.commit() for day, writer in writers.items()}
+    return landing
 
 
 def column_schema(schema) -> TableSchema:
@@ -167,26 +209,22 @@ def build_raw_asset(spec: RawSpec):
         try:
             if spec.pull is not None:
                 context.log.info(spec.pull(platform, context.log))
-            landing = collect(spec, spec.fetch(platform, window), window)
+            landing = land_fetched(spec, spec.fetch(platform, window), window, platform.lake(), ingested_at)
         except SourceUnavailable as exc:
             raise Failure(description=f"{table.source} is unavailable, nothing landed for "
                                       f"{table.source}/{table.entity}: {exc}") from exc
-        if window.since:
-            merge_landed(platform.lake(), table, spec.incremental.key, window, landing.rows_by_day)
-        per_day = {}
-        total_bytes = 0
-        for day in window.days:
-            written = platform.land(("raw", table.source, table.entity), day,
-                                    landing.rows_by_day.get(day, []), schema, ingested_at)
-            per_day[day.isoformat()] = written.rows
-            total_bytes += written.bytes
+        warehouse = platform.postgres()
+        for day, written in landing.written.items():
+            load_written(warehouse, ("raw", table.source, table.entity), written, day)
+        per_day = {day.isoformat(): written.rows for day, written in landing.written.items()}
+        total_bytes = sum(written.bytes for written in landing.written.values())
         if landing.dead_letters:
             platform.lake().write_dead_letters(table.source, table.entity, window.days[-1],
                                                landing.dead_letters, ingested_at)
             context.log.warning("%d dead letter(s) for %s/%s, first: %s", len(landing.dead_letters),
                                 table.source, table.entity, landing.dead_letters[0].reason)
         # Cursors move only once every partition (and its dead letters) is durably written.
-        moved = advance_cursors(cursors, spec.incremental, landing.rows_by_day) if spec.incremental else {}
+        moved = advance_cursors(cursors, landing.marks) if spec.incremental else {}
         # A range run records these on every partition it wrote: they describe the run.
         table_rows = platform.lake().row_count(("raw", table.source, table.entity))
         return MaterializeResult(

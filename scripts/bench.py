@@ -236,9 +236,12 @@ def main() -> None:
                         if db:
                             _drop(admin_url, db)
                     runs.append(Run(size, target, events, workflows, exact, stages, overhead))
-                    summary = ", ".join(f"{s.name} {s.seconds:.1f}s" for s in stages)
+                    # Each stage's time and peak as soon as the target is done: a long run's first
+                    # target is readable while the next one runs.
+                    summary = ", ".join(f"{s.name} {s.seconds:.1f}s {s.peak_rss / MIB:,.0f} MiB" for s in stages)
                     print(f"size={size:,} target={target}: {events:,} events, {workflows:,} workflows, "
-                          f"correlation {'exact' if exact else 'NOT exact'}; {summary}", flush=True)
+                          f"correlation {'exact' if exact else 'NOT exact'}; sandbox peak "
+                          f"{sampler.peak(started)[1] / MIB:,.0f} MiB; {summary}", flush=True)
             worlds[size] = (generated, max(worlds[size][1], sampler.peak(started)[1]))
     print_tables(runs, worlds)
 

@@ -4,14 +4,16 @@ Layout (docs/contract.md §4): `<root>/<table path>/date=YYYY-MM-DD/part-0.parqu
 `raw/github/pull_requests` or `normalized/events`.
 A partition is written to a temporary file beside its target and moved over it with
 `os.replace`, so a reader sees the old partition or the new one, never half of either, and a
-re-run replaces rows instead of adding them.
+re-run replaces rows instead of adding them. A big partition is written in chunks as its rows
+arrive (`PartitionWriter`: one Parquet row group per chunk), so memory is bounded by the chunk,
+not by the partition or the window.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -108,7 +110,50 @@ class WrittenPartition:
     path: Path
     rows: int
     bytes: int
-    table: pa.Table  # what was written, for loaders that take the same rows elsewhere
+    schema: pa.Schema
+
+    def batches(self, rows: int = 50_000) -> pa.RecordBatchReader:
+        """What was written, read back a batch at a time (for loaders that take the same rows elsewhere)."""
+        return pa.RecordBatchReader.from_batches(self.schema, pq.ParquetFile(self.path).iter_batches(batch_size=rows))
+
+
+class PartitionWriter:
+    """One partition written a chunk at a time: each `write` appends its rows to a temporary file
+    beside the target as a row group, `commit` moves the file over the partition, `abort` (or an
+    exception inside `with`) deletes it and leaves the previous partition as it was."""
+
+    def __init__(self, lake: Lake, table: TablePath, day: date, schema: pa.Schema, ingested_at: datetime) -> None:
+        self.day, self.schema, self.ingested_at = day, schema, ingested_at
+        self.target = lake.partition_dir(table, day) / PART_FILE
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.target.parent / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
+        self.rows = 0
+        self._writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+
+    def write_table(self, data: pa.Table) -> None:
+        data = with_lineage(data, self.day, self.ingested_at)
+        self._writer.write_table(data)
+        self.rows += data.num_rows
+
+    def commit(self) -> WrittenPartition:
+        self._writer.close()
+        os.replace(self.tmp, self.target)
+        return WrittenPartition(self.target, self.rows, self.target.stat().st_size, self.schema)
+
+    def abort(self) -> None:
+        self._writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> PartitionWriter:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None:
+            self.abort()
 
 
 class Lake:
@@ -131,17 +176,12 @@ class Lake:
         schema: pa.Schema,
         ingested_at: datetime,
     ) -> WrittenPartition:
-        data = with_lineage(pa.Table.from_pylist(rows, schema=schema), day, ingested_at)
-        target_dir = self.partition_dir(table, day)
-        target_dir.mkdir(parents=True, exist_ok=True)
-        tmp = target_dir / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
-        try:
-            pq.write_table(data, tmp, compression="zstd")
-            os.replace(tmp, target_dir / PART_FILE)
-        finally:
-            tmp.unlink(missing_ok=True)
-        target = target_dir / PART_FILE
-        return WrittenPartition(target, data.num_rows, target.stat().st_size, data)
+        with self.writer(table, day, schema, ingested_at) as writer:
+            writer.write(rows)
+            return writer.commit()
+
+    def writer(self, table: TablePath, day: date, schema: pa.Schema, ingested_at: datetime) -> PartitionWriter:
+        return PartitionWriter(self, table, day, schema, ingested_at)
 
     def write_dead_letters(
         self, source: str, entity: str, day: date, letters: Iterable[DeadLetter], failed_at: datetime
@@ -173,6 +213,14 @@ class Lake:
             return None
         return pa.concat_tables([pq.read_table(f, columns=columns) for f in files], promote_options="default")
 
+    def iter_rows(self, table: TablePath, day: date, columns: Sequence[str] | None = None,
+                  rows: int = 10_000) -> Iterator[list[dict]]:
+        """A partition's rows (or `columns` of them) as dicts, `rows` at a time; nothing when it is missing."""
+        path = self.partition_dir(table, day) / PART_FILE
+        if path.exists():
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns):
+                yield batch.to_pylist()
+
     def row_count(self, table: TablePath) -> int:
         """Rows in every partition of a table, from the Parquet footers (no data is read)."""
         return sum(pq.read_metadata(f).num_rows for f in self.table_dir(table).glob(f"date=*/{PART_FILE}"))
@@ -190,13 +238,19 @@ def warehouse_table_name(table: TablePath) -> str:
 class PartitionLoader(Protocol):
     """A warehouse that takes a lake partition's rows as well (`resources.storage.postgres`)."""
 
-    def load_partition(self, table: str, day: date, data: pa.Table) -> int: ...
+    def load_partition(self, table: str, day: date, data: pa.Table | pa.RecordBatchReader) -> int: ...
+
+
+def load_written(warehouse: PartitionLoader | None, table: TablePath, written: WrittenPartition,
+                 day: date) -> None:
+    """With a warehouse besides the lake, load a written partition's rows there, read back from its file."""
+    if warehouse is not None:
+        warehouse.load_partition(warehouse_table_name(table), day, written.batches())
 
 
 def land(lake: Lake, warehouse: PartitionLoader | None, table: TablePath, day: date,
          rows: Sequence[Mapping[str, Any]], schema: pa.Schema, ingested_at: datetime) -> WrittenPartition:
     """Write one lake partition and, with a warehouse besides the lake, load the same rows there."""
     written = lake.write(table, day, rows, schema, ingested_at)
-    if warehouse is not None:
-        warehouse.load_partition(warehouse_table_name(table), day, written.table)
+    load_written(warehouse, table, written, day)
     return written

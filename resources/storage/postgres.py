@@ -84,19 +84,24 @@ class PostgresWarehouse:
                 cur.execute(sql.SQL("alter table {} add column if not exists {} {}").format(
                     name, sql.Identifier(f.name), sql.SQL(pg_type(f.type))))
 
-    def load_partition(self, table: str, day: date, data: pa.Table) -> int:
-        """Replace `day`'s rows of `raw.<table>` with `data` in one transaction."""
+    def load_partition(self, table: str, day: date, data: pa.Table | pa.RecordBatchReader) -> int:
+        """Replace `day`'s rows of `raw.<table>` with `data` in one transaction; a reader (a
+        partition read back from the lake a batch at a time) is copied as it is read."""
+        rows = 0
         with self.connect() as conn, conn.cursor() as cur:
             self._ensure_table(cur, table, data.schema)
             name = sql.Identifier(self.schema, table)
             cur.execute(sql.SQL("delete from {} where _partition_date = %s").format(name), (day,))
-            columns = sql.SQL(", ").join(sql.Identifier(n) for n in data.column_names)
+            columns = sql.SQL(", ").join(sql.Identifier(n) for n in data.schema.names)
             # Arrow writes UTF-8 whatever the database's encoding: say so, and Postgres converts.
             cur.execute("set local client_encoding to 'UTF8'")
             with cur.copy(sql.SQL("copy {} ({}) from stdin (format csv)").format(name, columns)) as copy:
-                for chunk in data.to_batches(max_chunksize=COPY_CHUNK_ROWS):
-                    copy.write(csv_chunk(chunk))
-            return data.num_rows
+                for batch in data.to_batches() if isinstance(data, pa.Table) else data:
+                    for start in range(0, batch.num_rows, COPY_CHUNK_ROWS):
+                        chunk = batch.slice(start, COPY_CHUNK_ROWS)
+                        copy.write(csv_chunk(chunk))
+                        rows += chunk.num_rows
+            return rows
 
 
 def csv_chunk(batch: pa.RecordBatch) -> bytes:
