@@ -287,14 +287,28 @@ _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _TWENTY_DIGITS = b"0" * 20  # no integer of 64 bits has more than 20 digits
 
 
+def _may_hold_big_int(body: bytes) -> bool:
+    """A run of 20 digits or more that starts a number (after `:`, `[`, `,`, `-` or a space), not
+    one inside a hex string such as a commit SHA: an integer orjson would read as a float."""
+    digits = body.translate(_DIGITS_AS_ZERO)
+    at = digits.find(_TWENTY_DIGITS)
+    while at >= 0:
+        start = at
+        while start and digits[start - 1] == 48:
+            start -= 1
+        if not start or body[start - 1] in b":[,- \t\r\n":
+            return True
+        at = digits.find(_TWENTY_DIGITS, at + 20)
+    return False
+
+
 def _json_body(response: requests.Response) -> Any:
     """The body as JSON. orjson parses a listing page in half the standard library's time; a body
-    it refuses (NaN, lone surrogates), one declared in another charset, and one with a run of 20
-    digits (an integer past 64 bits, which orjson would read as a float) go through `response.json()`
-    as before, so what parses, and to what, is unchanged."""
+    it refuses (NaN, lone surrogates), one declared in another charset, and one that may hold an
+    integer past 64 bits (which orjson would read as a float) go through `response.json()` as
+    before, so what parses, and to what, is unchanged."""
     body = response.content
-    if (response.encoding or "utf-8").lower() in ("utf-8", "utf8") and _TWENTY_DIGITS not in body.translate(
-            _DIGITS_AS_ZERO):
+    if (response.encoding or "utf-8").lower() in ("utf-8", "utf8") and not _may_hold_big_int(body):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
