@@ -1,4 +1,5 @@
-"""Requests in flight while the answers before them are read: `ordered(fetch, items, workers)`.
+"""Requests in flight while the answers before them are read: `ordered(fetch, items, workers)`,
+and `prefetched(pages)` for a cursor listing, whose next request needs the answer before it.
 
 A source pulled one request at a time alternates: the server works while the client waits, then
 the client parses while the server waits. With a second request in flight the two overlap (on a
@@ -40,3 +41,24 @@ def ordered(fetch: Callable[[T], R], items: Iterable[T], workers: int, name: str
         finally:
             for future in pending:
                 future.cancel()
+
+
+def prefetched(items: Iterable[T], name: str = "prefetch") -> Iterator[T]:
+    """`items`, each next one fetched in a thread while the reader works on the one it has: a cursor
+    listing cannot go side by side (each request carries the last answer's cursor), but its server
+    can answer page n+1 while the client lands page n. One item ahead, never more; a reader that
+    stops early has had one item fetched that it never reads. An exception is raised where its
+    item would have been, and the listing is closed in the reader's thread."""
+    source = iter(items)
+    end = object()
+    pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+    try:
+        pending = pool.submit(next, source, end)
+        while (item := pending.result()) is not end:
+            pending = pool.submit(next, source, end)  # one `next` at a time: the last one is done
+            yield item  # type: ignore[misc]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()

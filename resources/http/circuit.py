@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 # `last_success_at` is written at most this often per source (every process reads the file first).
@@ -53,15 +53,27 @@ class CircuitBreaker:
         self._clock = clock
         self._lock = threading.Lock()
         self._memory = CircuitState()
+        # The file as last read, by its (inode, mtime, size): every request consults the breaker
+        # twice, and a `stat` is a fraction of opening, reading and parsing the file. A save
+        # replaces the file (a new inode), so another process's change is never missed.
+        self._read: tuple[tuple[int, int, int], CircuitState] | None = None
 
     # --- state, in a file when there is a folder for it -------------------------------------
     def _load(self) -> CircuitState:
         if self.path is None:
             return self._memory
         try:
-            return CircuitState(**json.loads(self.path.read_text()))
-        except (FileNotFoundError, ValueError, TypeError):
+            stat = self.path.stat()
+        except FileNotFoundError:
             return CircuitState()
+        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self._read is None or self._read[0] != version:
+            try:
+                state = CircuitState(**json.loads(self.path.read_text()))
+            except (FileNotFoundError, ValueError, TypeError):
+                state = CircuitState()
+            self._read = (version, state)
+        return replace(self._read[1])  # a copy: `record_failure` changes what it loads
 
     def _save(self, state: CircuitState) -> None:
         if self.path is None:
@@ -71,6 +83,7 @@ class CircuitBreaker:
         tmp = self.path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(asdict(state)))
         os.replace(tmp, self.path)
+        self._read = None  # read back next time, whatever a file reused for it looks like
 
     # --- the breaker ------------------------------------------------------------------------
     def state(self) -> CircuitState:

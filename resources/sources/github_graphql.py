@@ -32,6 +32,7 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -241,7 +242,6 @@ class GitHubGraphQLClient(GitHubClient):
                   after_query: str, record: Callable[[Any], Item]) -> Iterator[tuple[PullKey, Item]]:
         """Each pull request's `connection`, fetched once per distinct PR, in the order asked."""
         keys = list(pulls)
-        found: dict[tuple[str, int], list[Item]] = {}
         distinct = list(dict.fromkeys((str(k[0]), int(k[1])) for k in keys))
 
         def batch_query(batch: list) -> tuple[list, str, dict[str, Any]]:
@@ -256,32 +256,33 @@ class GitHubGraphQLClient(GitHubClient):
                 variables.update({f"o{i}": owner, f"r{i}": name, f"n{i}": number})
             return batch, query, variables
 
-        for batch, answer in self._batches(operation, map(batch_query, _chunks(distinct, self.batch_size))):
-            if isinstance(answer, MalformedPage):
-                found.update(_lost(batch, answer, lambda pr: f"{pr[0]}#{pr[1]}"))
-                continue
-            data, errors = answer
-            for i, (repo, number) in enumerate(batch):
-                pull = (data.get(f"p{i}") or {}).get("pullRequest")
-                if not isinstance(pull, dict):
-                    found[repo, number] = [_gone(repo, number, errors, f"p{i}", self.graphql_url)]
+        def answers() -> Iterator[dict[tuple[str, int], list[Item]]]:
+            for batch, answer in self._batches(operation, map(batch_query, _chunks(distinct, self.batch_size))):
+                if isinstance(answer, MalformedPage):
+                    yield _lost(batch, answer, lambda pr: f"{pr[0]}#{pr[1]}")
                     continue
-                owner, name = repo.split("/", 1)
-                more = {"owner": owner, "name": name, "number": number, "page": self.nested_page_size}
-                found[repo, number] = list(self._paged(
-                    pull.get(connection), record,
-                    lambda cursor, more=more: self._next(f"{operation}After", after_query, more, cursor,
-                                                         ("repository", "pullRequest", connection))))
-        for key in keys:
-            for item in found[str(key[0]), int(key[1])]:
-                yield key, item
+                data, errors = answer
+                found: dict[tuple[str, int], list[Item]] = {}
+                for i, (repo, number) in enumerate(batch):
+                    pull = (data.get(f"p{i}") or {}).get("pullRequest")
+                    if not isinstance(pull, dict):
+                        found[repo, number] = [_gone(repo, number, errors, f"p{i}", self.graphql_url)]
+                        continue
+                    owner, name = repo.split("/", 1)
+                    more = {"owner": owner, "name": name, "number": number, "page": self.nested_page_size}
+                    found[repo, number] = list(self._paged(
+                        pull.get(connection), record,
+                        lambda cursor, more=more: self._next(f"{operation}After", after_query, more, cursor,
+                                                             ("repository", "pullRequest", connection))))
+                yield found
+
+        yield from _in_order(keys, lambda key: (str(key[0]), int(key[1])), answers())
 
     # ---- check runs -----------------------------------------------------------------------------------
     def check_runs_of(self, heads: Iterable[PullKey]) -> Iterator[tuple[PullKey, Item]]:
         """The check runs on each `(repo, number, head_sha, ...)`'s head commit: every suite's runs,
         re-run attempts included (`checkType: ALL`, as REST's `filter=all`)."""
         keys = list(heads)
-        found: dict[tuple[str, str], list[Item]] = {}
         distinct = list(dict.fromkeys((str(k[0]), str(k[2])) for k in keys))
 
         def batch_query(batch: list) -> tuple[list, str, dict[str, Any]]:
@@ -297,27 +298,29 @@ class GitHubGraphQLClient(GitHubClient):
                 variables.update({f"o{i}": owner, f"r{i}": name, f"s{i}": sha})
             return batch, query, variables
 
-        for batch, answer in self._batches("CheckRuns", map(batch_query, _chunks(distinct, self.batch_size))):
-            if isinstance(answer, MalformedPage):
-                found.update(_lost(batch, answer, lambda head: f"{head[0]}@{head[1][:7]}"))
-                continue
-            data, errors = answer
-            for i, (repo, sha) in enumerate(batch):
-                holder = data.get(f"c{i}")
-                if not isinstance(holder, dict):  # the repository is gone
-                    found[repo, sha] = [_gone(repo, None, errors, f"c{i}", self.graphql_url)]
+        def answers() -> Iterator[dict[tuple[str, str], list[Item]]]:
+            for batch, answer in self._batches("CheckRuns", map(batch_query, _chunks(distinct, self.batch_size))):
+                if isinstance(answer, MalformedPage):
+                    yield _lost(batch, answer, lambda head: f"{head[0]}@{head[1][:7]}")
                     continue
-                commit = holder.get("object") or {}  # null: a commit GitHub does not have has no checks
-                owner, name = repo.split("/", 1)
-                more = {"owner": owner, "name": name, "oid": sha, "suites": self.suites_page_size,
-                        "page": self.nested_page_size}
-                suites = self._paged(
-                    commit.get("checkSuites"), lambda suite: suite, lambda cursor, more=more: self._next(
-                        "CheckSuitesAfter", SUITES_AFTER, more, cursor, ("repository", "object", "checkSuites")))
-                found[repo, sha] = [run for suite in suites for run in self._runs(suite, sha)]
-        for key in keys:
-            for item in found[str(key[0]), str(key[2])]:
-                yield key, item
+                data, errors = answer
+                found: dict[tuple[str, str], list[Item]] = {}
+                for i, (repo, sha) in enumerate(batch):
+                    holder = data.get(f"c{i}")
+                    if not isinstance(holder, dict):  # the repository is gone
+                        found[repo, sha] = [_gone(repo, None, errors, f"c{i}", self.graphql_url)]
+                        continue
+                    commit = holder.get("object") or {}  # null: a commit GitHub does not have has no checks
+                    owner, name = repo.split("/", 1)
+                    more = {"owner": owner, "name": name, "oid": sha, "suites": self.suites_page_size,
+                            "page": self.nested_page_size}
+                    suites = self._paged(
+                        commit.get("checkSuites"), lambda suite: suite, lambda cursor, more=more: self._next(
+                            "CheckSuitesAfter", SUITES_AFTER, more, cursor, ("repository", "object", "checkSuites")))
+                    found[repo, sha] = [run for suite in suites for run in self._runs(suite, sha)]
+                yield found
+
+        yield from _in_order(keys, lambda key: (str(key[0]), str(key[2])), answers())
 
     def _runs(self, suite: Any, sha: str) -> Iterator[Item]:
         if isinstance(suite, MalformedPage) or not isinstance(suite, dict):
@@ -359,6 +362,26 @@ def github_client(settings: Settings) -> GitHubClient:
     if settings.github_api == "graphql":
         return GitHubGraphQLClient.from_settings(settings)
     return GitHubClient.from_settings(settings)
+
+
+def _in_order(keys: list[PullKey], ident: Callable[[PullKey], tuple], answers: Iterator[dict[tuple, list[Item]]]
+              ) -> Iterator[tuple[PullKey, Item]]:
+    """Each key's records in the keys' order, as soon as the batch answering them is read: the
+    caller lands one batch's records while the next batches are in flight, instead of the server
+    answering every batch before the client flattens any record. `answers` covers the distinct
+    keys in their first order; a pull request asked for twice keeps its records until its last key."""
+    left = Counter(ident(key) for key in keys)
+    found: dict[tuple, list[Item]] = {}
+    for key in keys:
+        name = ident(key)
+        while name not in found:
+            found.update(next(answers))
+        items = found[name]
+        left[name] -= 1
+        if not left[name]:
+            del found[name]
+        for item in items:
+            yield key, item
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from resources.http.ahead import prefetched
 from resources.http.client import HttpClient, MalformedPage, SourceUnavailable
 from resources.settings import Settings
 from resources.sources.paging import Item, http_client, iso
@@ -64,6 +65,12 @@ class LinearClient:
         return cls(http_client("linear", settings, headers), settings.linear_graphql_url, teams=settings.linear_teams)
 
     def _connection(self, query: str, field: str, variables: Mapping[str, Any]) -> Iterator[Item]:
+        """Every node of a connection. The next page is asked for while this one's nodes are landed:
+        the server resolves one page while the client flattens the last (a listing is read whole)."""
+        for nodes in prefetched(self._pages(query, field, variables), name=f"linear-{field}"):
+            yield from nodes
+
+    def _pages(self, query: str, field: str, variables: Mapping[str, Any]) -> Iterator[list[Item]]:
         after: str | None = None
         while True:
             page = self.http.post_json(self.url, {"query": query,
@@ -71,7 +78,7 @@ class LinearClient:
                                                                 "after": after}})
             if isinstance(page, MalformedPage):
                 # Without the page we have no cursor: keep it and stop this stream.
-                yield page
+                yield [page]
                 return
             body = page.data if isinstance(page.data, dict) else {}
             if body.get("errors"):
@@ -79,10 +86,10 @@ class LinearClient:
                 raise SourceUnavailable(f"linear: GraphQL error on {field}: {messages}")
             connection = (body.get("data") or {}).get(field)
             if not isinstance(connection, dict):
-                yield MalformedPage(page.url, f"no data.{field} in the response", str(page.data)[:10000],
-                                    page.headers)
+                yield [MalformedPage(page.url, f"no data.{field} in the response", str(page.data)[:10000],
+                                     page.headers)]
                 return
-            yield from connection.get("nodes") or []
+            yield connection.get("nodes") or []
             info = connection.get("pageInfo") or {}
             if not info.get("hasNextPage"):
                 return

@@ -1,4 +1,5 @@
-"""`ordered`: requests in flight side by side, answers read in the order asked."""
+"""`ordered`: requests in flight side by side, answers read in the order asked; `prefetched`: a
+cursor listing's next page asked for while the reader lands the one it has."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import threading
 
 import pytest
 
-from resources.http.ahead import ordered
+from resources.http.ahead import ordered, prefetched
 
 
 class Server:
@@ -65,3 +66,50 @@ def test_an_error_is_raised_at_its_item() -> None:
         for value in ordered(fetch, range(10), workers=2):
             got.append(value)
     assert got == [0, 1, 2]
+
+
+class Listing:
+    """A cursor listing of `pages` pages, recording which were fetched and whether it was closed."""
+
+    def __init__(self, pages: int, broken: int | None = None) -> None:
+        self.pages, self.broken = pages, broken
+        self.fetched: list[int] = []
+        self.asked = threading.Event()
+        self.closed = False
+
+    def __iter__(self):
+        try:
+            for n in range(self.pages):
+                if n == self.broken:
+                    raise ValueError(f"page {n} is broken")
+                self.fetched.append(n)
+                if n == 1:
+                    self.asked.set()
+                yield [n * 10, n * 10 + 1]
+        finally:
+            self.closed = True
+
+
+def test_the_next_page_is_fetched_while_the_reader_lands_this_one() -> None:
+    listing = Listing(5)
+    pages = prefetched(listing)
+    assert next(pages) == [0, 1]
+    assert listing.asked.wait(5), "page 1 should be asked for while the reader holds page 0"
+    assert [node for page in pages for node in page] == [10, 11, 20, 21, 30, 31, 40, 41]
+    assert listing.fetched == [0, 1, 2, 3, 4] and listing.closed
+
+
+def test_a_prefetching_reader_that_stops_early_leaves_at_most_one_page_unread_and_closes_the_listing() -> None:
+    listing = Listing(100)
+    pages = prefetched(listing)
+    assert next(pages) == [0, 1]
+    pages.close()
+    assert listing.fetched in ([0], [0, 1]) and listing.closed  # page 1: asked for, or cancelled before
+
+
+def test_an_error_in_a_prefetched_listing_is_raised_at_its_page() -> None:
+    got = []
+    with pytest.raises(ValueError, match="page 3"):
+        for page in prefetched(Listing(10, broken=3)):
+            got.append(page[0])
+    assert got == [0, 10, 20]
