@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from cc_events import InvalidRecord, NormalizeContext, normalize
 from cc_events.registry import NORMALIZERS
+from resources.gc_tuning import fewer_collections
 from resources.storage.lake import (
     EVENT_KEYS_SCHEMA,
     EVENTS_SCHEMA,
@@ -123,7 +124,7 @@ def land_day(lake_root: str, pg_url: str | None, ctx: NormalizeContext, day: dat
     with tempfile.TemporaryDirectory(prefix=f"cc-normalize-{day}-") as scratch:
         spilled_events, spilled_keys = Path(scratch) / "events.parquet", Path(scratch) / "keys.parquet"
         seq = 0
-        with pq.ParquetWriter(spilled_events, _SPILL_EVENTS) as events_out, \
+        with fewer_collections(), pq.ParquetWriter(spilled_events, _SPILL_EVENTS) as events_out, \
                 pq.ParquetWriter(spilled_keys, _SPILL_KEYS) as keys_out:
             for events, keys in normalized_batches(lake, ctx, day, dead):
                 data = pa.Table.from_pylist(events, schema=_SPILL_EVENTS.remove(len(_SPILL_EVENTS) - 1))

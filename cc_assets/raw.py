@@ -12,11 +12,10 @@ the rest lands. A source that stays down fails its own asset with the client's m
 other sources land regardless.
 """
 
-import gc
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -41,6 +40,7 @@ from cc_assets.incremental import Incremental, advance_cursors, incremental_sinc
 from cc_assets.partitions import Window, daily_partitions, single_run_backfill
 from cc_events.model import InvalidRecord
 from cc_events.raw_tables import RawTable
+from resources.gc_tuning import fewer_collections
 from resources.http.client import MalformedPage, SourceUnavailable, dumps
 from resources.platform import PlatformResource
 from resources.sources.paging import Item
@@ -53,26 +53,6 @@ PULL_BUDGET_S = 10.0
 # Flattened rows a landing holds before they go to their day's file (one row group each): at
 # 2-3 KB a row with its `_raw` JSON, some 50 MB whatever the window or the source's size.
 CHUNK_ROWS = 20_000
-
-# Young collections while a source lands: flattening makes a few dicts per record, all short-lived.
-LANDING_GC_YOUNG = 50_000
-
-
-@contextmanager
-def fewer_collections() -> Iterator[None]:
-    """While a source lands: the objects the process holds already (Dagster's, the imports') leave
-    the collector's generations, and young collections run 70 times less often. A landing allocates
-    a few containers per record and keeps none of them, yet its full collections re-scanned the
-    process' every object: 16 % of the GitHub client's CPU at 200k events (py-spy)."""
-    young, middle, old = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(young, LANDING_GC_YOUNG), middle, old)
-    try:
-        yield
-    finally:
-        gc.set_threshold(young, middle, old)
-        gc.unfreeze()
-
 
 # A fetched record, what the fetch knew about it (repo, PR number), and its day when the
 # day comes from the fetch (a review lands in its PR's partition) rather than from the record.
