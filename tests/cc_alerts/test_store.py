@@ -121,6 +121,20 @@ def _raise_many(args: tuple[str, str, int]) -> None:
         found.raise_alert(finding("job:github_job"))
 
 
+def _waits(store) -> list[dict]:
+    """Postgres' sessions that wait on a lock, with the sessions blocking them (a hang's cause:
+    the race once hung a whole CI run, unexplained, on a host loaded by a 10M-event bench)."""
+    if not hasattr(store, "url"):
+        return []
+    import psycopg
+
+    with psycopg.connect(store.url, autocommit=True) as conn:
+        return [dict(zip(("pid", "blocked_by", "state", "query"), row, strict=True)) for row in conn.execute(
+            "select pid, pg_blocking_pids(pid), state, left(query, 120) from pg_stat_activity"
+            " where wait_event_type = 'Lock' or cardinality(pg_blocking_pids(pid)) > 0"
+            " or pid in (select unnest(pg_blocking_pids(a.pid)) from pg_stat_activity a)")]
+
+
 def test_processes_raising_the_same_finding_at_once_share_one_alert(store):
     """The sidecar, the Dagster daemon and run workers write the same store at once."""
     import multiprocessing
@@ -128,8 +142,19 @@ def test_processes_raising_the_same_finding_at_once_share_one_alert(store):
     where = str(store.path) if hasattr(store, "path") else f"{store.url}#{store.schema}"
     kind = "sqlite" if hasattr(store, "path") else "postgres"
     store.last_seq()  # the tables exist before the writers race
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        pool.map(_raise_many, [(kind, where, 25)] * 4)
+    pool = multiprocessing.get_context("spawn").Pool(4)
+    try:
+        raised = pool.map_async(_raise_many, [(kind, where, 25)] * 4)
+        try:
+            raised.get(timeout=120)  # seconds of work at most: a writer that waits longer is blocked
+        except multiprocessing.TimeoutError:
+            pool.terminate()
+            pytest.fail(f"the writers did not finish in 120 s; what waited on what: {_waits(store)}")
+    finally:
+        # The workers leave by themselves once told there is no more work. `with Pool` ends with
+        # SIGTERM instead, and once in a CI run a worker outlived it and the join hung for 600 s.
+        pool.close()
+        pool.join()
     [alert] = store.list()
     assert alert.count == 100 and alert.state == "open"
     assert len(store.notices_after(0)) == 1
