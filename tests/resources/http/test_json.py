@@ -2,9 +2,8 @@
 
 import json
 import random
-import threading
 from datetime import date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -83,18 +82,11 @@ class _Pages(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format, *args) -> None:  # noqa: A002 - the stdlib's signature
-        pass
 
 
 @pytest.fixture(scope="module")
-def pages():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def pages(serve):
+    return serve(_Pages)
 
 
 @pytest.mark.parametrize("path", sorted(BODIES))

@@ -1,9 +1,8 @@
 """The conditional-request cache: old pages are dropped once a day, not each time it is opened."""
 
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -20,17 +19,11 @@ class _Page(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format, *args) -> None:  # noqa: A002 - the stdlib's signature
-        pass
 
 
 @pytest.fixture(scope="module")
-def url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/repos/acme/api/pulls"
-    server.shutdown()
-    server.server_close()
+def url(serve):
+    return serve(_Page) + "/repos/acme/api/pulls"
 
 
 def test_old_pages_are_dropped_at_the_first_opening_of_the_day_only(url, tmp_path):
