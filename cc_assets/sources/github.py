@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 from cc_assets.incremental import Incremental, repo_scope
 from cc_assets.partitions import Window
 from cc_assets.raw import Fetch, RawSpec
 from cc_events.registry import RAW_TABLES
+from resources.http.ahead import streamed
 from resources.platform import PlatformResource
 from resources.sources.github import GitHubClient
 from resources.sources.paging import Item
@@ -44,46 +42,7 @@ def per_repo(github: GitHubClient, fetch: Callable[[str], Iterator[Item]]) -> It
     repo's listing pages follow each other's `Link`, so repos are what can go side by side). The
     repo being landed streams, and one fetched ahead of it holds at most `AHEAD_ITEMS` records
     until its turn: a big repo's window is never in memory whole (at 10M events, gigabytes)."""
-    repos = list(github.repos())
-    if github.concurrency <= 1:
-        for repo in repos:
-            for item in fetch(repo):
-                yield repo, item
-        return
-    stop = threading.Event()
-    queues = {repo: queue.Queue(AHEAD_ITEMS) for repo in repos}
-
-    def put(repo: str, entry: tuple[str, object]) -> bool:
-        while not stop.is_set():  # the reader stopped early (a failure): give up rather than wait
-            try:
-                queues[repo].put(entry, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def pump(repo: str) -> None:
-        try:
-            for item in fetch(repo):
-                if not put(repo, ("item", item)):
-                    return
-        except BaseException as exc:  # raised again by the reader, where the records stop
-            put(repo, ("failed", exc))
-            return
-        put(repo, ("done", None))
-
-    with ThreadPoolExecutor(github.concurrency, thread_name_prefix="github-repos") as pool:
-        try:
-            for repo in repos:
-                pool.submit(pump, repo)
-            for repo in repos:
-                while (entry := queues[repo].get())[0] == "item":
-                    yield repo, entry[1]
-                if entry[0] == "failed":
-                    raise entry[1]
-        finally:
-            stop.set()
-            pool.shutdown(cancel_futures=True)
+    return streamed(fetch, github.repos(), github.concurrency, AHEAD_ITEMS, name="github-repos")
 
 
 def fetch_github_pull_requests(platform: PlatformResource, window: Window) -> Iterator[Fetch]:

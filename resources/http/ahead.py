@@ -1,4 +1,5 @@
 """Requests in flight while the answers before them are read: `ordered(fetch, items, workers)`,
+`streamed(fetch, items, workers, ahead)` when each item's answer is a listing too long to hold,
 and `prefetched(pages)` for a cursor listing, whose next request needs the answer before it.
 
 A source pulled one request at a time alternates: the server works while the client waits, then
@@ -10,6 +11,8 @@ the plain loop.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,6 +44,54 @@ def ordered(fetch: Callable[[T], R], items: Iterable[T], workers: int, name: str
         finally:
             for future in pending:
                 future.cancel()
+
+
+def streamed(fetch: Callable[[T], Iterable[R]], items: Iterable[T], workers: int, ahead: int,
+             name: str = "stream") -> Iterator[tuple[T, R]]:
+    """`(item, record)` for each record of each `fetch(item)`, `workers` listings read at once, in
+    `items`' order: the listing being read streams, and one read ahead of it holds at most `ahead`
+    records until its turn (a big listing is never in memory whole). A listing's exception is
+    raised where its records stop; a reader that stops early stops the listings being read."""
+    items = list(items)
+    if workers <= 1:
+        for item in items:
+            for record in fetch(item):
+                yield item, record
+        return
+    stop = threading.Event()
+    queues = {i: queue.Queue(ahead) for i in range(len(items))}
+
+    def put(i: int, entry: tuple[str, object]) -> bool:
+        while not stop.is_set():  # the reader stopped early (a failure): give up rather than wait
+            try:
+                queues[i].put(entry, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump(i: int) -> None:
+        try:
+            for record in fetch(items[i]):
+                if not put(i, ("record", record)):
+                    return
+        except BaseException as exc:  # raised again by the reader, where the records stop
+            put(i, ("failed", exc))
+            return
+        put(i, ("done", None))
+
+    with ThreadPoolExecutor(workers, thread_name_prefix=name) as pool:
+        try:
+            for i in range(len(items)):
+                pool.submit(pump, i)
+            for i, item in enumerate(items):
+                while (entry := queues[i].get())[0] == "record":
+                    yield item, entry[1]  # type: ignore[misc]
+                if entry[0] == "failed":
+                    raise entry[1]  # type: ignore[misc]
+        finally:
+            stop.set()
+            pool.shutdown(cancel_futures=True)
 
 
 def prefetched(items: Iterable[T], name: str = "prefetch") -> Iterator[T]:
