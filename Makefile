@@ -16,7 +16,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # PYTHONDONTWRITEBYTECODE is set on some machines: compile at install time so CLIs start fast.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install chromium pango web demo test ui sidecar stack chaos bench bench-pipeline bench-cdc bench-rest bench-stream bench-workers bench-landing bench-slowloris bench-startup bench-tiers bench-parity bench-page lint sql docs docs-generate clean
+.PHONY: install chromium pango web demo test ui sidecar stack chaos bench bench-pipeline bench-cdc bench-rest bench-stream bench-workers bench-live-state bench-landing bench-slowloris bench-startup bench-tiers bench-parity bench-page lint sql docs docs-generate clean
 
 # Installs exactly what uv.lock pins (two installs are identical): after editing pyproject.toml's
 # dependencies, run `.venv/bin/uv lock` and commit uv.lock. Only python3 is needed to start: uv
@@ -103,6 +103,7 @@ bench: install
 	$(BIN)/python -m scripts.bench_rest $(BENCH_REST_ARGS)
 	$(BIN)/python -m scripts.bench_stream $(BENCH_STREAM_ARGS)
 	$(BIN)/python -m scripts.bench_workers $(BENCH_WORKERS_ARGS)
+	$(BIN)/python -m scripts.bench_live_state $(BENCH_LIVE_STATE_ARGS)
 	$(BIN)/python -m scripts.bench_slowloris $(BENCH_SLOWLORIS_ARGS)
 	$(BIN)/python -m scripts.bench_startup $(BENCH_STARTUP_ARGS)
 	$(BIN)/python -m scripts.bench_parity $(BENCH_PARITY_ARGS)
@@ -124,6 +125,10 @@ bench-stream: install
 # Acknowledged webhooks/s at saturation, one sidecar worker against two (CC_SIDECAR_WORKERS), in one run.
 bench-workers: install
 	$(BIN)/python -m scripts.bench_workers $(BENCH_WORKERS_ARGS)
+
+# One live-state run (streaming/state/) as its live window grows to 200k events: flat, or growing with it.
+bench-live-state: install
+	$(BIN)/python -m scripts.bench_live_state $(BENCH_LIVE_STATE_ARGS)
 
 # Acks/s and CPU per webhook with the landing in files and in Postgres (CC_LANDING_URL), in one run.
 bench-landing: install

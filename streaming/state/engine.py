@@ -88,16 +88,27 @@ class ChainRunner:
                 self.con.execute(f'create or replace table "{table}" as select * from "_empty"')
                 self.con.unregister("_empty")
 
-    def set_live_rows(self, source: str, rows: list[dict[str, Any]]) -> None:
-        """Replace the live rows of a raw source (flattened records, the raw table's columns)."""
+    def change_live_rows(self, source: str, changes: Mapping[Any, dict[str, Any] | None]) -> None:
+        """Apply to a raw source's live rows the records noted since the last run, by `id`: a row
+        replaces the one of its id (or is added), None removes it. What it costs is the changes, not
+        every record the live window carries."""
+        if not changes:
+            return
         schema = self.schemas[source]
+        table = f'"live_{local(source)}"'
+        ids = [k for k in changes if k is not None]
+        if ids:
+            self.con.register("_ids", pa.table({"id": pa.array(ids, type=schema.field("id").type)}))
+            self.con.execute(f'delete from {table} where id in (select id from "_ids")')
+            self.con.unregister("_ids")
+        if None in changes:
+            self.con.execute(f"delete from {table} where id is null")
         times = [f.name for f in schema if pa.types.is_timestamp(f.type) or pa.types.is_date(f.type)]
-        rows = [_times(row, times) for row in rows]
-        data = pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
-        self.con.register("_live", data)
-        self.con.execute(f'delete from "live_{local(source)}"')
-        self.con.execute(f'insert into "live_{local(source)}" by name select * from "_live"')
-        self.con.unregister("_live")
+        rows = [_times(row, times) for row in changes.values() if row is not None]
+        if rows:
+            self.con.register("_live", pa.Table.from_pylist(rows, schema=schema))
+            self.con.execute(f'insert into {table} by name select * from "_live"')
+            self.con.unregister("_live")
 
     def set_boundary(self, name: str, rows: Iterable[Mapping[str, Any]]) -> None:
         columns = BOUNDARY_COLUMNS[name]

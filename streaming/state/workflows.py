@@ -39,6 +39,7 @@ from streaming.data.marts import Marts, MartsUnavailable
 from streaming.live import LiveEvents
 from streaming.state import compiled
 from streaming.state.engine import ChainRunner
+from streaming.state.layered import GONE, Layered, LayeredSet
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,13 @@ class Snapshot:
     """What the REST API reads: consistent as a whole, replaced (never mutated) by the worker."""
 
     version: str | None = None
-    rows: dict[str, Row] = field(default_factory=dict)  # live workflow id -> fct_workflows row
-    hidden: frozenset[str] = frozenset()  # built workflow ids a live row replaces
-    hidden_rows: dict[str, Row] = field(default_factory=dict)  # their rows in the marts
-    updates: frozenset[str] = frozenset()  # live event ids the marts already have (not new events)
-    live_counts: dict[str, int] = field(default_factory=dict)  # live workflow id -> new live events
-    workflow_of: dict[str, str] = field(default_factory=dict)  # live event id -> its workflow now
+    # Each version shares what did not change with the one before (`streaming/state/layered.py`).
+    rows: Layered = field(default_factory=Layered)  # live workflow id -> fct_workflows row
+    hidden: LayeredSet = field(default_factory=LayeredSet)  # built workflow ids a live row replaces
+    hidden_rows: Layered = field(default_factory=Layered)  # their rows in the marts
+    updates: LayeredSet = field(default_factory=LayeredSet)  # live event ids the marts already have
+    live_counts: Layered = field(default_factory=Layered)  # live workflow id -> new live events
+    workflow_of: Layered = field(default_factory=Layered)  # live event id -> its workflow now
     cron_totals: Row | None = None  # fct_cron_job_totals with the live cron runs; None: the build's
     base_cycles: dict[str, Decimal] = field(default_factory=dict)  # the build's cycle times (shared)
     computed_at: float = 0.0
@@ -112,7 +114,9 @@ class LiveState:
         self._dirty: set[str] = set()  # live event ids arrived since the last run
         self._all_dirty = True
         self._carried: dict[str, OrderedDict[Any, tuple[float, Row]]] = {}
-        self._carried_changed: set[str] = set()
+        # Per source, the records noted since the last run (id -> row; None: let go): a run applies
+        # these to the live tables instead of writing all the carried records again.
+        self._carried_changed: dict[str, dict[Any, Row | None]] = {}
         self._cron_sources: set[str] = set()
         self._listeners: list[Callable[[list[Row], Row | None], None]] = []
         self._base: dict[str, dict[str, list[Row]]] = {}  # per version: built id -> events/keys/costs rows
@@ -121,6 +125,7 @@ class LiveState:
         self._seen_drops = -1
         self._groups: dict[str, dict[str, Row]] = {}  # live workflow id -> its live events by id
         self._workflow_of: dict[str, str] = {}  # live event id -> its live workflow id
+        self._hidden_of: dict[str, tuple[str, ...]] = {}  # live workflow id -> the built ids it hides
         self._thread: threading.Thread | None = None
         self._running = False
         self._sources_loaded = False
@@ -187,9 +192,10 @@ class LiveState:
                     continue
                 rows.pop(key, None)
                 rows[key] = (now, row)
+                changes = self._carried_changed.setdefault(source, {})
+                changes[key] = row
                 while len(rows) > CARRIED_MAX or next(iter(rows.values()))[0] < now - CARRIED_KEEP_S:
-                    rows.popitem(last=False)
-                self._carried_changed.add(source)
+                    changes[rows.popitem(last=False)[0]] = None
         self._wake.set()
 
     # --- the worker ----------------------------------------------------------------------------------------
@@ -241,8 +247,8 @@ class LiveState:
         version = self.marts.version()
         with self._lock:
             dirty_ids, self._dirty = self._dirty, set()
-            carried_changed, self._carried_changed = self._carried_changed, set()
-            carried = {s: [r for _, r in rows.values()] for s, rows in self._carried.items()}
+            carried_changed, self._carried_changed = self._carried_changed, {}
+            any_cron = any(self._carried.get(s) for s in self._cron_sources)
         previous = self.snapshot
         drops = self.live.drops
         merged = self.correlator.merged()
@@ -257,20 +263,22 @@ class LiveState:
             self.correlator.merged()  # everything is recomputed below
             runner.load_sources()
             self._base, self._base_rows, self._base_cycles = {}, {}, None
-            carried_changed = set(carried)
         self._all_dirty, self._seen_drops = False, drops
-        for source in carried_changed & runner.schemas.keys():
-            runner.set_live_rows(source, carried.get(source, []))
+        for source, changes in carried_changed.items():
+            if source in runner.schemas:
+                runner.change_live_rows(source, changes)
 
         groups, workflow_of = self._groups, self._workflow_of
         root = self.correlator.root
         if full:
             groups.clear()
             workflow_of.clear()
+            self._hidden_of.clear()
             arrived = self.live.all()
         else:
             arrived = self.live.get(dirty_ids)
         affected: set[str] = set()
+        moved: dict[str, str] = {}  # event id -> its workflow now, for the snapshot's map
         for event in arrived:
             keys = event.get("correlation_keys") or ()
             if not keys:
@@ -280,7 +288,7 @@ class LiveState:
                 groups.get(old, {}).pop(event["event_id"], None)
                 affected.add(old)
             groups.setdefault(workflow_id, {})[event["event_id"]] = event
-            workflow_of[event["event_id"]] = workflow_id
+            workflow_of[event["event_id"]] = moved[event["event_id"]] = workflow_id
             affected.add(workflow_id)
         for gone in merged or ():
             events = groups.pop(gone, None)
@@ -288,66 +296,55 @@ class LiveState:
                 target = root(gone)
                 groups.setdefault(target, {}).update(events)
                 workflow_of.update(dict.fromkeys(events, target))
+                moved.update(dict.fromkeys(events, target))
                 affected.update((gone, target))
         # A carried record (a PR, an issue, a CI run) comes with its delivery's events, which name
         # its key: their workflows are the ones it can change, and they are in `affected` already.
-        for w in [w for w, events in groups.items() if not events]:
+        # Only an affected workflow can have lost its events: the run costs what arrived, not the
+        # whole window (`streaming/state/layered.py`).
+        for w in [w for w in affected if w in groups and not groups[w]]:
             del groups[w]
-        rows = {} if full else {w: r for w, r in previous.rows.items() if w in groups}
-        spans = self._spans(set(groups), version)  # live id -> built ids it covers
         compute = sorted(w for w in affected if w in groups)
-        updates = set() if full else {e for e in previous.updates if e in workflow_of}
-        for w in affected:
-            rows.pop(w, None)
+        spans = self._spans(set(compute), version)  # live id -> built ids it covers
+        new_updates: set[str] = set()
+        computed: dict[str, Row] = {}
         if compute:
-            base = self._load_base([b for w in compute for b in spans.get(w, ())], version)
-            event_rows, key_rows = [], []
-            for w in compute:
-                live_ids = set(groups[w])
-                built = spans.get(w, ())
-                for b in built:
-                    for row in base[b]["events"]:
-                        if row["event_id"] in live_ids:
-                            updates.add(row["event_id"])
-                        else:
-                            event_rows.append({**row, "workflow_id": w})
-                event_rows.extend(fct_event_row(e, w) for e in groups[w].values())
-                seen_keys = set()
-                for b in built:
-                    for row in base[b]["keys"]:
-                        seen_keys.add(row["correlation_key"])
-                        key_rows.append({**row, "workflow_id": w, "is_workflow_root": row["correlation_key"] == w})
-                for e in groups[w].values():
-                    for key in e.get("correlation_keys") or ():
-                        if key not in seen_keys:
-                            seen_keys.add(key)
-                            kind = key.split(":", 1)[0]
-                            key_rows.append({"correlation_key": key, "key_type": kind,
-                                             "key_priority": PRIORITY.get(kind), "workflow_id": w,
-                                             "is_workflow_root": key == w})
-            runner.set_boundary("fct_workflow_events", event_rows)
-            runner.set_boundary("int_correlation_keys_linked", key_rows)
-            # The same events, as the correlation step lists them (sessions are attributed by them).
-            runner.set_boundary("int_events_correlated", event_rows)
-            computed = {r["workflow_id"]: r for r in runner.query("select * from fct_workflows")}
-            rows.update((w, computed[w]) for w in compute if w in computed)
+            computed = self._compute(compute, spans, version, new_updates)
         cron_totals = previous.cron_totals if not full else None
-        if (full or carried_changed & self._cron_sources) and any(carried.get(s) for s in self._cron_sources):
+        if (full or carried_changed.keys() & self._cron_sources) and any_cron:
             cron_totals = runner.query("select * from fct_cron_job_totals")[0]
-        hidden = frozenset(b for w in rows for b in spans.get(w, ()))
-        hidden_rows = self._hidden_rows(hidden, version)
-        live_counts = {w: sum(1 for e in groups[w] if e not in updates) for w in rows}
-        workflow_now = dict(workflow_of)  # the snapshot's own copy: the worker goes on changing its map
-        if (version == previous.version and rows == previous.rows and hidden == previous.hidden
-                and updates == previous.updates and cron_totals == previous.cron_totals
-                and workflow_now == previous.workflow_of):
+
+        base = Snapshot() if full else previous
+        row_changes = {w: computed.get(w, GONE) for w in affected}
+        updates = base.updates.updated(new_updates - base.updates) if not full else LayeredSet(new_updates)
+        counts = {w: (sum(1 for e in groups[w] if e not in updates) if w in computed else GONE) for w in affected}
+        hidden_changes: dict[str, Any] = {}
+        for w in affected:
+            for b in self._hidden_of.pop(w, ()):
+                hidden_changes.setdefault(b, GONE)
+        for w in computed:
+            if spans.get(w):
+                self._hidden_of[w] = tuple(spans[w])
+                hidden_changes.update(dict.fromkeys(spans[w], True))
+        added_hidden = [b for b, v in hidden_changes.items() if v is not GONE and b not in base.hidden]
+        removed_hidden = [b for b, v in hidden_changes.items() if v is GONE and b in base.hidden]
+        hidden = base.hidden.updated(added_hidden, removed_hidden)
+        hidden_rows = base.hidden_rows.updated({**dict.fromkeys(removed_hidden, GONE),
+                                                **self._hidden_rows(added_hidden, version)})
+        moved = {e: w for e, w in moved.items() if base.workflow_of.get(e) != w}
+        changed = [r for w, r in computed.items() if previous.rows.get(w) != r]
+        removed = [w for w in affected if w not in computed and w in previous.rows]
+        if not (full or changed or removed or added_hidden or removed_hidden or len(updates) != len(base.updates)
+                or moved or cron_totals != previous.cron_totals):
             return True  # nothing a read shows changed: keep the snapshot (and the reads' cached bodies)
-        snapshot = Snapshot(version=version, rows=rows, hidden=hidden, hidden_rows=hidden_rows,
-                            updates=frozenset(updates), live_counts=live_counts, workflow_of=workflow_now,
+        snapshot = Snapshot(version=version, rows=base.rows.updated(row_changes), hidden=hidden,
+                            hidden_rows=hidden_rows, updates=updates,
+                            live_counts=base.live_counts.updated(counts), workflow_of=base.workflow_of.updated(moved),
                             cron_totals=cron_totals, base_cycles=self._cycles(version),
                             computed_at=time.monotonic())
         self.snapshot = snapshot
-        changed = [r for w, r in rows.items() if previous.rows.get(w) != r]
+        if full:
+            changed = [r for w, r in snapshot.rows.items() if previous.rows.get(w) != r]
         cron_changed = cron_totals if cron_totals != previous.cron_totals else None
         if changed or cron_changed:
             for listener in self._listeners:
@@ -356,6 +353,43 @@ class LiveState:
                 except Exception:  # noqa: BLE001 - a listener must not stop the state
                     log.exception("a live state listener failed")
         return True
+
+    def _compute(self, compute: list[str], spans: dict[str, list[str]], version: str | None,
+                 updates: set[str]) -> dict[str, Row]:
+        """Run the chain over these workflows: their `fct_workflows` rows. Adds to `updates` the live
+        event ids the build already has."""
+        runner, groups = self._runner, self._groups
+        base = self._load_base([b for w in compute for b in spans.get(w, ())], version)
+        event_rows, key_rows = [], []
+        for w in compute:
+            live_ids = set(groups[w])
+            built = spans.get(w, ())
+            for b in built:
+                for row in base[b]["events"]:
+                    if row["event_id"] in live_ids:
+                        updates.add(row["event_id"])
+                    else:
+                        event_rows.append({**row, "workflow_id": w})
+            event_rows.extend(fct_event_row(e, w) for e in groups[w].values())
+            seen_keys = set()
+            for b in built:
+                for row in base[b]["keys"]:
+                    seen_keys.add(row["correlation_key"])
+                    key_rows.append({**row, "workflow_id": w, "is_workflow_root": row["correlation_key"] == w})
+            for e in groups[w].values():
+                for key in e.get("correlation_keys") or ():
+                    if key not in seen_keys:
+                        seen_keys.add(key)
+                        kind = key.split(":", 1)[0]
+                        key_rows.append({"correlation_key": key, "key_type": kind,
+                                         "key_priority": PRIORITY.get(kind), "workflow_id": w,
+                                         "is_workflow_root": key == w})
+        runner.set_boundary("fct_workflow_events", event_rows)
+        runner.set_boundary("int_correlation_keys_linked", key_rows)
+        # The same events, as the correlation step lists them (sessions are attributed by them).
+        runner.set_boundary("int_events_correlated", event_rows)
+        computed = {r["workflow_id"]: r for r in runner.query("select * from fct_workflows")}
+        return {w: computed[w] for w in compute if w in computed}
 
     # --- the build's side ------------------------------------------------------------------------------
     def _spans(self, live_ids: set[str], version: str | None) -> dict[str, list[str]]:
@@ -380,7 +414,7 @@ class LiveState:
             self._base.update(loaded)
         return {b: self._base.get(b, {"events": [], "keys": []}) for b in built}
 
-    def _hidden_rows(self, hidden: frozenset[str], version: str | None) -> dict[str, Row]:
+    def _hidden_rows(self, hidden: Iterable[str], version: str | None) -> dict[str, Row]:
         missing = sorted(b for b in hidden if b not in self._base_rows)
         if missing and version is not None:
             found = {r["workflow_id"]: r for r in self.marts.query(
