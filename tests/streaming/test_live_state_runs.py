@@ -1,0 +1,100 @@
+"""The live state's runs build each snapshot from the last one and what arrived: after any sequence
+of arrivals (new workflows, a workflow joining another through a Linear key, a pull request
+delivered again in a newer state) the snapshot the REST reads get must be the one a run over the
+whole live window computes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cc_events.context import NormalizeContext
+from cc_events.registry import normalize_delivery
+from resources.settings import Settings
+from resources.storage.lake import raw_schema
+from streaming.correlate import Correlator
+from streaming.data.marts import marts_from_settings
+from streaming.live import LiveEvents, event_dict
+from streaming.state import compiled
+from streaming.state.engine import ChainRunner
+from streaming.state.workflows import LiveState, carried_by, raw_table
+from streaming.webhooks import Delivery
+
+
+def _fixture() -> dict:
+    from scripts.bench_stream import FIXTURE as BENCH_FIXTURE
+
+    return json.loads(BENCH_FIXTURE.read_text())
+
+
+@pytest.fixture
+def state(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    marts = marts_from_settings(settings)
+    live = LiveEvents()
+    correlator = Correlator(marts)
+    state = LiveState(settings, marts, correlator, live)
+    models = compiled.ensure(settings)
+    state._runner = ChainRunner(models, {s: raw_schema(raw_table(s)) for s in models.sources}, tmp_path)  # noqa: SLF001
+    yield state
+    state._runner.close()  # noqa: SLF001
+
+
+def _deliver(state: LiveState, prs: list[tuple[int, str, str]], at: datetime) -> None:
+    """Pull requests (number, Linear key in the title, action) as the sidecar notes them."""
+    ctx = NormalizeContext(linear_team_keys=frozenset({"ENG"}))
+    rows, carried = [], []
+    for number, key, action in prs:
+        payload = copy.deepcopy(_fixture())
+        payload["action"] = action
+        pr = payload["pull_request"]
+        payload["number"] = pr["number"] = pr["id"] = number
+        pr["title"] = f"{key} change {number}"
+        pr["head"]["ref"] = f"{key.lower()}-change-{number}"
+        pr["updated_at"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if action == "closed":
+            pr["state"], pr["merged"], pr["merged_at"] = "closed", True, pr["updated_at"]
+        delivery = Delivery("github", f"d-{number}-{action}-{at.timestamp()}", "pull_request", payload, action)
+        for event in normalize_delivery("github", "pull_request", payload, ctx):
+            rows.append(event_dict(event, at, state.correlator.workflow_for))
+        carried.extend(carried_by(delivery, at))
+    state.live.add(rows)
+    state.note([r["event_id"] for r in rows], carried)
+
+
+def _view(snapshot) -> dict:
+    return {"rows": dict(snapshot.rows), "hidden": set(snapshot.hidden), "updates": set(snapshot.updates),
+            "counts": dict(snapshot.live_counts), "workflow_of": dict(snapshot.workflow_of),
+            "cron": snapshot.cron_totals}
+
+
+def test_each_run_equals_a_run_over_the_whole_window(state):
+    at = datetime.now(UTC).replace(microsecond=0, tzinfo=None) - timedelta(hours=1)
+    steps = [
+        [(1, "ENG-1", "opened"), (2, "ENG-2", "opened"), (3, "ENG-3", "opened")],
+        [(4, "ENG-1", "opened"), (5, "ENG-5", "opened")],  # 4 joins 1's workflow
+        [(2, "ENG-2", "closed"), (6, "ENG-3", "opened"), (7, "ENG-7", "opened")],  # 2 merged: a newer state
+        [(8, "ENG-8", "opened")],
+        [(1, "ENG-1", "closed"), (9, "ENG-5", "opened"), (10, "ENG-10", "opened")],
+        [(11, "ENG-7 ENG-8", "opened")],  # two workflows of earlier runs become one
+    ]
+    for n, step in enumerate(steps):
+        _deliver(state, step, at + timedelta(minutes=n))
+        state.refresh()
+        incremental = _view(state.snapshot)
+        state._all_dirty = True  # noqa: SLF001 - the next run computes the whole window
+        state.refresh()
+        assert _view(state.snapshot) == incremental, f"step {n}"
+    rows = state.snapshot.rows
+    # Eleven pull requests by Linear key: ENG-1 (two, one merged), ENG-2 (merged), ENG-3 (two),
+    # ENG-5 (two), ENG-7 and ENG-8 joined by the eleventh, ENG-10.
+    assert sorted(rows) == ["linear:ENG-1", "linear:ENG-10", "linear:ENG-2", "linear:ENG-3", "linear:ENG-5",
+                            "linear:ENG-7"]
+    assert dict(state.snapshot.live_counts) == {
+        "linear:ENG-1": 3, "linear:ENG-10": 1, "linear:ENG-2": 2, "linear:ENG-3": 2, "linear:ENG-5": 2,
+        "linear:ENG-7": 3}
+    # ENG-2's one pull request was merged; ENG-1 still has an open one.
+    assert [w for w, r in rows.items() if r.get("completed_at") is not None] == ["linear:ENG-2"]
