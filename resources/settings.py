@@ -34,6 +34,7 @@ from resources.settings_env import (
     check_rate_limit,
     describe,
     dotenv_names,
+    duckdb_default_memory,
     warn_unknown,
 )
 from resources.settings_env import UNLIMITED as UNLIMITED  # re-exported for streaming/ratelimit.py
@@ -154,6 +155,8 @@ class Settings(BaseSettings):
     # host they share; 0 runs a build at the priority of everything else (the tests, which wait for
     # each build, set it: on a busy host a nice-10 build gets about a tenth of a core).
     dbt_niceness: int = Field(10, ge=0, le=19)
+    # The most memory a DuckDB dbt build holds before spilling to disk (`4GiB`; unset: DuckDB's 80 % of RAM).
+    dbt_duckdb_memory_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")
     # Where the code lives, for the catalog's links to each asset's source: a repository's web URL
     # (https://github.com/acme/command-center) and branch; unset, the links are local file paths.
     git_url: str | None = None
@@ -477,6 +480,7 @@ class Settings(BaseSettings):
             "CC_DBT_PG_PASSWORD": pg.password,
             "CC_DBT_PG_DBNAME": pg.dbname,
             "CC_DBT_PG_SCHEMA": self.pg_schema,
+            "CC_DBT_DUCKDB_MEMORY_LIMIT": self.dbt_duckdb_memory_limit or duckdb_default_memory(),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             # dbt's output goes to Dagster's compute logs and files, never a terminal: no colour codes.
             "DBT_USE_COLORS": "false",
