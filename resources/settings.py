@@ -34,7 +34,6 @@ from resources.settings_env import (
     check_rate_limit,
     describe,
     dotenv_names,
-    duckdb_default_memory,
     warn_unknown,
 )
 from resources.settings_env import UNLIMITED as UNLIMITED  # re-exported for streaming/ratelimit.py
@@ -480,7 +479,8 @@ class Settings(BaseSettings):
             "CC_DBT_PG_PASSWORD": pg.password,
             "CC_DBT_PG_DBNAME": pg.dbname,
             "CC_DBT_PG_SCHEMA": self.pg_schema,
-            "CC_DBT_DUCKDB_MEMORY_LIMIT": self.dbt_duckdb_memory_limit or duckdb_default_memory(),
+            "CC_DBT_DUCKDB_MEMORY_LIMIT": self.dbt_duckdb_memory_limit
+            or f"{int(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') * 0.8) // 2**20}MiB",
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             # dbt's output goes to Dagster's compute logs and files, never a terminal: no colour codes.
             "DBT_USE_COLORS": "false",

@@ -92,10 +92,3 @@ def warn_unknown(environ: Mapping[str, str], known: Collection[str]) -> None:
         close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
         hint = f" (did you mean {close[0]}?)" if close else ""
         log.warning("unknown variable %s%s: ignored", name, hint)
-
-
-def duckdb_default_memory() -> str:
-    """DuckDB's own default memory limit, 80 % of RAM, as the dbt profile's `memory_limit` takes it."""
-    import os
-
-    return f"{int(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') * 0.8) // 2**20}MiB"

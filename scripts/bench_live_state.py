@@ -36,13 +36,10 @@ def main() -> None:
     from cc_events.context import NormalizeContext
     from cc_events.registry import normalize_delivery
     from resources.settings import Settings
-    from resources.storage.lake import raw_schema
     from streaming.correlate import Correlator
     from streaming.data.marts import marts_from_settings
     from streaming.live import LiveEvents, event_dict
-    from streaming.state import compiled
-    from streaming.state.engine import ChainRunner
-    from streaming.state.workflows import LiveState, carried_by, raw_table
+    from streaming.state.workflows import LiveState, carried_by
     from streaming.webhooks import Delivery
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,9 +48,7 @@ def main() -> None:
         live = LiveEvents(max_events=args.window + args.batch)
         correlator = Correlator(marts)
         state = LiveState(settings, marts, correlator, live)
-        models = compiled.ensure(settings)
-        state._runner = ChainRunner(models, {s: raw_schema(raw_table(s)) for s in models.sources}, settings.data_dir)  # noqa: SLF001
-        state._cron_sources = set()  # noqa: SLF001
+        state.prepare()
         template = json.loads(FIXTURE.read_text())
         ctx = NormalizeContext()
         at = sorted(int(a) for a in args.at.split(","))
@@ -80,7 +75,7 @@ def main() -> None:
             while at and len(live) >= at[0]:
                 median = statistics.median(runs[-20:])
                 print(f"{at.pop(0):>7,}   {median * 1000:10.1f}   {median * 1e6 / args.batch:14.0f}", flush=True)
-        state._runner.close()  # noqa: SLF001
+        state.close()
 
 
 if __name__ == "__main__":

@@ -65,8 +65,6 @@ class Layered(Mapping):
             if len(layers) == 2:  # the bottom: removals have nothing left to hide
                 merged = {k: v for k, v in merged.items() if v is not GONE}
             layers[:2] = [merged]
-        if len(layers) == 1 and any(v is GONE for v in layers[0].values()):
-            layers[0] = {k: v for k, v in layers[0].items() if v is not GONE}
         return Layered._of(tuple(layers), length)
 
     def __getitem__(self, key: Any) -> Any:

@@ -199,12 +199,17 @@ class LiveState:
         self._wake.set()
 
     # --- the worker ----------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Compile the chain and open its DuckDB: what the worker does first, and what a caller
+        running `refresh()` on its own thread (the bench, the tests) does instead of `start()`."""
+        models = compiled.ensure(self.settings)
+        schemas = {s: raw_schema(raw_table(s)) for s in models.sources}
+        self._runner = ChainRunner(models, schemas, self.settings.data_dir)
+        self._cron_sources = _sources_of(models, "fct_cron_job_totals")
+
     def _work(self) -> None:
         try:
-            models = compiled.ensure(self.settings)
-            schemas = {s: raw_schema(raw_table(s)) for s in models.sources}
-            self._runner = ChainRunner(models, schemas, self.settings.data_dir)
-            self._cron_sources = _sources_of(models, "fct_cron_job_totals")
+            self.prepare()
         except Exception as exc:  # the build's state is still served; the live one says why not
             log.exception("the live workflow state is unavailable")
             self.status = f"failed: {exc}"
@@ -316,7 +321,7 @@ class LiveState:
 
         base = Snapshot() if full else previous
         row_changes = {w: computed.get(w, GONE) for w in affected}
-        updates = base.updates.updated(new_updates - base.updates) if not full else LayeredSet(new_updates)
+        updates = base.updates.updated(new_updates - base.updates)
         counts = {w: (sum(1 for e in groups[w] if e not in updates) if w in computed else GONE) for w in affected}
         hidden_changes: dict[str, Any] = {}
         for w in affected:
@@ -343,8 +348,6 @@ class LiveState:
                             cron_totals=cron_totals, base_cycles=self._cycles(version),
                             computed_at=time.monotonic())
         self.snapshot = snapshot
-        if full:
-            changed = [r for w, r in snapshot.rows.items() if previous.rows.get(w) != r]
         cron_changed = cron_totals if cron_totals != previous.cron_totals else None
         if changed or cron_changed:
             for listener in self._listeners:

@@ -14,13 +14,10 @@ import pytest
 from cc_events.context import NormalizeContext
 from cc_events.registry import normalize_delivery
 from resources.settings import Settings
-from resources.storage.lake import raw_schema
 from streaming.correlate import Correlator
 from streaming.data.marts import marts_from_settings
 from streaming.live import LiveEvents, event_dict
-from streaming.state import compiled
-from streaming.state.engine import ChainRunner
-from streaming.state.workflows import LiveState, carried_by, raw_table
+from streaming.state.workflows import LiveState, carried_by
 from streaming.webhooks import Delivery
 
 
@@ -37,10 +34,9 @@ def state(tmp_path):
     live = LiveEvents()
     correlator = Correlator(marts)
     state = LiveState(settings, marts, correlator, live)
-    models = compiled.ensure(settings)
-    state._runner = ChainRunner(models, {s: raw_schema(raw_table(s)) for s in models.sources}, tmp_path)  # noqa: SLF001
+    state.prepare()
     yield state
-    state._runner.close()  # noqa: SLF001
+    state.close()
 
 
 def _deliver(state: LiveState, prs: list[tuple[int, str, str]], at: datetime) -> None:
