@@ -280,7 +280,23 @@ def start_server(target: str, port: int, data_dir: Path, log, server_env: dict[s
             "--log-level", "warning", "--no-access-log"]
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
     _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+    _wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
     return proc
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the live workflow state has compiled its chain (`/healthz` says `ready`): the load
+    measures a running sidecar, not its first seconds, when compiling takes the core."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}")
+        if requests.get(url, timeout=5).json().get("live_state") == "ready":
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not report live_state ready in {timeout} s")
 
 
 def _cpu_s(pid: int) -> float:
