@@ -81,6 +81,14 @@ class _Done:
 
 DONE = _Done()
 
+# A lease: kept (its expiry renewed) by its holder ARGV[1], taken once expired; returns the holder.
+_LEASE = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return held end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+"""
+
 
 class Broker:
     """Base: `connect(deliver)`, `publish(room, text)`, `disconnect()`, and the delivery keys
@@ -115,6 +123,11 @@ class Broker:
     async def swap(self, key: str, old: str, new: str | None, ttl_ms: int = 0) -> bool:
         """`key` from `old` to `new` (None: deleted) if it still holds `old`."""
         return True
+
+    async def lease(self, key: str, owner: str, ttl_ms: int) -> str:
+        """Who holds the lease `key`: `owner` if it held it or it had expired (renewed for
+        `ttl_ms`), else its holder. Raises if that cannot be known (Redis away)."""
+        return owner
 
     async def disconnect(self) -> None:
         pass
@@ -344,6 +357,10 @@ class RedisBroker(Broker):
         except Exception as exc:
             log.warning("redis broker: cannot update the claim of %s (%s)", key, exc)
             return new is not None  # taking over: go on alone; releasing: the claim expires
+
+    async def lease(self, key: str, owner: str, ttl_ms: int) -> str:
+        held = await self._redis.eval(_LEASE, 1, self._marker(key), owner, ttl_ms)
+        return held.decode() if isinstance(held, bytes) else held
 
     async def disconnect(self) -> None:
         for task in (self._sender, self._reader, self._watcher, self._flusher):

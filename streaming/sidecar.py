@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -35,7 +35,7 @@ from streaming.broker import MemoryBroker, broker_for
 from streaming.catchup import catch_up
 from streaming.claims import CLAIM_TTL_S, RECOVERED, Held, SharedClaims
 from streaming.correlate import Correlator
-from streaming.data.marts import MartsUnavailable, iso, marts_from_settings
+from streaming.data.marts import MartsUnavailable, iso, marts_from_settings, utcnow
 from streaming.dedupe import DeliveryIndex
 from streaming.journal import GroupCommitLog, encode_line
 from streaming.live import LiveEvents, event_dict
@@ -45,6 +45,7 @@ from streaming.ratelimit import RateLimits
 from streaming.rooms import ALL_WORKFLOWS, Hub, message
 from streaming.samples import ROOM as METRICS_ROOM
 from streaming.samples import LiveSamples
+from streaming.state.shared import STATE_ROOM, start_sharing
 from streaming.state.workflows import LiveState, carried_by
 from streaming.telemetry import Telemetry
 from streaming.webhooks import Delivery
@@ -65,10 +66,6 @@ LIVE_ROOM = "_live"
 # have not reached this replica this long after (that replica died before publishing them).
 LANDED_ELSEWHERE_WAIT_S = 1.0
 _TIMES = ("event_at", "occurred_at", "received_at")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Sidecar:
@@ -139,10 +136,12 @@ class Sidecar:
         self._context_seen = await asyncio.to_thread(self._context_files)
         self.context = await asyncio.to_thread(self._load_context)
         self.state.on_change(self._state_changed)
+        if self._shared:  # one replica computes the live state, the others apply its deltas
+            self._tasks.append(start_sharing(self.state, self.broker, self.replica))
         self.state.start()
-        self._tasks = [asyncio.create_task(self._every(CONTEXT_INTERVAL_S, self._refresh_context)),
-                       asyncio.create_task(self._every(STATUS_PUSH_S, self._refresh_status)),
-                       asyncio.create_task(self._every(ALERTS_FEED_S, self._alerts_feed))]
+        self._tasks += [asyncio.create_task(self._every(CONTEXT_INTERVAL_S, self._refresh_context)),
+                        asyncio.create_task(self._every(STATUS_PUSH_S, self._refresh_status)),
+                        asyncio.create_task(self._every(ALERTS_FEED_S, self._alerts_feed))]
         if self.telemetry.multiprocess:  # the other workers read this one's gauges from its files
             self._tasks.append(asyncio.create_task(self.telemetry.sample_every(self)))
         if self.settings.sidecar_worker_id is not None:
@@ -273,7 +272,7 @@ class Sidecar:
 
     def _announce(self, rows: list[dict]) -> None:
         """`workflow.updated` with each workflow's new state, to `workflows:<id>` and `workflows:all`.
-        Every replica computes the same state from the same events: each tells its own clients."""
+        Every replica's state is the leader's (`streaming/state/shared.py`): each tells its own clients."""
         from streaming.data.queries import workflow_out
 
         counts, joined = self.state.snapshot.live_counts, self.hub.rooms
@@ -441,6 +440,9 @@ class Sidecar:
     def _from_broker(self, room: str, text: str) -> None:
         """A message from the broker: a room's, for this replica's clients, or another replica's
         live events, for this replica's REST reads and correlation."""
+        if room == STATE_ROOM and self.state.sharing is not None:  # the leader's live state
+            self.state.sharing.receive(text)
+            return
         if room != LIVE_ROOM:
             if room == METRICS_ROOM:  # every replica's REST reads see every replica's samples
                 self.samples.add_message(text)

@@ -14,7 +14,7 @@ from typing import Any
 
 from streaming.data.marts import MartsUnavailable, WarehouseUnreachable, iso, json_value, plain, utcnow, where
 from streaming.data.serving import TTL, LiveView, Serving
-from streaming.state.workflows import completed_today, overview_cycle_times
+from streaming.state.snapshot import completed_today, overview_cycle_times
 from streaming.schemas import (
     Actor,
     Assignee,

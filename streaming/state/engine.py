@@ -110,6 +110,11 @@ class ChainRunner:
             self.con.execute(f'insert into {table} by name select * from "_live"')
             self.con.unregister("_live")
 
+    def replace_live_rows(self, source: str, rows: Mapping[Any, dict[str, Any]]) -> None:
+        """A raw source's live rows, all of them anew (by `id`)."""
+        self.con.execute(f'delete from "live_{local(source)}"')
+        self.change_live_rows(source, rows)
+
     def set_boundary(self, name: str, rows: Iterable[Mapping[str, Any]]) -> None:
         columns = BOUNDARY_COLUMNS[name]
         rows = [{c: _plain(r.get(c)) for c in columns} for r in rows]

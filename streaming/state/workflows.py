@@ -20,14 +20,12 @@ what arrived (`note`), so the live state costs the stream almost nothing.
 from __future__ import annotations
 
 import logging
-import statistics
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from cc_events.delivered import carried_rows
@@ -39,7 +37,9 @@ from streaming.data.marts import Marts, MartsUnavailable
 from streaming.live import LiveEvents
 from streaming.state import compiled
 from streaming.state.engine import ChainRunner
-from streaming.state.layered import GONE, Layered, LayeredSet
+from streaming.state.layered import GONE
+from streaming.state.shared import FOLLOWER, LEADER, Sharing
+from streaming.state.snapshot import Delta, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -78,30 +78,6 @@ def fct_event_row(event: Row, workflow_id: str) -> Row:
     }
 
 
-@dataclass
-class Snapshot:
-    """What the REST API reads: consistent as a whole, replaced (never mutated) by the worker."""
-
-    version: str | None = None
-    # Each version shares what did not change with the one before (`streaming/state/layered.py`).
-    rows: Layered = field(default_factory=Layered)  # live workflow id -> fct_workflows row
-    hidden: LayeredSet = field(default_factory=LayeredSet)  # built workflow ids a live row replaces
-    hidden_rows: Layered = field(default_factory=Layered)  # their rows in the marts
-    updates: LayeredSet = field(default_factory=LayeredSet)  # live event ids the marts already have
-    live_counts: Layered = field(default_factory=Layered)  # live workflow id -> new live events
-    workflow_of: Layered = field(default_factory=Layered)  # live event id -> its workflow now
-    cron_totals: Row | None = None  # fct_cron_job_totals with the live cron runs; None: the build's
-    base_cycles: dict[str, Decimal] = field(default_factory=dict)  # the build's cycle times (shared)
-    computed_at: float = 0.0
-
-    def cycle_times(self) -> list[Decimal]:
-        """Every workflow's cycle time, the live rows' instead of the ones they replace."""
-        cycles = [c for w, c in self.base_cycles.items() if w not in self.hidden]
-        cycles.extend(Decimal(str(r["cycle_time_hours"])) for r in self.rows.values()
-                      if r.get("cycle_time_hours") is not None)
-        return cycles
-
-
 class LiveState:
     def __init__(self, settings: Settings, marts: Marts, correlator: Correlator, live: LiveEvents) -> None:
         self.settings, self.marts, self.correlator, self.live = settings, marts, correlator, live
@@ -121,7 +97,9 @@ class LiveState:
         self._listeners: list[Callable[[list[Row], Row | None], None]] = []
         self._base: dict[str, dict[str, list[Row]]] = {}  # per version: built id -> events/keys/costs rows
         self._base_rows: dict[str, Row] = {}  # built id -> its fct_workflows row
-        self._base_cycles: dict[str, Decimal] | None = None
+        self._base_cycles: tuple[str | None, dict[str, Decimal]] | None = None  # (version, cycles)
+        self.sharing: Sharing | None = None  # with replicas: lead or follow (`share`)
+        self._tables_stale = False  # the chain's live tables missed carried records while following
         self._seen_drops = -1
         self._groups: dict[str, dict[str, Row]] = {}  # live workflow id -> its live events by id
         self._workflow_of: dict[str, str] = {}  # live event id -> its live workflow id
@@ -149,6 +127,12 @@ class LiveState:
         if self._runner is not None:
             self._runner.close()
 
+    def share(self, replica: str, publish: Callable[[str], None]) -> Sharing:
+        """With replicas (Redis), before `start`: one computes, the others apply its deltas
+        (`streaming/state/shared.py`); `publish(text)` sends on the broker's state room."""
+        self.sharing = Sharing(replica, publish, self._wake.set)
+        return self.sharing
+
     def on_change(self, listener: Callable[[list[Row], Row | None], None]) -> None:
         """`listener(changed workflow rows, cron totals if they changed)`, called from the worker."""
         self._listeners.append(listener)
@@ -163,7 +147,8 @@ class LiveState:
         with self._lock:
             pending = bool(self._dirty or self._carried_changed or self._wake.is_set() or self._running)
         return {"pending": pending, "computed_events": len(snapshot.workflow_of), "workflows": len(snapshot.rows),
-                "last_run_ms": round(self._last_run_s * 1000, 1)}
+                "last_run_ms": round(self._last_run_s * 1000, 1),
+                **(self.sharing.detail() if self.sharing is not None else {})}
 
     def lag_s(self) -> float:
         """How long the oldest event the state has not computed yet has waited; 0 when caught up."""
@@ -219,6 +204,13 @@ class LiveState:
             woken = self._wake.wait(IDLE_S)  # else: only a look for a new build
             if self._closed.is_set():
                 return
+            if self.sharing is not None:
+                self._wake.clear()
+                try:
+                    if self._share_turn():
+                        continue
+                except Exception:  # noqa: BLE001 - the next message or run tries again
+                    log.exception("applying the leader's live state failed")
             if woken:
                 self._running = True
                 self._wake.clear()
@@ -242,6 +234,34 @@ class LiveState:
                 if computed:
                     self._last_end = time.monotonic()
                     self._last_run_s = self._last_end - started
+
+    def _share_turn(self) -> bool:
+        """With replicas: as follower, apply the leader's deltas (True: nothing to compute here);
+        as leader, rebuild what following let go of, and answer a follower that lost track."""
+        sharing = self.sharing
+        deltas = sharing.take()
+        if sharing.role == FOLLOWER:
+            with self._lock:  # arrivals are the leader's to compute; a promotion recomputes them all
+                self._dirty.clear()
+                self._carried_changed.clear()
+                self._waiting_since = None
+            self._all_dirty = self._tables_stale = True
+            self.correlator.merged()
+            for delta in deltas:
+                self._install(delta, self.snapshot)
+            return True
+        if sharing.promoted:
+            sharing.promoted, self._all_dirty = False, True
+            if self._tables_stale and self._runner is not None:
+                with self._lock:
+                    carried = {s: {k: row for k, (_, row) in rows.items()} for s, rows in self._carried.items()}
+                for source in self._runner.schemas:
+                    self._runner.replace_live_rows(source, carried.get(source, {}))
+                self._tables_stale = False
+        if sharing.whole_due:
+            sharing.whole_due = False
+            sharing.send(Delta.whole(self.snapshot))
+        return False
 
     def refresh(self) -> bool:
         """Recompute what changed (everything, after a new build or dropped live events); False when
@@ -320,8 +340,8 @@ class LiveState:
             cron_totals = runner.query("select * from fct_cron_job_totals")[0]
 
         base = Snapshot() if full else previous
-        row_changes = {w: computed.get(w, GONE) for w in affected}
-        updates = base.updates.updated(new_updates - base.updates)
+        updates_added = sorted(new_updates - base.updates)
+        updates = base.updates.updated(updates_added)
         counts = {w: (sum(1 for e in groups[w] if e not in updates) if w in computed else GONE) for w in affected}
         hidden_changes: dict[str, Any] = {}
         for w in affected:
@@ -333,29 +353,31 @@ class LiveState:
                 hidden_changes.update(dict.fromkeys(spans[w], True))
         added_hidden = [b for b, v in hidden_changes.items() if v is not GONE and b not in base.hidden]
         removed_hidden = [b for b, v in hidden_changes.items() if v is GONE and b in base.hidden]
-        hidden = base.hidden.updated(added_hidden, removed_hidden)
-        hidden_rows = base.hidden_rows.updated({**dict.fromkeys(removed_hidden, GONE),
-                                                **self._hidden_rows(added_hidden, version)})
         moved = {e: w for e, w in moved.items() if base.workflow_of.get(e) != w}
-        changed = [r for w, r in computed.items() if previous.rows.get(w) != r]
+        changed = [w for w, r in computed.items() if previous.rows.get(w) != r]
         removed = [w for w in affected if w not in computed and w in previous.rows]
-        if not (full or changed or removed or added_hidden or removed_hidden or len(updates) != len(base.updates)
+        if not (full or changed or removed or added_hidden or removed_hidden or updates_added
                 or moved or cron_totals != previous.cron_totals):
             return True  # nothing a read shows changed: keep the snapshot (and the reads' cached bodies)
-        snapshot = Snapshot(version=version, rows=base.rows.updated(row_changes), hidden=hidden,
-                            hidden_rows=hidden_rows, updates=updates,
-                            live_counts=base.live_counts.updated(counts), workflow_of=base.workflow_of.updated(moved),
-                            cron_totals=cron_totals, base_cycles=self._cycles(version),
-                            computed_at=time.monotonic())
-        self.snapshot = snapshot
-        cron_changed = cron_totals if cron_totals != previous.cron_totals else None
+        delta = Delta(full, version, {w: computed.get(w, GONE) for w in affected}, added_hidden, removed_hidden,
+                      {**dict.fromkeys(removed_hidden, GONE), **self._hidden_rows(added_hidden, version)},
+                      updates_added, counts, moved, cron_totals)
+        self._install(delta, previous)
+        if self.sharing is not None and self.sharing.role == LEADER:
+            self.sharing.send(delta)
+        return True
+
+    def _install(self, delta: Delta, previous: Snapshot) -> None:
+        """The next snapshot, from this replica's run or its leader's (`streaming/state/shared.py`)."""
+        self.snapshot = delta.apply(previous, self._cycles(delta.version))
+        changed = delta.changed(previous)
+        cron_changed = delta.cron_totals if delta.cron_totals != previous.cron_totals else None
         if changed or cron_changed:
             for listener in self._listeners:
                 try:
                     listener(changed, cron_changed)
                 except Exception:  # noqa: BLE001 - a listener must not stop the state
                     log.exception("a live state listener failed")
-        return True
 
     def _compute(self, compute: list[str], spans: dict[str, list[str]], version: str | None,
                  updates: set[str]) -> dict[str, Row]:
@@ -427,11 +449,12 @@ class LiveState:
         return {b: self._base_rows[b] for b in hidden if self._base_rows.get(b)}
 
     def _cycles(self, version: str | None) -> dict[str, Decimal]:
-        if self._base_cycles is None:
-            self._base_cycles = {} if version is None else {
+        held = self._base_cycles
+        if held is None or held[0] != version:
+            held = self._base_cycles = (version, {} if version is None else {
                 r["workflow_id"]: Decimal(str(r["cycle_time_hours"])) for r in self.marts.query(
-                    "select workflow_id, cycle_time_hours from fct_workflows where cycle_time_hours is not null")}
-        return self._base_cycles
+                    "select workflow_id, cycle_time_hours from fct_workflows where cycle_time_hours is not null")})
+        return held[1]
 
 
 def _newer(held: Row, row: Row) -> bool:
@@ -473,24 +496,4 @@ def _sources_of(models: compiled.LiveModels, target: str) -> set[str]:
     return {p for m in chain for p in m.parents if p in models.sources}
 
 
-def rounded(value: Decimal | float | None) -> float | None:
-    """`round(x, 2)` as the marts' numeric rounding does it (half away from zero)."""
-    if value is None:
-        return None
-    return float(Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
-def overview_cycle_times(cycles: list[Decimal]) -> tuple[float | None, float | None]:
-    """`dashboard_overview`'s average and median (`percentile_cont(0.5)`) cycle time, rounded to 2."""
-    values = sorted(cycles)
-    if not values:
-        return None, None
-    return rounded(sum(values) / len(values)), rounded(statistics.median(values))
-
-
-def completed_today(completed_at: datetime | None, as_of: datetime) -> bool:
-    """macros/completed_on_as_of_day.sql for one row."""
-    return completed_at is not None and completed_at <= as_of and completed_at.date() == as_of.date()
-
-
-__all__ = ["LiveState", "Snapshot", "completed_today", "fct_event_row", "overview_cycle_times"]
+__all__ = ["LiveState", "Snapshot", "fct_event_row"]

@@ -156,21 +156,46 @@ def every_worker_lists(workers: SidecarWorkers, workflow: str, within_s: float =
             time.sleep(0.2)
 
 
-def test_a_worker_restarted_after_a_kill_serves_what_was_landed_before_it(workers, sign, github_fixtures):
-    """The live store is in memory: the restarted worker reads back what every worker landed lately."""
+def leader_and_follower(workers: SidecarWorkers, within_s: float = 60) -> tuple[str, str]:
+    """The worker that computes the live state and the one that applies its deltas, once both
+    name the same leader (streaming/state/shared.py)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        detail = {name: health["live_state_detail"] for name, health in workers.by_worker(
+            lambda health: health["live_state"] == "ready", timeout_s=180).items()}
+        leaders = [name for name, d in detail.items() if d.get("role") == "leader"]
+        if len(leaders) == 1 and all(d.get("leader") == detail[leaders[0]]["replica"] for d in detail.values()):
+            return leaders[0], next(name for name in detail if name != leaders[0])
+        assert time.monotonic() < deadline, f"the workers do not agree on one leader: {detail}"
+        time.sleep(0.5)
+
+
+def _pr(github_fixtures, number: int) -> bytes:
     payload = json.loads((github_fixtures / "pull_request" / "opened.payload.json").read_bytes())
-    payload["number"] = payload["pull_request"]["number"] = 77
-    body = json.dumps(payload).encode()
+    payload["number"] = payload["pull_request"]["number"] = number
+    return json.dumps(payload).encode()
+
+
+def test_a_worker_restarted_after_a_kill_serves_what_was_landed_before_it(workers, sign, github_fixtures):
+    """The live store is in memory: the restarted worker reads back what every worker landed lately.
+    The worker killed is the one computing the live state: the other takes over (its lease expired),
+    and what arrives afterwards reaches both workers' reads."""
+    body = _pr(github_fixtures, 77)
     answer = post(workers, "/webhooks/github", body, sign.github(body, "pull_request"))
     assert answer.status_code == 202, answer.text
     every_worker_lists(workers, "github:codertocat/hello-world#77")
-    killed = workers.kill_worker("w1")
+    leader, _ = leader_and_follower(workers)
+    killed = workers.kill_worker(leader)
     deadline = time.monotonic() + 60
-    while workers.pids().get("w1") in (None, killed):
-        assert time.monotonic() < deadline, "the supervisor did not start w1 again"
+    while workers.pids().get(leader) in (None, killed):
+        assert time.monotonic() < deadline, f"the supervisor did not start {leader} again"
         time.sleep(0.2)
-    workers.by_worker(lambda health: health["live_state"] == "ready", timeout_s=180)
+    leader_and_follower(workers)
     every_worker_lists(workers, "github:codertocat/hello-world#77")
+    body = _pr(github_fixtures, 78)
+    answer = post(workers, "/webhooks/github", body, sign.github(body, "pull_request"))
+    assert answer.status_code == 202, answer.text
+    every_worker_lists(workers, "github:codertocat/hello-world#78")
 
 
 # --- faults under load ------------------------------------------------------------------------------
