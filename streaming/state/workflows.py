@@ -181,7 +181,8 @@ class LiveState:
                 changes[key] = row
                 while len(rows) > CARRIED_MAX or next(iter(rows.values()))[0] < now - CARRIED_KEEP_S:
                     changes[rows.popitem(last=False)[0]] = None
-        self._wake.set()
+        if self.sharing is None or self.sharing.role != FOLLOWER:  # a follower's turns are the leader's deltas
+            self._wake.set()
 
     # --- the worker ----------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -242,9 +243,7 @@ class LiveState:
         deltas = sharing.take()
         if sharing.role == FOLLOWER:
             with self._lock:  # arrivals are the leader's to compute; a promotion recomputes them all
-                self._dirty.clear()
-                self._carried_changed.clear()
-                self._waiting_since = None
+                self._dirty, self._carried_changed, self._waiting_since = set(), {}, None
             self._all_dirty = self._tables_stale = True
             self.correlator.merged()
             for delta in deltas:
