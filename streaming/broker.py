@@ -8,6 +8,14 @@ an event acknowledged during the outage still reaches every replica's rooms and 
 message is `<room>\n<json>`: the JSON is encoded once, by the publisher, and the same text goes to
 every client of the room.
 
+Pub/sub reaches only who is subscribed at that instant, so a message goes out only while as many
+replicas listen as the last one reached, this replica's own reader among them: Redis checks it in
+the same step as the PUBLISH (`_PUBLISH`). After a restart a replica reaches Redis again before
+the readers (its own too) have subscribed again; one that had nothing to publish while Redis was
+down used to publish its next message to no one, and its clients never got it. A message that
+would reach fewer is kept as if Redis had not answered; a replica away longer than
+RESUBSCRIBE_WAIT_S is taken as gone.
+
 Everything a replica sends to Redis in one turn of its event loop (delivery claims, landed
 markers, room messages) goes as one pipeline, its messages as one PUBLISH of their lines, sent as
 soon as the previous pipeline is answered: under load a round trip and a pub/sub message carry
@@ -20,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
@@ -30,8 +39,8 @@ CHANNEL = "cc:rooms"
 # Messages kept while Redis is unreachable: minutes of a busy replica's events; past it the
 # oldest go (the landing log and the next build still have them).
 OUTBOX_MAX = 50_000
-# After an outage, how long to wait for the replicas that were subscribed to subscribe again
-# before sending what was kept (a replica that died meanwhile never will).
+# How long to wait for the replicas that were subscribed to subscribe again (after an outage, or a
+# replica's reader reconnecting) before sending what was kept: a replica that died never will.
 RESUBSCRIBE_WAIT_S = 5.0
 RECONNECT_MAX_S = 1.0
 # How often an idle replica asks Redis how many replicas listen on the channel.
@@ -50,6 +59,13 @@ local held = redis.call('GET', KEYS[1])
 if held then return held end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
+"""
+# PUBLISH ARGV[4] on ARGV[1] if its subscribers are at least ARGV[3] and this replica's reader is
+# one of them (it alone listens on ARGV[2]); else -1, nothing sent.
+_PUBLISH = """
+local n = redis.call('PUBSUB', 'NUMSUB', ARGV[1], ARGV[2])
+if n[4] == 0 or n[2] < tonumber(ARGV[3]) then return -1 end
+return redis.call('PUBLISH', ARGV[1], ARGV[4])
 """
 # Compare and set (ARGV[2] empty: delete).
 _SWAP = """
@@ -141,11 +157,13 @@ class RedisBroker(Broker):
     def __init__(self, url: str, channel: str = CHANNEL) -> None:
         self.url = url
         self.channel = channel
+        # Only this replica's reader subscribes to it: whether that reader listens, for `_PUBLISH`.
+        self._own = f"{channel}:reader:{uuid.uuid4().hex[:12]}"
         self._reader: asyncio.Task | None = None
         self._outbox: deque[str] = deque()
         self._flusher: asyncio.Task | None = None
-        # Subscribers Redis last counted on the channel (by a publish, or the watcher while idle):
-        # after an outage the outbox waits for as many to be back before it sends.
+        # Subscribers Redis last counted on the channel (by a publish, or the watcher while idle): a
+        # message waits for as many to listen before it goes (`_PUBLISH`, `_audience`).
         self._receivers = 0
         self._watcher: asyncio.Task | None = None
         self.dropped = 0
@@ -162,20 +180,35 @@ class RedisBroker(Broker):
         self._redis = redis.Redis.from_url(self.url)
         await self._redis.ping()
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(self.channel)
+        await self._pubsub.subscribe(self.channel, self._own)
+        for _attempt in range(100):  # the first message need not wait in the outbox for the SUBSCRIBE above
+            [(_, own)] = await self._redis.pubsub_numsub(self._own)
+            if own:
+                break
+            await asyncio.sleep(0.01)
         self._reader = asyncio.create_task(self._read(), name="redis-broker-reader")
         self._watcher = asyncio.create_task(self._watch_subscribers(), name="redis-broker-subscribers")
 
     async def _watch_subscribers(self) -> None:
         """Keep the subscriber count fresh while nothing is published: a replica whose first message
-        is kept through an outage must still wait for the replicas that were listening before it."""
+        comes after an outage must still wait for the replicas that were listening before it. A
+        count that fell is taken only once it stayed down RESUBSCRIBE_WAIT_S (a replica gone, not
+        one resubscribing)."""
+        fewer_since: float | None = None
         while True:
             await asyncio.sleep(SUBSCRIBERS_EVERY_S)
             if self._outbox:
+                fewer_since = None
                 continue
             with contextlib.suppress(Exception):  # Redis down: the count from before stands
                 [(_, subscribed)] = await self._redis.pubsub_numsub(self.channel)
-                self._receivers = subscribed
+                now = time.monotonic()
+                if subscribed >= self._receivers:
+                    self._receivers, fewer_since = subscribed, None
+                elif fewer_since is None:
+                    fewer_since = now
+                elif now - fewer_since >= RESUBSCRIBE_WAIT_S:
+                    self._receivers, fewer_since = subscribed, None
 
     async def _read(self) -> None:
         backoff = 0.1
@@ -190,7 +223,7 @@ class RedisBroker(Broker):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, RECONNECT_MAX_S)
                 with contextlib.suppress(Exception):  # retried on the next turn
-                    await self._pubsub.subscribe(self.channel)
+                    await self._pubsub.subscribe(self.channel, self._own)
                 continue
             if message is None or message.get("type") != "message":
                 continue
@@ -259,7 +292,7 @@ class RedisBroker(Broker):
                         for key in args:
                             pipe.set(self._marker(key), LANDED, ex=LANDED_TTL_S)
                 if frame is not None:
-                    pipe.publish(self.channel, frame)
+                    pipe.eval(_PUBLISH, 0, self.channel, self._own, self._receivers, frame)
                 results = await pipe.execute(raise_on_error=False)
         except asyncio.CancelledError:
             raise
@@ -284,7 +317,7 @@ class RedisBroker(Broker):
             else:
                 at += len(args)
         if frame is not None:
-            if isinstance(results[-1], Exception):
+            if isinstance(results[-1], Exception) or results[-1] < 0:  # not sent, or not to everyone
                 self._keep(frame)
             else:
                 self._receivers = results[-1]
@@ -300,13 +333,16 @@ class RedisBroker(Broker):
             self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="redis-broker-outbox")
 
     async def _flush(self) -> None:
-        """Send what was kept, in order, once Redis answers again."""
+        """Send what was kept, in order, once Redis answers again and its listeners are back."""
         backoff = 0.1
         while self._outbox:
             try:
-                await self._resubscribed()
+                audience = await self._audience()
                 while self._outbox:
-                    self._receivers = await self._redis.publish(self.channel, self._outbox[0])
+                    reached = await self._redis.eval(_PUBLISH, 0, self.channel, self._own, audience, self._outbox[0])
+                    if reached < 0:  # a listener went away again: wait for it again
+                        break
+                    self._receivers = audience = reached
                     self._outbox.popleft()
             except asyncio.CancelledError:
                 raise
@@ -317,14 +353,15 @@ class RedisBroker(Broker):
             log.warning("redis broker: %d messages dropped while Redis was unreachable", self.dropped)
             self.dropped = 0
 
-    async def _resubscribed(self) -> None:
-        """Pub/sub reaches only who is subscribed now: wait (a little) for as many subscribers as
-        the last publish before the outage reached, this replica's own reader among them."""
+    async def _audience(self) -> int:
+        """How many the next kept message must reach: this replica's own reader (waited for, however
+        long: it resubscribes within a second of Redis answering) and as many subscribers as the
+        last message reached, waited for up to RESUBSCRIBE_WAIT_S (then those missing are gone)."""
         deadline = time.monotonic() + RESUBSCRIBE_WAIT_S
-        while time.monotonic() < deadline:
-            [(_, subscribed)] = await self._redis.pubsub_numsub(self.channel)
-            if subscribed >= self._receivers:
-                return
+        while True:
+            [(_, subscribed), (_, own)] = await self._redis.pubsub_numsub(self.channel, self._own)
+            if own and (subscribed >= self._receivers or time.monotonic() >= deadline):
+                return min(subscribed, self._receivers)
             await asyncio.sleep(0.05)
 
     # Replicas share their webhook dedupe through one key per delivery key: a replica's claim while

@@ -1,0 +1,114 @@
+"""The Redis broker right after Redis comes back: a message goes out only once the readers that
+listened before (the publisher's own among them) listen again, even from a replica that had
+nothing to publish while Redis was down (it used to publish to no one, and its clients never got
+the event: `test_workers_on_one_port_over_a_restarted_redis_and_a_killed_worker` under load)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+
+import pytest
+
+
+async def _until(check, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        await asyncio.sleep(0.02)
+    return check()
+
+
+@pytest.fixture
+def redis_server(tmp_path, redis_server_binary):
+    from scripts.chaos.replicas_redis import RedisServer
+
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop(signal.SIGKILL)
+
+
+def test_a_message_published_as_redis_comes_back_reaches_every_replica(redis_server):
+    """Redis restarted; replica X lands a webhook as it comes back, as `Sidecar.accept` does (a
+    claim, which finds Redis gone, then the message) before any reader, X's own included, has
+    subscribed again."""
+    from streaming.broker import RedisBroker
+
+    channel = f"cc-test-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> dict[str, list[str]]:
+        got: dict[str, list[str]] = {"x": [], "y": []}
+        x, y = RedisBroker(redis_server.url, channel), RedisBroker(redis_server.url, channel)
+        await x.connect(lambda room, text: got["x"].append(text))
+        await y.connect(lambda room, text: got["y"].append(text))
+        try:
+            await x.publish("events:all", "before")
+            assert await _until(lambda: got == {"x": ["before"], "y": ["before"]})
+            await asyncio.to_thread(redis_server.stop, signal.SIGKILL)
+            await asyncio.to_thread(redis_server.start)
+            assert await x.claim(("delivery-1",), "x", 5000) is None  # on the connection Redis closed
+            await x.publish("events:all", "after")
+            await _until(lambda: "after" in got["x"] and "after" in got["y"])
+            return got
+        finally:
+            await x.disconnect()
+            await y.disconnect()
+
+    assert asyncio.run(scenario()) == {"x": ["before", "after"], "y": ["before", "after"]}
+
+
+def test_a_message_waits_for_a_replica_still_resubscribing(redis_server):
+    """X's reader is back after the restart, Y's only seconds later (a loaded host): X's message,
+    published between the two, reaches Y too, once Y listens again."""
+    import redis.asyncio as redis
+
+    from streaming.broker import RESUBSCRIBE_WAIT_S, RedisBroker
+
+    channel = f"cc-test-{uuid.uuid4().hex[:8]}"
+
+    async def listen(pubsub, seconds: float) -> list[str]:
+        texts, deadline = [], time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if message is not None:
+                texts.append(message["data"].decode().split("\n", 1)[1])
+        return texts
+
+    async def scenario() -> list[str]:
+        got: list[str] = []
+        x = RedisBroker(redis_server.url, channel)
+        await x.connect(lambda room, text: got.append(text))
+        y = redis.Redis.from_url(redis_server.url).pubsub()  # replica Y's reader, resubscribed by hand
+        await y.subscribe(channel)
+        probe = None
+        try:
+            await x.publish("events:all", "before")
+            received = await listen(y, 1.5)  # and X's idle watcher counts both readers
+            assert got == received == ["before"]
+            await asyncio.to_thread(redis_server.stop, signal.SIGKILL)
+            await y.aclose()
+            await asyncio.to_thread(redis_server.start)
+            back = time.monotonic()
+            probe = redis.Redis.from_url(redis_server.url)
+            while (await probe.pubsub_numsub(channel))[0][1] == 0:  # X's reader, the only one
+                assert time.monotonic() - back < RESUBSCRIBE_WAIT_S, "X's reader did not subscribe again"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.2)  # X's idle watcher sees one reader: Y must not be taken for gone
+            await x.publish("events:all", "after")
+            await asyncio.sleep(0.3)
+            y = redis.Redis.from_url(redis_server.url).pubsub()
+            await y.subscribe(channel)
+            assert time.monotonic() - back < RESUBSCRIBE_WAIT_S, "Y came back too late to prove anything"
+            received += await listen(y, 2.0)
+            assert "after" in got
+            return received
+        finally:
+            await y.aclose()
+            if probe is not None:
+                await probe.aclose()
+            await x.disconnect()
+
+    assert asyncio.run(scenario()) == ["before", "after"]
