@@ -140,6 +140,8 @@ class Broker:
         """`key` from `old` to `new` (None: deleted) if it still holds `old`."""
         return True
 
+    listeners = 1  # the replicas a message reaches, this one included
+
     async def lease(self, key: str, owner: str, ttl_ms: int) -> str:
         """Who holds the lease `key`: `owner` if it held it or it had expired (renewed for
         `ttl_ms`), else its holder. Raises if that cannot be known (Redis away)."""
@@ -394,6 +396,11 @@ class RedisBroker(Broker):
         except Exception as exc:
             log.warning("redis broker: cannot update the claim of %s (%s)", key, exc)
             return new is not None  # taking over: go on alone; releasing: the claim expires
+
+    @property
+    def listeners(self) -> int:
+        """The replicas (this one included) the last message reached, or the idle count."""
+        return self._receivers
 
     async def lease(self, key: str, owner: str, ttl_ms: int) -> str:
         held = await self._redis.eval(_LEASE, 1, self._marker(key), owner, ttl_ms)

@@ -46,8 +46,9 @@ class Sharing:
     `publish(text)` sends on `STATE_ROOM` (the sidecar passes a thread-safe one). Messages arrive
     with `receive` on the event loop and are taken by the live state's thread (`take`)."""
 
-    def __init__(self, replica: str, publish: Callable[[str], None], wake: Callable[[], None]) -> None:
-        self.replica, self._publish, self._wake = replica, publish, wake
+    def __init__(self, replica: str, publish: Callable[[str], None], wake: Callable[[], None],
+                 listeners: Callable[[], int] = lambda: 2) -> None:
+        self.replica, self._publish, self._wake, self._listeners = replica, publish, wake, listeners
         self._own = f'{{"from":"{replica}"'  # how its deltas begin (`encode`: orjson, keys in order)
         self.role = ALONE
         self.leader: str | None = None
@@ -110,8 +111,11 @@ class Sharing:
         return deltas
 
     def send(self, delta: Delta) -> None:
-        """As leader: a run's delta, to every follower."""
-        self._publish(encode({"from": self.replica, "seq": self._seq, "delta": delta_out(delta)}))
+        """As leader: a run's delta, to every follower. With none listening (one worker on Redis)
+        nothing is encoded; its number is used all the same, so a replica that subscribes later
+        sees a gap and asks for the whole state."""
+        if self._listeners() > 1:
+            self._publish(encode({"from": self.replica, "seq": self._seq, "delta": delta_out(delta)}))
         self._seq += 1
 
     def detail(self) -> dict[str, Any]:
@@ -142,5 +146,6 @@ def start_sharing(state: Any, broker: Any, replica: str) -> asyncio.Task:
     """On the sidecar's loop: `state` (a `LiveState`, before its `start`) leads or follows over
     `broker`; returns the lease's task."""
     loop = asyncio.get_running_loop()
-    sharing = state.share(replica, lambda text: loop.call_soon_threadsafe(broker.publish, STATE_ROOM, text))
+    sharing = state.share(replica, lambda text: loop.call_soon_threadsafe(broker.publish, STATE_ROOM, text),
+                          lambda: broker.listeners)
     return loop.create_task(lead(broker, sharing))

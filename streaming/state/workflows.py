@@ -127,10 +127,10 @@ class LiveState:
         if self._runner is not None:
             self._runner.close()
 
-    def share(self, replica: str, publish: Callable[[str], None]) -> Sharing:
+    def share(self, replica: str, publish: Callable[[str], None], listeners: Callable[[], int] = lambda: 2) -> Sharing:
         """With replicas (Redis), before `start`: one computes, the others apply its deltas
         (`streaming/state/shared.py`); `publish(text)` sends on the broker's state room."""
-        self.sharing = Sharing(replica, publish, self._wake.set)
+        self.sharing = Sharing(replica, publish, self._wake.set, listeners)
         return self.sharing
 
     def on_change(self, listener: Callable[[list[Row], Row | None], None]) -> None:

@@ -211,3 +211,36 @@ def test_deltas_keep_their_values_types():
     again = delta_in(decode(encode({"delta": delta_out(delta)}))["delta"])
     assert again == delta and again.rows["linear:ENG-2"] is GONE
     assert type(again.rows["linear:ENG-1"]["day"]) is type(row["day"])
+
+
+def test_a_leader_alone_on_redis_encodes_nothing_and_a_later_follower_catches_up(tmp_path):
+    """One worker on Redis: no one to send deltas to, so none is encoded; a replica that joins
+    later finds it has no base and asks for the whole state, which it then gets."""
+    settings = Settings(data_dir=tmp_path)
+    marts = marts_from_settings(settings)
+    leader = LiveState(settings, marts, Correlator(marts), LiveEvents())
+    sent: list[str] = []
+    listening = [1]
+    leader.share("lead", sent.append, lambda: listening[0])
+    leader.prepare()
+    leader.sharing.set_leader("lead")
+    at = datetime.now(UTC).replace(microsecond=0, tzinfo=None) - timedelta(hours=1)
+    _deliver(leader, STEPS[0], at)
+    leader._share_turn()  # noqa: SLF001
+    leader.refresh()
+    assert sent == [] and leader.snapshot.rows
+    listening[0] = 2  # a follower subscribed
+    follower = LiveState(settings, marts, Correlator(marts), LiveEvents())
+    asked: list[str] = []
+    follower.share("follow", asked.append)
+    follower.prepare()
+    follower.sharing.set_leader("lead")
+    follower._share_turn()  # noqa: SLF001 - no base yet: asks
+    leader.sharing.receive(asked.pop())
+    leader._share_turn()  # noqa: SLF001 - answers with the whole state
+    for text in sent:
+        follower.sharing.receive(text)
+    follower._share_turn()  # noqa: SLF001
+    assert _view(follower.snapshot) == _view(leader.snapshot)
+    leader.close()
+    follower.close()
