@@ -42,6 +42,9 @@ OUTBOX_MAX = 50_000
 # How long to wait for the replicas that were subscribed to subscribe again (after an outage, or a
 # replica's reader reconnecting) before sending what was kept: a replica that died never will.
 RESUBSCRIBE_WAIT_S = 5.0
+# A replica that shuts down says so on the channel once it stopped listening: the others count the
+# listeners again at once instead of holding their messages RESUBSCRIBE_WAIT_S for it.
+LEAVING = "_leaving"
 RECONNECT_MAX_S = 1.0
 # How often an idle replica asks Redis how many replicas listen on the channel.
 SUBSCRIBERS_EVERY_S = 1.0
@@ -231,6 +234,9 @@ class RedisBroker(Broker):
                 continue
             data = message["data"]
             for room, text in unpack(data.decode() if isinstance(data, bytes) else data):
+                if room == LEAVING:
+                    asyncio.get_running_loop().create_task(self._recount())
+                    continue
                 try:
                     self._deliver(room, text)
                 except Exception:  # one bad message must not stop the reader
@@ -406,12 +412,21 @@ class RedisBroker(Broker):
         held = await self._redis.eval(_LEASE, 1, self._marker(key), owner, ttl_ms)
         return held.decode() if isinstance(held, bytes) else held
 
+    async def _recount(self) -> None:
+        """A replica left: as many listeners as Redis counts now are everyone."""
+        with contextlib.suppress(Exception):  # Redis away: the watcher recounts later
+            [(_, subscribed)] = await self._redis.pubsub_numsub(self.channel)
+            self._receivers = subscribed
+
     async def disconnect(self) -> None:
         for task in (self._sender, self._reader, self._watcher, self._flusher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
                     await task
+        with contextlib.suppress(Exception):  # not listening any more, then said (`LEAVING`)
+            await self._pubsub.unsubscribe()
+            await self._redis.publish(self.channel, pack(LEAVING, self._own))
         await self._pubsub.aclose()
         await self._redis.aclose()
 

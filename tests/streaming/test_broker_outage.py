@@ -112,3 +112,30 @@ def test_a_message_waits_for_a_replica_still_resubscribing(redis_server):
             await x.disconnect()
 
     assert asyncio.run(scenario()) == ["before", "after"]
+
+
+def test_a_replica_that_shuts_down_does_not_hold_the_others_messages(redis_server):
+    """A replica stopping (a deploy) says so once it stopped listening: the others' next messages
+    go out at once, not after RESUBSCRIBE_WAIT_S of waiting for it to come back."""
+    from streaming.broker import RESUBSCRIBE_WAIT_S, RedisBroker
+
+    channel = f"cc-test-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> float:
+        got: list[str] = []
+        x, y = RedisBroker(redis_server.url, channel), RedisBroker(redis_server.url, channel)
+        await x.connect(lambda room, text: got.append(text))
+        await y.connect(lambda room, text: None)
+        try:
+            await x.publish("events:all", "before")  # reaches both: X now expects two listeners
+            assert await _until(lambda: got == ["before"])
+            await y.disconnect()
+            await asyncio.sleep(0.3)  # Y's word reaches X
+            sent = time.monotonic()
+            await x.publish("events:all", "after")
+            assert await _until(lambda: "after" in got, RESUBSCRIBE_WAIT_S + 2)
+            return time.monotonic() - sent
+        finally:
+            await x.disconnect()
+
+    assert asyncio.run(scenario()) < RESUBSCRIBE_WAIT_S / 2, "the message waited for the replica that left"
