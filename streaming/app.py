@@ -26,7 +26,8 @@ from starlette.routing import Match, Mount
 from resources.settings import Settings
 from streaming import graphql, page, telemetry, webhooks, ws
 from streaming.auth import NO_SECRET
-from streaming.data.marts import MartsUnavailable
+from streaming.catchup import catch_up
+from streaming.data.marts import MartsUnavailable, utcnow
 from streaming.data.serving import Serving
 from streaming.live import LiveEvents
 from streaming.params import known_parameters
@@ -119,6 +120,19 @@ def tune_interpreter() -> None:
     sys.setswitchinterval(min(SWITCH_INTERVAL_S, sys.getswitchinterval()))
 
 
+async def catch_up_first(sidecar: Sidecar) -> None:
+    """A named worker, one of several on a data dir (`CC_SIDECAR_WORKERS`, replicas), reads back
+    what its peers landed before it subscribed (`streaming/catchup.py`) before it takes a
+    connection: a client reconnecting to a worker just restarted would otherwise read an
+    `/api/events` without them, and miss them for good. Its peers take the connections meanwhile;
+    what they publish reaches it already. A lone sidecar starts from the marts and hot tier: its
+    catch-up counted events the hot tier already held a second time, as live."""
+    try:
+        await catch_up(sidecar, utcnow())
+    except Exception:  # noqa: BLE001 - serve what the live path brings rather than not at all
+        logger.exception("reading back what the other workers landed failed")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -138,6 +152,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             serving = app.state.serving = await asyncio.to_thread(Serving.from_settings, app.state.settings,
                                                                   app.state.live, sidecar.state, app.state.samples)
             sidecar.serving = serving
+            if app.state.settings.sidecar_worker_id is not None:
+                await catch_up_first(sidecar)
             tune_interpreter()
             yield
         finally:

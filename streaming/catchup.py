@@ -5,8 +5,9 @@ match its peers' instead of starting empty.
 The live store is in memory: a worker the supervisor restarted after a crash (or any sidecar
 restarted) used to serve only the events it received from then on until the next build. Now it
 normalizes the deliveries landed within `CATCH_UP_S` before it subscribed (at most the newest
-`CATCH_UP_MAX` of each landing file) in the background, in received order, beside live traffic:
-an event the live path already holds wins (it is as new or newer), and the marts are asked again
+`CATCH_UP_MAX` of each landing file) before it takes a connection (`streaming/app.py`; its peers
+take them meanwhile), in received order, beside the live messages it already receives: an event
+the live path already holds wins (it is as new or newer), and the marts are asked again
 which of the events they hold (`Serving.resync`), as after a build. Nothing goes to the rooms:
 clients got these events when they happened.
 """

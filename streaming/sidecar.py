@@ -32,7 +32,6 @@ from resources.settings import Settings
 from resources.storage.lake import Lake
 from resources.storage.landing import landing_for
 from streaming.broker import MemoryBroker, broker_for
-from streaming.catchup import catch_up
 from streaming.claims import CLAIM_TTL_S, RECOVERED, Held, SharedClaims
 from streaming.correlate import Correlator
 from streaming.data.marts import MartsUnavailable, iso, marts_from_settings, utcnow
@@ -144,11 +143,6 @@ class Sidecar:
                         asyncio.create_task(self._every(ALERTS_FEED_S, self._alerts_feed))]
         if self.telemetry.multiprocess:  # the other workers read this one's gauges from its files
             self._tasks.append(asyncio.create_task(self.telemetry.sample_every(self)))
-        if self.settings.sidecar_worker_id is not None:
-            # A named worker, one of several on a data dir (`CC_SIDECAR_WORKERS`, replicas): what its
-            # peers landed before it subscribed. A lone sidecar starts from the marts and hot tier, as
-            # before: its catch-up counted events the hot tier already held a second time, as live.
-            self._tasks.append(asyncio.create_task(catch_up(self, utcnow())))
         await asyncio.to_thread(self._start_alerts)
 
     def _start_alerts(self) -> None:
