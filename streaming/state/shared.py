@@ -21,6 +21,7 @@ lone sidecar does, until Redis is back and one lease holder remains.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -125,21 +126,28 @@ class Sharing:
 async def lead(broker: Any, sharing: Sharing, every_s: float = RENEW_S) -> None:
     """Hold or watch the lease (a task on the sidecar's loop, with Redis): renew it while this
     replica holds it, take it once expired, else follow its holder. A lease that cannot be read
-    for longer than it lasts (Redis away) makes this replica compute on its own meanwhile."""
+    for longer than it lasts (Redis away) makes this replica compute on its own meanwhile. A
+    leader shutting down (the task cancelled) hands the lease back, so a follower takes over
+    within `every_s` instead of `LEASE_MS`."""
     me, known_at, warned = sharing.replica, time.monotonic(), False
-    while True:
-        try:
-            sharing.set_leader(await broker.lease(LEASE_KEY, me, LEASE_MS))
-            known_at, warned = time.monotonic(), False
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the next turn tries again
-            if not warned:
-                log.warning("live state: cannot read the lease (%s)", exc)
-                warned = True
-            if time.monotonic() - known_at > LEASE_MS / 1000:
-                sharing.set_leader(me)
-        await asyncio.sleep(every_s)
+    try:
+        while True:
+            try:
+                sharing.set_leader(await broker.lease(LEASE_KEY, me, LEASE_MS))
+                known_at, warned = time.monotonic(), False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the next turn tries again
+                if not warned:
+                    log.warning("live state: cannot read the lease (%s)", exc)
+                    warned = True
+                if time.monotonic() - known_at > LEASE_MS / 1000:
+                    sharing.set_leader(me)
+            await asyncio.sleep(every_s)
+    finally:
+        if sharing.leader == me:
+            with contextlib.suppress(Exception):
+                await broker.swap(LEASE_KEY, me, None)
 
 
 def start_sharing(state: Any, broker: Any, replica: str) -> asyncio.Task:

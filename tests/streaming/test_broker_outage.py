@@ -6,6 +6,7 @@ the event: `test_workers_on_one_port_over_a_restarted_redis_and_a_killed_worker`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 import uuid
@@ -139,3 +140,36 @@ def test_a_replica_that_shuts_down_does_not_hold_the_others_messages(redis_serve
             await x.disconnect()
 
     assert asyncio.run(scenario()) < RESUBSCRIBE_WAIT_S / 2, "the message waited for the replica that left"
+
+
+def test_a_leader_that_shuts_down_hands_the_live_state_on_at_once(redis_server):
+    """Two replicas' lease tasks: the leader's stopped (a deploy), the other leads at its next turn
+    (a second), not once the lease lapses (3 s)."""
+    from streaming.broker import RedisBroker
+    from streaming.state.shared import LEADER, LEASE_MS, Sharing, lead
+
+    channel = f"cc-test-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> float:
+        brokers = [RedisBroker(redis_server.url, channel) for _ in range(2)]
+        sharings = [Sharing(name, lambda text: None, lambda: None) for name in ("a", "b")]
+        for broker in brokers:
+            await broker.connect(lambda room, text: None)
+        tasks = [asyncio.create_task(lead(b, s, every_s=0.2)) for b, s in zip(brokers, sharings, strict=True)]
+        try:
+            assert await _until(lambda: {s.leader for s in sharings} in ({"a"}, {"b"}))
+            leader = next(i for i, s in enumerate(sharings) if s.role == LEADER)
+            other = sharings[1 - leader]
+            tasks[leader].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tasks[leader]
+            stopped = time.monotonic()
+            assert await _until(lambda: other.role == LEADER, LEASE_MS / 1000 + 2)
+            return time.monotonic() - stopped
+        finally:
+            for task in tasks:
+                task.cancel()
+            for broker in brokers:
+                await broker.disconnect()
+
+    assert asyncio.run(scenario()) < LEASE_MS / 1000 / 2, "the follower waited for the lease to lapse"
