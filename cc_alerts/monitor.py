@@ -5,6 +5,12 @@ rule is due every `cadence_s` (stale data every 30 s, missing points every minut
 every 5 minutes, ...); a due rule is evaluated and its `Evaluation` reconciled with the store in
 one transaction. A rule that fails raises `monitor_rule_failed` about itself instead of
 stopping the others. `clock` is injectable: the cadence tests drive it by hand.
+
+With replicas, one evaluates: each reconciles into the one shared store, so replicas evaluating on
+their own facts undid each other's alerts (a replica that saw no duplicates resolved the alert of
+one that saw them, which raised it again: a notification each time). `leads()` says whether this
+one is it (the sidecar's live-state leader, `streaming/alerting.py`); while it says no, rounds are
+skipped, and once it says yes every rule is due at once: a failover does not wait a cadence.
 """
 
 from __future__ import annotations
@@ -32,11 +38,18 @@ FIRST_ROUND_S = 5.0
 class Monitor:
     def __init__(self, store: AlertStore, settings: Any, facts: Facts | None = None,
                  rules: Sequence[Rule] | None = None, clock: Callable[[], datetime] = utcnow,
-                 tick_s: float = 1.0, first_round_s: float = FIRST_ROUND_S) -> None:
+                 tick_s: float = 1.0, first_round_s: float = FIRST_ROUND_S,
+                 leads: Callable[[], bool] = lambda: True) -> None:
         self.store, self.settings = store, settings
+        self.leads = leads
+        self._led = True  # whether `leads()` said yes at the last round
+        self.skipped = 0  # rounds skipped while another replica evaluates
         self.first_round_s = first_round_s
         self.facts = facts if facts is not None else Facts()
         self.rules = list(rules) if rules is not None else sidecar_rules()
+        # Rules whose `monitor_rule_failed` another monitor (another replica, this one before a
+        # restart) may have left open: their next success resolves it.
+        self._failed_elsewhere = {rule.name for rule in self.rules}
         self._clock, self.tick_s = clock, tick_s
         self._due: dict[str, datetime] = {}
         self.evaluations: dict[str, dict[str, Any]] = {}
@@ -63,7 +76,8 @@ class Monitor:
         finally:
             ctx.close()
         changes = self.store.reconcile(rule.name, evaluation.findings, now, evaluation.covers)
-        if self.evaluations.get(rule.name, {}).get("error"):
+        if self.evaluations.get(rule.name, {}).get("error") or rule.name in self._failed_elsewhere:
+            self._failed_elsewhere.discard(rule.name)
             failed = self.store.resolve(RULE_FAILED, f"rule:{rule.name}", now)
             if failed is not None:
                 changes.append(failed)
@@ -72,7 +86,9 @@ class Monitor:
         return changes
 
     def run_due(self, now: datetime | None = None) -> list[Change]:
-        """Evaluate every rule whose time has come; returns what changed."""
+        """Evaluate every rule whose time has come, if this replica evaluates; returns what changed."""
+        if not self._leading():
+            return []
         now = now or self._clock()
         changes: list[Change] = []
         for rule in self.rules:
@@ -82,6 +98,16 @@ class Monitor:
             self._due[rule.name] = now + timedelta(seconds=rule.cadence_s or 30.0)
             changes += self.evaluate(rule, now)
         return changes
+
+    def _leading(self) -> bool:
+        leads = bool(self.leads())
+        if leads and not self._led:  # newly the evaluating replica: every rule now, whatever the last one did
+            self._due.clear()
+            self._failed_elsewhere = {rule.name for rule in self.rules}
+        if not leads:
+            self.skipped += 1
+        self._led = leads
+        return leads
 
     def _run(self) -> None:
         self._stop.wait(self.first_round_s)
@@ -100,6 +126,11 @@ class Monitor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def status(self) -> dict[str, Any]:
+        """Whether this replica evaluates the rules (else another replica does, and `detail` is
+        from when this one last did)."""
+        return {"evaluates": bool(self.leads()), "rounds_skipped": self.skipped}
 
     def detail(self) -> dict[str, Any]:
         return {name: {**e, "at": e["at"].isoformat(timespec="seconds") + "Z"} for name, e in self.evaluations.items()}

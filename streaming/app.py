@@ -25,6 +25,7 @@ from starlette.routing import Match, Mount
 
 from resources.settings import Settings
 from streaming import graphql, page, telemetry, webhooks, ws
+from streaming.alerting import monitor_status
 from streaming.auth import NO_SECRET
 from streaming.catchup import catch_up
 from streaming.data.marts import MartsUnavailable, utcnow
@@ -193,7 +194,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "claims_taken_over": sidecar.claims.taken_over,
                 "queued": sidecar.hub.backlog(),
                 "slow_clients_closed": sidecar.hub.kicked,
-                "alert_rules": sidecar.monitor.detail() if sidecar.monitor is not None else None}
+                "alert_rules": sidecar.monitor.detail() if sidecar.monitor is not None else None,
+                "alert_monitor": monitor_status(sidecar.monitor, sidecar.shared_facts)}
 
     return app
 

@@ -31,6 +31,7 @@ from resources.ingest.metrics_agent import STREAM as METRICS_STREAM
 from resources.settings import Settings
 from resources.storage.lake import Lake
 from resources.storage.landing import landing_for
+from streaming.alerting import FACTS_ROOM, SharedFacts, evaluates_here, start_alerts
 from streaming.broker import MemoryBroker, broker_for
 from streaming.claims import CLAIM_TTL_S, RECOVERED, Held, SharedClaims
 from streaming.correlate import Correlator
@@ -106,9 +107,10 @@ class Sidecar:
         # Each affected workflow's fct_workflows row, recomputed as its events arrive.
         self.state = LiveState(settings, self.marts, self.correlator, live)
         self.serving: Any = None  # the REST reads (streaming/data/serving.py), set by the app
-        # Alerts: what this replica saw live (the rules read it), the store every process shares,
-        # the rules' monitor and the notifier (cc_alerts/), started in `start`.
-        self.facts = Facts()
+        # Alerts: what this replica saw live and, with Redis, what the others saw (the rules read
+        # it), the store every process shares, the rules' monitor and the notifier (cc_alerts/,
+        # streaming/alerting.py), started in `start`.
+        self.facts = Facts(shared=self._shared)
         self.alerts = alert_store(settings)
         self.monitor: Any = None
         self.notifier: Any = None
@@ -118,6 +120,7 @@ class Sidecar:
         self._learned_teams: set[str] = set()
         self.replica = uuid.uuid4().hex[:12]  # tells this replica's own live events from the others'
         self._own_live = f'{{"from":"{self.replica}"'  # how its LIVE_ROOM messages begin (orjson)
+        self.shared_facts = SharedFacts(self.facts, self.broker, self.replica)  # sent and merged with Redis
         # Deliveries claimed across replicas while one lands them (with Redis).
         self.claims = SharedClaims(self.broker, settings.landing_dir, LANDING_STREAM, self.writer, self.replica,
                                    max(CLAIM_TTL_S, 20 * settings.fault_fsync_delay_s))
@@ -135,8 +138,9 @@ class Sidecar:
         self._context_seen = await asyncio.to_thread(self._context_files)
         self.context = await asyncio.to_thread(self._load_context)
         self.state.on_change(self._state_changed)
-        if self._shared:  # one replica computes the live state, the others apply its deltas
-            self._tasks.append(start_sharing(self.state, self.broker, self.replica))
+        if self._shared:  # one replica computes the live state and evaluates the rules (on all replicas' facts)
+            self._tasks += [start_sharing(self.state, self.broker, self.replica),
+                            asyncio.create_task(self.shared_facts.run())]
         self.state.start()
         self._tasks += [asyncio.create_task(self._every(CONTEXT_INTERVAL_S, self._refresh_context)),
                         asyncio.create_task(self._every(STATUS_PUSH_S, self._refresh_status)),
@@ -146,20 +150,11 @@ class Sidecar:
         await asyncio.to_thread(self._start_alerts)
 
     def _start_alerts(self) -> None:
-        """The rules' monitor and the notifier, each on its own threads: a rule reading the lake or a
-        channel that hangs never touches the event loop (so never a webhook's acknowledgement)."""
-        from cc_alerts.monitor import Monitor
-        from cc_alerts.notify import Notifier
-
         try:
             self._alert_seq = self.alerts.last_seq()  # push what changes from now on
         except Exception:  # noqa: BLE001 - a store down at start-up: the feed starts when it is back
             log.exception("the alert store is unavailable")
-        if self.settings.alert_monitor:
-            self.monitor = Monitor(self.alerts, self.settings, self.facts)
-            self.monitor.start()
-        self.notifier = Notifier.from_settings(self.alerts, self.settings)
-        self.notifier.start()
+        self.monitor, self.notifier = start_alerts(self.alerts, self.settings, self.facts, evaluates_here(self.state))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -436,6 +431,9 @@ class Sidecar:
         live events, for this replica's REST reads and correlation."""
         if room == STATE_ROOM and self.state.sharing is not None:  # the leader's live state
             self.state.sharing.receive(text)
+            return
+        if room == FACTS_ROOM:  # another replica's alert facts
+            self.shared_facts.receive(text)
             return
         if room != LIVE_ROOM:
             if room == METRICS_ROOM:  # every replica's REST reads see every replica's samples

@@ -47,7 +47,8 @@ def evaluate_schema_validation(ctx: RuleContext) -> Evaluation:
                 " where failed_at >= ? and failed_at <= ? and not (source = 'webhooks' and entity = 'deliveries')",
                 [files, since, now]).fetchall():
             letters[_letter_source(source, entity)].append((at, reason or ""))
-    # Deliveries the sidecar refused: the landing log (every replica's) and this replica's facts.
+    # Deliveries the sidecar refused: the landing log (every replica's) and the live facts (every
+    # replica's too, shared through Redis: streaming/alerting.py), whichever holds more.
     refused: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     for delivery in _deliveries(settings).since(since, now):
         if delivery.status == "dead_letter":
