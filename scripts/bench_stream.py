@@ -279,7 +279,6 @@ def start_server(target: str, port: int, data_dir: Path, log, server_env: dict[s
     args = [sys.executable, "-m", "streaming.serve", "--host", "127.0.0.1", "--port", str(port),
             "--log-level", "warning", "--no-access-log"]
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
-    _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
     _wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
     return proc
 
@@ -293,8 +292,11 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}")
-        if requests.get(url, timeout=5).json().get("live_state") == "ready":
-            return
+        try:
+            if requests.get(url, timeout=5).json().get("live_state") == "ready":
+                return
+        except requests.RequestException:  # not answering yet
+            pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not report live_state ready in {timeout} s")
 

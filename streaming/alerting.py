@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from cc_alerts.facts import Facts
-from streaming.state.shared import FOLLOWER
+from streaming.state.shared import FOLLOWER, sent_by
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class SharedFacts:
 
     def __init__(self, facts: Facts, broker: Any, replica: str) -> None:
         self.facts, self.broker, self.replica = facts, broker, replica
-        self._own = f'{{"from":"{replica}"'  # how its messages begin (orjson keeps the keys' order)
+        self._own = sent_by(replica)
         self.sent = self.merged = 0
 
     def send(self) -> None:

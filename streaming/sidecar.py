@@ -45,7 +45,7 @@ from streaming.ratelimit import RateLimits
 from streaming.rooms import ALL_WORKFLOWS, Hub, message
 from streaming.samples import ROOM as METRICS_ROOM
 from streaming.samples import LiveSamples
-from streaming.state.shared import STATE_ROOM, start_sharing
+from streaming.state.shared import STATE_ROOM, sent_by, start_sharing
 from streaming.state.workflows import LiveState, carried_by
 from streaming.telemetry import Telemetry
 from streaming.webhooks import Delivery
@@ -119,7 +119,7 @@ class Sidecar:
         self._context_seen: tuple | None = None
         self._learned_teams: set[str] = set()
         self.replica = uuid.uuid4().hex[:12]  # tells this replica's own live events from the others'
-        self._own_live = f'{{"from":"{self.replica}"'  # how its LIVE_ROOM messages begin (orjson)
+        self._own_live = sent_by(self.replica)  # how its LIVE_ROOM messages begin
         self.shared_facts = SharedFacts(self.facts, self.broker, self.replica)  # sent and merged with Redis
         # Deliveries claimed across replicas while one lands them (with Redis).
         self.claims = SharedClaims(self.broker, settings.landing_dir, LANDING_STREAM, self.writer, self.replica,

@@ -41,6 +41,12 @@ RESYNC_EVERY_S = 1.0  # a follower waiting for the whole state asks again this o
 ALONE, LEADER, FOLLOWER = "alone", "leader", "follower"
 
 
+def sent_by(replica: str) -> str:
+    """How a replica's own messages on an internal room begin (`{"from": replica, ...}` encoded by
+    orjson, which keeps the keys' order): what tells them apart when Redis sends them back to it."""
+    return f'{{"from":"{replica}"'
+
+
 class Sharing:
     """This replica's part: its role, the leader's deltas waiting to be applied, and what it publishes.
 
@@ -50,7 +56,7 @@ class Sharing:
     def __init__(self, replica: str, publish: Callable[[str], None], wake: Callable[[], None],
                  listeners: Callable[[], int] = lambda: 2) -> None:
         self.replica, self._publish, self._wake, self._listeners = replica, publish, wake, listeners
-        self._own = f'{{"from":"{replica}"'  # how its deltas begin (`encode`: orjson, keys in order)
+        self._own = sent_by(replica)
         self.role = ALONE
         self.leader: str | None = None
         self._inbox: deque[str] = deque()

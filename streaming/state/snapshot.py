@@ -122,8 +122,6 @@ def _tagged(value: Any) -> Any:
         return {"$n": str(value)}
     if isinstance(value, timedelta):
         return {"$s": repr(value.total_seconds())}
-    if isinstance(value, set | frozenset):
-        return sorted(value)
     raise TypeError(f"{type(value).__name__} cannot be shared: {value!r}")
 
 
