@@ -63,6 +63,9 @@ class LiveEvents:
         self._events: OrderedDict[str, dict[str, Any]] = OrderedDict()  # event_id -> event, arrival order
         self._max = max_events
         self.drops = 0  # how many times events were dropped: the live state recomputes after each
+        # Bumped by every add and drop: what the reads' caches are keyed on. Not len(), which an
+        # add that replaces an event, or one add beside one drop, leaves as it was.
+        self.changes = 0
 
     def add(self, events: list[dict[str, Any]]) -> None:
         """Add (or replace, by event_id: a redelivery or a newer state of the same event)."""
@@ -78,6 +81,7 @@ class LiveEvents:
             while len(self._events) > self._max:
                 self._events.popitem(last=False)
                 self.drops += 1
+            self.changes += 1
 
     def since(self, ts: datetime | None = None) -> list[dict[str, Any]]:
         """Events that occurred at or after `ts` (all when None), oldest first."""
@@ -117,6 +121,7 @@ class LiveEvents:
                 del self._events[eid]
             if stale:
                 self.drops += 1
+                self.changes += 1
         return len(stale)
 
     def __len__(self) -> int:

@@ -116,7 +116,7 @@ class Serving:
     def live_key(self) -> tuple[int, int]:
         """Changes whenever what the live reads show may have: new live events, a new live state."""
         snapshot = self.state.snapshot if self.state is not None else None
-        return len(self.live), id(snapshot)
+        return self.live.changes, snapshot.serial if snapshot is not None else 0
 
     def close(self) -> None:
         self._closed.set()

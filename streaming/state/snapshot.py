@@ -9,6 +9,7 @@ delta between them with its values' types (timestamps, dates, decimals) intact.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ import orjson
 from streaming.state.layered import GONE, Layered, LayeredSet
 
 Row = dict[str, Any]
+
+_serials = itertools.count(1)
 
 
 @dataclass
@@ -38,6 +41,9 @@ class Snapshot:
     cron_totals: Row | None = None  # fct_cron_job_totals with the live cron runs; None: the build's
     base_cycles: dict[str, Decimal] = field(default_factory=dict)  # the build's cycle times (shared)
     computed_at: float = 0.0
+    # Unique per snapshot made in this process: what the reads' caches are keyed on. Never id(),
+    # which a later snapshot takes over once this one is freed (a cached body then looked current).
+    serial: int = field(default_factory=lambda: next(_serials), compare=False, repr=False)
 
     def cycle_times(self) -> list[Decimal]:
         """Every workflow's cycle time, the live rows' instead of the ones they replace."""
