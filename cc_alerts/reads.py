@@ -13,7 +13,8 @@ import json
 import mmap
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -29,6 +30,46 @@ from resources.storage.landing import LandingLog, landing_for
 # Lines of one landing file are appended in about the order they were received (a group commit
 # orders a batch by arrival); reading back stops once lines are this much older than wanted.
 LANDING_SLACK_S = 120.0
+
+
+# The most of a core reading the landing log may take while it catches up (`Pacer`).
+READ_SHARE = 0.25
+
+
+class Pacer:
+    """Keeps a long read to `share` of a core: after each `slice_s` of work it sleeps for
+    `work × (1 − share) / share`. The landing tail runs in the sidecar's process, whose event loop
+    answers webhooks: its first look reads back the longest window a rule asks for (70 minutes,
+    millions of lines at 1,000 webhooks/s), and read unpaced, that held the interpreter from the
+    event loop in 1 ms turns until it was done: the acknowledgements' p99 doubled for the
+    second it took in `make bench-stream`, and a bigger log would stall them for longer."""
+
+    CHECK_EVERY = 32  # lines between two looks at the clock
+
+    def __init__(self, share: float = READ_SHARE, slice_s: float = 0.002,
+                 clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.share, self.slice_s = share, slice_s
+        self._clock, self._sleep = clock, sleep
+        self._count = 0
+        self._began: float | None = None
+
+    def tick(self) -> None:
+        """One unit of work done (a line read)."""
+        self._count += 1
+        if self._count % self.CHECK_EVERY:
+            return
+        now = self._clock()
+        if self._began is None:
+            self._began = now
+            return
+        worked = now - self._began
+        if worked >= self.slice_s:
+            self._sleep(worked * (1 - self.share) / self.share)
+            self._began = self._clock()
+
+    def rest(self) -> None:
+        """A read is over: the next begins its own slice."""
+        self._began = None
 
 
 def _utc(epoch: float) -> datetime:
@@ -130,10 +171,11 @@ class LandingTail:
     clients, so each line is parsed once. The sidecar writes a delivery's event ids and sources
     into its line (`events`, `event_sources`); a line without them is normalized once, when read."""
 
-    def __init__(self, landing_dir: Path, stream: str, normalize) -> None:
+    def __init__(self, landing_dir: Path, stream: str, normalize, pacer: Pacer | None = None) -> None:
         self.log = LandingLog(landing_dir)
         self.stream = stream
         self._normalize = normalize  # record -> (sources, event ids), for a line without them
+        self.pacer = pacer if pacer is not None else Pacer()
         self._offsets: dict[Path, int] = {}
         self._lines: list[Delivery] = []
         self._covered_from: datetime | None = None  # every line received from here on is held
@@ -157,6 +199,7 @@ class LandingTail:
             stop = horizon - timedelta(seconds=LANDING_SLACK_S)
             self._lines = [d for d in self._lines if d.at >= stop]
             self._covered_from = horizon
+        self.pacer.rest()
         return [d for d in self._lines if d.at >= since]
 
     def _read_back(self, path: Path, since: datetime) -> None:
@@ -172,6 +215,7 @@ class LandingTail:
                     end = data.rfind(b"\n") + 1  # a line still being written is read with the new ones
                     newline = end - 1
                     while newline >= 0:
+                        self.pacer.tick()
                         start = data.rfind(b"\n", 0, newline) + 1
                         entry = self._entry_in(data, start, newline)
                         if entry is not None:
@@ -197,6 +241,7 @@ class LandingTail:
             with mmap.mmap(handle.fileno(), end, access=mmap.ACCESS_READ) as data:
                 position = offset
                 while (newline := data.find(b"\n", position, end)) >= 0:  # a line still being written: next time
+                    self.pacer.tick()
                     entry = self._entry_in(data, position, newline)
                     if entry is not None:
                         self._lines.append(entry)

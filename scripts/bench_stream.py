@@ -176,6 +176,7 @@ async def run_load(args) -> None:
     total = 1 << 62 if args.saturate else int(args.rate * args.seconds)
     queue: asyncio.Queue[int | None] = asyncio.Queue(args.connections if args.saturate else 0)
     ack_hist = new_hist()
+    by_second: dict[int, list[float]] = {}  # second of the load -> ack latencies (ms) of webhooks sent in it
     acked: list[str] = []
     statuses: dict[str, int] = {}
     first_sent = [0.0]
@@ -216,6 +217,7 @@ async def run_load(args) -> None:
             if status == "202":
                 acked.append(delivery)
                 ack_hist[bucket((done - sent) // 1000)] += 1
+                by_second.setdefault(int(sent / 1e9 - first_sent[0]), []).append((done - sent) / 1e6)
                 last_ack[0] = done / 1e9
         writer.close()
 
@@ -236,7 +238,8 @@ async def run_load(args) -> None:
     await asyncio.gather(*workers)
     Path(args.out).write_text(json.dumps({
         "sent": total, "statuses": statuses, "acked": acked, "first_sent": first_sent[0], "last_ack": last_ack[0],
-        "ack_hist": {i: c for i, c in enumerate(ack_hist) if c}}))
+        "ack_hist": {i: c for i, c in enumerate(ack_hist) if c},
+        "ack_p99_by_s": [round(sorted(v)[int(0.99 * (len(v) - 1))], 1) for _, v in sorted(by_second.items())]}))
 
 
 # --- orchestration -------------------------------------------------------------------------------
@@ -451,7 +454,7 @@ def measure(target: str, rate: int, clients: int, seconds: float, work: Path,
             "server_cpu_us": server_cpu / max(1, acked) * 1e6, "server_cores": server_cpu / span,
             "clients_cores": clients_cpu / span, "scrape_every_s": scrape_every_s if scraper.took_s else 0.0,
             "scrapes": len(scraper.took_s), "scrape_ms": 1000 * sum(scraper.took_s) / max(1, len(scraper.took_s)),
-            "scrape_bytes": scraper.size}
+            "scrape_bytes": scraper.size, "ack_p99_by_s": load.get("ack_p99_by_s", [])}
 
 
 def _fmt(value, digits=1) -> str:
@@ -520,6 +523,9 @@ def main(argv: list[str] | None = None) -> None:
                       f"lost {result['lost']}  events/frame {_fmt(result['events_per_frame'], 2)}  "
                       f"server CPU {result['server_cpu_us']:.0f} µs/webhook "
                       f"({result['server_cores']:.2f} cores; clients {result['clients_cores']:.2f})", flush=True)
+                # Where in the load the tail was: a start-up transient, or throughout.
+                print(f"  ack p99 by second of the load, ms: {' '.join(f'{v:g}' for v in result['ack_p99_by_s'])}",
+                      flush=True)
     print()
     print(table(results, server_env))
 

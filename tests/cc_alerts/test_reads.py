@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from cc_alerts.reads import LandingTail
+from cc_alerts.reads import LandingTail, Pacer
 from resources.storage.landing import LandingLog
 from streaming.journal import encode_line
 
@@ -61,6 +61,35 @@ def test_a_longer_window_asked_later_is_read_back_once_and_then_kept(tmp_path):
     later = now + timedelta(minutes=1)
     assert len(tail.since(later - timedelta(minutes=30), later)) == 30  # kept, the oldest gone
     assert len(tail.since(later - timedelta(minutes=1), later)) == 1
+
+
+def test_a_long_read_back_pauses_so_the_sidecar_s_loop_keeps_most_of_a_core(tmp_path):
+    """The first look reads back the longest window (70 minutes at 1,000 webhooks/s is millions of
+    lines) in the sidecar's process: it sleeps between slices of work, `share` of the time at most,
+    and still finds every line."""
+    path = LandingLog(tmp_path).path("webhooks", T0.date())
+    path.parent.mkdir(parents=True)
+    lines = 2_000
+    path.write_bytes(b"".join(line(n, T0 + timedelta(milliseconds=n)) for n in range(lines)))
+    now = [0.0]
+    slept: list[float] = []
+
+    def clock() -> float:  # each look at the clock: 0.1 ms of work since the last (32 lines)
+        now[0] += 0.0001
+        return now[0]
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer(share=0.25, slice_s=0.002, clock=clock, sleep=sleep)
+    tail = LandingTail(tmp_path, "webhooks", lambda record: ([], []), pacer=pacer)
+    found = tail.since(T0 - timedelta(minutes=10), T0 + timedelta(minutes=1))
+    assert len(found) == lines and [d.events[0] for d in found[:2]] == [
+        "github:pr:acme/api#0:opened", "github:pr:acme/api#1:opened"]
+    worked = now[0] - sum(slept)
+    assert slept and sum(slept) >= 2.5 * (worked - 0.002)  # 3x the work, but for the last slice
+    assert max(slept) <= 3 * 0.0021  # ~2 ms of work, then ~6 ms to the loop: never one long wait
 
 
 def test_the_shared_landings_tail_reads_a_line_committed_after_a_later_one(pg_admin_url):
