@@ -36,7 +36,7 @@ from streaming.correlate import Correlator
 from streaming.data.marts import Marts, MartsUnavailable
 from streaming.live import LiveEvents
 from streaming.state import compiled
-from streaming.state.engine import ChainRunner
+from streaming.state.engine import ChainRunner, below_the_loop
 from streaming.state.layered import GONE
 from streaming.state.shared import FOLLOWER, LEADER, Sharing
 from streaming.state.snapshot import Delta, Snapshot
@@ -194,6 +194,7 @@ class LiveState:
         self._cron_sources = _sources_of(models, "fct_cron_job_totals")
 
     def _work(self) -> None:
+        below_the_loop()
         try:
             self.prepare()
         except Exception as exc:  # the build's state is still served; the live one says why not

@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -219,3 +220,17 @@ def test_workflow_updated_reaches_the_workflow_room_and_workflows_all(live, sign
     assert mine["payload"]["id"] == everyone["payload"]["id"] == "linear:ENG-73"
     assert mine["payload"]["status"] == "pending" and mine["payload"]["linearIssueKey"] == "ENG-73"
     assert mine["payload"] == workflows(live)["linear:ENG-73"]
+
+
+def test_the_live_state_computes_below_the_event_loop_s_priority(live):
+    """Its runs (DuckDB, the interpreter released) take a core at a lower priority than the thread
+    answering webhooks, so on a busy host the answers do not wait for them (docs/benchmarks.md)."""
+    from streaming.state.engine import NICE
+
+    tasks = Path(f"/proc/{live.proc.pid}/task")
+
+    def nice(tid: str) -> int:  # /proc/<pid>/task/<tid>/stat: the 19th field
+        return int((tasks / tid / "stat").read_text().rsplit(")", 1)[1].split()[16])
+
+    assert nice(str(live.proc.pid)) == 0  # the event loop's thread
+    assert NICE > 0 and NICE in {nice(t.name) for t in tasks.iterdir()}
