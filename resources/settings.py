@@ -200,7 +200,8 @@ class Settings(BaseSettings):
     room_batch: Literal["adaptive", "fixed"] = "adaptive"
     # Adaptive: the most of the event loop one room's turns take; after a turn whose writes took t
     # its room waits t × (1 − share) / share, and what arrives meanwhile goes out as one frame.
-    room_busy_share: float = Field(0.5, gt=0, le=1)
+    # (`streaming.rooms.BUSY_SHARE` says why 0.15.)
+    room_busy_share: float = Field(0.15, gt=0, le=1)
     # A batching client's frame interval (fixed), and the most batch frames a second a replica writes.
     ws_batch_ms: float = Field(8.0, ge=0)
     ws_frames_per_s: int = Field(25_000, ge=1)

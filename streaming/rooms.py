@@ -58,12 +58,13 @@ BATCH_INTERVAL_S = 0.008
 FRAMES_PER_S = 25_000
 ADAPTIVE, FIXED = "adaptive", "fixed"
 BATCH_MODES = (ADAPTIVE, FIXED)
-# Adaptive: the most of the event loop one room's turns take (see the module docstring). A half:
-# a turn to 100 sockets takes a few hundred µs of CPU, so at 1,000 events/s (one a millisecond)
-# its pause holds back nothing, and only where a turn costs as much as the gap between events
-# (hundreds of clients) do turns wait, so that writing them never takes the whole loop. A
-# smaller share trades latency for CPU: fewer, bigger frames.
-BUSY_SHARE = 0.5
+# Adaptive: the most of the event loop one room's turns take (see the module docstring). A turn to
+# 100 sockets takes a few hundred µs of CPU; with few clients its pause holds back nothing, and
+# only where turns cost about as much as the gap between events do they wait. At a half, 1,000
+# events/s to 100 clients went out 2-3 a frame and the turns' writes held the loop's queue: at
+# 0.15, 5-7 a frame, and bench-stream's p50, p99 and CPU per webhook were all lower (five
+# alternating pairs: medians 7.3 / 30.6 ms / 846 µs against 11.8 / 45.7 ms / 988 µs).
+BUSY_SHARE = 0.15
 
 
 
