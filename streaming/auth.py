@@ -124,8 +124,19 @@ def _verified(secret: str, token: str) -> Principal:
     return Principal(str(claims["sub"]), rooms, float(claims["exp"]), scopes)
 
 
+# hashlib lets go of the interpreter while it hashes 2,048 bytes or more in one call, and getting it
+# back makes the event loop wait for whichever thread took it meanwhile (the landing writer, the
+# live state): fed in slices below that, the HMAC of a 24 KB webhook keeps it. bench-stream at
+# 1,000 x 100, three alternating pairs: 756-805 against 856-880 µs of CPU a webhook.
+_HASH_SLICE = 2047
+
+
 def hmac_sha256_hex(secret: str, body: bytes) -> str:
-    return hmac.digest(secret.encode(), body, "sha256").hex()  # one-shot: OpenSSL's fast path
+    mac = hmac.new(secret.encode(), digestmod="sha256")  # OpenSSL's HMAC
+    view = memoryview(body)
+    for start in range(0, len(view), _HASH_SLICE):
+        mac.update(view[start:start + _HASH_SLICE])
+    return mac.hexdigest()
 
 
 def signature_matches(secret: str, body: bytes, given: str | None, prefix: str = "") -> bool:

@@ -103,3 +103,23 @@ def test_a_github_replay_is_a_duplicate_landed_once(server):
 
 def test_a_linear_replay_with_a_new_delivery_header_is_a_duplicate_landed_once(server):
     assert failures(attacks.linear_replay_probes(server)) == []
+
+
+@pytest.mark.parametrize("size", [0, 1, 2046, 2047, 2048, 4095, 24_000])
+def test_the_sliced_hmac_is_the_one_senders_sign_with(size):
+    """The webhook's HMAC is fed to OpenSSL in slices (`streaming.auth._HASH_SLICE`, so that
+    hashlib keeps the interpreter): at every size around a slice it is the standard HMAC-SHA256,
+    and one flipped byte of the body no longer matches."""
+    import hashlib
+    import hmac
+    import os
+
+    from streaming.auth import hmac_sha256_hex, signature_matches
+
+    body = os.urandom(size)
+    expected = hmac.new(b"the-secret", body, hashlib.sha256).hexdigest()
+    assert hmac_sha256_hex("the-secret", body) == expected
+    assert signature_matches("the-secret", body, "sha256=" + expected, prefix="sha256=")
+    if size:
+        flipped = bytes([body[0] ^ 1]) + body[1:]
+        assert not signature_matches("the-secret", flipped, "sha256=" + expected, prefix="sha256=")
