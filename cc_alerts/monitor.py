@@ -44,6 +44,7 @@ class Monitor:
         self.leads = leads
         self._led = True  # whether `leads()` said yes at the last round
         self.skipped = 0  # rounds skipped while another replica evaluates
+        self.rounds = 0  # rounds this replica evaluated (`/healthz`: the first one is over)
         self.first_round_s = first_round_s
         self.facts = facts if facts is not None else Facts()
         self.rules = list(rules) if rules is not None else sidecar_rules()
@@ -97,6 +98,7 @@ class Monitor:
                 continue
             self._due[rule.name] = now + timedelta(seconds=rule.cadence_s or 30.0)
             changes += self.evaluate(rule, now)
+        self.rounds += 1
         return changes
 
     def _leading(self) -> bool:
@@ -130,7 +132,7 @@ class Monitor:
     def status(self) -> dict[str, Any]:
         """Whether this replica evaluates the rules (else another replica does, and `detail` is
         from when this one last did)."""
-        return {"evaluates": bool(self.leads()), "rounds_skipped": self.skipped}
+        return {"evaluates": bool(self.leads()), "rounds": self.rounds, "rounds_skipped": self.skipped}
 
     def detail(self) -> dict[str, Any]:
         return {name: {**e, "at": e["at"].isoformat(timespec="seconds") + "Z"} for name, e in self.evaluations.items()}

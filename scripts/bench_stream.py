@@ -50,6 +50,8 @@ WEBHOOK_SECRET = "bench-webhook-secret-0123456789abcdef0123"
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789"
 MARKER = re.compile(r"bench-\d+-(\d{19})")
 CLIENTS_PER_PROCESS = 250
+# Whether the load waits for the sidecar's start-up work to be over (`_wait_ready`).
+SETTLE = True
 # A point whose clients still receive after this long past the load (one frame per event to Python
 # clients can take minutes) is cut: its delivered/sent says how far they got.
 DRAIN_S = 60.0
@@ -287,8 +289,11 @@ def start_server(target: str, port: int, data_dir: Path, log, server_env: dict[s
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    """Until the live workflow state has compiled its chain (`/healthz` says `ready`): the load
-    measures a running sidecar, not its first seconds, when compiling takes the core."""
+    """Until the sidecar has started: the live workflow state has compiled its chain (`/healthz`
+    says `ready`) and the alert monitor's first round is over (`alert_monitor.rounds`). The load
+    measures a running sidecar, not its first seconds: compiling takes the core, and the first
+    round reads back the landing log and every rule's files (a second's transient, `ack p99 by
+    second` showed it; `BENCH_STREAM_ARGS=--no-settle` starts the load without waiting for it)."""
     import requests
 
     deadline = time.monotonic() + timeout
@@ -296,12 +301,14 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}")
         try:
-            if requests.get(url, timeout=5).json().get("live_state") == "ready":
+            health = requests.get(url, timeout=5).json()
+            monitor = health.get("alert_monitor")
+            if health.get("live_state") == "ready" and (not SETTLE or monitor is None or monitor.get("rounds")):
                 return
         except requests.RequestException:  # not answering yet
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"{url} did not report live_state ready in {timeout} s")
+    raise RuntimeError(f"{url} did not report live_state ready (and the alert monitor's first round) in {timeout} s")
 
 
 def _cpu_s(pid: int) -> float:
@@ -493,9 +500,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="ws, socketio (adaptive batching), ws:fixed, socketio:fixed (the fixed window), node")
     parser.add_argument("--server-env", action="append", default=[], metavar="CC_NAME=value",
                         help="settings for the sidecar, e.g. CC_WS_BATCH_MS=5 (repeatable)")
+    parser.add_argument("--no-settle", action="store_true",
+                        help="start the load once the live state is ready, without waiting for the alert monitor's first round")
     parser.add_argument("--scrape-every", type=float, default=0.0, metavar="S",
                         help="also measure each sidecar point with /metrics read every S seconds during the load")
     args = parser.parse_args(argv)
+    global SETTLE
+    SETTLE = not args.no_settle
     server_env = dict(item.split("=", 1) for item in args.server_env)
     targets = args.targets.split(",")
     unknown = [t for t in targets if t not in TARGETS]

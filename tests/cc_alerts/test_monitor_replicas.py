@@ -40,7 +40,7 @@ def test_a_replica_that_does_not_lead_leaves_the_alerts_alone_and_evaluates_at_o
         assert monitor.run_due() == []
     [alert] = duplicates_alerts(store)
     assert (alert.state, alert.count) == ("open", 12)
-    assert monitor.evaluations == {} and monitor.status() == {"evaluates": False, "rounds_skipped": 11}
+    assert monitor.evaluations == {} and monitor.status() == {"evaluates": False, "rounds": 0, "rounds_skipped": 11}
 
     # The leader's facts reached this replica (streaming/alerting.py), then so did the lease.
     facts.merge({"duplicates": {"charlie": [T0 + timedelta(minutes=10) - timedelta(seconds=k) for k in range(12)]}})
@@ -68,7 +68,7 @@ def test_a_monitor_alone_evaluates_as_before(store, settings):
         facts.duplicate("charlie", T0 - timedelta(seconds=k))
     monitor = Monitor(store, settings, facts, rules=[dq.DUPLICATES], clock=lambda: T0)
     assert [c.transition for c in monitor.run_due()] == ["opened"]
-    assert monitor.status() == {"evaluates": True, "rounds_skipped": 0}
+    assert monitor.status() == {"evaluates": True, "rounds": 1, "rounds_skipped": 0}
 
 
 def test_a_rule_failure_another_replica_raised_is_resolved_by_the_next_leader_s_success(store, settings):
