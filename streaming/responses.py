@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
+from orjson import dumps as orjson_dumps
 from pydantic import BaseModel
 
 from streaming.data.marts import MartsUnavailable, iso
@@ -19,6 +20,15 @@ from streaming.params import UNKNOWN_PARAMETER
 # JSON at all (a JSON body that breaks the schema is a 422).
 BAD_BODY = {400: {"description": "The body is not JSON"}}
 NOT_OWNER = {403: {"description": "Not the dashboard's owner, or the token's `scopes` claim lacks `dashboards`"}}
+
+
+class Answer(JSONResponse):
+    """A `JSONResponse` encoded by orjson: every webhook's answer (202, duplicate, 503). The standard
+    library's encoder was ~2 % of the event loop's time at 1,000 webhooks/s (py-spy, bench-stream);
+    the bodies are our own small dicts of strings, encoded to the same compact JSON."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson_dumps(content)
 
 
 def with_unknown_parameter(responses: dict) -> dict:

@@ -42,6 +42,7 @@ from streaming.live import LiveEvents, event_dict
 from streaming.metrics_in import accept_metrics
 from streaming.pg_journal import PgCommitLog
 from streaming.ratelimit import RateLimits
+from streaming.responses import Answer
 from streaming.rooms import ALL_WORKFLOWS, Hub, message
 from streaming.samples import ROOM as METRICS_ROOM
 from streaming.samples import LiveSamples
@@ -277,7 +278,7 @@ class Sidecar:
 
     # --- in -------------------------------------------------------------------------------------
 
-    async def accept(self, delivery: Delivery) -> JSONResponse:
+    async def accept(self, delivery: Delivery) -> Answer:
         """Land a delivery once: 202 when its line is fsynced, 200 "duplicate" only for a copy
         that is durable (a copy still being written, by this worker or with Redis by another, is
         waited for: `streaming/claims.py`), 503 if the disk fails.
@@ -311,7 +312,7 @@ class Sidecar:
             line = encode_line(record, received_at, {"payload": delivery.raw})
         except (TypeError, orjson.JSONEncodeError) as exc:
             self.telemetry.delivered(delivery.source, "refused")
-            return JSONResponse({"detail": f"the delivery cannot be stored: {exc}"}, status_code=400)
+            return Answer({"detail": f"the delivery cannot be stored: {exc}"}, status_code=400)
         if self.deliveries.durable(keys):  # with Redis: landed, perhaps by a worker that died before publishing
             if not self.shared_landing and await self.claims.recover(keys):
                 await self._publish_landed(delivery, events, received_at)
@@ -348,7 +349,7 @@ class Sidecar:
             elsewhere = await asyncio.shield(write)
         except OSError as exc:
             self.telemetry.delivered(delivery.source, "failed")
-            return JSONResponse({"detail": f"could not store the delivery, retry: {exc}"}, status_code=503,
+            return Answer({"detail": f"could not store the delivery, retry: {exc}"}, status_code=503,
                                 headers={"Retry-After": "5"})
         if elsewhere:  # the shared landing holds another replica's copy, committed
             if any(elsewhere.values()):  # just now: maybe by a replica that died before publishing it
@@ -369,7 +370,7 @@ class Sidecar:
         body: dict[str, Any] = {"status": status, "delivery": delivery.id, "events": [e.id for e in events]}
         if reason:
             body["reason"] = reason
-        return JSONResponse(body, status_code=202)
+        return Answer(body, status_code=202)
 
     async def _publish_landed(self, delivery: Delivery, events: list[NormalizedEvent], received_at: datetime) -> None:
         """Publish what a landed delivery produced; it stays landed whatever happens here."""
@@ -396,11 +397,11 @@ class Sidecar:
         log.warning("%s was landed by a replica that did not publish it: publishing it here", delivery.id)
         await self._publish_landed(delivery, events, received_at)
 
-    def _duplicate(self, delivery: Delivery) -> JSONResponse:
+    def _duplicate(self, delivery: Delivery) -> Answer:
         self.facts.duplicate(delivery.source, utcnow())
         self.telemetry.delivered(delivery.source, "duplicate")
         self.telemetry.webhook_duplicate.inc()
-        return JSONResponse({"status": "duplicate", "delivery": delivery.id})
+        return Answer({"status": "duplicate", "delivery": delivery.id})
 
     def learn_team(self, delivery: Delivery) -> None:
         """A Linear issue delivery is Linear knowing its team: `VRF-7` is a key from now on, for
