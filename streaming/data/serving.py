@@ -54,6 +54,11 @@ class HotHour:
     event_ids: frozenset[str]
 
 
+def _same_snapshot(a: tuple | None, b: tuple | None) -> bool:
+    """Two `Serving.live_key()`s of the same live state snapshot (their live events may differ)."""
+    return a is None or b is None or a[1] == b[1]
+
+
 @dataclass
 class LiveView:
     """The live events the marts do not have yet, each with the workflow it belongs to, and the
@@ -147,10 +152,14 @@ class Serving:
             self._cache[name] = _Entry((version, live_key), value, now)
         return value
 
-    def _fresh(self, entry: _Entry | None, version: str | None, live_key: int | None, ttl_s: float, now: float,
+    def _fresh(self, entry: _Entry | None, version: str | None, live_key: tuple | None, ttl_s: float, now: float,
                live_refresh_s: float = LIVE_REFRESH_S) -> bool:
+        """Computed from this build, within its TTL, and from these live reads: the same live events
+        and snapshot, or new live events for less than `live_refresh_s` (a burst of webhooks is not a
+        recomputation each). Never a snapshot before the current one: a client told of a workflow's
+        change (`workflow.updated`) that reads at once must get it (the page's tiles stood still)."""
         return entry is not None and entry.key[0] == version and now - entry.computed_at < ttl_s and (
-            entry.key[1] == live_key or now - entry.computed_at < live_refresh_s)
+            entry.key[1] == live_key or (now - entry.computed_at < live_refresh_s and _same_snapshot(entry.key[1], live_key)))
 
     # bodies kept ready -------------------------------------------------------------------------------
     # How often the keeper looks for a new build or new live events.
@@ -293,7 +302,8 @@ class Serving:
         view = self._live_view
         if view is not None and view.key == (version, key) and now - view.computed_at < 1.0:
             return view.value
-        if view is not None and view.key[0] == version and now - view.computed_at < self.LIVE_REFRESH_S:
+        if (view is not None and view.key[0] == version and now - view.computed_at < self.LIVE_REFRESH_S
+                and _same_snapshot(view.key[1], key)):
             return view.value
         state = self.state.snapshot if self.state is not None and self.state.ready else None
         events, updated = [], []

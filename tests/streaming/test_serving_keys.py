@@ -36,3 +36,26 @@ def test_a_redelivered_event_changes_the_key_though_the_count_stays():
     live.add([{**event, "status": "merged"}])  # the same event, newer: the store's size stays 1
     assert len(live) == 1
     assert serving.live_key() != before
+
+
+class _Marts:
+    """A warehouse at one build (`Serving` asks only its version here: no live event to check)."""
+
+    def version(self) -> str:
+        return "build-1"
+
+
+def test_a_read_right_after_a_new_snapshot_gets_it_not_the_body_computed_before():
+    """Live reads may lag new live events by up to `LIVE_REFRESH_S` (a burst is not a recomputation
+    each), never the live state: the page reads the overview the moment `workflow.updated` tells it
+    a workflow changed, and an older body then stood on its tiles until the TTL."""
+    state = SimpleNamespace(snapshot=Snapshot(), ready=True)
+    serving = Serving(marts=_Marts(), store=None, live=LiveEvents(), state=state)
+
+    def compute():
+        return serving.live_view().state
+
+    assert serving.cached("overview", 30, compute, live=True) is state.snapshot
+    state.snapshot = Snapshot()  # the live state's next run, milliseconds later
+    assert serving.cached("overview", 30, compute, live=True) is state.snapshot
+    assert serving.live_view().state is state.snapshot

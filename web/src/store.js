@@ -349,7 +349,7 @@ function applyBatch(batch) {
     mergeFeed(feedEvents);
     bumpEventSeries(feedEvents.filter((e) => !e.type.endsWith(".updated")));
   }
-  if (overviewStale) throttledOverview();
+  if (overviewStale) { throttledOverview(); settledOverview(); }
   if (alertsStale) throttledAlerts();
   changed();
 }
@@ -364,7 +364,16 @@ function throttle(fn, ms) {
     if (!timer) timer = setTimeout(() => { timer = 0; last = Date.now(); fn(); }, wait);
   };
 }
+/** One call `ms` after the last of a run of calls. */
+function debounce(fn, ms) {
+  let timer = 0;
+  return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
+}
 const throttledOverview = throttle(loadOverview, 400);
+// ... and once more when the messages stop: the server may answer a read made the moment an event
+// arrived with a body up to 100 ms older (it does not recompute per event in a burst), and with no
+// message after it, nothing else would read the tiles again.
+const settledOverview = debounce(loadOverview, 600);
 const throttledAlerts = throttle(loadAlerts, 1000);
 
 // --- connection and polling ----------------------------------------------------------------------
