@@ -303,7 +303,8 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
         try:
             health = requests.get(url, timeout=5).json()
             monitor = health.get("alert_monitor")
-            if health.get("live_state") == "ready" and (not SETTLE or monitor is None or monitor.get("rounds")):
+            settled = not SETTLE or not monitor or not monitor.get("evaluates") or monitor.get("rounds")
+            if health.get("live_state") == "ready" and settled:
                 return
         except requests.RequestException:  # not answering yet
             pass
