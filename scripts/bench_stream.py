@@ -50,8 +50,6 @@ WEBHOOK_SECRET = "bench-webhook-secret-0123456789abcdef0123"
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789"
 MARKER = re.compile(r"bench-\d+-(\d{19})")
 CLIENTS_PER_PROCESS = 250
-# Whether the load waits for the sidecar's start-up work to be over (`_wait_ready`).
-SETTLE = True
 # A point whose clients still receive after this long past the load (one frame per event to Python
 # clients can take minutes) is cut: its delivered/sent says how far they got.
 DRAIN_S = 60.0
@@ -270,8 +268,8 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not answer in {timeout} s")
 
 
-def start_server(target: str, port: int, data_dir: Path, log, server_env: dict[str, str] | None = None
-                 ) -> subprocess.Popen:
+def start_server(target: str, port: int, data_dir: Path, log, server_env: dict[str, str] | None = None,
+                 settle: bool = True) -> subprocess.Popen:
     if target == "node":
         proc = subprocess.Popen(["node", "peer.mjs", str(port), WEBHOOK_SECRET], cwd=JS_DIR, stdout=log, stderr=log)
         _wait_http(f"http://127.0.0.1:{port}/", proc)
@@ -284,16 +282,16 @@ def start_server(target: str, port: int, data_dir: Path, log, server_env: dict[s
     args = [sys.executable, "-m", "streaming.serve", "--host", "127.0.0.1", "--port", str(port),
             "--log-level", "warning", "--no-access-log"]
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
-    _wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
+    _wait_ready(f"http://127.0.0.1:{port}/healthz", proc, settle)
     return proc
 
 
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen, settle: bool = True, timeout: float = 120) -> None:
     """Until the sidecar has started: the live workflow state has compiled its chain (`/healthz`
     says `ready`) and the alert monitor's first round is over (`alert_monitor.rounds`). The load
     measures a running sidecar, not its first seconds: compiling takes the core, and the first
     round reads back the landing log and every rule's files (a second's transient, `ack p99 by
-    second` showed it; `BENCH_STREAM_ARGS=--no-settle` starts the load without waiting for it)."""
+    second` showed it; without `settle`, `--no-settle`, the load starts without waiting for it)."""
     import requests
 
     deadline = time.monotonic() + timeout
@@ -303,7 +301,7 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
         try:
             health = requests.get(url, timeout=5).json()
             monitor = health.get("alert_monitor")
-            settled = not SETTLE or not monitor or not monitor.get("evaluates") or monitor.get("rounds")
+            settled = not settle or not monitor or not monitor.get("evaluates") or monitor.get("rounds")
             if health.get("live_state") == "ready" and settled:
                 return
         except requests.RequestException:  # not answering yet
@@ -373,7 +371,7 @@ class Scraper:
 
 
 def measure(target: str, rate: int, clients: int, seconds: float, work: Path,
-            server_env: dict[str, str] | None = None, scrape_every_s: float = 0.0) -> dict:
+            server_env: dict[str, str] | None = None, scrape_every_s: float = 0.0, settle: bool = True) -> dict:
     """One target (`ws`, `ws:fixed`, `socketio`, `socketio:fixed`, `node`) at one load point; with
     `scrape_every_s`, `/metrics` read that often during the load."""
     from streaming.auth import issue_token
@@ -388,7 +386,7 @@ def measure(target: str, rate: int, clients: int, seconds: float, work: Path,
     point.mkdir(parents=True)
     port = _free_port()
     log = (point / "server.log").open("wb")
-    server = start_server(target, port, data_dir, log, server_env)
+    server = start_server(target, port, data_dir, log, server_env, settle)
     client_procs, outs = [], []
     try:
         kind = "ws" if target == "ws" else "sio"
@@ -506,8 +504,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scrape-every", type=float, default=0.0, metavar="S",
                         help="also measure each sidecar point with /metrics read every S seconds during the load")
     args = parser.parse_args(argv)
-    global SETTLE
-    SETTLE = not args.no_settle
     server_env = dict(item.split("=", 1) for item in args.server_env)
     targets = args.targets.split(",")
     unknown = [t for t in targets if t not in TARGETS]
@@ -524,7 +520,8 @@ def main(argv: list[str] | None = None) -> None:
                                    for s in ((0.0, args.scrape_every) if args.scrape_every and t != "node" else (0.0,))):
                 scraped = f", /metrics every {scrape:g} s" if scrape else ""
                 print(f"{target}: {rate} events/s, {clients} clients{scraped} ...", flush=True)
-                result = measure(target, rate, clients, args.seconds, Path(tmp), server_env, scrape)
+                result = measure(target, rate, clients, args.seconds, Path(tmp), server_env, scrape,
+                                 not args.no_settle)
                 results.append(result)
                 if result["scrapes"]:
                     print(f"  {result['scrapes']} scrapes, {result['scrape_ms']:.1f} ms and "

@@ -70,6 +70,13 @@ local n = redis.call('PUBSUB', 'NUMSUB', ARGV[1], ARGV[2])
 if n[4] == 0 or n[2] < tonumber(ARGV[3]) then return -1 end
 return redis.call('PUBLISH', ARGV[1], ARGV[4])
 """
+# A lease: kept (its expiry renewed) by its holder ARGV[1], taken once expired; returns the holder.
+_LEASE = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return held end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+"""
 # Compare and set (ARGV[2] empty: delete).
 _SWAP = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -99,14 +106,6 @@ class _Done:
 
 
 DONE = _Done()
-
-# A lease: kept (its expiry renewed) by its holder ARGV[1], taken once expired; returns the holder.
-_LEASE = """
-local held = redis.call('GET', KEYS[1])
-if held and held ~= ARGV[1] then return held end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return ARGV[1]
-"""
 
 
 class Broker:

@@ -23,7 +23,7 @@ NOT_OWNER = {403: {"description": "Not the dashboard's owner, or the token's `sc
 
 
 class Answer(JSONResponse):
-    """A `JSONResponse` encoded by orjson: every webhook's answer (202, duplicate, 503). The standard
+    """A `JSONResponse` encoded by orjson: `Sidecar.accept`'s answers (202, duplicate, 400, 503). The standard
     library's encoder was ~2 % of the event loop's time at 1,000 webhooks/s (py-spy, bench-stream);
     the bodies are our own small dicts of strings, encoded to the same compact JSON."""
 

@@ -43,7 +43,7 @@ class Snapshot:
     computed_at: float = 0.0
     # Unique per snapshot made in this process: what the reads' caches are keyed on. Never id(),
     # which a later snapshot takes over once this one is freed (a cached body then looked current).
-    serial: int = field(default_factory=lambda: next(_serials), compare=False, repr=False)
+    serial: int = field(default_factory=_serials.__next__, compare=False, repr=False)
 
     def cycle_times(self) -> list[Decimal]:
         """Every workflow's cycle time, the live rows' instead of the ones they replace."""
